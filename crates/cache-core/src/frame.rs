@@ -1,0 +1,577 @@
+//! The versioned value frame: how a value is laid out in a shared store such as Redis.
+//!
+//! A frame is a fixed header (magic, version, flags, timestamps, original size, text tier), two short
+//! strings (operation, AI version), an optional encryption key id, and the payload. The payload is
+//! the caller's bytes ([`Codec::Raw`]) or a MessagePack document ([`Codec::MessagePack`]), LZ4
+//! compressed when it is larger than the compression threshold and compression saves space, and
+//! optionally encrypted through a [`Cipher`]. `docs/frame.md` in the repository documents the layout
+//! byte by byte, with test vectors.
+//!
+//! Decoding never panics and never allocates more than the configured limit, whatever the stored
+//! bytes: a frame that is truncated, foreign, oversized or tampered with is an
+//! [`ErrorKind::Corrupted`] error, which caches treat as a miss.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cipher::Cipher;
+use crate::error::{Error, ErrorKind, Result};
+
+/// The first three bytes of every frame.
+pub const MAGIC: [u8; 3] = *b"AIC";
+/// The frame version this crate writes.
+pub const FRAME_VERSION: u8 = 1;
+/// The longest operation name or AI version a frame carries, in bytes.
+pub const MAX_LABEL_LEN: usize = 255;
+/// Default limit on a decoded payload: 64 MiB.
+pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
+
+const FIXED_HEADER_LEN: usize = 26;
+const CODEC_MASK: u8 = 0b0000_0011;
+const COMPRESSION_SHIFT: u8 = 2;
+const COMPRESSION_MASK: u8 = 0b0000_1100;
+const ENCRYPTED_BIT: u8 = 0b0001_0000;
+const RESERVED_BITS: u8 = 0b1110_0000;
+
+/// How the payload is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Codec {
+    /// Opaque bytes supplied by the caller.
+    Raw,
+    /// A MessagePack document written with named fields ([`encode_msgpack`]).
+    MessagePack,
+}
+
+impl Codec {
+    const fn bits(self) -> u8 {
+        match self {
+            Self::Raw => 0,
+            Self::MessagePack => 1,
+        }
+    }
+
+    fn from_bits(bits: u8) -> Result<Self> {
+        match bits {
+            0 => Ok(Self::Raw),
+            1 => Ok(Self::MessagePack),
+            other => Err(corrupted("unknown payload codec").with_context("codec", other)),
+        }
+    }
+}
+
+/// The compression applied to a stored payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Compression {
+    /// Stored as is.
+    None,
+    /// LZ4 block format (lz4_flex), without a size prefix: the frame header carries the size.
+    Lz4,
+}
+
+impl Compression {
+    const fn bits(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::Lz4 => 1,
+        }
+    }
+
+    fn from_bits(bits: u8) -> Result<Self> {
+        match bits {
+            0 => Ok(Self::None),
+            1 => Ok(Self::Lz4),
+            other => Err(corrupted("unknown compression").with_context("compression", other)),
+        }
+    }
+}
+
+/// The size class of the text a response was computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum TextTier {
+    /// Shorter than the small threshold.
+    Small,
+    /// Between the small and medium thresholds.
+    Medium,
+    /// Between the medium and large thresholds.
+    Large,
+    /// At or above the large threshold.
+    XLarge,
+}
+
+impl TextTier {
+    /// The tier's lowercase name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Small => "small",
+            Self::Medium => "medium",
+            Self::Large => "large",
+            Self::XLarge => "xlarge",
+        }
+    }
+
+    const fn to_byte(tier: Option<Self>) -> u8 {
+        match tier {
+            None => 0,
+            Some(Self::Small) => 1,
+            Some(Self::Medium) => 2,
+            Some(Self::Large) => 3,
+            Some(Self::XLarge) => 4,
+        }
+    }
+
+    fn from_byte(byte: u8) -> Result<Option<Self>> {
+        Ok(match byte {
+            0 => None,
+            1 => Some(Self::Small),
+            2 => Some(Self::Medium),
+            3 => Some(Self::Large),
+            4 => Some(Self::XLarge),
+            other => return Err(corrupted("unknown text tier").with_context("tier", other)),
+        })
+    }
+}
+
+impl fmt::Display for TextTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a frame records about its entry besides the payload.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct FrameMeta {
+    /// When the entry was written, in milliseconds since the Unix epoch.
+    pub cached_at_ms: u64,
+    /// When the entry stops being fresh, in milliseconds since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// The AI operation that produced the value, if any.
+    pub operation: Option<Arc<str>>,
+    /// The size class of the input text, if any.
+    pub text_tier: Option<TextTier>,
+    /// The AI layer's version that wrote the value, if any.
+    pub ai_version: Option<Arc<str>>,
+}
+
+impl FrameMeta {
+    /// Metadata for an entry written at `cached_at_ms` that stays fresh until `expires_at_ms`.
+    pub fn new(cached_at_ms: u64, expires_at_ms: u64) -> Self {
+        Self {
+            cached_at_ms,
+            expires_at_ms,
+            ..Self::default()
+        }
+    }
+
+    /// Sets the operation.
+    #[must_use]
+    pub fn with_operation(mut self, operation: impl Into<Arc<str>>) -> Self {
+        self.operation = Some(operation.into());
+        self
+    }
+
+    /// Sets the text tier.
+    #[must_use]
+    pub fn with_text_tier(mut self, tier: TextTier) -> Self {
+        self.text_tier = Some(tier);
+        self
+    }
+
+    /// Sets the AI version.
+    #[must_use]
+    pub fn with_ai_version(mut self, version: impl Into<Arc<str>>) -> Self {
+        self.ai_version = Some(version.into());
+        self
+    }
+
+    /// Milliseconds of freshness left at `now_ms`; zero once expired.
+    pub fn remaining_ms(&self, now_ms: u64) -> u64 {
+        self.expires_at_ms.saturating_sub(now_ms)
+    }
+}
+
+/// A decoded frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Frame {
+    /// The entry's metadata.
+    pub meta: FrameMeta,
+    /// How `payload` is encoded.
+    pub codec: Codec,
+    /// The payload after decryption and decompression.
+    pub payload: Bytes,
+}
+
+/// The result of encoding: the bytes to store and what compression did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EncodedFrame {
+    /// The frame, ready to store.
+    pub bytes: Vec<u8>,
+    /// The compression actually applied (compression is skipped when it does not save space).
+    pub compression: Compression,
+    /// The payload's size before compression.
+    pub original_size: usize,
+}
+
+/// Encodes and decodes frames with one set of settings.
+///
+/// ```
+/// use cache_core::frame::{Codec, FrameCodec, FrameMeta};
+///
+/// let codec = FrameCodec::new().with_compression_threshold(16);
+/// let meta = FrameMeta::new(1_700_000_000_000, 1_700_000_360_000).with_operation("summarize");
+/// let payload = b"a response that repeats, repeats, repeats, repeats".repeat(4);
+/// let encoded = codec.encode("k", &meta, Codec::Raw, &payload)?;
+/// assert!(encoded.bytes.len() < payload.len());
+/// let frame = codec.decode("k", encoded.bytes.into())?;
+/// assert_eq!(frame.payload.as_ref(), &payload[..]);
+/// assert_eq!(frame.meta.operation.as_deref(), Some("summarize"));
+/// # Ok::<(), cache_core::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct FrameCodec {
+    compression_threshold: usize,
+    compression: Compression,
+    max_payload: usize,
+    cipher: Option<Arc<dyn Cipher>>,
+}
+
+impl fmt::Debug for FrameCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FrameCodec")
+            .field("compression_threshold", &self.compression_threshold)
+            .field("compression", &self.compression)
+            .field("max_payload", &self.max_payload)
+            .field("encrypted", &self.cipher.is_some())
+            .finish()
+    }
+}
+
+impl Default for FrameCodec {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FrameCodec {
+    /// LZ4 above 1,000 bytes, payloads up to [`DEFAULT_MAX_PAYLOAD`], no encryption.
+    pub fn new() -> Self {
+        Self {
+            compression_threshold: 1000,
+            compression: Compression::Lz4,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            cipher: None,
+        }
+    }
+
+    /// Payloads strictly larger than `threshold` bytes are compressed (when it saves space).
+    /// Default: 1000.
+    #[must_use]
+    pub fn with_compression_threshold(mut self, threshold: usize) -> Self {
+        self.compression_threshold = threshold;
+        self
+    }
+
+    /// The algorithm used above the threshold. [`Compression::None`] turns compression off.
+    /// Default: [`Compression::Lz4`].
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The largest payload accepted on encode and produced on decode. Default: 64 MiB.
+    #[must_use]
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = max_payload;
+        self
+    }
+
+    /// Encrypts payloads with `cipher`; the key given to `encode`/`decode` is authenticated too.
+    #[must_use]
+    pub fn with_cipher(mut self, cipher: Arc<dyn Cipher>) -> Self {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// The largest payload accepted.
+    pub fn max_payload(&self) -> usize {
+        self.max_payload
+    }
+
+    /// The compression threshold in bytes.
+    pub fn compression_threshold(&self) -> usize {
+        self.compression_threshold
+    }
+
+    /// Encodes `payload` for storage under `key`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::CapacityExceeded`] when the payload is larger than the limit,
+    /// [`ErrorKind::InvalidInput`] when a label is longer than [`MAX_LABEL_LEN`], and whatever the
+    /// cipher returns.
+    pub fn encode(
+        &self,
+        key: &str,
+        meta: &FrameMeta,
+        codec: Codec,
+        payload: &[u8],
+    ) -> Result<EncodedFrame> {
+        if payload.len() > self.max_payload || u32::try_from(payload.len()).is_err() {
+            return Err(Error::new(ErrorKind::CapacityExceeded, "value is too large")
+                .with_context("size", payload.len())
+                .with_context("allowed", format!("0..={} bytes", self.max_payload)));
+        }
+        let operation = label_bytes("operation", meta.operation.as_deref())?;
+        let ai_version = label_bytes("ai_version", meta.ai_version.as_deref())?;
+
+        let compressed = match self.compression {
+            Compression::Lz4 if payload.len() > self.compression_threshold => {
+                let packed = lz4_flex::block::compress(payload);
+                (packed.len() < payload.len()).then_some(packed)
+            }
+            _ => None,
+        };
+        let compression = if compressed.is_some() {
+            self.compression
+        } else {
+            Compression::None
+        };
+        let body: &[u8] = compressed.as_deref().unwrap_or(payload);
+
+        let mut flags = codec.bits() | (compression.bits() << COMPRESSION_SHIFT);
+        if self.cipher.is_some() {
+            flags |= ENCRYPTED_BIT;
+        }
+        let header_len = FIXED_HEADER_LEN + 2 + operation.len() + ai_version.len() + 4;
+        let mut out = Vec::with_capacity(header_len + body.len() + 32);
+        out.extend_from_slice(&MAGIC);
+        out.push(FRAME_VERSION);
+        out.push(flags);
+        out.extend_from_slice(&meta.cached_at_ms.to_be_bytes());
+        out.extend_from_slice(&meta.expires_at_ms.to_be_bytes());
+        // Checked above: the payload length fits in u32.
+        out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.push(TextTier::to_byte(meta.text_tier));
+        push_label(&mut out, operation);
+        push_label(&mut out, ai_version);
+        match &self.cipher {
+            Some(cipher) => {
+                out.extend_from_slice(&cipher.key_id().to_be_bytes());
+                let aad = associated_data(key, &out);
+                let sealed = cipher.encrypt(body, &aad)?;
+                out.extend_from_slice(&sealed);
+            }
+            None => out.extend_from_slice(body),
+        }
+        Ok(EncodedFrame {
+            bytes: out,
+            compression,
+            original_size: payload.len(),
+        })
+    }
+
+    /// Decodes a frame read from under `key`.
+    ///
+    /// An uncompressed, unencrypted payload is a zero-copy slice of `stored`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Corrupted`] for anything that is not a valid frame of this version, including a
+    /// payload that fails authentication; [`ErrorKind::Unsupported`] for an encrypted frame when no
+    /// cipher is configured.
+    pub fn decode(&self, key: &str, stored: Bytes) -> Result<Frame> {
+        let mut reader = Reader::new(&stored);
+        if reader.take(3)? != MAGIC {
+            return Err(corrupted("not an aicache frame (bad magic)"));
+        }
+        let version = reader.u8()?;
+        if version != FRAME_VERSION {
+            return Err(corrupted("unsupported frame version").with_context("version", version));
+        }
+        let flags = reader.u8()?;
+        if flags & RESERVED_BITS != 0 {
+            return Err(corrupted("reserved flag bits are set").with_context("flags", flags));
+        }
+        let codec = Codec::from_bits(flags & CODEC_MASK)?;
+        let compression = Compression::from_bits((flags & COMPRESSION_MASK) >> COMPRESSION_SHIFT)?;
+        let encrypted = flags & ENCRYPTED_BIT != 0;
+        let cached_at_ms = reader.u64()?;
+        let expires_at_ms = reader.u64()?;
+        let original_size = usize::try_from(reader.u32()?).unwrap_or(usize::MAX);
+        if original_size > self.max_payload {
+            return Err(corrupted("declared payload size exceeds the limit")
+                .with_context("size", original_size)
+                .with_context("allowed", self.max_payload));
+        }
+        let text_tier = TextTier::from_byte(reader.u8()?)?;
+        let operation = reader.label()?;
+        let ai_version = reader.label()?;
+        let key_id = if encrypted { Some(reader.u32()?) } else { None };
+        let header_end = reader.pos;
+        let meta = FrameMeta {
+            cached_at_ms,
+            expires_at_ms,
+            operation,
+            text_tier,
+            ai_version,
+        };
+
+        let body: Bytes = match key_id {
+            Some(key_id) => {
+                let cipher = self.cipher.as_ref().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unsupported,
+                        "the stored value is encrypted but no cipher is configured",
+                    )
+                })?;
+                let aad = associated_data(key, &stored[..header_end]);
+                let plain = cipher
+                    .decrypt(key_id, &stored[header_end..], &aad)
+                    .map_err(|e| corrupted("payload failed authentication").with_source(e))?;
+                Bytes::from(plain)
+            }
+            None => stored.slice(header_end..),
+        };
+
+        let payload = match compression {
+            Compression::None => body,
+            Compression::Lz4 => {
+                let mut out = vec![0u8; original_size];
+                let written = lz4_flex::block::decompress_into(&body, &mut out)
+                    .map_err(|e| corrupted("LZ4 payload does not decompress").with_source(e))?;
+                if written != original_size {
+                    return Err(corrupted("LZ4 payload has the wrong decompressed size")
+                        .with_context("expected", original_size)
+                        .with_context("got", written));
+                }
+                Bytes::from(out)
+            }
+        };
+        if payload.len() != original_size {
+            return Err(corrupted("payload length does not match the header")
+                .with_context("expected", original_size)
+                .with_context("got", payload.len()));
+        }
+        Ok(Frame {
+            meta,
+            codec,
+            payload,
+        })
+    }
+}
+
+/// Serializes `value` as MessagePack with named fields, the payload codec of [`Codec::MessagePack`].
+///
+/// # Errors
+/// [`ErrorKind::Serialization`] when `value` cannot be serialized.
+pub fn encode_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(value).map_err(|e| {
+        Error::new(ErrorKind::Serialization, "cannot encode value as MessagePack").with_source(e)
+    })
+}
+
+/// Deserializes a MessagePack payload.
+///
+/// # Errors
+/// [`ErrorKind::Serialization`] when the bytes are not a valid `T`.
+pub fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        Error::new(ErrorKind::Serialization, "cannot decode MessagePack value").with_source(e)
+    })
+}
+
+fn corrupted(message: &'static str) -> Error {
+    Error::new(ErrorKind::Corrupted, message)
+}
+
+fn label_bytes<'a>(field: &'static str, label: Option<&'a str>) -> Result<&'a [u8]> {
+    let bytes = label.unwrap_or_default().as_bytes();
+    if bytes.len() > MAX_LABEL_LEN {
+        return Err(Error::new(ErrorKind::InvalidInput, "frame label is too long")
+            .with_context("field", field)
+            .with_context("length", bytes.len())
+            .with_context("allowed", format!("0..={MAX_LABEL_LEN} bytes")));
+    }
+    Ok(bytes)
+}
+
+fn push_label(out: &mut Vec<u8>, label: &[u8]) {
+    // label_bytes bounded the length to MAX_LABEL_LEN (255).
+    out.push(u8::try_from(label.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(label);
+}
+
+/// The AEAD associated data: the key's length and bytes, then the frame header. Binding the key means
+/// a ciphertext copied under another key fails to authenticate; binding the header means metadata
+/// cannot be altered.
+fn associated_data(key: &str, header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(8 + key.len() + header.len());
+    aad.extend_from_slice(&(key.len() as u64).to_be_bytes());
+    aad.extend_from_slice(key.as_bytes());
+    aad.extend_from_slice(header);
+    aad
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| {
+                corrupted("frame is truncated")
+                    .with_context("offset", self.pos)
+                    .with_context("needed", n)
+            })?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let mut buf = [0u8; 4];
+        buf.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(buf))
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(buf))
+    }
+
+    fn label(&mut self) -> Result<Option<Arc<str>>> {
+        let len = usize::from(self.u8()?);
+        if len == 0 {
+            return Ok(None);
+        }
+        let bytes = self.take(len)?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| corrupted("frame label is not UTF-8").with_source(e))?;
+        Ok(Some(Arc::from(text)))
+    }
+}
+
+#[cfg(test)]
+mod tests;

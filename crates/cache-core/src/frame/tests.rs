@@ -1,0 +1,242 @@
+use super::*;
+use proptest::prelude::*;
+
+/// A reversible, authenticated test cipher: XOR with the key id, then a checksum over the
+/// plaintext and the associated data. Real ciphers live in cache-security.
+#[derive(Debug)]
+struct ChecksumXor {
+    key_id: u32,
+}
+
+fn checksum(data: &[u8], aad: &[u8]) -> u8 {
+    data.iter().chain(aad).fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(*b))
+}
+
+impl Cipher for ChecksumXor {
+    fn key_id(&self) -> u32 {
+        self.key_id
+    }
+    fn encrypt(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>> {
+        let mut out: Vec<u8> = plaintext.iter().map(|b| b ^ 0x5a).collect();
+        out.push(checksum(plaintext, associated_data));
+        Ok(out)
+    }
+    fn decrypt(&self, key_id: u32, ciphertext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>> {
+        if key_id != self.key_id {
+            return Err(Error::new(ErrorKind::Unsupported, "unknown key id"));
+        }
+        let (tag, body) = ciphertext
+            .split_last()
+            .ok_or_else(|| Error::new(ErrorKind::Corrupted, "empty ciphertext"))?;
+        let plain: Vec<u8> = body.iter().map(|b| b ^ 0x5a).collect();
+        if checksum(&plain, associated_data) != *tag {
+            return Err(Error::new(ErrorKind::Corrupted, "tag mismatch"));
+        }
+        Ok(plain)
+    }
+}
+
+const CACHED: u64 = 1_700_000_000_000;
+const EXPIRES: u64 = 1_700_003_600_000;
+
+fn vectors() -> Vec<(&'static str, FrameCodec, FrameMeta, Codec, Vec<u8>)> {
+    let plain = FrameCodec::new();
+    let msgpack = encode_msgpack(&serde_json::json!({"summary": "ok"})).unwrap();
+    vec![
+        ("raw_hello", plain.clone(), FrameMeta::new(CACHED, EXPIRES), Codec::Raw, b"hello".to_vec()),
+        (
+            "msgpack_summarize",
+            plain,
+            FrameMeta::new(CACHED, EXPIRES)
+                .with_operation("summarize")
+                .with_text_tier(TextTier::Small)
+                .with_ai_version("1.0"),
+            Codec::MessagePack,
+            msgpack,
+        ),
+        (
+            "lz4_abcd_x64",
+            FrameCodec::new().with_compression_threshold(16),
+            FrameMeta::new(CACHED, EXPIRES),
+            Codec::Raw,
+            b"abcd".repeat(64),
+        ),
+    ]
+}
+
+fn documented_vectors() -> Vec<(String, String)> {
+    let doc = include_str!("../../../../docs/frame.md");
+    let start = doc.find("<!-- vectors:start -->").unwrap();
+    let end = doc.find("<!-- vectors:end -->").unwrap();
+    doc[start..end]
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let name = parts.next()?;
+            let hex = parts.next()?;
+            (hex.len() > 8 && hex.chars().all(|c| c.is_ascii_hexdigit()))
+                .then(|| (name.to_string(), hex.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn documented_test_vectors_match_the_code() {
+    let documented = documented_vectors();
+    let vectors = vectors();
+    assert_eq!(documented.len(), vectors.len(), "docs/frame.md lists every vector");
+    for (name, codec, meta, payload_codec, payload) in vectors {
+        let encoded = codec.encode("k", &meta, payload_codec, &payload).unwrap();
+        let hex = hex::encode(&encoded.bytes);
+        let doc_hex = documented
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, h)| h.as_str())
+            .unwrap_or_else(|| panic!("vector {name} missing from docs/frame.md; encoded: {hex}"));
+        assert_eq!(doc_hex, hex, "vector {name}");
+        let frame = codec.decode("k", Bytes::from(hex::decode(doc_hex).unwrap())).unwrap();
+        assert_eq!(frame.meta, meta);
+        assert_eq!(frame.codec, payload_codec);
+        assert_eq!(frame.payload.as_ref(), &payload[..]);
+    }
+}
+
+#[test]
+fn compression_only_above_threshold_and_only_when_smaller() {
+    let codec = FrameCodec::new().with_compression_threshold(100);
+    let meta = FrameMeta::new(CACHED, EXPIRES);
+    let compressible = vec![b'x'; 1000];
+    let small = vec![b'x'; 100];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let noise: Vec<u8> = (0..1000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_be_bytes()[0]
+        })
+        .collect();
+    assert_eq!(codec.encode("k", &meta, Codec::Raw, &compressible).unwrap().compression, Compression::Lz4);
+    assert_eq!(codec.encode("k", &meta, Codec::Raw, &small).unwrap().compression, Compression::None);
+    assert_eq!(codec.encode("k", &meta, Codec::Raw, &noise).unwrap().compression, Compression::None);
+    let off = FrameCodec::new().with_compression(Compression::None).with_compression_threshold(0);
+    assert_eq!(off.encode("k", &meta, Codec::Raw, &compressible).unwrap().compression, Compression::None);
+}
+
+#[test]
+fn every_truncation_is_corrupted_not_a_panic() {
+    let codec = FrameCodec::new().with_compression_threshold(16);
+    let meta = FrameMeta::new(CACHED, EXPIRES).with_operation("qa");
+    let bytes = codec.encode("k", &meta, Codec::Raw, &b"abcd".repeat(64)).unwrap().bytes;
+    for len in 0..bytes.len() {
+        let err = codec.decode("k", Bytes::copy_from_slice(&bytes[..len])).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupted, "prefix of {len} bytes");
+    }
+}
+
+#[test]
+fn declared_size_above_the_limit_is_refused_before_allocating() {
+    let codec = FrameCodec::new().with_max_payload(1024);
+    let mut bytes = FrameCodec::new()
+        .encode("k", &FrameMeta::new(CACHED, EXPIRES), Codec::Raw, b"hi")
+        .unwrap()
+        .bytes;
+    bytes[21..25].copy_from_slice(&u32::MAX.to_be_bytes());
+    let err = codec.decode("k", Bytes::from(bytes)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted);
+    assert!(err.to_string().contains("exceeds the limit"));
+}
+
+#[test]
+fn oversized_payload_is_refused_on_encode() {
+    let codec = FrameCodec::new().with_max_payload(10);
+    let err = codec
+        .encode("k", &FrameMeta::default(), Codec::Raw, &[0u8; 11])
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CapacityExceeded);
+}
+
+#[test]
+fn encrypted_frames_authenticate_the_key_and_the_header() {
+    let codec = FrameCodec::new()
+        .with_compression_threshold(8)
+        .with_cipher(Arc::new(ChecksumXor { key_id: 7 }));
+    let meta = FrameMeta::new(CACHED, EXPIRES).with_operation("sentiment");
+    let payload = b"positive positive positive positive";
+    let bytes = codec.encode("key-a", &meta, Codec::Raw, payload).unwrap().bytes;
+    let frame = codec.decode("key-a", Bytes::from(bytes.clone())).unwrap();
+    assert_eq!(frame.payload.as_ref(), payload);
+
+    let moved = codec.decode("key-b", Bytes::from(bytes.clone())).unwrap_err();
+    assert_eq!(moved.kind(), ErrorKind::Corrupted);
+
+    let mut tampered = bytes.clone();
+    tampered[6] ^= 1; // cached_at
+    assert_eq!(codec.decode("key-a", Bytes::from(tampered)).unwrap_err().kind(), ErrorKind::Corrupted);
+
+    let no_cipher = FrameCodec::new();
+    assert_eq!(no_cipher.decode("key-a", Bytes::from(bytes)).unwrap_err().kind(), ErrorKind::Unsupported);
+}
+
+#[test]
+fn unknown_flags_and_versions_are_rejected() {
+    let good = FrameCodec::new()
+        .encode("k", &FrameMeta::new(CACHED, EXPIRES), Codec::Raw, b"v")
+        .unwrap()
+        .bytes;
+    let mut reserved = good.clone();
+    reserved[4] |= 0b1000_0000;
+    let mut version = good.clone();
+    version[3] = 2;
+    let mut magic = good;
+    magic[0] = b'X';
+    for bad in [reserved, version, magic] {
+        assert_eq!(FrameCodec::new().decode("k", Bytes::from(bad)).unwrap_err().kind(), ErrorKind::Corrupted);
+    }
+}
+
+#[test]
+fn msgpack_roundtrip_keeps_named_fields() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Answer {
+        text: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        score: Option<f64>,
+    }
+    let value = Answer { text: "hi".into(), score: None };
+    let bytes = encode_msgpack(&value).unwrap();
+    assert_eq!(decode_msgpack::<Answer>(&bytes).unwrap(), value);
+    let as_json: serde_json::Value = decode_msgpack(&bytes).unwrap();
+    assert_eq!(as_json, serde_json::json!({"text": "hi"}));
+    assert_eq!(decode_msgpack::<Answer>(b"\xc1").unwrap_err().kind(), ErrorKind::Serialization);
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = FrameCodec::new().decode("k", Bytes::from(bytes));
+    }
+
+    #[test]
+    fn arbitrary_bytes_behind_a_valid_header_never_panic(
+        flags in any::<u8>(),
+        size in any::<u32>(),
+        tail in proptest::collection::vec(any::<u8>(), 0..256),
+    ) {
+        let mut bytes = b"AIC\x01".to_vec();
+        bytes.push(flags);
+        bytes.extend_from_slice(&[0u8; 16]);
+        bytes.extend_from_slice(&size.to_be_bytes());
+        bytes.extend_from_slice(&tail);
+        let _ = FrameCodec::new().with_max_payload(1 << 20).decode("k", Bytes::from(bytes));
+    }
+
+    #[test]
+    fn roundtrip(payload in proptest::collection::vec(any::<u8>(), 0..4096), threshold in 0usize..2048) {
+        let codec = FrameCodec::new().with_compression_threshold(threshold);
+        let meta = FrameMeta::new(CACHED, EXPIRES);
+        let bytes = codec.encode("k", &meta, Codec::Raw, &payload).unwrap().bytes;
+        let frame = codec.decode("k", Bytes::from(bytes)).unwrap();
+        prop_assert_eq!(frame.payload.as_ref(), &payload[..]);
+    }
+}
