@@ -1,0 +1,138 @@
+use super::*;
+
+fn key(s: &str) -> CacheKey {
+    CacheKey::new(s).unwrap()
+}
+
+fn ttl(secs: u64) -> Ttl {
+    Ttl::from_secs(secs).unwrap()
+}
+
+fn small(max_entries: usize) -> InMemoryCache<Bytes> {
+    InMemoryCache::new(MemoryCacheConfig::default().with_max_entries(max_entries)).unwrap()
+}
+
+#[test]
+fn overwriting_a_key_in_a_full_cache_evicts_nothing() {
+    let cache = small(3);
+    for i in 0..3 {
+        cache.insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60)).unwrap();
+    }
+    cache.insert(key("k2"), Bytes::from_static(b"w"), ttl(60)).unwrap();
+    for i in 0..3 {
+        assert!(cache.contains(&format!("k{i}")), "k{i} must survive an overwrite of k2");
+    }
+    assert_eq!(cache.fetch("k2").as_deref(), Some(&b"w"[..]));
+    assert_eq!(cache.stats().evictions, 0);
+}
+
+#[test]
+fn entry_cap_holds() {
+    let cache = small(3);
+    for i in 0..10 {
+        cache.insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60)).unwrap();
+    }
+    let stats = cache.stats();
+    assert!(stats.entries <= 3, "{stats:?}");
+    assert!(stats.evictions >= 7, "{stats:?}");
+}
+
+#[test]
+fn byte_budget_holds() {
+    let config = MemoryCacheConfig::default()
+        .with_max_entries(1000)
+        .with_max_bytes(64 * 1024);
+    let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
+    for i in 0..200 {
+        cache.insert(key(&format!("k{i}")), Bytes::from(vec![0u8; 1024]), ttl(60)).unwrap();
+    }
+    let stats = cache.stats();
+    assert!(stats.bytes <= 64 * 1024, "{stats:?}");
+    assert!(stats.evictions > 0);
+}
+
+#[test]
+fn falsy_values_are_hits() {
+    let cache = small(10);
+    for (k, v) in [("zero", &b"0"[..]), ("empty", b""), ("list", b"[]"), ("null", b"null")] {
+        cache.insert(key(k), Bytes::copy_from_slice(v), ttl(60)).unwrap();
+        assert_eq!(cache.fetch(k).as_deref(), Some(v), "{k}");
+    }
+    assert_eq!(cache.stats().hits, 4);
+    assert_eq!(cache.stats().misses, 0);
+}
+
+#[test]
+fn too_large_is_refused_not_dropped() {
+    let config = MemoryCacheConfig::default().with_max_bytes(64 * 1024);
+    let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
+    let limit = cache.max_value_size();
+    assert!(limit > 0);
+    let err = cache
+        .insert(key("big"), Bytes::from(vec![0u8; limit + 1]), ttl(60))
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CapacityExceeded);
+    assert_eq!(cache.stats().rejected_too_large, 1);
+    cache.insert(key("fits"), Bytes::from(vec![0u8; limit]), ttl(60)).unwrap();
+    assert!(cache.contains("fits"), "a value at the limit must really be stored");
+}
+
+#[test]
+fn ttl_is_enforced_on_read() {
+    let cache = small(10);
+    cache.insert(key("short"), Bytes::from_static(b"v"), Ttl::from_millis(30).unwrap()).unwrap();
+    assert!(cache.fetch("short").is_some());
+    std::thread::sleep(Duration::from_millis(60));
+    assert!(cache.fetch("short").is_none());
+    assert!(!cache.contains("short"));
+    let stats = cache.stats();
+    assert_eq!(stats.expirations, 1);
+    assert_eq!(stats.entries, 0);
+}
+
+#[test]
+fn sweep_reclaims_unread_expired_entries() {
+    let config = MemoryCacheConfig::default()
+        .with_max_entries(100)
+        .with_sweep_interval(Duration::from_millis(1));
+    let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
+    for i in 0..5 {
+        cache.insert(key(&format!("old{i}")), Bytes::from_static(b"v"), Ttl::from_millis(10).unwrap()).unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(30));
+    cache.insert(key("new"), Bytes::from_static(b"v"), ttl(60)).unwrap();
+    assert_eq!(cache.inner.cache.len(), 1, "the write swept the expired entries");
+    assert_eq!(cache.stats().expirations, 5);
+}
+
+#[test]
+fn patterns_select_like_redis() {
+    let cache = small(100);
+    for k in ["op:sum:1", "op:summarize:1", "lit*[x]", "litXY"] {
+        cache.insert(key(k), Bytes::from_static(b"v"), ttl(60)).unwrap();
+    }
+    let mut found = cache.keys_matching(&KeyPattern::new("op:sum:*").unwrap());
+    found.sort();
+    assert_eq!(found, vec![key("op:sum:1")]);
+    let literal = KeyPattern::new(cache_core::escape_glob("lit*[x]")).unwrap();
+    assert_eq!(cache.remove_matching(&literal), vec![key("lit*[x]")]);
+    assert!(cache.contains("litXY"));
+}
+
+#[test]
+fn invalid_config_names_the_field() {
+    let err = InMemoryCache::<Bytes>::new(MemoryCacheConfig::default().with_max_entries(0)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+    assert!(err.to_string().contains("max_entries: got 0"), "{err}");
+}
+
+#[tokio::test]
+async fn set_many_refuses_the_whole_batch() {
+    let config = MemoryCacheConfig::default().with_max_bytes(64 * 1024);
+    let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
+    let too_big = Bytes::from(vec![0u8; cache.max_value_size() + 1]);
+    let batch = vec![(key("a"), Bytes::from_static(b"1")), (key("b"), too_big)];
+    let err = cache.set_many(&batch, None).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::CapacityExceeded);
+    assert!(!cache.contains("a"));
+}
