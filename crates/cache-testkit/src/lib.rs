@@ -1,0 +1,22 @@
+//! Test support for aicache and for teams that add a backend.
+//!
+//! - [`RedisServer`] starts a real `redis-server` for a test: on a free 127.0.0.1 port (retrying when
+//!   the port was taken meanwhile) or on a unix socket, in its own temporary directory, with no
+//!   persistence; it waits for the server to answer and kills it (SIGKILL) when dropped, also when
+//!   the test panics. Variants: plain, `requirepass`, and ACL users. A missing `redis-server` is a
+//!   loud failure that names the install command, never a skip.
+//! - [`conformance`] is the backend contract as executable cases, and [`conformance_suite!`] turns
+//!   them into one `#[tokio::test]` per case for a backend of yours.
+//!
+//! ```no_run
+//! use cache_testkit::{RedisServer, ServerConfig};
+//!
+//! let server = RedisServer::start(ServerConfig::default().with_password("s3cret"));
+//! println!("redis at {}", server.url());
+//! // The server is killed when `server` goes out of scope.
+//! ```
+
+pub mod conformance;
+mod server;
+
+pub use server::{AclUser, LaunchError, RedisServer, ServerConfig, Transport, redis_server_binary};

@@ -1,0 +1,526 @@
+//! The `redis-server` launcher.
+
+use std::fmt;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where the launched server listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Transport {
+    /// TCP on 127.0.0.1, on a free port.
+    #[default]
+    Tcp,
+    /// A unix socket in the server's temporary directory.
+    Unix,
+}
+
+/// An ACL user to create on the launched server.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct AclUser {
+    /// The user name.
+    pub name: String,
+    /// The user's password.
+    pub password: String,
+    /// ACL rules after `on >password`, for example `["~aicache:*", "+@read", "+@write"]`.
+    pub rules: Vec<String>,
+}
+
+impl AclUser {
+    /// A user with `rules` (Redis ACL syntax).
+    pub fn new(name: impl Into<String>, password: impl Into<String>, rules: &[&str]) -> Self {
+        Self {
+            name: name.into(),
+            password: password.into(),
+            rules: rules.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+impl fmt::Debug for AclUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AclUser")
+            .field("name", &self.name)
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How to launch a server.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// TCP or unix socket.
+    pub transport: Transport,
+    /// `requirepass` for the default user.
+    pub password: Option<String>,
+    /// ACL users; when any is given the default user is disabled.
+    pub acl_users: Vec<AclUser>,
+    /// Extra `redis.conf` lines.
+    pub extra_config: Vec<String>,
+    /// The binary to run; default [`redis_server_binary`].
+    pub binary: Option<String>,
+}
+
+impl fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("transport", &self.transport)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("acl_users", &self.acl_users)
+            .field("extra_config", &self.extra_config)
+            .field("binary", &self.binary)
+            .finish()
+    }
+}
+
+impl ServerConfig {
+    /// Listens on a unix socket instead of TCP.
+    #[must_use]
+    pub fn unix(mut self) -> Self {
+        self.transport = Transport::Unix;
+        self
+    }
+
+    /// Requires `password` from the default user (`requirepass`).
+    #[must_use]
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Adds an ACL user and disables the default user.
+    #[must_use]
+    pub fn with_acl_user(mut self, user: AclUser) -> Self {
+        self.acl_users.push(user);
+        self
+    }
+
+    /// Runs `binary` instead of [`redis_server_binary`].
+    #[must_use]
+    pub fn with_binary(mut self, binary: impl Into<String>) -> Self {
+        self.binary = Some(binary.into());
+        self
+    }
+
+    /// Appends a raw `redis.conf` line.
+    #[must_use]
+    pub fn with_config_line(mut self, line: impl Into<String>) -> Self {
+        self.extra_config.push(line.into());
+        self
+    }
+}
+
+/// Why a server could not be launched.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum LaunchError {
+    /// No `redis-server` binary was found.
+    BinaryMissing {
+        /// The binary that was tried.
+        binary: String,
+    },
+    /// The server process could not be started or did not become ready.
+    Failed {
+        /// What happened.
+        reason: String,
+        /// The end of the server's log.
+        log_tail: String,
+    },
+    /// A filesystem or process error.
+    Io(std::io::Error),
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BinaryMissing { binary } => write!(
+                f,
+                "`{binary}` was not found. Install it with `apt-get update && apt-get install -y redis-server` \
+                 (Debian/Ubuntu, as root), or run `cargo xtask test`, which installs it; \
+                 set AICACHE_REDIS_SERVER to use another binary"
+            ),
+            Self::Failed { reason, log_tail } => {
+                write!(f, "redis-server failed: {reason}\n--- server log ---\n{log_tail}")
+            }
+            Self::Io(e) => write!(f, "redis-server launch I/O error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for LaunchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<std::io::Error> for LaunchError {
+    fn from(e: std::io::Error) -> Self {
+        Self::Io(e)
+    }
+}
+
+/// The `redis-server` binary used: `$AICACHE_REDIS_SERVER`, else `redis-server` on the `PATH`.
+pub fn redis_server_binary() -> String {
+    std::env::var("AICACHE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+}
+
+const READY_TIMEOUT: Duration = Duration::from_secs(15);
+const PORT_ATTEMPTS: usize = 8;
+
+/// A running `redis-server`, killed when dropped.
+pub struct RedisServer {
+    config: ServerConfig,
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    port: u16,
+}
+
+impl fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("endpoint", &self.url_without_auth())
+            .field("pid", &self.pid())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl RedisServer {
+    /// Starts a server, panicking with an actionable message when it cannot.
+    ///
+    /// # Panics
+    /// When `redis-server` is missing or does not start; the message says how to fix it.
+    pub fn start(config: ServerConfig) -> Self {
+        match Self::try_start(config) {
+            Ok(server) => server,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Starts a server.
+    ///
+    /// # Errors
+    /// [`LaunchError::BinaryMissing`] without a `redis-server`; [`LaunchError::Failed`] when it
+    /// exits or does not answer within 15 s.
+    pub fn try_start(config: ServerConfig) -> Result<Self, LaunchError> {
+        let dir = tempfile::Builder::new().prefix("aicache-redis-").tempdir()?;
+        let mut server = Self {
+            config,
+            dir,
+            child: None,
+            port: 0,
+        };
+        server.launch(None)?;
+        Ok(server)
+    }
+
+    /// A `redis://` (or `redis+unix://`) URL with the default user's password, if any.
+    pub fn url(&self) -> String {
+        let auth = self
+            .config
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        match self.config.transport {
+            Transport::Tcp => format!("redis://{auth}127.0.0.1:{}", self.port),
+            Transport::Unix => {
+                let pass = self
+                    .config
+                    .password
+                    .as_ref()
+                    .map(|p| format!("?pass={p}"))
+                    .unwrap_or_default();
+                format!("redis+unix://{}{pass}", self.socket_path().display())
+            }
+        }
+    }
+
+    /// A URL with no credentials.
+    pub fn url_without_auth(&self) -> String {
+        match self.config.transport {
+            Transport::Tcp => format!("redis://127.0.0.1:{}", self.port),
+            Transport::Unix => format!("redis+unix://{}", self.socket_path().display()),
+        }
+    }
+
+    /// A URL that logs in as ACL user `name` with `password`.
+    pub fn url_for_user(&self, name: &str, password: &str) -> String {
+        format!("redis://{name}:{password}@127.0.0.1:{}", self.port)
+    }
+
+    /// The TCP port (0 for a unix socket server).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// The server's working directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Whether the process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+
+    /// Kills the server with SIGKILL and reaps it. The port stays reserved for [`restart`](Self::restart).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Already exited is fine: kill reports it and wait reaps it.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (after [`kill`](Self::kill)), empty.
+    ///
+    /// # Panics
+    /// When the server cannot be started again; the message includes its log.
+    pub fn restart(&mut self) {
+        self.kill();
+        let port = self.port;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            match self.launch(Some(port)) {
+                Ok(()) => return,
+                // The old socket may linger for a moment after SIGKILL.
+                Err(LaunchError::Failed { ref log_tail, .. })
+                    if log_tail.contains("Address already in use") && Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("restart on port {port} failed: {e}"),
+            }
+        }
+    }
+
+    /// Sends a raw command line (inline protocol) and returns the first reply line. For test setup.
+    ///
+    /// # Errors
+    /// On I/O failure.
+    pub fn raw_command(&self, line: &str) -> std::io::Result<String> {
+        let mut reply = String::new();
+        match self.config.transport {
+            Transport::Tcp => {
+                let stream = TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port))?;
+                exchange(stream, line, &mut reply)?;
+            }
+            Transport::Unix => {
+                let stream = UnixStream::connect(self.socket_path())?;
+                exchange(stream, line, &mut reply)?;
+            }
+        }
+        Ok(reply)
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        self.dir.path().join("redis.sock")
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    fn log_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(self.log_path()) {
+            let _ = file.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    fn write_config(&self, port: u16) -> Result<PathBuf, LaunchError> {
+        let dir = self.dir.path();
+        let mut conf = vec![
+            "bind 127.0.0.1".to_string(),
+            format!("port {port}"),
+            "save \"\"".to_string(),
+            "appendonly no".to_string(),
+            "daemonize no".to_string(),
+            format!("dir {}", dir.display()),
+            format!("logfile {}", self.log_path().display()),
+        ];
+        if self.config.transport == Transport::Unix {
+            conf.push(format!("unixsocket {}", self.socket_path().display()));
+            conf.push("unixsocketperm 700".to_string());
+        }
+        if let Some(password) = &self.config.password {
+            conf.push(format!("requirepass {password}"));
+        }
+        if !self.config.acl_users.is_empty() {
+            conf.push("user default off".to_string());
+            for user in &self.config.acl_users {
+                conf.push(format!(
+                    "user {} on >{} {}",
+                    user.name,
+                    user.password,
+                    user.rules.join(" ")
+                ));
+            }
+        }
+        conf.extend(self.config.extra_config.iter().cloned());
+        let path = dir.join("redis.conf");
+        std::fs::write(&path, conf.join("\n") + "\n")?;
+        Ok(path)
+    }
+
+    fn launch(&mut self, fixed_port: Option<u16>) -> Result<(), LaunchError> {
+        let attempts = if fixed_port.is_some() { 1 } else { PORT_ATTEMPTS };
+        let mut last_error = None;
+        for _ in 0..attempts {
+            let port = match (self.config.transport, fixed_port) {
+                (Transport::Unix, _) => 0,
+                (Transport::Tcp, Some(port)) => port,
+                (Transport::Tcp, None) => free_port()?,
+            };
+            match self.spawn_and_wait(port) {
+                Ok(()) => return Ok(()),
+                Err(LaunchError::Failed { reason, log_tail })
+                    if log_tail.contains("Address already in use") =>
+                {
+                    // Another process took the port between our probe and the server's bind.
+                    last_error = Some(LaunchError::Failed { reason, log_tail });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| LaunchError::Failed {
+            reason: "no free port found".to_string(),
+            log_tail: String::new(),
+        }))
+    }
+
+    fn spawn_and_wait(&mut self, port: u16) -> Result<(), LaunchError> {
+        let conf = self.write_config(port)?;
+        let _ = std::fs::remove_file(self.log_path());
+        let binary = self.config.binary.clone().unwrap_or_else(redis_server_binary);
+        let child = Command::new(&binary)
+            .arg(&conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    LaunchError::BinaryMissing {
+                        binary: binary.clone(),
+                    }
+                } else {
+                    LaunchError::Io(e)
+                }
+            })?;
+        self.child = Some(child);
+        self.port = port;
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if !self.is_running() {
+                self.kill();
+                return Err(LaunchError::Failed {
+                    reason: format!("the process exited during startup (port {port})"),
+                    log_tail: self.log_tail(),
+                });
+            }
+            if let Ok(reply) = self.raw_command("PING") {
+                // NOAUTH and NOPERM mean the server is up but wants credentials.
+                if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") || reply.contains("NOPERM") {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                self.kill();
+                return Err(LaunchError::Failed {
+                    reason: format!("no answer to PING within {READY_TIMEOUT:?}"),
+                    log_tail: self.log_tail(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn exchange<S: Read + Write>(mut stream: S, line: &str, reply: &mut String) -> std::io::Result<()> {
+    stream.write_all(line.as_bytes())?;
+    stream.write_all(b"\r\n")?;
+    BufReader::new(stream).read_line(reply)?;
+    Ok(())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starts_answers_and_dies_on_drop() {
+        let mut server = RedisServer::start(ServerConfig::default());
+        assert!(server.raw_command("PING").unwrap().starts_with("+PONG"));
+        assert!(server.is_running());
+        let port = server.port();
+        drop(server);
+        assert!(TcpStream::connect(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)).is_err());
+    }
+
+    #[test]
+    fn kill_and_restart_on_the_same_port() {
+        let mut server = RedisServer::start(ServerConfig::default());
+        let port = server.port();
+        server.kill();
+        assert!(server.raw_command("PING").is_err());
+        server.restart();
+        assert_eq!(server.port(), port);
+        assert!(server.raw_command("PING").unwrap().starts_with("+PONG"));
+    }
+
+    #[test]
+    fn requirepass_and_acl_and_unix_variants() {
+        let server = RedisServer::start(ServerConfig::default().with_password("pw"));
+        assert!(server.raw_command("PING").unwrap().starts_with("-NOAUTH"));
+        assert!(server.url().contains(":pw@"));
+
+        let acl = RedisServer::start(
+            ServerConfig::default().with_acl_user(AclUser::new("app", "apppw", &["~app:*", "+@all"])),
+        );
+        assert!(!acl.raw_command("PING").unwrap().starts_with("+PONG"));
+        assert!(acl.raw_command("AUTH app apppw").unwrap().starts_with("+OK"));
+
+        let unix = RedisServer::start(ServerConfig::default().unix());
+        assert!(unix.raw_command("PING").unwrap().starts_with("+PONG"));
+        assert!(unix.url().starts_with("redis+unix://"));
+    }
+
+    #[test]
+    fn missing_binary_is_a_loud_error_with_the_install_command() {
+        let config = ServerConfig::default().with_binary("/nonexistent/redis-server");
+        let err = RedisServer::try_start(config).unwrap_err();
+        assert!(matches!(err, LaunchError::BinaryMissing { .. }), "{err:?}");
+        assert!(err.to_string().contains("apt-get install -y redis-server"));
+    }
+}
