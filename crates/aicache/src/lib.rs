@@ -1,0 +1,41 @@
+//! aicache caches AI/LLM responses so that services stop paying seconds and money for answers they
+//! already have.
+//!
+//! This facade re-exports the layers a service needs; each layer is also usable on its own:
+//!
+//! | feature | what it brings |
+//! |---|---|
+//! | `memory` | [`InMemoryCache`]: the in-process tier |
+//! | `redis` (default) | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL |
+//!
+//! ```no_run
+//! use aicache::{CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig};
+//!
+//! # async fn demo() -> aicache::Result<()> {
+//! // Memory-only: no Redis needed. Add `.with_redis_url(...)` to share entries through Redis.
+//! let cache = GenericRedisCache::connect(RedisCacheConfig::default()).await?;
+//! let key = CacheKey::new("summarize:doc-1")?;
+//! if cache.get(&key).await?.is_none() {
+//!     let answer = "a summary the model took two seconds to write";
+//!     cache.set(&key, answer.into(), None).await?;
+//! }
+//! # Ok(()) }
+//! ```
+
+pub use bytes::Bytes;
+pub use cache_core::{
+    CacheInterface, CacheKey, Capabilities, DynCache, Error, ErrorKind, KeyPattern, Layer, Recorder,
+    Result, SharedCache, TextTier, Ttl, ValidationIssue, ValidationResult, escape_glob, frame,
+};
+
+#[cfg(feature = "memory")]
+pub use cache_memory::{InMemoryCache, MemoryCacheConfig, MemoryCacheStats};
+
+#[cfg(feature = "redis")]
+pub use cache_redis::{
+    CacheEvent, CacheEventListener, GenericRedisCache, HealthReport, L2Health, ListenerError,
+    RedisCacheConfig, RedisCacheStats,
+};
+
+/// True when this build includes the Redis tier (the `redis` feature).
+pub const REDIS_AVAILABLE: bool = cfg!(feature = "redis");

@@ -1,0 +1,336 @@
+//! Settings of [`GenericRedisCache`](crate::GenericRedisCache).
+
+use std::fmt;
+use std::time::Duration;
+
+use cache_core::frame::{Compression, DEFAULT_MAX_PAYLOAD};
+use cache_core::{Ttl, ValidationIssue, ValidationResult};
+use cache_memory::MemoryCacheConfig;
+
+/// Settings of a [`GenericRedisCache`](crate::GenericRedisCache).
+///
+/// `Debug` never prints the password of `redis_url`.
+///
+/// ```
+/// use cache_redis::RedisCacheConfig;
+///
+/// let config = RedisCacheConfig::default().with_redis_url("redis://:hunter2@127.0.0.1:6379");
+/// assert!(config.validate().is_valid());
+/// assert!(!format!("{config:?}").contains("hunter2"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RedisCacheConfig {
+    /// The Redis URL (`redis://`, `rediss://`, `redis+unix://`). `None`: memory-only. Default: `None`.
+    pub redis_url: Option<String>,
+    /// The namespace of every Redis key: keys are stored as `{key_prefix}:{key}`. Default: `aicache`.
+    pub key_prefix: String,
+    /// The TTL of entries written without one. Default: 3600 s.
+    pub default_ttl: Duration,
+    /// The in-process tier; `None` turns it off (only allowed with Redis). Default: on, 100 entries.
+    pub l1: Option<MemoryCacheConfig>,
+    /// The longest an L1 copy lives when Redis is configured, so another instance's writes and
+    /// deletes become visible within it. Default: 300 s.
+    pub l1_max_ttl: Duration,
+    /// Values larger than this many bytes are compressed when that saves space. Default: 1000.
+    pub compression_threshold: usize,
+    /// The compression algorithm above the threshold. Default: LZ4.
+    pub compression: Compression,
+    /// The largest value accepted, in bytes. Default: 64 MiB.
+    pub max_value_size: usize,
+    /// The limit on every Redis command, ours (not only redis-rs's). Default: 500 ms.
+    pub command_timeout: Duration,
+    /// The limit on opening a connection. Default: 2 s.
+    pub connect_timeout: Duration,
+    /// The first delay before probing an unavailable Redis again; it doubles per failure. Default: 100 ms.
+    pub reconnect_min_delay: Duration,
+    /// The longest delay between probes of an unavailable Redis. Default: 1 s.
+    pub reconnect_max_delay: Duration,
+    /// The `COUNT` hint of each `SCAN` step, and the `UNLINK` batch size. Default: 1000.
+    pub scan_count: usize,
+}
+
+impl Default for RedisCacheConfig {
+    fn default() -> Self {
+        Self {
+            redis_url: None,
+            key_prefix: "aicache".to_string(),
+            default_ttl: Duration::from_secs(3600),
+            l1: Some(MemoryCacheConfig::default()),
+            l1_max_ttl: Duration::from_secs(300),
+            compression_threshold: 1000,
+            compression: Compression::Lz4,
+            max_value_size: DEFAULT_MAX_PAYLOAD,
+            command_timeout: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(2),
+            reconnect_min_delay: Duration::from_millis(100),
+            reconnect_max_delay: Duration::from_secs(1),
+            scan_count: 1000,
+        }
+    }
+}
+
+impl fmt::Debug for RedisCacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisCacheConfig")
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("key_prefix", &self.key_prefix)
+            .field("default_ttl", &self.default_ttl)
+            .field("l1", &self.l1)
+            .field("l1_max_ttl", &self.l1_max_ttl)
+            .field("compression_threshold", &self.compression_threshold)
+            .field("compression", &self.compression)
+            .field("max_value_size", &self.max_value_size)
+            .field("command_timeout", &self.command_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_min_delay", &self.reconnect_min_delay)
+            .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .field("scan_count", &self.scan_count)
+            .finish()
+    }
+}
+
+/// Replaces the password of a Redis URL with `***`: `redis://user:secret@host` → `redis://user:***@host`.
+///
+/// ```
+/// assert_eq!(cache_redis::redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
+/// assert_eq!(cache_redis::redact_url("redis://h:1"), "redis://h:1");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let mut out = url.to_string();
+    if let Some(at) = rest[..authority_end].rfind('@') {
+        let userinfo = &rest[..at];
+        if let Some(colon) = userinfo.find(':') {
+            out.replace_range(scheme_end + colon + 1..scheme_end + at, "***");
+        }
+    }
+    if let Some(q) = out.find("pass=") {
+        let end = out[q..].find('&').map_or(out.len(), |e| q + e);
+        out.replace_range(q + 5..end, "***");
+    }
+    out
+}
+
+const KNOWN_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "valkey", "valkeys"];
+
+impl RedisCacheConfig {
+    /// Sets [`redis_url`](Self::redis_url).
+    #[must_use]
+    pub fn with_redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// Sets [`key_prefix`](Self::key_prefix).
+    #[must_use]
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// Sets [`default_ttl`](Self::default_ttl).
+    #[must_use]
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Sets [`l1`](Self::l1).
+    #[must_use]
+    pub fn with_l1(mut self, l1: Option<MemoryCacheConfig>) -> Self {
+        self.l1 = l1;
+        self
+    }
+
+    /// Sets [`l1_max_ttl`](Self::l1_max_ttl).
+    #[must_use]
+    pub fn with_l1_max_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_max_ttl = ttl;
+        self
+    }
+
+    /// Sets [`compression_threshold`](Self::compression_threshold).
+    #[must_use]
+    pub fn with_compression_threshold(mut self, threshold: usize) -> Self {
+        self.compression_threshold = threshold;
+        self
+    }
+
+    /// Sets [`compression`](Self::compression).
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Sets [`max_value_size`](Self::max_value_size).
+    #[must_use]
+    pub fn with_max_value_size(mut self, size: usize) -> Self {
+        self.max_value_size = size;
+        self
+    }
+
+    /// Sets [`command_timeout`](Self::command_timeout).
+    #[must_use]
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets the reconnection backoff bounds.
+    #[must_use]
+    pub fn with_reconnect_delays(mut self, min: Duration, max: Duration) -> Self {
+        self.reconnect_min_delay = min;
+        self.reconnect_max_delay = max;
+        self
+    }
+
+    /// Sets [`scan_count`](Self::scan_count).
+    #[must_use]
+    pub fn with_scan_count(mut self, count: usize) -> Self {
+        self.scan_count = count;
+        self
+    }
+
+    /// Checks every field; see [`ValidationResult`].
+    pub fn validate(&self) -> ValidationResult {
+        let mut r = ValidationResult::new();
+        if let Some(url) = &self.redis_url {
+            let scheme = url.split("://").next().unwrap_or_default();
+            if !url.contains("://") || !KNOWN_SCHEMES.contains(&scheme) {
+                r.error(ValidationIssue::new(
+                    "redis_url",
+                    redact_url(url),
+                    "redis://, rediss:// or redis+unix:// URL",
+                    "write the URL as redis://[user:password@]host:port[/db]",
+                ));
+            }
+        }
+        if self.key_prefix.is_empty() || self.key_prefix.len() > 256 {
+            r.error(ValidationIssue::new(
+                "key_prefix",
+                format!("{:?}", self.key_prefix),
+                "1..=256 bytes",
+                "an empty prefix would let clear() remove every key of the database",
+            ));
+        }
+        if Ttl::new(self.default_ttl).is_err() {
+            r.error(ValidationIssue::new(
+                "default_ttl",
+                format!("{:?}", self.default_ttl),
+                "1 ms ..= 10 years",
+                "set a positive default TTL",
+            ));
+        }
+        if Ttl::new(self.l1_max_ttl).is_err() {
+            r.error(ValidationIssue::new(
+                "l1_max_ttl",
+                format!("{:?}", self.l1_max_ttl),
+                "1 ms ..= 10 years",
+                "set a positive bound on how long an L1 copy lives",
+            ));
+        }
+        match &self.l1 {
+            Some(l1) => {
+                for mut issue in l1.validate().errors {
+                    issue.field = format!("l1.{}", issue.field);
+                    r.error(issue);
+                }
+                if self.redis_url.is_some() && l1.default_ttl > self.default_ttl {
+                    r.warning(ValidationIssue::new(
+                        "l1.default_ttl",
+                        format!("{:?}", l1.default_ttl),
+                        format!("<= default_ttl ({:?})", self.default_ttl),
+                        "L1 copies never outlive the Redis entry; the longer L1 TTL has no effect",
+                    ));
+                }
+            }
+            None if self.redis_url.is_none() => r.error(ValidationIssue::new(
+                "l1",
+                "off",
+                "on when redis_url is unset",
+                "without Redis and without L1 nothing would be cached: set redis_url or enable l1",
+            )),
+            None => {}
+        }
+        if self.max_value_size == 0 || self.max_value_size > 512 * 1024 * 1024 {
+            r.error(ValidationIssue::new(
+                "max_value_size",
+                self.max_value_size,
+                "1..=536870912 bytes (Redis' string limit)",
+                "set a positive size limit",
+            ));
+        }
+        for (field, value) in [
+            ("command_timeout", self.command_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("reconnect_min_delay", self.reconnect_min_delay),
+        ] {
+            if value.is_zero() {
+                r.error(ValidationIssue::new(
+                    field,
+                    "0s",
+                    "> 0",
+                    "a zero duration would fail or spin on every call",
+                ));
+            }
+        }
+        if self.reconnect_max_delay < self.reconnect_min_delay {
+            r.error(ValidationIssue::new(
+                "reconnect_max_delay",
+                format!("{:?}", self.reconnect_max_delay),
+                format!(">= reconnect_min_delay ({:?})", self.reconnect_min_delay),
+                "raise reconnect_max_delay or lower reconnect_min_delay",
+            ));
+        }
+        if self.scan_count == 0 {
+            r.error(ValidationIssue::new("scan_count", 0, ">= 1", "use the default, 1000"));
+        }
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_hides_passwords() {
+        assert_eq!(redact_url("redis://user:pw@host:6379/0"), "redis://user:***@host:6379/0");
+        assert_eq!(redact_url("rediss://:p%40ss@host"), "rediss://:***@host");
+        assert_eq!(redact_url("redis+unix:///tmp/r.sock?pass=x&db=1"), "redis+unix:///tmp/r.sock?pass=***&db=1");
+        assert_eq!(redact_url("redis://host"), "redis://host");
+    }
+
+    #[test]
+    fn validation_names_field_value_and_allowed() {
+        let config = RedisCacheConfig::default()
+            .with_redis_url("http://:secret@h")
+            .with_key_prefix("")
+            .with_command_timeout(Duration::ZERO);
+        let result = config.validate();
+        let fields: Vec<&str> = result.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["redis_url", "key_prefix", "command_timeout"]);
+        let text = result.into_result().unwrap_err().to_string();
+        assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[test]
+    fn memory_only_needs_l1() {
+        let result = RedisCacheConfig::default().with_l1(None).validate();
+        assert_eq!(result.errors[0].field, "l1");
+        assert!(RedisCacheConfig::default().with_l1(None).with_redis_url("redis://h").validate().is_valid());
+    }
+}

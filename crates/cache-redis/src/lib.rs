@@ -1,0 +1,40 @@
+//! aicache's shared tier: [`GenericRedisCache`], Redis (L2) behind an optional in-process
+//! [`InMemoryCache`](cache_memory::InMemoryCache) (L1).
+//!
+//! - **Memory-only by default.** Without a Redis URL the cache is its L1 alone: the embedded default.
+//! - **One multiplexed connection** (redis-rs `ConnectionManager`, built lazily, cloned per call)
+//!   carries every hot-path command, so concurrent tasks are pipelined on one socket.
+//! - **A timeout of ours on every network call.** An unreachable Redis, at start or mid-run, never
+//!   fails a cache call: reads answer from L1 or as misses, writes still land in L1, and one
+//!   background probe at a time reconnects with exponential backoff (no re-dial per operation).
+//!   Wrong credentials or a refused permission are errors, never "memory-only mode".
+//! - **Values are framed** ([`cache_core::frame`]): self-describing, LZ4-compressed above a
+//!   threshold, carrying their absolute expiry so an L2 hit promotes into L1 for
+//!   `min(remaining TTL, l1_max_ttl)` with no extra round trip. Bytes that are not a valid frame are a
+//!   miss, are deleted and are counted.
+//! - **Pattern work** uses `SCAN MATCH … COUNT` and pipelined `UNLINK`, never `KEYS`.
+//! - **Listeners** ([`CacheEventListener`]) observe hits, misses, writes and deletes; one that fails
+//!   or panics never breaks a cache operation.
+//!
+//! ```no_run
+//! use cache_core::{CacheInterface, CacheKey};
+//! use cache_redis::{GenericRedisCache, RedisCacheConfig};
+//!
+//! # async fn demo() -> cache_core::Result<()> {
+//! let config = RedisCacheConfig::default().with_redis_url("redis://127.0.0.1:6379");
+//! let cache = GenericRedisCache::connect(config).await?;
+//! let key = CacheKey::new("greeting")?;
+//! cache.set(&key, "hello".into(), None).await?;
+//! assert_eq!(cache.get(&key).await?.as_deref(), Some(&b"hello"[..]));
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod config;
+mod connection;
+mod events;
+mod link;
+
+pub use cache::{GenericRedisCache, HealthReport, L2Health, RedisCacheStats};
+pub use config::{RedisCacheConfig, redact_url};
+pub use events::{CacheEvent, CacheEventListener, ListenerError};

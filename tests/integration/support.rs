@@ -1,0 +1,50 @@
+//! Shared fixtures.
+
+use std::time::Duration;
+
+use aicache::{GenericRedisCache, MemoryCacheConfig, RedisCacheConfig};
+use cache_testkit::{RedisServer, ServerConfig};
+
+/// Settings for tests: short timeouts and fast reconnection so outages resolve quickly.
+pub(crate) fn test_config(url: &str) -> RedisCacheConfig {
+    RedisCacheConfig::default()
+        .with_redis_url(url)
+        .with_key_prefix("test")
+        .with_command_timeout(Duration::from_millis(300))
+        .with_connect_timeout(Duration::from_millis(500))
+        .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(200))
+        .with_l1(Some(MemoryCacheConfig::default().with_max_entries(10_000)))
+}
+
+pub(crate) async fn redis_cache(config: RedisCacheConfig) -> GenericRedisCache {
+    GenericRedisCache::connect(config).await.unwrap()
+}
+
+pub(crate) fn server() -> RedisServer {
+    RedisServer::start(ServerConfig::default())
+}
+
+/// A raw redis-rs connection to inspect or tamper with what the cache stored.
+pub(crate) async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+/// Polls `check` until it holds or `limit` passes.
+pub(crate) async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
