@@ -1,1 +1,205 @@
-fn main() {}
+//! The ratio report of `cargo xtask bench`: each row is a contender measured against its baseline
+//! in the same run, in interleaved rounds (A B A B …), as `shared/spec/BENCHMARKS.md` asks.
+//!
+//! Rows:
+//! - `l1_hit_1k_c1`: a memory-only `GenericRedisCache` hit vs a bare quick_cache get of the same bytes.
+//! - `l2_hit_{1k,100k}_c{1,50}`: `GenericRedisCache` with L1 off vs raw redis-rs `GET` on one
+//!   multiplexed connection, both reading the same stored frame.
+//!
+//! Output: a table on stdout and `target/aicache-bench/report.json`
+//! (`[{"name", "value", "unit", "baseline", "ratio"}]`, values in ops/s, ratio = contender/baseline).
+#![allow(clippy::print_stdout, reason = "a benchmark report prints its table")]
+#![allow(missing_docs, reason = "a benchmark binary")]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aicache::{Bytes, CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig, Ttl};
+use cache_testkit::{RedisServer, ServerConfig};
+
+struct Plan {
+    rounds: usize,
+    round_time: Duration,
+}
+
+struct Row {
+    name: String,
+    contender: Vec<f64>,
+    baseline: Vec<f64>,
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Runs `tasks` workers until `duration` has passed; each worker returns how many operations it
+/// did. Returns operations per second.
+async fn throughput<F, Fut>(tasks: usize, duration: Duration, worker: F) -> f64
+where
+    F: Fn(Instant) -> Fut,
+    Fut: std::future::Future<Output = u64> + Send + 'static,
+{
+    let started = Instant::now();
+    let deadline = started + duration;
+    let handles: Vec<_> = (0..tasks).map(|_| tokio::spawn(worker(deadline))).collect();
+    let mut done = 0u64;
+    for handle in handles {
+        done += handle.await.unwrap();
+    }
+    done as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Repeats `op` in batches of 16 until `deadline`; returns the count.
+macro_rules! until {
+    ($deadline:expr, $op:expr) => {{
+        let mut count = 0u64;
+        while Instant::now() < $deadline {
+            for _ in 0..16 {
+                $op;
+            }
+            count += 16;
+        }
+        count
+    }};
+}
+
+async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) -> Row {
+    let name = format!("l2_hit_{}_c{tasks}", if size >= 100 * 1024 { "100k" } else { "1k" });
+    let config = RedisCacheConfig::default()
+        .with_redis_url(server.url())
+        .with_key_prefix("bench")
+        .with_l1(None)
+        .with_command_timeout(Duration::from_secs(5));
+    let cache = GenericRedisCache::connect(config).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let raw = client.get_multiplexed_async_connection().await.unwrap();
+    let key = CacheKey::new("row").unwrap();
+    let redis_key = cache.redis_key(&key);
+    // Incompressible bytes: the frame stores them as they are, so contender and baseline move the
+    // same bytes (compression is measured by the criterion benches).
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let value: Bytes = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_be_bytes()[0]
+        })
+        .collect();
+    let mut row = Row { name, contender: Vec::new(), baseline: Vec::new() };
+    for _ in 0..plan.rounds {
+        let mut flush = raw.clone();
+        let _: () = redis::cmd("FLUSHALL").query_async(&mut flush).await.unwrap();
+        cache.set(&key, value.clone(), Some(Ttl::from_secs(3600).unwrap())).await.unwrap();
+
+        row.contender.push(
+            throughput(tasks, plan.round_time, |deadline| {
+                let cache = cache.clone();
+                let k = key.clone();
+                async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
+            })
+            .await,
+        );
+        row.baseline.push(
+            throughput(tasks, plan.round_time, |deadline| {
+                let mut conn = raw.clone();
+                let rk = redis_key.clone();
+                async move {
+                    until!(deadline, {
+                        let got: Option<Vec<u8>> =
+                            redis::cmd("GET").arg(&rk).query_async(&mut conn).await.unwrap();
+                        assert!(got.is_some());
+                    })
+                }
+            })
+            .await,
+        );
+    }
+    row
+}
+
+async fn l1_row(plan: &Plan) -> Row {
+    let cache = GenericRedisCache::connect(RedisCacheConfig::default()).await.unwrap();
+    let key = CacheKey::new("row").unwrap();
+    let value = Bytes::from(vec![b'x'; 1024]);
+    cache.set(&key, value.clone(), None).await.unwrap();
+    let bare: quick_cache::sync::Cache<String, Bytes> = quick_cache::sync::Cache::new(100);
+    bare.insert("row".to_string(), value);
+    let bare = Arc::new(bare);
+    let mut row = Row { name: "l1_hit_1k_c1".into(), contender: Vec::new(), baseline: Vec::new() };
+    for _ in 0..plan.rounds {
+        row.contender.push(
+            throughput(1, plan.round_time, |deadline| {
+                let cache = cache.clone();
+                let k = key.clone();
+                async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
+            })
+            .await,
+        );
+        row.baseline.push(
+            throughput(1, plan.round_time, |deadline| {
+                let bare = Arc::clone(&bare);
+                async move { until!(deadline, assert!(bare.get("row").is_some())) }
+            })
+            .await,
+        );
+    }
+    row
+}
+
+fn out_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    target.join("aicache-bench")
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let plan = if quick {
+        Plan { rounds: 3, round_time: Duration::from_millis(1500) }
+    } else {
+        Plan { rounds: 9, round_time: Duration::from_secs(3) }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = RedisServer::start(ServerConfig::default());
+    let rows = runtime.block_on(async {
+        let mut rows = vec![l1_row(&plan).await];
+        for (size, tasks) in [(1024, 1), (1024, 50), (100 * 1024, 1), (100 * 1024, 50)] {
+            rows.push(l2_row(&server, &plan, size, tasks).await);
+        }
+        rows
+    });
+
+    println!(
+        "\n{:<18} {:>14} {:>14} {:>8}   ratio min–max   ({} interleaved rounds of {:?})",
+        "row", "ops/s", "baseline", "ratio", plan.rounds, plan.round_time
+    );
+    let mut json = Vec::new();
+    for mut row in rows {
+        let mut ratios: Vec<f64> = row.contender.iter().zip(&row.baseline).map(|(c, b)| c / b).collect();
+        let ratio = median(&mut ratios);
+        let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
+        let value = median(&mut row.contender);
+        let baseline = median(&mut row.baseline);
+        println!("{:<18} {value:>14.0} {baseline:>14.0} {ratio:>8.3}   {lo:.3}–{hi:.3}", row.name);
+        json.push(serde_json::json!({
+            "name": row.name,
+            "value": value.round(),
+            "unit": "ops/s",
+            "baseline": baseline.round(),
+            "ratio": (ratio * 1000.0).round() / 1000.0,
+        }));
+    }
+    let dir = out_path();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("report.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
+    println!("\nwrote {}", path.display());
+}

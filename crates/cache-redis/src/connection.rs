@@ -56,11 +56,12 @@ impl ConnectionFactory {
 
     /// The shared hot-path connection. It connects on first use, so building it never fails
     /// because Redis is down; redis-rs's own reconnect is kept short because the cache's link
-    /// state machine owns recovery.
+    /// state machine owns recovery. Every command already runs under the cache's own timeout, so
+    /// redis-rs's response timeout is off: one timer per command, not two.
     pub(crate) fn manager(&self) -> Result<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(1)
             .set_min_delay(Duration::from_millis(10))
             .set_max_delay(self.reconnect_max_delay);

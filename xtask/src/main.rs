@@ -1,0 +1,157 @@
+//! Project automation, run as `cargo xtask <command>` (alias in `.cargo/config.toml`).
+//!
+//! - `test`: makes sure `redis-server` exists (installing it with apt on Debian as root), then runs
+//!   every test of the workspace, the top-level `tests/` included.
+//! - `ci`: `cargo fmt --check`, clippy with warnings denied, `test`, and `cargo doc` with warnings
+//!   denied.
+//! - `bench [--quick]`: the ratio report (`target/aicache-bench/report.json`) and the criterion
+//!   micro-benches.
+#![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+type Outcome = Result<(), String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(),
+        Some("ci") => ci(),
+        Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <test | ci | bench [--quick]>".to_string()
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(mut cmd: Command) -> Outcome {
+    println!("$ {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+fn redis_server_binary() -> String {
+    std::env::var("AICACHE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+}
+
+fn redis_server_version() -> Option<String> {
+    let output = Command::new(redis_server_binary()).arg("--version").output().ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Makes sure `redis-server` runs, installing it on Debian as root; otherwise fails and says how.
+fn ensure_redis_server() -> Outcome {
+    if let Some(version) = redis_server_version() {
+        println!("xtask: using {version}");
+        return Ok(());
+    }
+    let install = "apt-get update && apt-get install -y redis-server";
+    if !Path::new("/etc/debian_version").exists() || !is_root() {
+        return Err(format!(
+            "`{}` is missing and cannot be installed automatically here. Install it (Debian/Ubuntu, \
+             as root: `{install}`), or point AICACHE_REDIS_SERVER at a redis-server binary.",
+            redis_server_binary()
+        ));
+    }
+    println!("xtask: redis-server is missing; installing it: {install}");
+    let mut update = Command::new("apt-get");
+    update.arg("update");
+    run(update)?;
+    let mut get = Command::new("apt-get");
+    get.args(["install", "-y", "--no-install-recommends", "redis-server"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    run(get)?;
+    // The package starts a system service on 6379; the tests never use it, so stop it if it runs.
+    let _ = Command::new("service").args(["redis-server", "stop"]).output();
+    match redis_server_version() {
+        Some(version) => {
+            println!("xtask: installed {version}");
+            Ok(())
+        }
+        None => Err(format!("installing redis-server did not provide a working binary ({install})")),
+    }
+}
+
+fn test() -> Outcome {
+    ensure_redis_server()?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace", "--locked"]);
+    run(cmd)?;
+    println!(
+        "xtask: all tests passed, including the top-level tests/ (binary `integration`, run by the aicache package)"
+    );
+    Ok(())
+}
+
+fn ci() -> Outcome {
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--check"]);
+    run(fmt)?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    run(clippy)?;
+    test()?;
+    let mut doc = cargo();
+    doc.args(["doc", "--workspace", "--no-deps", "--locked"])
+        .env("RUSTDOCFLAGS", "-D warnings");
+    run(doc)
+}
+
+fn bench(quick: bool) -> Outcome {
+    ensure_redis_server()?;
+    let mut report = cargo();
+    report.args(["bench", "-p", "aicache", "--bench", "report", "--"]);
+    if quick {
+        report.arg("--quick");
+    }
+    run(report)?;
+    let mut criterion = cargo();
+    criterion.args(["bench", "-p", "aicache", "--bench", "cache", "--"]);
+    if quick {
+        criterion.arg("--quick");
+    }
+    run(criterion)?;
+    println!(
+        "xtask: ratio report in {}",
+        root().join("target/aicache-bench/report.json").display()
+    );
+    Ok(())
+}
