@@ -3,6 +3,7 @@
 //! value frame's encode/decode. Ratios against the baseline come from `benches/report.rs`, which
 //! interleaves rounds (criterion cannot).
 #![allow(missing_docs, reason = "a benchmark binary")]
+#![allow(clippy::unwrap_used, reason = "a benchmark aborts on any failure")]
 
 use std::time::{Duration, Instant};
 
@@ -33,11 +34,15 @@ fn runtime() -> tokio::runtime::Runtime {
 
 fn l1_hit(c: &mut Criterion) {
     let rt = runtime();
-    let cache = rt.block_on(GenericRedisCache::connect(RedisCacheConfig::default())).unwrap();
+    let cache = rt
+        .block_on(GenericRedisCache::connect(RedisCacheConfig::default()))
+        .unwrap();
     let key = CacheKey::new("k").unwrap();
-    rt.block_on(cache.set(&key, incompressible(1024), None)).unwrap();
+    rt.block_on(cache.set(&key, incompressible(1024), None))
+        .unwrap();
     c.bench_function("l1_hit_1k_c1", |b| {
-        b.to_async(&rt).iter(|| async { cache.get(&key).await.unwrap() });
+        b.to_async(&rt)
+            .iter(|| async { cache.get(&key).await.unwrap() });
     });
 }
 
@@ -51,22 +56,35 @@ fn l2_hit(c: &mut Criterion) {
         .with_command_timeout(Duration::from_secs(5));
     let cache = rt.block_on(GenericRedisCache::connect(config)).unwrap();
     let raw = rt
-        .block_on(redis::Client::open(server.url()).unwrap().get_multiplexed_async_connection())
+        .block_on(
+            redis::Client::open(server.url())
+                .unwrap()
+                .get_multiplexed_async_connection(),
+        )
         .unwrap();
     let mut group = c.benchmark_group("l2_hit");
     for (label, size) in [("1k", 1024usize), ("100k", 100 * 1024)] {
         let key = CacheKey::new(format!("v{label}")).unwrap();
-        rt.block_on(cache.set(&key, incompressible(size), Some(Ttl::from_secs(3600).unwrap())))
-            .unwrap();
+        rt.block_on(cache.set(
+            &key,
+            incompressible(size),
+            Some(Ttl::from_secs(3600).unwrap()),
+        ))
+        .unwrap();
         let redis_key = cache.redis_key(&key);
         group.throughput(Throughput::Bytes(size as u64));
         group.bench_function(BenchmarkId::new("aicache_c1", label), |b| {
-            b.to_async(&rt).iter(|| async { cache.get(&key).await.unwrap() });
+            b.to_async(&rt)
+                .iter(|| async { cache.get(&key).await.unwrap() });
         });
         group.bench_function(BenchmarkId::new("raw_redis_c1", label), |b| {
             b.to_async(&rt).iter(|| async {
                 let mut conn = raw.clone();
-                redis::cmd("GET").arg(&redis_key).query_async::<Vec<u8>>(&mut conn).await.unwrap()
+                redis::cmd("GET")
+                    .arg(&redis_key)
+                    .query_async::<Vec<u8>>(&mut conn)
+                    .await
+                    .unwrap()
             });
         });
         group.throughput(Throughput::Bytes(size as u64 * 50));

@@ -10,6 +10,7 @@
 //! (`[{"name", "value", "unit", "baseline", "ratio"}]`, values in ops/s, ratio = contender/baseline).
 #![allow(clippy::print_stdout, reason = "a benchmark report prints its table")]
 #![allow(missing_docs, reason = "a benchmark binary")]
+#![allow(clippy::unwrap_used, reason = "a benchmark aborts on any failure")]
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,7 +67,10 @@ macro_rules! until {
 }
 
 async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) -> Row {
-    let name = format!("l2_hit_{}_c{tasks}", if size >= 100 * 1024 { "100k" } else { "1k" });
+    let name = format!(
+        "l2_hit_{}_c{tasks}",
+        if size >= 100 * 1024 { "100k" } else { "1k" }
+    );
     let config = RedisCacheConfig::default()
         .with_redis_url(server.url())
         .with_key_prefix("bench")
@@ -88,11 +92,21 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
             state.to_be_bytes()[0]
         })
         .collect();
-    let mut row = Row { name, contender: Vec::new(), baseline: Vec::new() };
+    let mut row = Row {
+        name,
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
     for _ in 0..plan.rounds {
         let mut flush = raw.clone();
-        let _: () = redis::cmd("FLUSHALL").query_async(&mut flush).await.unwrap();
-        cache.set(&key, value.clone(), Some(Ttl::from_secs(3600).unwrap())).await.unwrap();
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut flush)
+            .await
+            .unwrap();
+        cache
+            .set(&key, value.clone(), Some(Ttl::from_secs(3600).unwrap()))
+            .await
+            .unwrap();
 
         row.contender.push(
             throughput(tasks, plan.round_time, |deadline| {
@@ -108,8 +122,11 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
                 let rk = redis_key.clone();
                 async move {
                     until!(deadline, {
-                        let got: Option<Vec<u8>> =
-                            redis::cmd("GET").arg(&rk).query_async(&mut conn).await.unwrap();
+                        let got: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(&rk)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
                         assert!(got.is_some());
                     })
                 }
@@ -121,14 +138,20 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
 }
 
 async fn l1_row(plan: &Plan) -> Row {
-    let cache = GenericRedisCache::connect(RedisCacheConfig::default()).await.unwrap();
+    let cache = GenericRedisCache::connect(RedisCacheConfig::default())
+        .await
+        .unwrap();
     let key = CacheKey::new("row").unwrap();
     let value = Bytes::from(vec![b'x'; 1024]);
     cache.set(&key, value.clone(), None).await.unwrap();
     let bare: quick_cache::sync::Cache<String, Bytes> = quick_cache::sync::Cache::new(100);
     bare.insert("row".to_string(), value);
     let bare = Arc::new(bare);
-    let mut row = Row { name: "l1_hit_1k_c1".into(), contender: Vec::new(), baseline: Vec::new() };
+    let mut row = Row {
+        name: "l1_hit_1k_c1".into(),
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
     for _ in 0..plan.rounds {
         row.contender.push(
             throughput(1, plan.round_time, |deadline| {
@@ -159,9 +182,15 @@ fn out_path() -> PathBuf {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let plan = if quick {
-        Plan { rounds: 3, round_time: Duration::from_millis(1500) }
+        Plan {
+            rounds: 3,
+            round_time: Duration::from_millis(1500),
+        }
     } else {
-        Plan { rounds: 9, round_time: Duration::from_secs(3) }
+        Plan {
+            rounds: 9,
+            round_time: Duration::from_secs(3),
+        }
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -183,12 +212,20 @@ fn main() {
     );
     let mut json = Vec::new();
     for mut row in rows {
-        let mut ratios: Vec<f64> = row.contender.iter().zip(&row.baseline).map(|(c, b)| c / b).collect();
+        let mut ratios: Vec<f64> = row
+            .contender
+            .iter()
+            .zip(&row.baseline)
+            .map(|(c, b)| c / b)
+            .collect();
         let ratio = median(&mut ratios);
         let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
         let value = median(&mut row.contender);
         let baseline = median(&mut row.baseline);
-        println!("{:<18} {value:>14.0} {baseline:>14.0} {ratio:>8.3}   {lo:.3}–{hi:.3}", row.name);
+        println!(
+            "{:<18} {value:>14.0} {baseline:>14.0} {ratio:>8.3}   {lo:.3}–{hi:.3}",
+            row.name
+        );
         json.push(serde_json::json!({
             "name": row.name,
             "value": value.round(),

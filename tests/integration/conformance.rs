@@ -16,7 +16,10 @@ mod in_memory_through_dyn {
 
     async fn setup() -> (SharedCache, ()) {
         let config = MemoryCacheConfig::default().with_max_entries(10_000);
-        (SharedCache::new(InMemoryCache::<aicache::Bytes>::new(config).unwrap()), ())
+        (
+            SharedCache::new(InMemoryCache::<aicache::Bytes>::new(config).unwrap()),
+            (),
+        )
     }
 
     cache_testkit::conformance_suite!(setup);

@@ -5,8 +5,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aicache::{
-    CacheEvent, CacheInterface, CacheKey, ErrorKind, GenericRedisCache, KeyPattern, L2Health, Layer,
-    ListenerError, Recorder, Ttl,
+    CacheEvent, CacheInterface, CacheKey, ErrorKind, GenericRedisCache, KeyPattern, L2Health,
+    Layer, ListenerError, Recorder, Ttl,
 };
 use cache_core::{CacheOp, Outcome};
 use cache_testkit::{AclUser, RedisServer, ServerConfig};
@@ -27,17 +27,35 @@ fn ttl(secs: u64) -> Option<Ttl> {
 async fn kill_and_restart_keeps_answering_and_l2_comes_back() {
     let mut server = server();
     let cache = redis_cache(test_config(&server.url())).await;
-    cache.set(&key("before"), "v1".into(), ttl(60)).await.unwrap();
+    cache
+        .set(&key("before"), "v1".into(), ttl(60))
+        .await
+        .unwrap();
 
     server.kill();
     // Reads during the outage answer from L1 or as misses, never with an error.
-    assert_eq!(cache.get(&key("before")).await.unwrap().as_deref(), Some(&b"v1"[..]));
+    assert_eq!(
+        cache.get(&key("before")).await.unwrap().as_deref(),
+        Some(&b"v1"[..])
+    );
     assert_eq!(cache.get(&key("never")).await.unwrap(), None);
     // Writes still land in L1.
-    cache.set(&key("during"), "v2".into(), ttl(60)).await.unwrap();
-    assert_eq!(cache.get(&key("during")).await.unwrap().as_deref(), Some(&b"v2"[..]));
-    assert!(!cache.is_l2_available(), "the failed calls marked Redis unavailable");
-    assert!(matches!(cache.health().await.l2, L2Health::Unavailable { .. }));
+    cache
+        .set(&key("during"), "v2".into(), ttl(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        cache.get(&key("during")).await.unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert!(
+        !cache.is_l2_available(),
+        "the failed calls marked Redis unavailable"
+    );
+    assert!(matches!(
+        cache.health().await.l2,
+        L2Health::Unavailable { .. }
+    ));
     let errors_during_outage = cache.stats().l2_errors;
     for _ in 0..50 {
         cache.get(&key("never")).await.unwrap();
@@ -54,14 +72,27 @@ async fn kill_and_restart_keeps_answering_and_l2_comes_back() {
         cache.is_l2_available()
     })
     .await;
-    assert!(back, "Redis is used again after the restart: {:?}", cache.health().await);
+    assert!(
+        back,
+        "Redis is used again after the restart: {:?}",
+        cache.health().await
+    );
 
-    cache.set(&key("after"), "v3".into(), ttl(60)).await.unwrap();
+    cache
+        .set(&key("after"), "v3".into(), ttl(60))
+        .await
+        .unwrap();
     cache.l1().unwrap().remove("after");
     let hits_before = cache.stats().l2_hits;
-    assert_eq!(cache.get(&key("after")).await.unwrap().as_deref(), Some(&b"v3"[..]));
+    assert_eq!(
+        cache.get(&key("after")).await.unwrap().as_deref(),
+        Some(&b"v3"[..])
+    );
     assert_eq!(cache.stats().l2_hits, hits_before + 1, "served by Redis");
-    assert!(matches!(cache.health().await.l2, L2Health::Connected { .. }));
+    assert!(matches!(
+        cache.health().await.l2,
+        L2Health::Connected { .. }
+    ));
     assert_eq!(cache.health().await.outages, 1);
 }
 
@@ -73,10 +104,16 @@ async fn unreachable_at_start_is_degraded_not_an_error() {
     };
     let cache = redis_cache(test_config(&format!("redis://127.0.0.1:{port}"))).await;
     assert!(!cache.is_l2_available());
-    assert!(matches!(cache.health().await.l2, L2Health::Unavailable { .. }));
+    assert!(matches!(
+        cache.health().await.l2,
+        L2Health::Unavailable { .. }
+    ));
     assert_eq!(cache.get(&key("k")).await.unwrap(), None);
     cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
-    assert_eq!(cache.get(&key("k")).await.unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        cache.get(&key("k")).await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
     assert!(cache.stats().writes_l1_only >= 1);
 }
 
@@ -86,9 +123,14 @@ async fn wrong_or_missing_password_is_an_auth_error() {
     let missing = GenericRedisCache::connect(test_config(&server.url_without_auth())).await;
     assert_eq!(missing.unwrap_err().kind(), ErrorKind::Auth);
     let wrong_url = server.url().replace(":right@", ":wrong@");
-    let err = GenericRedisCache::connect(test_config(&wrong_url)).await.unwrap_err();
+    let err = GenericRedisCache::connect(test_config(&wrong_url))
+        .await
+        .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth);
-    assert!(!format!("{err} {err:?}").contains("wrong"), "the password is not printed: {err}");
+    assert!(
+        !format!("{err} {err:?}").contains("wrong"),
+        "the password is not printed: {err}"
+    );
     let ok = redis_cache(test_config(&server.url())).await;
     ok.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
     assert!(ok.is_l2_available());
@@ -101,8 +143,14 @@ async fn acl_denial_reaches_the_caller() {
     let cache = redis_cache(test_config(&server.url_for_user("app", "apppw"))).await;
     let err = cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
-    assert_eq!(cache.get(&key("k")).await.unwrap_err().kind(), ErrorKind::Auth);
-    assert!(cache.is_l2_available(), "a permission error is not an outage");
+    assert_eq!(
+        cache.get(&key("k")).await.unwrap_err().kind(),
+        ErrorKind::Auth
+    );
+    assert!(
+        cache.is_l2_available(),
+        "a permission error is not an outage"
+    );
 }
 
 #[tokio::test]
@@ -112,7 +160,10 @@ async fn invalid_url_is_a_config_error_without_the_password() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     let text = err.to_string();
-    assert!(text.contains("redis_url") && !text.contains("hunter2"), "{text}");
+    assert!(
+        text.contains("redis_url") && !text.contains("hunter2"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -149,33 +200,42 @@ async fn listeners_see_events_and_cannot_break_operations() {
     let cache = redis_cache(test_config(&server.url())).await;
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = Arc::clone(&seen);
-    cache.add_listener(Arc::new(move |event: &CacheEvent<'_>| -> Result<(), ListenerError> {
-        let line = match event {
-            CacheEvent::GetSuccess { key, layer, .. } => format!("hit {key} {layer}"),
-            CacheEvent::GetMiss { key } => format!("miss {key}"),
-            CacheEvent::SetSuccess { key, .. } => format!("set {key}"),
-            CacheEvent::DeleteSuccess { key } => format!("delete {key}"),
-            _ => "other".to_string(),
-        };
-        log.lock().unwrap().push(line);
-        Ok(())
-    }));
-    cache.add_listener(Arc::new(|_: &CacheEvent<'_>| -> Result<(), ListenerError> {
-        Err("listener failure".into())
-    }));
-    cache.add_listener(Arc::new(|_: &CacheEvent<'_>| -> Result<(), ListenerError> {
-        panic!("listener panic")
-    }));
+    cache.add_listener(Arc::new(
+        move |event: &CacheEvent<'_>| -> Result<(), ListenerError> {
+            let line = match event {
+                CacheEvent::GetSuccess { key, layer, .. } => format!("hit {key} {layer}"),
+                CacheEvent::GetMiss { key } => format!("miss {key}"),
+                CacheEvent::SetSuccess { key, .. } => format!("set {key}"),
+                CacheEvent::DeleteSuccess { key } => format!("delete {key}"),
+                _ => "other".to_string(),
+            };
+            log.lock().unwrap().push(line);
+            Ok(())
+        },
+    ));
+    cache.add_listener(Arc::new(
+        |_: &CacheEvent<'_>| -> Result<(), ListenerError> { Err("listener failure".into()) },
+    ));
+    cache.add_listener(Arc::new(
+        |_: &CacheEvent<'_>| -> Result<(), ListenerError> { panic!("listener panic") },
+    ));
 
     assert_eq!(cache.get(&key("a")).await.unwrap(), None);
     cache.set(&key("a"), "1".into(), ttl(60)).await.unwrap();
-    assert_eq!(cache.get(&key("a")).await.unwrap().as_deref(), Some(&b"1"[..]));
+    assert_eq!(
+        cache.get(&key("a")).await.unwrap().as_deref(),
+        Some(&b"1"[..])
+    );
     assert!(cache.delete(&key("a")).await.unwrap());
     assert_eq!(
         *seen.lock().unwrap(),
         vec!["miss a", "set a", "hit a l1", "delete a"]
     );
-    assert_eq!(cache.stats().listener_failures, 8, "2 failing listeners × 4 events");
+    assert_eq!(
+        cache.stats().listener_failures,
+        8,
+        "2 failing listeners × 4 events"
+    );
 }
 
 #[tokio::test]
@@ -183,18 +243,34 @@ async fn l1_copies_never_outlive_the_redis_entry() {
     let server = server();
     let writer = redis_cache(test_config(&server.url()).with_l1(None)).await;
     let reader = redis_cache(test_config(&server.url())).await;
-    writer.set(&key("k"), "v".into(), Some(Ttl::from_millis(1500).unwrap())).await.unwrap();
-    assert!(reader.get(&key("k")).await.unwrap().is_some(), "promoted from Redis");
+    writer
+        .set(&key("k"), "v".into(), Some(Ttl::from_millis(1500).unwrap()))
+        .await
+        .unwrap();
+    assert!(
+        reader.get(&key("k")).await.unwrap().is_some(),
+        "promoted from Redis"
+    );
     let l1_ttl = reader.l1().unwrap().ttl_remaining("k").unwrap();
     assert!(l1_ttl <= Duration::from_millis(1500), "{l1_ttl:?}");
 
-    let bounded = redis_cache(test_config(&server.url()).with_l1_max_ttl(Duration::from_secs(2))).await;
-    bounded.set(&key("long"), "v".into(), ttl(3600)).await.unwrap();
+    let bounded =
+        redis_cache(test_config(&server.url()).with_l1_max_ttl(Duration::from_secs(2))).await;
+    bounded
+        .set(&key("long"), "v".into(), ttl(3600))
+        .await
+        .unwrap();
     let l1_ttl = bounded.l1().unwrap().ttl_remaining("long").unwrap();
-    assert!(l1_ttl <= Duration::from_secs(2), "l1_max_ttl bounds L1: {l1_ttl:?}");
+    assert!(
+        l1_ttl <= Duration::from_secs(2),
+        "l1_max_ttl bounds L1: {l1_ttl:?}"
+    );
     let mut conn = raw(&server).await;
     let redis_ttl: i64 = conn.pttl("test:long").await.unwrap();
-    assert!(redis_ttl > 3_590_000, "Redis keeps the full TTL: {redis_ttl}");
+    assert!(
+        redis_ttl > 3_590_000,
+        "Redis keeps the full TTL: {redis_ttl}"
+    );
 }
 
 #[tokio::test]
@@ -209,11 +285,22 @@ async fn compression_threshold_decides_what_is_compressed() {
                 .with_compression_threshold(threshold),
         )
         .await;
-        cache.set(&key("big"), value.clone().into(), ttl(60)).await.unwrap();
+        cache
+            .set(&key("big"), value.clone().into(), ttl(60))
+            .await
+            .unwrap();
         let stored: Vec<u8> = conn.get("test:big").await.unwrap();
         let compressed = stored.len() < value.len();
-        assert_eq!(compressed, expect_compressed, "threshold {threshold}: stored {} bytes", stored.len());
-        assert_eq!(cache.get(&key("big")).await.unwrap().as_deref(), Some(value.as_bytes()));
+        assert_eq!(
+            compressed,
+            expect_compressed,
+            "threshold {threshold}: stored {} bytes",
+            stored.len()
+        );
+        assert_eq!(
+            cache.get(&key("big")).await.unwrap().as_deref(),
+            Some(value.as_bytes())
+        );
     }
 }
 
@@ -225,7 +312,11 @@ async fn key_prefixes_isolate_namespaces() {
     a.set(&key("k"), "a".into(), ttl(60)).await.unwrap();
     b.set(&key("k"), "b".into(), ttl(60)).await.unwrap();
     let mut conn = raw(&server).await;
-    let names: Vec<String> = redis::cmd("KEYS").arg("*").query_async(&mut conn).await.unwrap();
+    let names: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
     let mut names = names;
     names.sort();
     assert_eq!(names, vec!["tenant-a:k", "tenant-b:k"]);
@@ -240,9 +331,15 @@ async fn values_too_large_for_l1_still_reach_redis() {
     let l1 = aicache::MemoryCacheConfig::default().with_max_bytes(64 * 1024);
     let cache = redis_cache(test_config(&server.url()).with_l1(Some(l1))).await;
     let big = vec![7u8; 200 * 1024];
-    cache.set(&key("big"), big.clone().into(), ttl(60)).await.unwrap();
+    cache
+        .set(&key("big"), big.clone().into(), ttl(60))
+        .await
+        .unwrap();
     assert_eq!(cache.stats().l1_skipped_too_large, 1);
-    assert_eq!(cache.get(&key("big")).await.unwrap().as_deref(), Some(&big[..]));
+    assert_eq!(
+        cache.get(&key("big")).await.unwrap().as_deref(),
+        Some(&big[..])
+    );
     assert_eq!(cache.stats().l2_hits, 1);
 }
 
@@ -285,7 +382,10 @@ async fn the_recorder_sees_the_data_path() {
     let mut cache = redis_cache(test_config(&server.url())).await;
     cache.set_recorder(recorder.clone()).unwrap();
     cache.get(&key("k")).await.unwrap();
-    cache.set(&key("k"), "x".repeat(5000).into(), ttl(60)).await.unwrap();
+    cache
+        .set(&key("k"), "x".repeat(5000).into(), ttl(60))
+        .await
+        .unwrap();
     cache.get(&key("k")).await.unwrap();
     cache.l1().unwrap().remove("k");
     cache.get(&key("k")).await.unwrap();

@@ -63,7 +63,10 @@ fn redis_server_binary() -> String {
 }
 
 fn redis_server_version() -> Option<String> {
-    let output = Command::new(redis_server_binary()).arg("--version").output().ok()?;
+    let output = Command::new(redis_server_binary())
+        .arg("--version")
+        .output()
+        .ok()?;
     output
         .status
         .success()
@@ -100,13 +103,17 @@ fn ensure_redis_server() -> Outcome {
         .env("DEBIAN_FRONTEND", "noninteractive");
     run(get)?;
     // The package starts a system service on 6379; the tests never use it, so stop it if it runs.
-    let _ = Command::new("service").args(["redis-server", "stop"]).output();
+    let _ = Command::new("service")
+        .args(["redis-server", "stop"])
+        .output();
     match redis_server_version() {
         Some(version) => {
             println!("xtask: installed {version}");
             Ok(())
         }
-        None => Err(format!("installing redis-server did not provide a working binary ({install})")),
+        None => Err(format!(
+            "installing redis-server did not provide a working binary ({install})"
+        )),
     }
 }
 
@@ -126,7 +133,15 @@ fn ci() -> Outcome {
     fmt.args(["fmt", "--all", "--check"]);
     run(fmt)?;
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run(clippy)?;
     test()?;
     let mut doc = cargo();

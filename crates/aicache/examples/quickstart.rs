@@ -47,11 +47,16 @@ async fn main() -> aicache::Result<()> {
             Some(hit) => (String::from_utf8_lossy(&hit).into_owned(), "hit"),
             None => {
                 let answer = summarize_with_model(text).await;
-                cache.set(&key, answer.clone().into(), Some(Ttl::from_secs(3600)?)).await?;
+                cache
+                    .set(&key, answer.clone().into(), Some(Ttl::from_secs(3600)?))
+                    .await?;
                 (answer, "miss, computed and stored")
             }
         };
-        println!("request {attempt}: {outcome} in {:?}: {answer}", started.elapsed());
+        println!(
+            "request {attempt}: {outcome} in {:?}: {answer}",
+            started.elapsed()
+        );
     }
 
     let stats = cache.stats();
@@ -65,6 +70,9 @@ async fn main() -> aicache::Result<()> {
             l1.bytes
         );
     }
-    println!("L2: {} hits, {} misses, {} errors", stats.l2_hits, stats.l2_misses, stats.l2_errors);
+    println!(
+        "L2: {} hits, {} misses, {} errors",
+        stats.l2_hits, stats.l2_misses, stats.l2_errors
+    );
     Ok(())
 }

@@ -59,8 +59,10 @@ pub trait CacheInterface: Send + Sync {
     fn exists(&self, key: &CacheKey) -> impl Future<Output = Result<bool>> + Send;
 
     /// The time `key` has left, or `None` when it does not exist.
-    fn remaining_ttl(&self, key: &CacheKey)
-    -> impl Future<Output = Result<Option<Duration>>> + Send;
+    fn remaining_ttl(
+        &self,
+        key: &CacheKey,
+    ) -> impl Future<Output = Result<Option<Duration>>> + Send;
 
     /// Removes every entry of this cache's namespace; returns how many were removed.
     fn clear(&self) -> impl Future<Output = Result<u64>> + Send;
@@ -88,7 +90,10 @@ pub trait CacheInterface: Send + Sync {
 /// The dyn-compatible form of [`CacheInterface`], implemented for every backend.
 ///
 /// Use it through [`SharedCache`], which implements [`CacheInterface`] again.
-#[allow(missing_docs, reason = "each method mirrors the CacheInterface method of the same name")]
+#[allow(
+    missing_docs,
+    reason = "each method mirrors the CacheInterface method of the same name"
+)]
 pub trait DynCache: Send + Sync {
     fn capabilities_dyn(&self) -> Capabilities;
     fn get_dyn<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>>>;
@@ -100,8 +105,10 @@ pub trait DynCache: Send + Sync {
     ) -> BoxFuture<'a, Result<()>>;
     fn delete_dyn<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<bool>>;
     fn exists_dyn<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<bool>>;
-    fn remaining_ttl_dyn<'a>(&'a self, key: &'a CacheKey)
-    -> BoxFuture<'a, Result<Option<Duration>>>;
+    fn remaining_ttl_dyn<'a>(
+        &'a self,
+        key: &'a CacheKey,
+    ) -> BoxFuture<'a, Result<Option<Duration>>>;
     fn clear_dyn(&self) -> BoxFuture<'_, Result<u64>>;
     fn scan_dyn<'a>(&'a self, pattern: &'a KeyPattern) -> BoxFuture<'a, Result<Vec<CacheKey>>>;
     fn delete_pattern_dyn<'a>(&'a self, pattern: &'a KeyPattern) -> BoxFuture<'a, Result<u64>>;
@@ -207,49 +214,34 @@ impl CacheInterface for SharedCache {
     fn capabilities(&self) -> Capabilities {
         self.0.capabilities_dyn()
     }
-    fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        async move { self.0.get_dyn(key).await }
+    async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
+        self.0.get_dyn(key).await
     }
-    fn set(
-        &self,
-        key: &CacheKey,
-        value: Bytes,
-        ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { self.0.set_dyn(key, value, ttl).await }
+    async fn set(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+        self.0.set_dyn(key, value, ttl).await
     }
-    fn delete(&self, key: &CacheKey) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.delete_dyn(key).await }
+    async fn delete(&self, key: &CacheKey) -> Result<bool> {
+        self.0.delete_dyn(key).await
     }
-    fn exists(&self, key: &CacheKey) -> impl Future<Output = Result<bool>> + Send {
-        async move { self.0.exists_dyn(key).await }
+    async fn exists(&self, key: &CacheKey) -> Result<bool> {
+        self.0.exists_dyn(key).await
     }
-    fn remaining_ttl(
-        &self,
-        key: &CacheKey,
-    ) -> impl Future<Output = Result<Option<Duration>>> + Send {
-        async move { self.0.remaining_ttl_dyn(key).await }
+    async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        self.0.remaining_ttl_dyn(key).await
     }
-    fn clear(&self) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.0.clear_dyn().await }
+    async fn clear(&self) -> Result<u64> {
+        self.0.clear_dyn().await
     }
-    fn scan(&self, pattern: &KeyPattern) -> impl Future<Output = Result<Vec<CacheKey>>> + Send {
-        async move { self.0.scan_dyn(pattern).await }
+    async fn scan(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
+        self.0.scan_dyn(pattern).await
     }
-    fn delete_pattern(&self, pattern: &KeyPattern) -> impl Future<Output = Result<u64>> + Send {
-        async move { self.0.delete_pattern_dyn(pattern).await }
+    async fn delete_pattern(&self, pattern: &KeyPattern) -> Result<u64> {
+        self.0.delete_pattern_dyn(pattern).await
     }
-    fn get_many(
-        &self,
-        keys: &[CacheKey],
-    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
-        async move { self.0.get_many_dyn(keys).await }
+    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
+        self.0.get_many_dyn(keys).await
     }
-    fn set_many(
-        &self,
-        entries: &[(CacheKey, Bytes)],
-        ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        async move { self.0.set_many_dyn(entries, ttl).await }
+    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Option<Ttl>) -> Result<()> {
+        self.0.set_many_dyn(entries, ttl).await
     }
 }

@@ -326,9 +326,11 @@ impl FrameCodec {
         payload: &[u8],
     ) -> Result<EncodedFrame> {
         if payload.len() > self.max_payload || u32::try_from(payload.len()).is_err() {
-            return Err(Error::new(ErrorKind::CapacityExceeded, "value is too large")
-                .with_context("size", payload.len())
-                .with_context("allowed", format!("0..={} bytes", self.max_payload)));
+            return Err(
+                Error::new(ErrorKind::CapacityExceeded, "value is too large")
+                    .with_context("size", payload.len())
+                    .with_context("allowed", format!("0..={} bytes", self.max_payload)),
+            );
         }
         let operation = label_bytes("operation", meta.operation.as_deref())?;
         let ai_version = label_bytes("ai_version", meta.ai_version.as_deref())?;
@@ -359,7 +361,11 @@ impl FrameCodec {
         out.extend_from_slice(&meta.cached_at_ms.to_be_bytes());
         out.extend_from_slice(&meta.expires_at_ms.to_be_bytes());
         // Checked above: the payload length fits in u32.
-        out.extend_from_slice(&u32::try_from(payload.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(
+            &u32::try_from(payload.len())
+                .unwrap_or(u32::MAX)
+                .to_be_bytes(),
+        );
         out.push(TextTier::to_byte(meta.text_tier));
         push_label(&mut out, operation);
         push_label(&mut out, ai_version);
@@ -474,7 +480,11 @@ impl FrameCodec {
 /// [`ErrorKind::Serialization`] when `value` cannot be serialized.
 pub fn encode_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     rmp_serde::to_vec_named(value).map_err(|e| {
-        Error::new(ErrorKind::Serialization, "cannot encode value as MessagePack").with_source(e)
+        Error::new(
+            ErrorKind::Serialization,
+            "cannot encode value as MessagePack",
+        )
+        .with_source(e)
     })
 }
 
@@ -495,10 +505,12 @@ fn corrupted(message: &'static str) -> Error {
 fn label_bytes<'a>(field: &'static str, label: Option<&'a str>) -> Result<&'a [u8]> {
     let bytes = label.unwrap_or_default().as_bytes();
     if bytes.len() > MAX_LABEL_LEN {
-        return Err(Error::new(ErrorKind::InvalidInput, "frame label is too long")
-            .with_context("field", field)
-            .with_context("length", bytes.len())
-            .with_context("allowed", format!("0..={MAX_LABEL_LEN} bytes")));
+        return Err(
+            Error::new(ErrorKind::InvalidInput, "frame label is too long")
+                .with_context("field", field)
+                .with_context("length", bytes.len())
+                .with_context("allowed", format!("0..={MAX_LABEL_LEN} bytes")),
+        );
     }
     Ok(bytes)
 }

@@ -40,9 +40,11 @@ impl CacheKey {
     pub fn new(key: impl AsRef<str>) -> Result<Self> {
         let key = key.as_ref();
         if key.is_empty() {
-            return Err(Error::new(ErrorKind::InvalidInput, "a cache key must not be empty")
-                .with_context("field", "key")
-                .with_context("allowed", format!("1..={MAX_KEY_LEN} bytes")));
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "a cache key must not be empty")
+                    .with_context("field", "key")
+                    .with_context("allowed", format!("1..={MAX_KEY_LEN} bytes")),
+            );
         }
         if key.len() > MAX_KEY_LEN {
             return Err(Error::new(ErrorKind::InvalidInput, "cache key is too long")
@@ -133,7 +135,10 @@ enum Token {
     Literal(u8),
     AnyByte,
     AnySequence,
-    Class { negated: bool, items: Vec<ClassItem> },
+    Class {
+        negated: bool,
+        items: Vec<ClassItem>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -172,10 +177,12 @@ impl KeyPattern {
     pub fn new(pattern: impl AsRef<str>) -> Result<Self> {
         let pattern = pattern.as_ref();
         if pattern.len() > MAX_KEY_LEN {
-            return Err(Error::new(ErrorKind::InvalidInput, "key pattern is too long")
-                .with_context("field", "pattern")
-                .with_context("length", pattern.len())
-                .with_context("allowed", format!("0..={MAX_KEY_LEN} bytes")));
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "key pattern is too long")
+                    .with_context("field", "pattern")
+                    .with_context("length", pattern.len())
+                    .with_context("allowed", format!("0..={MAX_KEY_LEN} bytes")),
+            );
         }
         Ok(Self {
             source: Arc::from(pattern),
@@ -365,7 +372,10 @@ mod tests {
 
     #[test]
     fn key_validation() {
-        assert_eq!(CacheKey::new("").unwrap_err().kind(), ErrorKind::InvalidInput);
+        assert_eq!(
+            CacheKey::new("").unwrap_err().kind(),
+            ErrorKind::InvalidInput
+        );
         assert!(CacheKey::new("x".repeat(MAX_KEY_LEN)).is_ok());
         assert!(CacheKey::new("x".repeat(MAX_KEY_LEN + 1)).is_err());
     }

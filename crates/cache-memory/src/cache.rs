@@ -276,9 +276,10 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> InMemoryCache<V> {
             .insert_with_lifecycle(key.clone(), entry, &mut left);
         let evicted = left.iter().filter(|gone| **gone != key).count();
         if evicted > 0 {
-            self.inner
-                .evictions
-                .fetch_add(u64::try_from(evicted).unwrap_or(u64::MAX), Ordering::Relaxed);
+            self.inner.evictions.fetch_add(
+                u64::try_from(evicted).unwrap_or(u64::MAX),
+                Ordering::Relaxed,
+            );
         }
         self.maybe_sweep(now);
         Ok(())
@@ -293,12 +294,16 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> InMemoryCache<V> {
             self.inner
                 .rejected_too_large
                 .fetch_add(1, Ordering::Relaxed);
-            return Err(
-                Error::new(ErrorKind::CapacityExceeded, "value too large for the memory tier")
-                    .with_context("size", size)
-                    .with_context("allowed", format!("0..={} bytes", self.inner.max_value_size))
-                    .with_context("fix", "raise max_bytes (one shard of it bounds a value)"),
-            );
+            return Err(Error::new(
+                ErrorKind::CapacityExceeded,
+                "value too large for the memory tier",
+            )
+            .with_context("size", size)
+            .with_context(
+                "allowed",
+                format!("0..={} bytes", self.inner.max_value_size),
+            )
+            .with_context("fix", "raise max_bytes (one shard of it bounds a value)"));
         }
         Ok(())
     }
@@ -366,9 +371,7 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> InMemoryCache<V> {
         let before = self.inner.cache.len();
         self.inner.cache.retain(|_, entry| entry.expires_at > now);
         let removed = u64::try_from(before.saturating_sub(self.inner.cache.len())).unwrap_or(0);
-        self.inner
-            .expirations
-            .fetch_add(removed, Ordering::Relaxed);
+        self.inner.expirations.fetch_add(removed, Ordering::Relaxed);
         removed
     }
 
@@ -476,7 +479,10 @@ impl CacheInterface for InMemoryCache<Bytes> {
         &self,
         keys: &[CacheKey],
     ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
-        ready(Ok(keys.iter().map(|key| self.fetch(key.as_str())).collect()))
+        ready(Ok(keys
+            .iter()
+            .map(|key| self.fetch(key.as_str()))
+            .collect()))
     }
 
     fn set_many(

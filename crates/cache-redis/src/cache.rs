@@ -217,7 +217,10 @@ impl GenericRedisCache {
 
     /// Whether Redis is configured and currently available.
     pub fn is_l2_available(&self) -> bool {
-        self.inner.link.as_ref().is_some_and(|link| link.is_available())
+        self.inner
+            .link
+            .as_ref()
+            .is_some_and(|link| link.is_available())
     }
 
     /// The Redis key under which `key` is stored: `{key_prefix}:{key}`.
@@ -292,7 +295,9 @@ impl GenericRedisCache {
     ) -> Result<T> {
         let limit = self.inner.config.command_timeout;
         let result = with_timeout(limit, what, async {
-            command.await.map_err(|e| map_redis_error(e, "Redis command failed"))
+            command
+                .await
+                .map_err(|e| map_redis_error(e, "Redis command failed"))
         })
         .await;
         if let Err(e) = &result {
@@ -348,9 +353,11 @@ impl GenericRedisCache {
     fn check_value_size(&self, size: usize) -> Result<()> {
         let max = self.capabilities().max_value_size;
         if size > max {
-            return Err(Error::new(ErrorKind::CapacityExceeded, "value is too large")
-                .with_context("size", size)
-                .with_context("allowed", format!("0..={max} bytes")));
+            return Err(
+                Error::new(ErrorKind::CapacityExceeded, "value is too large")
+                    .with_context("size", size)
+                    .with_context("allowed", format!("0..={max} bytes")),
+            );
         }
         Ok(())
     }
@@ -399,13 +406,21 @@ impl GenericRedisCache {
         if let (Some(recorder), Some(started)) = (&self.inner.recorder, started)
             && encoded.compression != cache_core::frame::Compression::None
         {
-            recorder.record_compression(encoded.original_size, encoded.bytes.len(), started.elapsed());
+            recorder.record_compression(
+                encoded.original_size,
+                encoded.bytes.len(),
+                started.elapsed(),
+            );
         }
         Ok(encoded.bytes)
     }
 
     /// Walks `SCAN MATCH` over the namespace and returns the logical keys found, each once.
-    async fn scan_l2(&self, conn: &mut ConnectionManager, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
+    async fn scan_l2(
+        &self,
+        conn: &mut ConnectionManager,
+        pattern: &KeyPattern,
+    ) -> Result<Vec<CacheKey>> {
         let full = format!("{}{}", self.inner.scan_prefix, pattern.as_str());
         let mut cursor: u64 = 0;
         let mut seen = HashSet::new();
@@ -424,8 +439,12 @@ impl GenericRedisCache {
                 })
                 .await?;
             for raw in batch {
-                let Ok(name) = String::from_utf8(raw) else { continue };
-                let Some(logical) = name.strip_prefix(&self.inner.prefix) else { continue };
+                let Ok(name) = String::from_utf8(raw) else {
+                    continue;
+                };
+                let Some(logical) = name.strip_prefix(&self.inner.prefix) else {
+                    continue;
+                };
                 if seen.insert(logical.to_string())
                     && let Ok(key) = CacheKey::new(logical)
                 {
@@ -440,7 +459,11 @@ impl GenericRedisCache {
     }
 
     /// Deletes `keys` from Redis with pipelined `UNLINK`s and returns the ones that existed.
-    async fn unlink_l2(&self, conn: &mut ConnectionManager, keys: &[CacheKey]) -> Result<Vec<CacheKey>> {
+    async fn unlink_l2(
+        &self,
+        conn: &mut ConnectionManager,
+        keys: &[CacheKey],
+    ) -> Result<Vec<CacheKey>> {
         let mut removed = Vec::new();
         for batch in keys.chunks(self.inner.config.scan_count.max(1)) {
             let mut pipe = redis::pipe();
@@ -462,7 +485,6 @@ impl GenericRedisCache {
     }
 }
 
-
 #[deny(clippy::missing_trait_methods)]
 impl CacheInterface for GenericRedisCache {
     fn capabilities(&self) -> Capabilities {
@@ -470,7 +492,9 @@ impl CacheInterface for GenericRedisCache {
             (Some(_), _) => Capabilities::new(self.inner.config.max_value_size)
                 .shared(true)
                 .survives_restart(true),
-            (None, Some(l1)) => Capabilities::new(l1.max_value_size().min(self.inner.config.max_value_size)),
+            (None, Some(l1)) => {
+                Capabilities::new(l1.max_value_size().min(self.inner.config.max_value_size))
+            }
             (None, None) => Capabilities::new(0),
         }
     }
@@ -479,7 +503,11 @@ impl CacheInterface for GenericRedisCache {
         let started = self.clock();
         if let Some(value) = self.inner.l1.as_ref().and_then(|l1| l1.fetch(key.as_str())) {
             self.record(CacheOp::Get, Layer::L1, Outcome::Hit, started);
-            self.fire(CacheEvent::GetSuccess { key, value: &value, layer: Layer::L1 });
+            self.fire(CacheEvent::GetSuccess {
+                key,
+                value: &value,
+                layer: Layer::L1,
+            });
             return Ok(Some(value));
         }
         let found = match self.connection() {
@@ -510,14 +538,22 @@ impl CacheInterface for GenericRedisCache {
                 }
             }
         };
-        let layer = if self.inner.link.is_some() { Layer::L2 } else { Layer::L1 };
+        let layer = if self.inner.link.is_some() {
+            Layer::L2
+        } else {
+            Layer::L1
+        };
         match found {
             Some(value) => {
                 if layer == Layer::L2 {
                     bump(&self.inner.counters.l2_hits);
                 }
                 self.record(CacheOp::Get, layer, Outcome::Hit, started);
-                self.fire(CacheEvent::GetSuccess { key, value: &value, layer });
+                self.fire(CacheEvent::GetSuccess {
+                    key,
+                    value: &value,
+                    layer,
+                });
                 Ok(Some(value))
             }
             None => {
@@ -568,7 +604,11 @@ impl CacheInterface for GenericRedisCache {
             bump(&self.inner.counters.writes_l1_only);
         }
         self.fill_l1(key, &value, ttl)?;
-        let layer = if self.inner.link.is_some() { Layer::L2 } else { Layer::L1 };
+        let layer = if self.inner.link.is_some() {
+            Layer::L2
+        } else {
+            Layer::L1
+        };
         self.record(CacheOp::Set, layer, Outcome::Done, started);
         self.fire(CacheEvent::SetSuccess { key, value: &value });
         Ok(())
@@ -576,13 +616,20 @@ impl CacheInterface for GenericRedisCache {
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let started = self.clock();
-        let in_l1 = self.inner.l1.as_ref().is_some_and(|l1| l1.remove(key.as_str()));
+        let in_l1 = self
+            .inner
+            .l1
+            .as_ref()
+            .is_some_and(|l1| l1.remove(key.as_str()));
         let in_l2 = match self.connection() {
             Some(mut conn) => {
                 let redis_key = self.redis_key(key);
                 match self
                     .run("UNLINK", async {
-                        redis::cmd("UNLINK").arg(&redis_key).query_async::<i64>(&mut conn).await
+                        redis::cmd("UNLINK")
+                            .arg(&redis_key)
+                            .query_async::<i64>(&mut conn)
+                            .await
                     })
                     .await
                 {
@@ -602,7 +649,12 @@ impl CacheInterface for GenericRedisCache {
     }
 
     async fn exists(&self, key: &CacheKey) -> Result<bool> {
-        if self.inner.l1.as_ref().is_some_and(|l1| l1.contains(key.as_str())) {
+        if self
+            .inner
+            .l1
+            .as_ref()
+            .is_some_and(|l1| l1.contains(key.as_str()))
+        {
             return Ok(true);
         }
         let Some(mut conn) = self.connection() else {
@@ -611,7 +663,10 @@ impl CacheInterface for GenericRedisCache {
         let redis_key = self.redis_key(key);
         match self
             .run("EXISTS", async {
-                redis::cmd("EXISTS").arg(&redis_key).query_async::<i64>(&mut conn).await
+                redis::cmd("EXISTS")
+                    .arg(&redis_key)
+                    .query_async::<i64>(&mut conn)
+                    .await
             })
             .await
         {
@@ -622,14 +677,22 @@ impl CacheInterface for GenericRedisCache {
     }
 
     async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
-        let from_l1 = || self.inner.l1.as_ref().and_then(|l1| l1.ttl_remaining(key.as_str()));
+        let from_l1 = || {
+            self.inner
+                .l1
+                .as_ref()
+                .and_then(|l1| l1.ttl_remaining(key.as_str()))
+        };
         let Some(mut conn) = self.connection() else {
             return Ok(from_l1());
         };
         let redis_key = self.redis_key(key);
         match self
             .run("PTTL", async {
-                redis::cmd("PTTL").arg(&redis_key).query_async::<i64>(&mut conn).await
+                redis::cmd("PTTL")
+                    .arg(&redis_key)
+                    .query_async::<i64>(&mut conn)
+                    .await
             })
             .await
         {
@@ -710,7 +773,10 @@ impl CacheInterface for GenericRedisCache {
         let names: Vec<String> = missing.iter().map(|i| self.redis_key(&keys[*i])).collect();
         let read = self
             .run("MGET", async {
-                redis::cmd("MGET").arg(&names).query_async::<Vec<Option<Vec<u8>>>>(&mut conn).await
+                redis::cmd("MGET")
+                    .arg(&names)
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
+                    .await
             })
             .await;
         match read {
@@ -743,7 +809,12 @@ impl CacheInterface for GenericRedisCache {
                     .arg(ttl.as_millis())
                     .ignore();
             }
-            match self.run("SET (pipeline)", async { pipe.query_async::<()>(&mut conn).await }).await {
+            match self
+                .run("SET (pipeline)", async {
+                    pipe.query_async::<()>(&mut conn).await
+                })
+                .await
+            {
                 Ok(()) => {}
                 Err(e) if e.is_transient() => bump(&self.inner.counters.writes_l1_only),
                 Err(e) => return Err(e),

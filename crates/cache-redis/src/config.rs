@@ -296,7 +296,12 @@ impl RedisCacheConfig {
             ));
         }
         if self.scan_count == 0 {
-            r.error(ValidationIssue::new("scan_count", 0, ">= 1", "use the default, 1000"));
+            r.error(ValidationIssue::new(
+                "scan_count",
+                0,
+                ">= 1",
+                "use the default, 1000",
+            ));
         }
         r
     }
@@ -308,9 +313,15 @@ mod tests {
 
     #[test]
     fn redaction_hides_passwords() {
-        assert_eq!(redact_url("redis://user:pw@host:6379/0"), "redis://user:***@host:6379/0");
+        assert_eq!(
+            redact_url("redis://user:pw@host:6379/0"),
+            "redis://user:***@host:6379/0"
+        );
         assert_eq!(redact_url("rediss://:p%40ss@host"), "rediss://:***@host");
-        assert_eq!(redact_url("redis+unix:///tmp/r.sock?pass=x&db=1"), "redis+unix:///tmp/r.sock?pass=***&db=1");
+        assert_eq!(
+            redact_url("redis+unix:///tmp/r.sock?pass=x&db=1"),
+            "redis+unix:///tmp/r.sock?pass=***&db=1"
+        );
         assert_eq!(redact_url("redis://host"), "redis://host");
     }
 
@@ -331,6 +342,12 @@ mod tests {
     fn memory_only_needs_l1() {
         let result = RedisCacheConfig::default().with_l1(None).validate();
         assert_eq!(result.errors[0].field, "l1");
-        assert!(RedisCacheConfig::default().with_l1(None).with_redis_url("redis://h").validate().is_valid());
+        assert!(
+            RedisCacheConfig::default()
+                .with_l1(None)
+                .with_redis_url("redis://h")
+                .validate()
+                .is_valid()
+        );
     }
 }

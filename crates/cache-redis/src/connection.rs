@@ -130,7 +130,9 @@ pub(crate) fn map_redis_error(e: RedisError, message: &'static str) -> Error {
         ErrorKind::Backend
     };
     let hint = match kind {
-        ErrorKind::Auth => "check the password or ACL user in redis_url, and the user's permissions",
+        ErrorKind::Auth => {
+            "check the password or ACL user in redis_url, and the user's permissions"
+        }
         ErrorKind::Connection => "check that Redis is running and reachable at redis_url",
         _ => "see the source error",
     };

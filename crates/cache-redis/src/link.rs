@@ -172,7 +172,10 @@ impl L2Link {
                 *lock(&self.unavailable_since) = None;
                 *lock(&self.last_error) = None;
                 self.available.store(true, Ordering::Release);
-                tracing::info!(url = self.factory.redacted_url(), "Redis is available again");
+                tracing::info!(
+                    url = self.factory.redacted_url(),
+                    "Redis is available again"
+                );
             }
             Err(e) => {
                 if !e.is_transient() {
@@ -184,7 +187,8 @@ impl L2Link {
                 }
                 *lock(&self.last_error) = Some(e.to_string());
                 let backoff = self.backoff_ms.load(Ordering::Relaxed);
-                self.next_probe_ms.store(self.now_ms() + backoff, Ordering::Relaxed);
+                self.next_probe_ms
+                    .store(self.now_ms() + backoff, Ordering::Relaxed);
                 self.backoff_ms
                     .store((backoff * 2).min(self.max_delay_ms), Ordering::Relaxed);
             }
@@ -194,6 +198,7 @@ impl L2Link {
 
 /// Locks a mutex, recovering the data if a holder panicked (the data is plain state).
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
-

@@ -91,38 +91,66 @@ fn ttl_secs(secs: u64) -> Option<Ttl> {
     Ttl::from_secs(secs).ok()
 }
 
-async fn must<T>(what: &str, result: cache_core::Result<T>) -> T {
+fn must<T>(what: &str, result: cache_core::Result<T>) -> T {
     result.unwrap_or_else(|e| panic!("{what} failed: {e} ({e:?})"))
 }
 
 /// A value written is read back unchanged.
 pub async fn get_set_roundtrip<C: CacheInterface>(cache: Arc<C>) {
     let k = key("roundtrip");
-    must("set", cache.set(&k, Bytes::from_static(b"value-1"), ttl_secs(60)).await).await;
-    let got = must("get", cache.get(&k).await).await;
+    must(
+        "set",
+        cache
+            .set(&k, Bytes::from_static(b"value-1"), ttl_secs(60))
+            .await,
+    );
+    let got = must("get", cache.get(&k).await);
     assert_eq!(got.as_deref(), Some(&b"value-1"[..]));
 }
 
 /// A second write replaces the first.
 pub async fn overwrite_replaces<C: CacheInterface>(cache: Arc<C>) {
     let k = key("overwrite");
-    must("set", cache.set(&k, Bytes::from_static(b"first"), ttl_secs(60)).await).await;
-    must("set", cache.set(&k, Bytes::from_static(b"second"), ttl_secs(60)).await).await;
-    assert_eq!(must("get", cache.get(&k).await).await.as_deref(), Some(&b"second"[..]));
+    must(
+        "set",
+        cache
+            .set(&k, Bytes::from_static(b"first"), ttl_secs(60))
+            .await,
+    );
+    must(
+        "set",
+        cache
+            .set(&k, Bytes::from_static(b"second"), ttl_secs(60))
+            .await,
+    );
+    assert_eq!(
+        must("get", cache.get(&k).await).as_deref(),
+        Some(&b"second"[..])
+    );
 }
 
 /// A key never written is `Ok(None)`.
 pub async fn missing_key_is_a_miss<C: CacheInterface>(cache: Arc<C>) {
-    assert_eq!(must("get", cache.get(&key("never-written")).await).await, None);
+    assert_eq!(must("get", cache.get(&key("never-written")).await), None);
 }
 
 /// Empty and "falsy" values are hits, not misses.
 pub async fn falsy_values_are_hits<C: CacheInterface>(cache: Arc<C>) {
-    for (name, value) in [("empty", &b""[..]), ("zero", b"0"), ("list", b"[]"), ("null", b"null")] {
+    for (name, value) in [
+        ("empty", &b""[..]),
+        ("zero", b"0"),
+        ("list", b"[]"),
+        ("null", b"null"),
+    ] {
         let k = key(name);
-        must("set", cache.set(&k, Bytes::copy_from_slice(value), ttl_secs(60)).await).await;
+        must(
+            "set",
+            cache
+                .set(&k, Bytes::copy_from_slice(value), ttl_secs(60))
+                .await,
+        );
         assert_eq!(
-            must("get", cache.get(&k).await).await.as_deref(),
+            must("get", cache.get(&k).await).as_deref(),
             Some(value),
             "{name} must be a hit"
         );
@@ -133,93 +161,145 @@ pub async fn falsy_values_are_hits<C: CacheInterface>(cache: Arc<C>) {
 pub async fn ttl_expires_entries<C: CacheInterface>(cache: Arc<C>) {
     let k = key("short-lived");
     let ttl = Ttl::from_millis(800).ok();
-    must("set", cache.set(&k, Bytes::from_static(b"v"), ttl).await).await;
-    assert!(must("get", cache.get(&k).await).await.is_some(), "hit before expiry");
+    must("set", cache.set(&k, Bytes::from_static(b"v"), ttl).await);
+    assert!(
+        must("get", cache.get(&k).await).is_some(),
+        "hit before expiry"
+    );
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    assert_eq!(must("get", cache.get(&k).await).await, None, "miss after expiry");
-    assert!(!must("exists", cache.exists(&k).await).await);
+    assert_eq!(must("get", cache.get(&k).await), None, "miss after expiry");
+    assert!(!must("exists", cache.exists(&k).await));
 }
 
 /// `remaining_ttl` is within the TTL written, and `None` for a missing key.
 pub async fn remaining_ttl_is_reported<C: CacheInterface>(cache: Arc<C>) {
     let k = key("ttl");
-    must("set", cache.set(&k, Bytes::from_static(b"v"), ttl_secs(60)).await).await;
+    must(
+        "set",
+        cache.set(&k, Bytes::from_static(b"v"), ttl_secs(60)).await,
+    );
     let left = must("remaining_ttl", cache.remaining_ttl(&k).await)
-        .await
         .unwrap_or_else(|| panic!("an existing key has a TTL"));
-    assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60), "{left:?}");
-    assert_eq!(must("remaining_ttl", cache.remaining_ttl(&key("absent")).await).await, None);
+    assert!(
+        left > Duration::from_secs(50) && left <= Duration::from_secs(60),
+        "{left:?}"
+    );
+    assert_eq!(
+        must("remaining_ttl", cache.remaining_ttl(&key("absent")).await),
+        None
+    );
 }
 
 /// `delete` returns whether the key existed, and a missing key is not an error.
 pub async fn delete_reports_existence<C: CacheInterface>(cache: Arc<C>) {
     let k = key("to-delete");
-    assert!(!must("delete missing", cache.delete(&k).await).await);
-    must("set", cache.set(&k, Bytes::from_static(b"v"), ttl_secs(60)).await).await;
-    assert!(must("delete", cache.delete(&k).await).await);
-    assert_eq!(must("get", cache.get(&k).await).await, None);
-    assert!(!must("delete again", cache.delete(&k).await).await);
+    assert!(!must("delete missing", cache.delete(&k).await));
+    must(
+        "set",
+        cache.set(&k, Bytes::from_static(b"v"), ttl_secs(60)).await,
+    );
+    assert!(must("delete", cache.delete(&k).await));
+    assert_eq!(must("get", cache.get(&k).await), None);
+    assert!(!must("delete again", cache.delete(&k).await));
 }
 
 /// `exists` follows writes and deletes.
 pub async fn exists_tracks_entries<C: CacheInterface>(cache: Arc<C>) {
     let k = key("exists");
-    assert!(!must("exists", cache.exists(&k).await).await);
-    must("set", cache.set(&k, Bytes::new(), ttl_secs(60)).await).await;
-    assert!(must("exists", cache.exists(&k).await).await);
-    must("delete", cache.delete(&k).await).await;
-    assert!(!must("exists", cache.exists(&k).await).await);
+    assert!(!must("exists", cache.exists(&k).await));
+    must("set", cache.set(&k, Bytes::new(), ttl_secs(60)).await);
+    assert!(must("exists", cache.exists(&k).await));
+    must("delete", cache.delete(&k).await);
+    assert!(!must("exists", cache.exists(&k).await));
 }
 
 /// Keys containing glob characters are matched literally once escaped, and patterns are globs.
 pub async fn patterns_with_glob_characters_in_keys<C: CacheInterface>(cache: Arc<C>) {
     let tricky = ["what is [a]*?", r"back\slash*", "^caret-[x-y]", "what is a"];
     for k in tricky {
-        must("set", cache.set(&key(k), Bytes::from_static(b"v"), ttl_secs(60)).await).await;
+        must(
+            "set",
+            cache
+                .set(&key(k), Bytes::from_static(b"v"), ttl_secs(60))
+                .await,
+        );
     }
     for k in tricky {
         let literal = KeyPattern::new(escape_glob(k)).unwrap_or_else(|e| panic!("{e}"));
-        let found = must("scan", cache.scan(&literal).await).await;
+        let found = must("scan", cache.scan(&literal).await);
         assert_eq!(found, vec![key(k)], "escaped {k:?} matches only itself");
     }
     let glob = KeyPattern::new("what is *").unwrap_or_else(|e| panic!("{e}"));
-    let mut found = must("scan", cache.scan(&glob).await).await;
+    let mut found = must("scan", cache.scan(&glob).await);
     found.sort();
     assert_eq!(found, vec![key("what is [a]*?"), key("what is a")]);
     let class = KeyPattern::new("what is [ab]").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(must("scan", cache.scan(&class).await).await, vec![key("what is a")]);
+    assert_eq!(
+        must("scan", cache.scan(&class).await),
+        vec![key("what is a")]
+    );
     let literal = KeyPattern::new(escape_glob("what is [a]*?")).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(must("delete_pattern", cache.delete_pattern(&literal).await).await, 1);
-    assert!(must("exists", cache.exists(&key("what is a")).await).await);
+    assert_eq!(
+        must("delete_pattern", cache.delete_pattern(&literal).await),
+        1
+    );
+    assert!(must("exists", cache.exists(&key("what is a")).await));
 }
 
 /// `delete_pattern` removes exactly the matching keys and counts each once.
 pub async fn delete_pattern_counts<C: CacheInterface>(cache: Arc<C>) {
     for i in 0..40 {
-        must("set", cache.set(&key(&format!("op:sum:{i}")), Bytes::from_static(b"v"), ttl_secs(60)).await).await;
+        must(
+            "set",
+            cache
+                .set(
+                    &key(&format!("op:sum:{i}")),
+                    Bytes::from_static(b"v"),
+                    ttl_secs(60),
+                )
+                .await,
+        );
     }
     for i in 0..10 {
         must(
             "set",
-            cache.set(&key(&format!("op:summarize:{i}")), Bytes::from_static(b"v"), ttl_secs(60)).await,
-        )
-        .await;
+            cache
+                .set(
+                    &key(&format!("op:summarize:{i}")),
+                    Bytes::from_static(b"v"),
+                    ttl_secs(60),
+                )
+                .await,
+        );
     }
     let pattern = KeyPattern::new("op:sum:*").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(must("scan", cache.scan(&pattern).await).await.len(), 40);
-    assert_eq!(must("delete_pattern", cache.delete_pattern(&pattern).await).await, 40);
-    assert_eq!(must("delete_pattern again", cache.delete_pattern(&pattern).await).await, 0);
+    assert_eq!(must("scan", cache.scan(&pattern).await).len(), 40);
+    assert_eq!(
+        must("delete_pattern", cache.delete_pattern(&pattern).await),
+        40
+    );
+    assert_eq!(
+        must("delete_pattern again", cache.delete_pattern(&pattern).await),
+        0
+    );
     let rest = KeyPattern::new("op:*").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(must("scan", cache.scan(&rest).await).await.len(), 10, "op:summarize:* survive");
+    assert_eq!(
+        must("scan", cache.scan(&rest).await).len(),
+        10,
+        "op:summarize:* survive"
+    );
 }
 
 /// A 1 MiB value (or the backend's maximum, if smaller) round-trips.
 pub async fn large_value_roundtrip<C: CacheInterface>(cache: Arc<C>) {
     let size = (1024 * 1024).min(cache.capabilities().max_value_size);
-    let value: Bytes = (0..size).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let value: Bytes = (0..size)
+        .map(|i| u8::try_from(i % 251).unwrap_or(0))
+        .collect::<Vec<u8>>()
+        .into();
     let k = key("large");
-    must("set", cache.set(&k, value.clone(), ttl_secs(60)).await).await;
-    assert_eq!(must("get", cache.get(&k).await).await, Some(value));
+    must("set", cache.set(&k, value.clone(), ttl_secs(60)).await);
+    assert_eq!(must("get", cache.get(&k).await), Some(value));
 }
 
 /// A value over the declared maximum is refused with `CapacityExceeded`.
@@ -230,23 +310,36 @@ pub async fn oversized_value_is_refused<C: CacheInterface>(cache: Arc<C>) {
         .set(&k, Bytes::from(vec![0u8; max + 1]), ttl_secs(60))
         .await
         .err()
-        .unwrap_or_else(|| panic!("a value of max_value_size + 1 ({}) must be refused", max + 1));
+        .unwrap_or_else(|| {
+            panic!(
+                "a value of max_value_size + 1 ({}) must be refused",
+                max + 1
+            )
+        });
     assert_eq!(err.kind(), ErrorKind::CapacityExceeded, "{err}");
-    assert_eq!(must("get", cache.get(&k).await).await, None);
+    assert_eq!(must("get", cache.get(&k).await), None);
 }
 
 /// Every byte value survives, including bytes that are not UTF-8.
 pub async fn binary_values_roundtrip<C: CacheInterface>(cache: Arc<C>) {
-    let all: Bytes = (0..=255u8).chain((0..=255u8).rev()).collect::<Vec<u8>>().into();
+    let all: Bytes = (0..=255u8)
+        .chain((0..=255u8).rev())
+        .collect::<Vec<u8>>()
+        .into();
     let k = key("binary");
-    must("set", cache.set(&k, all.clone(), ttl_secs(60)).await).await;
-    assert_eq!(must("get", cache.get(&k).await).await, Some(all));
+    must("set", cache.set(&k, all.clone(), ttl_secs(60)).await);
+    assert_eq!(must("get", cache.get(&k).await), Some(all));
 }
 
 /// 100 tasks write and read concurrently without losing or mixing values.
 pub async fn concurrent_tasks<C: CacheInterface + 'static>(cache: Arc<C>) {
     let shared = key("shared");
-    must("set", cache.set(&shared, Bytes::from_static(b"common"), ttl_secs(60)).await).await;
+    must(
+        "set",
+        cache
+            .set(&shared, Bytes::from_static(b"common"), ttl_secs(60))
+            .await,
+    );
     let mut tasks = Vec::new();
     for i in 0..100u32 {
         let cache = Arc::clone(&cache);
@@ -254,11 +347,11 @@ pub async fn concurrent_tasks<C: CacheInterface + 'static>(cache: Arc<C>) {
         tasks.push(tokio::spawn(async move {
             let own = key(&format!("task:{i}"));
             let value = Bytes::from(format!("value-{i}"));
-            must("set", cache.set(&own, value.clone(), ttl_secs(60)).await).await;
+            must("set", cache.set(&own, value.clone(), ttl_secs(60)).await);
             for _ in 0..5 {
-                assert_eq!(must("get own", cache.get(&own).await).await, Some(value.clone()));
+                assert_eq!(must("get own", cache.get(&own).await), Some(value.clone()));
                 assert_eq!(
-                    must("get shared", cache.get(&shared).await).await.as_deref(),
+                    must("get shared", cache.get(&shared).await).as_deref(),
                     Some(&b"common"[..])
                 );
             }
@@ -268,17 +361,26 @@ pub async fn concurrent_tasks<C: CacheInterface + 'static>(cache: Arc<C>) {
         task.await.unwrap_or_else(|e| panic!("task panicked: {e}"));
     }
     let all = KeyPattern::new("task:*").unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(must("scan", cache.scan(&all).await).await.len(), 100);
+    assert_eq!(must("scan", cache.scan(&all).await).len(), 100);
 }
 
 /// `clear` removes every entry and reports how many.
 pub async fn clear_removes_everything<C: CacheInterface>(cache: Arc<C>) {
     for i in 0..25 {
-        must("set", cache.set(&key(&format!("c{i}")), Bytes::from_static(b"v"), ttl_secs(60)).await).await;
+        must(
+            "set",
+            cache
+                .set(
+                    &key(&format!("c{i}")),
+                    Bytes::from_static(b"v"),
+                    ttl_secs(60),
+                )
+                .await,
+        );
     }
-    assert_eq!(must("clear", cache.clear().await).await, 25);
-    assert!(must("scan", cache.scan(&KeyPattern::all()).await).await.is_empty());
-    assert_eq!(must("get", cache.get(&key("c0")).await).await, None);
+    assert_eq!(must("clear", cache.clear().await), 25);
+    assert!(must("scan", cache.scan(&KeyPattern::all()).await).is_empty());
+    assert_eq!(must("get", cache.get(&key("c0")).await), None);
 }
 
 /// `set_many` writes every entry; `get_many` answers per key, in order, with misses as `None`.
@@ -286,12 +388,17 @@ pub async fn get_many_and_set_many<C: CacheInterface>(cache: Arc<C>) {
     let entries: Vec<(CacheKey, Bytes)> = (0..10)
         .map(|i| (key(&format!("m{i}")), Bytes::from(format!("v{i}"))))
         .collect();
-    must("set_many", cache.set_many(&entries, ttl_secs(60)).await).await;
+    must("set_many", cache.set_many(&entries, ttl_secs(60)).await);
     let keys = vec![key("m0"), key("absent"), key("m9"), key("m0")];
-    let got = must("get_many", cache.get_many(&keys).await).await;
+    let got = must("get_many", cache.get_many(&keys).await);
     assert_eq!(
         got,
-        vec![Some(Bytes::from("v0")), None, Some(Bytes::from("v9")), Some(Bytes::from("v0"))]
+        vec![
+            Some(Bytes::from("v0")),
+            None,
+            Some(Bytes::from("v9")),
+            Some(Bytes::from("v0"))
+        ]
     );
-    assert!(must("get_many empty", cache.get_many(&[]).await).await.is_empty());
+    assert!(must("get_many empty", cache.get_many(&[]).await).is_empty());
 }

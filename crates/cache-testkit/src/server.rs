@@ -146,7 +146,10 @@ impl fmt::Display for LaunchError {
                  set AICACHE_REDIS_SERVER to use another binary"
             ),
             Self::Failed { reason, log_tail } => {
-                write!(f, "redis-server failed: {reason}\n--- server log ---\n{log_tail}")
+                write!(
+                    f,
+                    "redis-server failed: {reason}\n--- server log ---\n{log_tail}"
+                )
             }
             Self::Io(e) => write!(f, "redis-server launch I/O error: {e}"),
         }
@@ -212,7 +215,9 @@ impl RedisServer {
     /// [`LaunchError::BinaryMissing`] without a `redis-server`; [`LaunchError::Failed`] when it
     /// exits or does not answer within 15 s.
     pub fn try_start(config: ServerConfig) -> Result<Self, LaunchError> {
-        let dir = tempfile::Builder::new().prefix("aicache-redis-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("aicache-redis-")
+            .tempdir()?;
         let mut server = Self {
             config,
             dir,
@@ -383,7 +388,11 @@ impl RedisServer {
     }
 
     fn launch(&mut self, fixed_port: Option<u16>) -> Result<(), LaunchError> {
-        let attempts = if fixed_port.is_some() { 1 } else { PORT_ATTEMPTS };
+        let attempts = if fixed_port.is_some() {
+            1
+        } else {
+            PORT_ATTEMPTS
+        };
         let mut last_error = None;
         for _ in 0..attempts {
             let port = match (self.config.transport, fixed_port) {
@@ -411,7 +420,11 @@ impl RedisServer {
     fn spawn_and_wait(&mut self, port: u16) -> Result<(), LaunchError> {
         let conf = self.write_config(port)?;
         let _ = std::fs::remove_file(self.log_path());
-        let binary = self.config.binary.clone().unwrap_or_else(redis_server_binary);
+        let binary = self
+            .config
+            .binary
+            .clone()
+            .unwrap_or_else(redis_server_binary);
         let child = Command::new(&binary)
             .arg(&conf)
             .stdin(Stdio::null())
@@ -440,7 +453,10 @@ impl RedisServer {
             }
             if let Ok(reply) = self.raw_command("PING") {
                 // NOAUTH and NOPERM mean the server is up but wants credentials.
-                if reply.starts_with("+PONG") || reply.starts_with("-NOAUTH") || reply.contains("NOPERM") {
+                if reply.starts_with("+PONG")
+                    || reply.starts_with("-NOAUTH")
+                    || reply.contains("NOPERM")
+                {
                     return Ok(());
                 }
             }
@@ -505,11 +521,17 @@ mod tests {
         assert!(server.raw_command("PING").unwrap().starts_with("-NOAUTH"));
         assert!(server.url().contains(":pw@"));
 
-        let acl = RedisServer::start(
-            ServerConfig::default().with_acl_user(AclUser::new("app", "apppw", &["~app:*", "+@all"])),
-        );
+        let acl = RedisServer::start(ServerConfig::default().with_acl_user(AclUser::new(
+            "app",
+            "apppw",
+            &["~app:*", "+@all"],
+        )));
         assert!(!acl.raw_command("PING").unwrap().starts_with("+PONG"));
-        assert!(acl.raw_command("AUTH app apppw").unwrap().starts_with("+OK"));
+        assert!(
+            acl.raw_command("AUTH app apppw")
+                .unwrap()
+                .starts_with("+OK")
+        );
 
         let unix = RedisServer::start(ServerConfig::default().unix());
         assert!(unix.raw_command("PING").unwrap().starts_with("+PONG"));

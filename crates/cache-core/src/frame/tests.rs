@@ -9,7 +9,9 @@ struct ChecksumXor {
 }
 
 fn checksum(data: &[u8], aad: &[u8]) -> u8 {
-    data.iter().chain(aad).fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(*b))
+    data.iter()
+        .chain(aad)
+        .fold(0u8, |acc, b| acc.wrapping_mul(31).wrapping_add(*b))
 }
 
 impl Cipher for ChecksumXor {
@@ -43,7 +45,13 @@ fn vectors() -> Vec<(&'static str, FrameCodec, FrameMeta, Codec, Vec<u8>)> {
     let plain = FrameCodec::new();
     let msgpack = encode_msgpack(&serde_json::json!({"summary": "ok"})).unwrap();
     vec![
-        ("raw_hello", plain.clone(), FrameMeta::new(CACHED, EXPIRES), Codec::Raw, b"hello".to_vec()),
+        (
+            "raw_hello",
+            plain.clone(),
+            FrameMeta::new(CACHED, EXPIRES),
+            Codec::Raw,
+            b"hello".to_vec(),
+        ),
         (
             "msgpack_summarize",
             plain,
@@ -84,7 +92,11 @@ fn documented_vectors() -> Vec<(String, String)> {
 fn documented_test_vectors_match_the_code() {
     let documented = documented_vectors();
     let vectors = vectors();
-    assert_eq!(documented.len(), vectors.len(), "docs/frame.md lists every vector");
+    assert_eq!(
+        documented.len(),
+        vectors.len(),
+        "docs/frame.md lists every vector"
+    );
     for (name, codec, meta, payload_codec, payload) in vectors {
         let encoded = codec.encode("k", &meta, payload_codec, &payload).unwrap();
         let hex = hex::encode(&encoded.bytes);
@@ -94,7 +106,9 @@ fn documented_test_vectors_match_the_code() {
             .map(|(_, h)| h.as_str())
             .unwrap_or_else(|| panic!("vector {name} missing from docs/frame.md; encoded: {hex}"));
         assert_eq!(doc_hex, hex, "vector {name}");
-        let frame = codec.decode("k", Bytes::from(hex::decode(doc_hex).unwrap())).unwrap();
+        let frame = codec
+            .decode("k", Bytes::from(hex::decode(doc_hex).unwrap()))
+            .unwrap();
         assert_eq!(frame.meta, meta);
         assert_eq!(frame.codec, payload_codec);
         assert_eq!(frame.payload.as_ref(), &payload[..]);
@@ -116,20 +130,50 @@ fn compression_only_above_threshold_and_only_when_smaller() {
             state.to_be_bytes()[0]
         })
         .collect();
-    assert_eq!(codec.encode("k", &meta, Codec::Raw, &compressible).unwrap().compression, Compression::Lz4);
-    assert_eq!(codec.encode("k", &meta, Codec::Raw, &small).unwrap().compression, Compression::None);
-    assert_eq!(codec.encode("k", &meta, Codec::Raw, &noise).unwrap().compression, Compression::None);
-    let off = FrameCodec::new().with_compression(Compression::None).with_compression_threshold(0);
-    assert_eq!(off.encode("k", &meta, Codec::Raw, &compressible).unwrap().compression, Compression::None);
+    assert_eq!(
+        codec
+            .encode("k", &meta, Codec::Raw, &compressible)
+            .unwrap()
+            .compression,
+        Compression::Lz4
+    );
+    assert_eq!(
+        codec
+            .encode("k", &meta, Codec::Raw, &small)
+            .unwrap()
+            .compression,
+        Compression::None
+    );
+    assert_eq!(
+        codec
+            .encode("k", &meta, Codec::Raw, &noise)
+            .unwrap()
+            .compression,
+        Compression::None
+    );
+    let off = FrameCodec::new()
+        .with_compression(Compression::None)
+        .with_compression_threshold(0);
+    assert_eq!(
+        off.encode("k", &meta, Codec::Raw, &compressible)
+            .unwrap()
+            .compression,
+        Compression::None
+    );
 }
 
 #[test]
 fn every_truncation_is_corrupted_not_a_panic() {
     let codec = FrameCodec::new().with_compression_threshold(16);
     let meta = FrameMeta::new(CACHED, EXPIRES).with_operation("qa");
-    let bytes = codec.encode("k", &meta, Codec::Raw, &b"abcd".repeat(64)).unwrap().bytes;
+    let bytes = codec
+        .encode("k", &meta, Codec::Raw, &b"abcd".repeat(64))
+        .unwrap()
+        .bytes;
     for len in 0..bytes.len() {
-        let err = codec.decode("k", Bytes::copy_from_slice(&bytes[..len])).unwrap_err();
+        let err = codec
+            .decode("k", Bytes::copy_from_slice(&bytes[..len]))
+            .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Corrupted, "prefix of {len} bytes");
     }
 }
@@ -163,19 +207,36 @@ fn encrypted_frames_authenticate_the_key_and_the_header() {
         .with_cipher(Arc::new(ChecksumXor { key_id: 7 }));
     let meta = FrameMeta::new(CACHED, EXPIRES).with_operation("sentiment");
     let payload = b"positive positive positive positive";
-    let bytes = codec.encode("key-a", &meta, Codec::Raw, payload).unwrap().bytes;
+    let bytes = codec
+        .encode("key-a", &meta, Codec::Raw, payload)
+        .unwrap()
+        .bytes;
     let frame = codec.decode("key-a", Bytes::from(bytes.clone())).unwrap();
     assert_eq!(frame.payload.as_ref(), payload);
 
-    let moved = codec.decode("key-b", Bytes::from(bytes.clone())).unwrap_err();
+    let moved = codec
+        .decode("key-b", Bytes::from(bytes.clone()))
+        .unwrap_err();
     assert_eq!(moved.kind(), ErrorKind::Corrupted);
 
     let mut tampered = bytes.clone();
     tampered[6] ^= 1; // cached_at
-    assert_eq!(codec.decode("key-a", Bytes::from(tampered)).unwrap_err().kind(), ErrorKind::Corrupted);
+    assert_eq!(
+        codec
+            .decode("key-a", Bytes::from(tampered))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Corrupted
+    );
 
     let no_cipher = FrameCodec::new();
-    assert_eq!(no_cipher.decode("key-a", Bytes::from(bytes)).unwrap_err().kind(), ErrorKind::Unsupported);
+    assert_eq!(
+        no_cipher
+            .decode("key-a", Bytes::from(bytes))
+            .unwrap_err()
+            .kind(),
+        ErrorKind::Unsupported
+    );
 }
 
 #[test]
@@ -191,7 +252,13 @@ fn unknown_flags_and_versions_are_rejected() {
     let mut magic = good;
     magic[0] = b'X';
     for bad in [reserved, version, magic] {
-        assert_eq!(FrameCodec::new().decode("k", Bytes::from(bad)).unwrap_err().kind(), ErrorKind::Corrupted);
+        assert_eq!(
+            FrameCodec::new()
+                .decode("k", Bytes::from(bad))
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Corrupted
+        );
     }
 }
 
@@ -203,12 +270,18 @@ fn msgpack_roundtrip_keeps_named_fields() {
         #[serde(skip_serializing_if = "Option::is_none", default)]
         score: Option<f64>,
     }
-    let value = Answer { text: "hi".into(), score: None };
+    let value = Answer {
+        text: "hi".into(),
+        score: None,
+    };
     let bytes = encode_msgpack(&value).unwrap();
     assert_eq!(decode_msgpack::<Answer>(&bytes).unwrap(), value);
     let as_json: serde_json::Value = decode_msgpack(&bytes).unwrap();
     assert_eq!(as_json, serde_json::json!({"text": "hi"}));
-    assert_eq!(decode_msgpack::<Answer>(b"\xc1").unwrap_err().kind(), ErrorKind::Serialization);
+    assert_eq!(
+        decode_msgpack::<Answer>(b"\xc1").unwrap_err().kind(),
+        ErrorKind::Serialization
+    );
 }
 
 proptest! {

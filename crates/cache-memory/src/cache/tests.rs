@@ -16,11 +16,18 @@ fn small(max_entries: usize) -> InMemoryCache<Bytes> {
 fn overwriting_a_key_in_a_full_cache_evicts_nothing() {
     let cache = small(3);
     for i in 0..3 {
-        cache.insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60)).unwrap();
+        cache
+            .insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60))
+            .unwrap();
     }
-    cache.insert(key("k2"), Bytes::from_static(b"w"), ttl(60)).unwrap();
+    cache
+        .insert(key("k2"), Bytes::from_static(b"w"), ttl(60))
+        .unwrap();
     for i in 0..3 {
-        assert!(cache.contains(&format!("k{i}")), "k{i} must survive an overwrite of k2");
+        assert!(
+            cache.contains(&format!("k{i}")),
+            "k{i} must survive an overwrite of k2"
+        );
     }
     assert_eq!(cache.fetch("k2").as_deref(), Some(&b"w"[..]));
     assert_eq!(cache.stats().evictions, 0);
@@ -30,7 +37,9 @@ fn overwriting_a_key_in_a_full_cache_evicts_nothing() {
 fn entry_cap_holds() {
     let cache = small(3);
     for i in 0..10 {
-        cache.insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60)).unwrap();
+        cache
+            .insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60))
+            .unwrap();
     }
     let stats = cache.stats();
     assert!(stats.entries <= 3, "{stats:?}");
@@ -44,7 +53,9 @@ fn byte_budget_holds() {
         .with_max_bytes(64 * 1024);
     let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
     for i in 0..200 {
-        cache.insert(key(&format!("k{i}")), Bytes::from(vec![0u8; 1024]), ttl(60)).unwrap();
+        cache
+            .insert(key(&format!("k{i}")), Bytes::from(vec![0u8; 1024]), ttl(60))
+            .unwrap();
     }
     let stats = cache.stats();
     assert!(stats.bytes <= 64 * 1024, "{stats:?}");
@@ -54,8 +65,15 @@ fn byte_budget_holds() {
 #[test]
 fn falsy_values_are_hits() {
     let cache = small(10);
-    for (k, v) in [("zero", &b"0"[..]), ("empty", b""), ("list", b"[]"), ("null", b"null")] {
-        cache.insert(key(k), Bytes::copy_from_slice(v), ttl(60)).unwrap();
+    for (k, v) in [
+        ("zero", &b"0"[..]),
+        ("empty", b""),
+        ("list", b"[]"),
+        ("null", b"null"),
+    ] {
+        cache
+            .insert(key(k), Bytes::copy_from_slice(v), ttl(60))
+            .unwrap();
         assert_eq!(cache.fetch(k).as_deref(), Some(v), "{k}");
     }
     assert_eq!(cache.stats().hits, 4);
@@ -73,14 +91,25 @@ fn too_large_is_refused_not_dropped() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::CapacityExceeded);
     assert_eq!(cache.stats().rejected_too_large, 1);
-    cache.insert(key("fits"), Bytes::from(vec![0u8; limit]), ttl(60)).unwrap();
-    assert!(cache.contains("fits"), "a value at the limit must really be stored");
+    cache
+        .insert(key("fits"), Bytes::from(vec![0u8; limit]), ttl(60))
+        .unwrap();
+    assert!(
+        cache.contains("fits"),
+        "a value at the limit must really be stored"
+    );
 }
 
 #[test]
 fn ttl_is_enforced_on_read() {
     let cache = small(10);
-    cache.insert(key("short"), Bytes::from_static(b"v"), Ttl::from_millis(30).unwrap()).unwrap();
+    cache
+        .insert(
+            key("short"),
+            Bytes::from_static(b"v"),
+            Ttl::from_millis(30).unwrap(),
+        )
+        .unwrap();
     assert!(cache.fetch("short").is_some());
     std::thread::sleep(Duration::from_millis(60));
     assert!(cache.fetch("short").is_none());
@@ -97,11 +126,23 @@ fn sweep_reclaims_unread_expired_entries() {
         .with_sweep_interval(Duration::from_millis(1));
     let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
     for i in 0..5 {
-        cache.insert(key(&format!("old{i}")), Bytes::from_static(b"v"), Ttl::from_millis(10).unwrap()).unwrap();
+        cache
+            .insert(
+                key(&format!("old{i}")),
+                Bytes::from_static(b"v"),
+                Ttl::from_millis(10).unwrap(),
+            )
+            .unwrap();
     }
     std::thread::sleep(Duration::from_millis(30));
-    cache.insert(key("new"), Bytes::from_static(b"v"), ttl(60)).unwrap();
-    assert_eq!(cache.inner.cache.len(), 1, "the write swept the expired entries");
+    cache
+        .insert(key("new"), Bytes::from_static(b"v"), ttl(60))
+        .unwrap();
+    assert_eq!(
+        cache.inner.cache.len(),
+        1,
+        "the write swept the expired entries"
+    );
     assert_eq!(cache.stats().expirations, 5);
 }
 
@@ -109,7 +150,9 @@ fn sweep_reclaims_unread_expired_entries() {
 fn patterns_select_like_redis() {
     let cache = small(100);
     for k in ["op:sum:1", "op:summarize:1", "lit*[x]", "litXY"] {
-        cache.insert(key(k), Bytes::from_static(b"v"), ttl(60)).unwrap();
+        cache
+            .insert(key(k), Bytes::from_static(b"v"), ttl(60))
+            .unwrap();
     }
     let mut found = cache.keys_matching(&KeyPattern::new("op:sum:*").unwrap());
     found.sort();
@@ -121,7 +164,8 @@ fn patterns_select_like_redis() {
 
 #[test]
 fn invalid_config_names_the_field() {
-    let err = InMemoryCache::<Bytes>::new(MemoryCacheConfig::default().with_max_entries(0)).unwrap_err();
+    let err =
+        InMemoryCache::<Bytes>::new(MemoryCacheConfig::default().with_max_entries(0)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(err.to_string().contains("max_entries: got 0"), "{err}");
 }
