@@ -40,3 +40,8 @@ pub use cache_redis::{
 
 /// True when this build includes the Redis tier (the `redis` feature).
 pub const REDIS_AVAILABLE: bool = cfg!(feature = "redis");
+
+/// Compiles the README's examples as doctests, so the README cannot drift from the code.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
