@@ -1,7 +1,10 @@
 //! Cross-crate tests against real `redis-server` processes started by cache-testkit.
 //!
 //! One binary on purpose: each integration-test binary relinks tokio and redis.
-#![allow(clippy::unwrap_used, reason = "test code: a failure should panic with its error")]
+#![allow(
+    clippy::unwrap_used,
+    reason = "test code: a failure should panic with its error"
+)]
 #![allow(
     clippy::unused_async,
     reason = "conformance_suite! awaits every setup, async or not"
