@@ -402,3 +402,6 @@ pub async fn get_many_and_set_many<C: CacheInterface>(cache: Arc<C>) {
     );
     assert!(must("get_many empty", cache.get_many(&[]).await).is_empty());
 }
+
+#[cfg(test)]
+mod tests;
