@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_core::frame::{Codec, FrameCodec, FrameMeta};
+use cache_core::frame::{Codec, Frame, FrameCodec, FrameMeta};
 use cache_core::{
     CacheInterface, CacheKey, CacheOp, Capabilities, Error, ErrorKind, KeyPattern, Layer, Outcome,
     Recorder, Result, Ttl, escape_glob, unix_millis,
@@ -362,29 +362,23 @@ impl GenericRedisCache {
         Ok(())
     }
 
-    /// Decodes a value read from Redis. An invalid frame is deleted, counted and reported as a miss.
-    async fn decode_l2(&self, key: &CacheKey, raw: Vec<u8>) -> Option<Bytes> {
-        let redis_key = self.redis_key(key);
-        match self.inner.codec.decode(&redis_key, Bytes::from(raw)) {
-            Ok(frame) => {
-                let remaining = frame.meta.remaining_ms(unix_millis());
-                let ttl = Ttl::from_millis(remaining).ok()?;
-                if let Err(e) = self.fill_l1(key, &frame.payload, ttl) {
-                    tracing::debug!(error = %e, "value not promoted into L1");
-                }
-                Some(frame.payload)
-            }
+    /// Decodes a value read from Redis. An invalid frame is deleted, counted and reported as a
+    /// miss; so is a frame past its own expiry.
+    async fn decode_frame(&self, key: &CacheKey, redis_key: &str, raw: Vec<u8>) -> Option<Frame> {
+        match self.inner.codec.decode(redis_key, Bytes::from(raw)) {
+            Ok(frame) if frame.meta.remaining_ms(unix_millis()) > 0 => Some(frame),
+            Ok(_) => None,
             Err(e) => {
                 bump(&self.inner.counters.corrupt_entries);
                 if let Some(recorder) = &self.inner.recorder {
                     recorder.record_corrupt_entry(Layer::L2, e.kind());
                 }
-                tracing::warn!(error = %e, "undecodable value in Redis; deleting it");
+                tracing::warn!(error = %e, key = %key, "undecodable value in Redis; deleting it");
                 if let Some(mut conn) = self.connection() {
                     let _ = self
                         .run("UNLINK", async {
                             redis::cmd("UNLINK")
-                                .arg(&redis_key)
+                                .arg(redis_key)
                                 .query_async::<i64>(&mut conn)
                                 .await
                         })
@@ -395,14 +389,100 @@ impl GenericRedisCache {
         }
     }
 
-    fn encode(&self, key: &CacheKey, value: &[u8], ttl: Ttl) -> Result<Vec<u8>> {
-        let now = unix_millis();
-        let meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()));
+    /// Reads the frame stored in Redis under `key`, bypassing this cache's L1.
+    ///
+    /// `Ok(None)` when Redis is absent or unavailable, when the key is missing or expired, and when
+    /// the stored bytes are not a valid frame (they are then deleted and counted). Layers above
+    /// (the AI cache) use this with their own L1 of decoded values.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability, for example [`ErrorKind::Auth`].
+    pub async fn get_entry(&self, key: &CacheKey) -> Result<Option<Frame>> {
+        let Some(mut conn) = self.connection() else {
+            if self.inner.link.is_some() {
+                bump(&self.inner.counters.l2_skipped);
+            }
+            return Ok(None);
+        };
+        let redis_key = self.redis_key(key);
+        let read = self
+            .run("GET", async {
+                redis::cmd("GET")
+                    .arg(&redis_key)
+                    .query_async::<Option<Vec<u8>>>(&mut conn)
+                    .await
+            })
+            .await;
+        let frame = match read {
+            Ok(Some(raw)) => self.decode_frame(key, &redis_key, raw).await,
+            Ok(None) => None,
+            Err(e) if e.is_transient() => None,
+            Err(e) => return Err(e),
+        };
+        let counter = if frame.is_some() {
+            &self.inner.counters.l2_hits
+        } else {
+            &self.inner.counters.l2_misses
+        };
+        bump(counter);
+        Ok(frame)
+    }
+
+    /// Writes a framed entry to Redis under `key` for `ttl`, bypassing this cache's L1.
+    ///
+    /// Returns `Ok(false)` when Redis is absent or unavailable (the write is counted in
+    /// [`RedisCacheStats::writes_l1_only`]).
+    ///
+    /// # Errors
+    /// [`ErrorKind::CapacityExceeded`] above `max_value_size`; Redis errors other than
+    /// unavailability.
+    pub async fn set_entry(
+        &self,
+        key: &CacheKey,
+        codec: Codec,
+        meta: &FrameMeta,
+        payload: &[u8],
+        ttl: Ttl,
+    ) -> Result<bool> {
+        self.check_value_size(payload.len())?;
+        let Some(mut conn) = self.connection() else {
+            if self.inner.link.is_some() {
+                bump(&self.inner.counters.writes_l1_only);
+            }
+            return Ok(false);
+        };
+        let redis_key = self.redis_key(key);
+        let frame = self.encode(&redis_key, meta, codec, payload)?;
+        let written = self
+            .run("SET", async {
+                redis::cmd("SET")
+                    .arg(&redis_key)
+                    .arg(frame)
+                    .arg("PX")
+                    .arg(ttl.as_millis())
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+        match written {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_transient() => {
+                bump(&self.inner.counters.writes_l1_only);
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn encode(
+        &self,
+        redis_key: &str,
+        meta: &FrameMeta,
+        codec: Codec,
+        value: &[u8],
+    ) -> Result<Vec<u8>> {
         let started = self.clock();
-        let encoded = self
-            .inner
-            .codec
-            .encode(&self.redis_key(key), &meta, Codec::Raw, value)?;
+        let encoded = self.inner.codec.encode(redis_key, meta, codec, value)?;
         if let (Some(recorder), Some(started)) = (&self.inner.recorder, started)
             && encoded.compression != cache_core::frame::Compression::None
         {
@@ -413,6 +493,32 @@ impl GenericRedisCache {
             );
         }
         Ok(encoded.bytes)
+    }
+
+    /// Metadata for a raw value written now for `ttl`.
+    fn fresh_meta(&self, ttl: Ttl) -> FrameMeta {
+        let now = unix_millis();
+        FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
+    }
+
+    /// Writes a raw value to Redis (when configured); a value too large is refused first.
+    async fn write_raw(&self, key: &CacheKey, value: &[u8], ttl: Ttl) -> Result<()> {
+        self.check_value_size(value.len())?;
+        if self.inner.link.is_some() {
+            self.set_entry(key, Codec::Raw, &self.fresh_meta(ttl), value, ttl)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Copies a frame read from Redis into L1 for the time the frame has left.
+    fn promote(&self, key: &CacheKey, frame: &Frame) {
+        let Ok(ttl) = Ttl::from_millis(frame.meta.remaining_ms(unix_millis())) else {
+            return;
+        };
+        if let Err(e) = self.fill_l1(key, &frame.payload, ttl) {
+            tracing::debug!(error = %e, "value not promoted into L1");
+        }
     }
 
     /// Walks `SCAN MATCH` over the namespace and returns the logical keys found, each once.
@@ -510,105 +616,46 @@ impl CacheInterface for GenericRedisCache {
             });
             return Ok(Some(value));
         }
-        let found = match self.connection() {
-            None => {
-                if self.inner.link.is_some() {
-                    bump(&self.inner.counters.l2_skipped);
-                }
-                None
-            }
-            Some(mut conn) => {
-                let redis_key = self.redis_key(key);
-                let read = self
-                    .run("GET", async {
-                        redis::cmd("GET")
-                            .arg(&redis_key)
-                            .query_async::<Option<Vec<u8>>>(&mut conn)
-                            .await
-                    })
-                    .await;
-                match read {
-                    Ok(Some(raw)) => self.decode_l2(key, raw).await,
-                    Ok(None) => None,
-                    Err(e) if e.is_transient() => None,
-                    Err(e) => {
-                        self.record(CacheOp::Get, Layer::L2, Outcome::Failed(e.kind()), started);
-                        return Err(e);
-                    }
-                }
-            }
-        };
         let layer = if self.inner.link.is_some() {
             Layer::L2
         } else {
             Layer::L1
         };
-        match found {
-            Some(value) => {
-                if layer == Layer::L2 {
-                    bump(&self.inner.counters.l2_hits);
-                }
-                self.record(CacheOp::Get, layer, Outcome::Hit, started);
-                self.fire(CacheEvent::GetSuccess {
-                    key,
-                    value: &value,
-                    layer,
-                });
-                Ok(Some(value))
+        let frame = match self.get_entry(key).await {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.record(CacheOp::Get, layer, Outcome::Failed(e.kind()), started);
+                return Err(e);
             }
-            None => {
-                if layer == Layer::L2 {
-                    bump(&self.inner.counters.l2_misses);
-                }
-                self.record(CacheOp::Get, layer, Outcome::Miss, started);
-                self.fire(CacheEvent::GetMiss { key });
-                Ok(None)
-            }
-        }
+        };
+        let Some(frame) = frame else {
+            self.record(CacheOp::Get, layer, Outcome::Miss, started);
+            self.fire(CacheEvent::GetMiss { key });
+            return Ok(None);
+        };
+        self.promote(key, &frame);
+        self.record(CacheOp::Get, layer, Outcome::Hit, started);
+        self.fire(CacheEvent::GetSuccess {
+            key,
+            value: &frame.payload,
+            layer,
+        });
+        Ok(Some(frame.payload))
     }
 
     async fn set(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
         let started = self.clock();
-        self.check_value_size(value.len())?;
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
-        if let Some(mut conn) = self.connection() {
-            let frame = self.encode(key, &value, ttl)?;
-            let redis_key = self.redis_key(key);
-            let written = self
-                .run("SET", async {
-                    redis::cmd("SET")
-                        .arg(&redis_key)
-                        .arg(frame)
-                        .arg("PX")
-                        .arg(ttl.as_millis())
-                        .query_async::<()>(&mut conn)
-                        .await
-                })
-                .await;
-            match written {
-                Ok(()) => {}
-                Err(e) if e.is_transient() && self.inner.l1.is_some() => {
-                    bump(&self.inner.counters.writes_l1_only);
-                }
-                Err(e) if e.is_transient() => {
-                    bump(&self.inner.counters.writes_l1_only);
-                    self.record(CacheOp::Set, Layer::L2, Outcome::Failed(e.kind()), started);
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.record(CacheOp::Set, Layer::L2, Outcome::Failed(e.kind()), started);
-                    return Err(e);
-                }
-            }
-        } else if self.inner.link.is_some() {
-            bump(&self.inner.counters.writes_l1_only);
-        }
-        self.fill_l1(key, &value, ttl)?;
         let layer = if self.inner.link.is_some() {
             Layer::L2
         } else {
             Layer::L1
         };
+        if let Err(e) = self.write_raw(key, &value, ttl).await {
+            self.record(CacheOp::Set, layer, Outcome::Failed(e.kind()), started);
+            return Err(e);
+        }
+        self.fill_l1(key, &value, ttl)?;
         self.record(CacheOp::Set, layer, Outcome::Done, started);
         self.fire(CacheEvent::SetSuccess { key, value: &value });
         Ok(())
@@ -781,9 +828,11 @@ impl CacheInterface for GenericRedisCache {
             .await;
         match read {
             Ok(raws) => {
-                for (index, raw) in missing.into_iter().zip(raws) {
-                    if let Some(raw) = raw {
-                        values[index] = self.decode_l2(&keys[index], raw).await;
+                for ((index, raw), name) in missing.into_iter().zip(raws).zip(&names) {
+                    let Some(raw) = raw else { continue };
+                    if let Some(frame) = self.decode_frame(&keys[index], name, raw).await {
+                        self.promote(&keys[index], &frame);
+                        values[index] = Some(frame.payload);
                     }
                 }
                 Ok(values)
@@ -800,10 +849,12 @@ impl CacheInterface for GenericRedisCache {
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
         if let Some(mut conn) = self.connection() {
             let mut pipe = redis::pipe();
+            let meta = self.fresh_meta(ttl);
             for (key, value) in entries {
-                let frame = self.encode(key, value, ttl)?;
+                let redis_key = self.redis_key(key);
+                let frame = self.encode(&redis_key, &meta, Codec::Raw, value)?;
                 pipe.cmd("SET")
-                    .arg(self.redis_key(key))
+                    .arg(redis_key)
                     .arg(frame)
                     .arg("PX")
                     .arg(ttl.as_millis())
