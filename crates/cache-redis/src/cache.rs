@@ -495,6 +495,39 @@ impl GenericRedisCache {
         Ok(encoded.bytes)
     }
 
+    /// Removes the keys matching `pattern` from L1 and Redis and returns them, each once.
+    ///
+    /// While Redis is unavailable only L1 is cleaned. (`delete_pattern` returns the count of this.)
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability.
+    pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
+        let started = self.clock();
+        let mut removed: HashSet<CacheKey> = self
+            .inner
+            .l1
+            .as_ref()
+            .map(|l1| l1.remove_matching(pattern).into_iter().collect())
+            .unwrap_or_default();
+        if let Some(mut conn) = self.connection() {
+            let outcome = match self.scan_l2(&mut conn, pattern).await {
+                Ok(found) => self.unlink_l2(&mut conn, &found).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(gone) => removed.extend(gone),
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(recorder) = &self.inner.recorder {
+            let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
+            recorder.record_invalidation(pattern.as_str(), count);
+        }
+        self.record(CacheOp::DeletePattern, Layer::L2, Outcome::Done, started);
+        Ok(removed.into_iter().collect())
+    }
+
     /// Metadata for a raw value written now for `ttl`.
     fn fresh_meta(&self, ttl: Ttl) -> FrameMeta {
         let now = unix_millis();
@@ -779,32 +812,9 @@ impl CacheInterface for GenericRedisCache {
     }
 
     async fn delete_pattern(&self, pattern: &KeyPattern) -> Result<u64> {
-        let started = self.clock();
-        let mut removed: HashSet<CacheKey> = self
-            .inner
-            .l1
-            .as_ref()
-            .map(|l1| l1.remove_matching(pattern).into_iter().collect())
-            .unwrap_or_default();
-        if let Some(mut conn) = self.connection() {
-            let outcome = match self.scan_l2(&mut conn, pattern).await {
-                Ok(found) => self.unlink_l2(&mut conn, &found).await,
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(gone) => removed.extend(gone),
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
-        if let Some(recorder) = &self.inner.recorder {
-            recorder.record_invalidation(pattern.as_str(), count);
-        }
-        self.record(CacheOp::DeletePattern, Layer::L2, Outcome::Done, started);
-        Ok(count)
+        let removed = self.delete_matching(pattern).await?;
+        Ok(u64::try_from(removed.len()).unwrap_or(u64::MAX))
     }
-
     async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
         let mut values: Vec<Option<Bytes>> = keys
             .iter()
