@@ -5,10 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aicache::{
-    CacheEvent, CacheInterface, CacheKey, ErrorKind, GenericRedisCache, KeyPattern, L2Health,
-    Layer, ListenerError, Recorder, Ttl,
+    CacheEvent, CacheInterface, CacheKey, CacheOp, ErrorKind, GenericRedisCache, KeyPattern,
+    L2Health, Layer, ListenerError, Outcome, Recorder, Ttl,
 };
-use cache_core::{CacheOp, Outcome};
 use cache_testkit::{AclUser, RedisServer, ServerConfig};
 use proptest::prelude::*;
 use redis::AsyncCommands;
@@ -56,14 +55,15 @@ async fn kill_and_restart_keeps_answering_and_l2_comes_back() {
         cache.health().await.l2,
         L2Health::Unavailable { .. }
     ));
-    let errors_during_outage = cache.stats().l2_errors;
+    // Operations during the outage do not re-dial: at most one probe per backoff delay.
+    let probes_before = cache.health().await.probes;
     for _ in 0..50 {
-        cache.get(&key("never")).await.unwrap();
+        assert_eq!(cache.get(&key("never")).await.unwrap(), None);
     }
+    let probes = cache.health().await.probes - probes_before;
     assert!(
-        cache.stats().l2_errors <= errors_during_outage + 2,
-        "no re-dial per operation: {:?}",
-        cache.stats()
+        probes <= 3,
+        "50 reads during the outage ran {probes} probes"
     );
 
     server.restart();
@@ -98,11 +98,10 @@ async fn kill_and_restart_keeps_answering_and_l2_comes_back() {
 
 #[tokio::test]
 async fn unreachable_at_start_is_degraded_not_an_error() {
-    let port = {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.local_addr().unwrap().port()
-    };
-    let cache = redis_cache(test_config(&format!("redis://127.0.0.1:{port}"))).await;
+    // A socket path nobody listens on: unreachable, and no other test's server can take it.
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("redis+unix://{}/absent.sock", dir.path().display());
+    let cache = redis_cache(test_config(&url)).await;
     assert!(!cache.is_l2_available());
     assert!(matches!(
         cache.health().await.l2,
@@ -134,6 +133,37 @@ async fn wrong_or_missing_password_is_an_auth_error() {
     let ok = redis_cache(test_config(&server.url())).await;
     ok.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
     assert!(ok.is_l2_available());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_refused_after_an_outage_are_errors_not_misses() {
+    let mut server = RedisServer::start(ServerConfig::default().with_password("first"));
+    let cache = redis_cache(test_config(&server.url())).await;
+    cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
+    server.kill();
+    server.config_mut().password = Some("second".into());
+    server.restart();
+    let refused = eventually(Duration::from_secs(5), || async {
+        matches!(cache.get(&key("other")).await, Err(e) if e.kind() == ErrorKind::Auth)
+    })
+    .await;
+    assert!(refused, "{:?}", cache.health().await);
+}
+
+#[tokio::test]
+async fn frames_of_a_newer_version_are_misses_left_in_place() {
+    let server = server();
+    let cache = redis_cache(test_config(&server.url()).with_l1(None)).await;
+    cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
+    let mut conn = raw(&server).await;
+    let mut stored: Vec<u8> = conn.get("test:k").await.unwrap();
+    stored[3] = 2;
+    let _: () = conn.set("test:k", stored.as_slice()).await.unwrap();
+    assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+    let kept: bool = conn.exists("test:k").await.unwrap();
+    assert!(kept, "a newer instance's value is not deleted");
+    assert_eq!(cache.stats().unreadable_entries, 1);
+    assert_eq!(cache.stats().corrupt_entries, 0);
 }
 
 #[tokio::test]
@@ -244,15 +274,19 @@ async fn l1_copies_never_outlive_the_redis_entry() {
     let writer = redis_cache(test_config(&server.url()).with_l1(None)).await;
     let reader = redis_cache(test_config(&server.url())).await;
     writer
-        .set(&key("k"), "v".into(), Some(Ttl::from_millis(1500).unwrap()))
+        .set(&key("k"), "v".into(), Some(Ttl::from_secs(3).unwrap()))
         .await
         .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(
         reader.get(&key("k")).await.unwrap().is_some(),
         "promoted from Redis"
     );
     let l1_ttl = reader.l1().unwrap().ttl_remaining("k").unwrap();
-    assert!(l1_ttl <= Duration::from_millis(1500), "{l1_ttl:?}");
+    assert!(
+        l1_ttl <= Duration::from_millis(1800),
+        "the L1 copy gets what is left of the Redis TTL, not the original: {l1_ttl:?}"
+    );
 
     let bounded =
         redis_cache(test_config(&server.url()).with_l1_max_ttl(Duration::from_secs(2))).await;

@@ -10,8 +10,8 @@ pub(crate) fn test_config(url: &str) -> RedisCacheConfig {
     RedisCacheConfig::default()
         .with_redis_url(url)
         .with_key_prefix("test")
-        .with_command_timeout(Duration::from_millis(300))
-        .with_connect_timeout(Duration::from_millis(500))
+        .with_command_timeout(Duration::from_secs(2))
+        .with_connect_timeout(Duration::from_secs(2))
         .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(200))
         .with_l1(Some(MemoryCacheConfig::default().with_max_entries(10_000)))
 }

@@ -8,8 +8,9 @@
 //!   micro-benches.
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode};
+use std::process::{Command, ExitCode, Stdio};
 
 type Outcome = Result<(), String>;
 
@@ -117,14 +118,38 @@ fn ensure_redis_server() -> Outcome {
     }
 }
 
+/// The top-level test binary, as cargo names it when it runs it.
+const TOP_LEVEL_TESTS: &str = "tests/integration/main.rs";
+
 fn test() -> Outcome {
     ensure_redis_server()?;
     let mut cmd = cargo();
-    cmd.args(["test", "--workspace", "--locked"]);
-    run(cmd)?;
-    println!(
-        "xtask: all tests passed, including the top-level tests/ (binary `integration`, run by the aicache package)"
-    );
+    cmd.args(["test", "--workspace", "--locked"])
+        .stderr(Stdio::piped());
+    println!("$ {cmd:?}");
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    // Cargo announces each test binary on stderr; pass it through and watch for the top-level one.
+    let mut saw_top_level = false;
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            saw_top_level |= line.contains("Running") && line.contains(TOP_LEVEL_TESTS);
+            eprintln!("{line}");
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("cargo test did not finish: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo test failed with {status}"));
+    }
+    if !saw_top_level {
+        return Err(format!(
+            "cargo test passed but never ran the top-level tests ({TOP_LEVEL_TESTS})"
+        ));
+    }
+    println!("xtask: all tests passed, including the top-level tests/ ({TOP_LEVEL_TESTS})");
     Ok(())
 }
 

@@ -24,9 +24,9 @@
 
 pub use bytes::Bytes;
 pub use cache_core::{
-    CacheInterface, CacheKey, Capabilities, DynCache, Error, ErrorKind, KeyPattern, Layer,
-    Recorder, Result, SharedCache, TextTier, Ttl, ValidationIssue, ValidationResult, escape_glob,
-    frame,
+    CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, Error, ErrorKind, KeyPattern, Layer,
+    Outcome, Recorder, Result, SharedCache, TextTier, Ttl, ValidationIssue, ValidationResult,
+    escape_glob, frame,
 };
 
 #[cfg(feature = "memory")]

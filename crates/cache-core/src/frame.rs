@@ -9,7 +9,8 @@
 //!
 //! Decoding never panics and never allocates more than the configured limit, whatever the stored
 //! bytes: a frame that is truncated, foreign, oversized or tampered with is an
-//! [`ErrorKind::Corrupted`] error, which caches treat as a miss.
+//! [`ErrorKind::Corrupted`] error, which caches treat as a miss. A frame of a newer version is
+//! [`ErrorKind::Unsupported`]: also a miss, but not garbage.
 
 use std::fmt;
 use std::sync::Arc;
@@ -390,9 +391,9 @@ impl FrameCodec {
     /// An uncompressed, unencrypted payload is a zero-copy slice of `stored`.
     ///
     /// # Errors
-    /// [`ErrorKind::Corrupted`] for anything that is not a valid frame of this version, including a
-    /// payload that fails authentication; [`ErrorKind::Unsupported`] for an encrypted frame when no
-    /// cipher is configured.
+    /// [`ErrorKind::Corrupted`] for anything that is not a valid frame, including a payload that
+    /// fails authentication; [`ErrorKind::Unsupported`] for a frame of another version, or an
+    /// encrypted frame when no cipher is configured.
     pub fn decode(&self, key: &str, stored: Bytes) -> Result<Frame> {
         let mut reader = Reader::new(&stored);
         if reader.take(3)? != MAGIC {
@@ -400,7 +401,13 @@ impl FrameCodec {
         }
         let version = reader.u8()?;
         if version != FRAME_VERSION {
-            return Err(corrupted("unsupported frame version").with_context("version", version));
+            // Not corrupt: a newer writer during a rolling upgrade. Readers leave it in place.
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                "frame version not readable by this build",
+            )
+            .with_context("version", version)
+            .with_context("supported", FRAME_VERSION));
         }
         let flags = reader.u8()?;
         if flags & RESERVED_BITS != 0 {
@@ -450,6 +457,13 @@ impl FrameCodec {
         let payload = match compression {
             Compression::None => body,
             Compression::Lz4 => {
+                // LZ4 expands at most ~255:1; refuse a header that promises more than the body can
+                // hold, before allocating what it promises.
+                if original_size > body.len().saturating_mul(255).saturating_add(64) {
+                    return Err(corrupted("declared size is impossible for the LZ4 payload")
+                        .with_context("size", original_size)
+                        .with_context("payload", body.len()));
+                }
                 let mut out = vec![0u8; original_size];
                 let written = lz4_flex::block::decompress_into(&body, &mut out)
                     .map_err(|e| corrupted("LZ4 payload does not decompress").with_source(e))?;

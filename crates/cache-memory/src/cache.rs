@@ -1,7 +1,6 @@
 //! The memory cache itself.
 
 use std::fmt;
-use std::future::{Future, ready};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -427,80 +426,60 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> InMemoryCache<V> {
     }
 }
 
-/// The memory tier as a backend: values are bytes.
+/// The memory tier as a backend: values are bytes. Each method does its work when polled.
 #[deny(clippy::missing_trait_methods)]
 impl CacheInterface for InMemoryCache<Bytes> {
     fn capabilities(&self) -> Capabilities {
         Capabilities::new(self.inner.max_value_size)
     }
 
-    fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Option<Bytes>>> + Send {
-        ready(Ok(self.fetch(key.as_str())))
+    async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
+        Ok(self.fetch(key.as_str()))
     }
 
-    fn set(
-        &self,
-        key: &CacheKey,
-        value: Bytes,
-        ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<()>> + Send {
-        ready(self.insert(key.clone(), value, ttl.unwrap_or(self.inner.default_ttl)))
+    async fn set(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+        self.insert(key.clone(), value, ttl.unwrap_or(self.inner.default_ttl))
     }
 
-    fn delete(&self, key: &CacheKey) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(self.remove(key.as_str())))
+    async fn delete(&self, key: &CacheKey) -> Result<bool> {
+        Ok(self.remove(key.as_str()))
     }
 
-    fn exists(&self, key: &CacheKey) -> impl Future<Output = Result<bool>> + Send {
-        ready(Ok(self.contains(key.as_str())))
+    async fn exists(&self, key: &CacheKey) -> Result<bool> {
+        Ok(self.contains(key.as_str()))
     }
 
-    fn remaining_ttl(
-        &self,
-        key: &CacheKey,
-    ) -> impl Future<Output = Result<Option<Duration>>> + Send {
-        ready(Ok(self.ttl_remaining(key.as_str())))
+    async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        Ok(self.ttl_remaining(key.as_str()))
     }
 
-    fn clear(&self) -> impl Future<Output = Result<u64>> + Send {
-        ready(Ok(self.clear_all()))
+    async fn clear(&self) -> Result<u64> {
+        Ok(self.clear_all())
     }
 
-    fn scan(&self, pattern: &KeyPattern) -> impl Future<Output = Result<Vec<CacheKey>>> + Send {
-        ready(Ok(self.keys_matching(pattern)))
+    async fn scan(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
+        Ok(self.keys_matching(pattern))
     }
 
-    fn delete_pattern(&self, pattern: &KeyPattern) -> impl Future<Output = Result<u64>> + Send {
+    async fn delete_pattern(&self, pattern: &KeyPattern) -> Result<u64> {
         let removed = self.remove_matching(pattern).len();
-        ready(Ok(u64::try_from(removed).unwrap_or(u64::MAX)))
+        Ok(u64::try_from(removed).unwrap_or(u64::MAX))
     }
 
-    fn get_many(
-        &self,
-        keys: &[CacheKey],
-    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send {
-        ready(Ok(keys
-            .iter()
-            .map(|key| self.fetch(key.as_str()))
-            .collect()))
+    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
+        Ok(keys.iter().map(|key| self.fetch(key.as_str())).collect())
     }
 
-    fn set_many(
-        &self,
-        entries: &[(CacheKey, Bytes)],
-        ttl: Option<Ttl>,
-    ) -> impl Future<Output = Result<()>> + Send {
+    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Option<Ttl>) -> Result<()> {
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
         // Refuse the whole batch before writing any of it.
-        let result = entries
-            .iter()
-            .try_for_each(|(_, value)| self.check_size(value.len()))
-            .and_then(|()| {
-                entries
-                    .iter()
-                    .try_for_each(|(key, value)| self.insert(key.clone(), value.clone(), ttl))
-            });
-        ready(result)
+        for (_, value) in entries {
+            self.check_size(value.len())?;
+        }
+        for (key, value) in entries {
+            self.insert(key.clone(), value.clone(), ttl)?;
+        }
+        Ok(())
     }
 }
 

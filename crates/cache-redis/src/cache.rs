@@ -14,12 +14,24 @@ use cache_core::{
     Recorder, Result, Ttl, escape_glob, unix_millis,
 };
 use cache_memory::{InMemoryCache, MemoryCacheStats};
-use redis::aio::ConnectionManager;
+use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 use crate::config::RedisCacheConfig;
 use crate::connection::{ConnectionFactory, map_redis_error, with_timeout};
 use crate::events::{CacheEvent, CacheEventListener, Listeners};
 use crate::link::L2Link;
+
+/// The least time one step of a pattern walk (a `SCAN` page or an `UNLINK` batch) may take.
+const PATTERN_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Deletes a key only if it still holds the bytes that were read, so deleting an undecodable value
+/// never removes a valid one written meanwhile by another instance.
+const DELETE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('UNLINK', KEYS[1])
+end
+return 0
+";
 
 /// Counters of a [`GenericRedisCache`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -29,7 +41,7 @@ pub struct RedisCacheStats {
     pub l1: Option<MemoryCacheStats>,
     /// Reads answered by Redis.
     pub l2_hits: u64,
-    /// Reads Redis did not answer with a value (absent, expired or undecodable).
+    /// Reads Redis did not answer with a value (absent, expired, undecodable, or failed).
     pub l2_misses: u64,
     /// Redis calls that failed (including timeouts).
     pub l2_errors: u64,
@@ -37,10 +49,15 @@ pub struct RedisCacheStats {
     pub l2_skipped: u64,
     /// Stored values that were not valid frames; each was deleted.
     pub corrupt_entries: u64,
+    /// Stored frames this build cannot read (a newer frame version, or encrypted without a
+    /// cipher); they are misses and are left in place for the instances that can read them.
+    pub unreadable_entries: u64,
     /// Values kept out of L1 because they were too large for it (Redis still holds them).
     pub l1_skipped_too_large: u64,
-    /// Writes Redis could not take that are held by L1 alone.
+    /// Writes Redis could not take that L1 holds alone.
     pub writes_l1_only: u64,
+    /// Writes neither tier took (Redis unavailable and L1 off).
+    pub writes_dropped: u64,
     /// Listener calls that failed or panicked.
     pub listener_failures: u64,
 }
@@ -56,7 +73,7 @@ pub enum L2Health {
         /// The round trip of the health `PING`.
         latency: Duration,
     },
-    /// Redis is unavailable; the cache serves from L1.
+    /// Redis is unavailable (or refuses the cache); the cache serves from L1.
     Unavailable {
         /// How long it has been unavailable, when known.
         since: Option<Duration>,
@@ -77,6 +94,8 @@ pub struct HealthReport {
     pub l1_entries: Option<u64>,
     /// How many times Redis went from available to unavailable.
     pub outages: u64,
+    /// How many background reconnection probes ran.
+    pub probes: u64,
 }
 
 #[derive(Default)]
@@ -86,8 +105,10 @@ struct Counters {
     l2_errors: AtomicU64,
     l2_skipped: AtomicU64,
     corrupt_entries: AtomicU64,
+    unreadable_entries: AtomicU64,
     l1_skipped_too_large: AtomicU64,
     writes_l1_only: AtomicU64,
+    writes_dropped: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -106,6 +127,8 @@ struct Inner {
     recorder: Option<Arc<dyn Recorder>>,
     listeners: Listeners,
     counters: Counters,
+    write_epoch: AtomicU64,
+    delete_script: redis::Script,
 }
 
 /// Redis (L2) behind an optional in-process L1; memory-only without a Redis URL.
@@ -114,13 +137,16 @@ struct Inner {
 ///
 /// # Behavior
 /// - `get`: L1, then Redis. A Redis hit is promoted into L1 for `min(remaining TTL, l1_max_ttl)`,
-///   the remaining TTL coming from the frame itself.
-/// - `set`: Redis (`SET … PX`), then L1 for `min(ttl, l1_max_ttl)`. While Redis is unavailable the
-///   value lands in L1 alone and the call succeeds.
+///   the remaining TTL coming from the frame itself, unless a write or delete ran meanwhile.
+/// - `set`: drops the L1 copy, writes Redis (`SET … PX`), then L1 for `min(ttl, l1_max_ttl)`.
+///   While Redis is unavailable the value lands in L1 alone and the call succeeds. (Writes and
+///   deletes made during an outage are not replayed to Redis yet: the resilience work adds that.)
 /// - A value too large for L1 is kept out of L1 and counted; Redis still holds it. In memory-only
 ///   mode it is refused with [`ErrorKind::CapacityExceeded`].
 /// - Redis being unreachable never fails a call; wrong credentials or a denied permission do
-///   ([`ErrorKind::Auth`]).
+///   ([`ErrorKind::Auth`]), also when they appear after an outage.
+/// - Pattern walks (`scan`, `delete_pattern`, `clear`) run on a connection of their own, so they
+///   never queue in front of hot-path commands.
 #[derive(Clone)]
 pub struct GenericRedisCache {
     inner: Arc<Inner>,
@@ -137,14 +163,14 @@ impl fmt::Debug for GenericRedisCache {
 }
 
 impl GenericRedisCache {
-    /// Builds the cache and, when a Redis URL is configured, probes Redis once.
+    /// Builds the cache and, when a Redis URL is configured, connects the shared connection.
     ///
     /// Redis being unreachable is not an error: the cache starts degraded (see [`health`](Self::health))
     /// and reconnects in the background.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] for an invalid configuration or URL; [`ErrorKind::Auth`] when Redis
-    /// refuses the credentials; [`ErrorKind::Tls`] when the TLS handshake fails.
+    /// refuses the credentials or the user's permissions.
     pub async fn connect(config: RedisCacheConfig) -> Result<Self> {
         config.validate().into_result()?;
         let l1 = config.l1.clone().map(InMemoryCache::new).transpose()?;
@@ -154,6 +180,7 @@ impl GenericRedisCache {
                 Some(
                     L2Link::connect(
                         factory,
+                        config.connect_timeout + config.command_timeout,
                         config.reconnect_min_delay,
                         config.reconnect_max_delay,
                     )
@@ -181,6 +208,8 @@ impl GenericRedisCache {
                 recorder: None,
                 listeners: Listeners::default(),
                 counters: Counters::default(),
+                write_epoch: AtomicU64::new(0),
+                delete_script: redis::Script::new(DELETE_IF_UNCHANGED),
             }),
         })
     }
@@ -215,6 +244,11 @@ impl GenericRedisCache {
         self.inner.l1.as_ref()
     }
 
+    /// Whether Redis is configured.
+    pub fn has_l2(&self) -> bool {
+        self.inner.link.is_some()
+    }
+
     /// Whether Redis is configured and currently available.
     pub fn is_l2_available(&self) -> bool {
         self.inner
@@ -234,15 +268,18 @@ impl GenericRedisCache {
     /// The counters.
     pub fn stats(&self) -> RedisCacheStats {
         let c = &self.inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         RedisCacheStats {
             l1: self.inner.l1.as_ref().map(InMemoryCache::stats),
-            l2_hits: c.l2_hits.load(Ordering::Relaxed),
-            l2_misses: c.l2_misses.load(Ordering::Relaxed),
-            l2_errors: c.l2_errors.load(Ordering::Relaxed),
-            l2_skipped: c.l2_skipped.load(Ordering::Relaxed),
-            corrupt_entries: c.corrupt_entries.load(Ordering::Relaxed),
-            l1_skipped_too_large: c.l1_skipped_too_large.load(Ordering::Relaxed),
-            writes_l1_only: c.writes_l1_only.load(Ordering::Relaxed),
+            l2_hits: load(&c.l2_hits),
+            l2_misses: load(&c.l2_misses),
+            l2_errors: load(&c.l2_errors),
+            l2_skipped: load(&c.l2_skipped),
+            corrupt_entries: load(&c.corrupt_entries),
+            unreadable_entries: load(&c.unreadable_entries),
+            l1_skipped_too_large: load(&c.l1_skipped_too_large),
+            writes_l1_only: load(&c.writes_l1_only),
+            writes_dropped: load(&c.writes_dropped),
             listener_failures: self.inner.listeners.failures(),
         }
     }
@@ -255,22 +292,25 @@ impl GenericRedisCache {
                 l2: L2Health::Disabled,
                 l1_entries,
                 outages: 0,
+                probes: 0,
             };
         };
-        if let Some(mut conn) = link.connection() {
+        if let Ok(Some((mut conn, generation))) = link.connection() {
             let started = Instant::now();
             let ping = self
-                .run("PING", async {
+                .run(generation, "PING", async {
                     redis::cmd("PING").query_async::<String>(&mut conn).await
                 })
                 .await;
             if ping.is_ok() {
+                let state = link.state();
                 return HealthReport {
                     l2: L2Health::Connected {
                         latency: started.elapsed(),
                     },
                     l1_entries,
-                    outages: link.state().outages,
+                    outages: state.outages,
+                    probes: state.probes,
                 };
             }
         }
@@ -283,13 +323,133 @@ impl GenericRedisCache {
             },
             l1_entries,
             outages: state.outages,
+            probes: state.probes,
         }
     }
 
-    /// Runs one Redis command under our timeout, mapping and counting failures; a connection-class
-    /// failure marks Redis unavailable.
+    /// Reads the frame stored in Redis under `key`, bypassing this cache's L1.
+    ///
+    /// `Ok(None)` when Redis is absent or unavailable, when the key is missing or expired, and when
+    /// the stored bytes are not a frame this build can read (corrupt ones are then deleted and
+    /// counted). Layers above (the AI cache) use this with their own L1 of decoded values.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability, for example [`ErrorKind::Auth`].
+    pub async fn get_entry(&self, key: &CacheKey) -> Result<Option<Frame>> {
+        let Some((mut conn, generation)) = self.connection()? else {
+            if self.inner.link.is_some() {
+                bump(&self.inner.counters.l2_skipped);
+            }
+            return Ok(None);
+        };
+        let redis_key = self.redis_key(key);
+        let read = self
+            .run(generation, "GET", async {
+                redis::cmd("GET")
+                    .arg(&redis_key)
+                    .query_async::<Option<Vec<u8>>>(&mut conn)
+                    .await
+            })
+            .await;
+        let frame = match read {
+            Ok(Some(raw)) => self.decode_frame(&redis_key, raw).await,
+            Ok(None) => None,
+            Err(e) if e.is_transient() => None,
+            Err(e) => return Err(e),
+        };
+        let counter = if frame.is_some() {
+            &self.inner.counters.l2_hits
+        } else {
+            &self.inner.counters.l2_misses
+        };
+        bump(counter);
+        Ok(frame)
+    }
+
+    /// Writes a framed entry to Redis under `key` for `ttl`, bypassing this cache's L1. The frame's
+    /// expiry is clamped to `ttl`, so it never claims more life than Redis gives the key.
+    ///
+    /// Returns `Ok(false)` when Redis is absent or unavailable.
+    ///
+    /// # Errors
+    /// [`ErrorKind::CapacityExceeded`] above `max_value_size`; Redis errors other than
+    /// unavailability.
+    pub async fn set_entry(
+        &self,
+        key: &CacheKey,
+        codec: Codec,
+        meta: &FrameMeta,
+        payload: &[u8],
+        ttl: Ttl,
+    ) -> Result<bool> {
+        self.check_value_size(payload.len())?;
+        let Some((mut conn, generation)) = self.connection()? else {
+            return Ok(false);
+        };
+        let redis_key = self.redis_key(key);
+        let latest_expiry = unix_millis().saturating_add(ttl.as_millis());
+        let frame = if meta.expires_at_ms > latest_expiry {
+            let mut clamped = meta.clone();
+            clamped.expires_at_ms = latest_expiry;
+            self.encode(&redis_key, &clamped, codec, payload)?
+        } else {
+            self.encode(&redis_key, meta, codec, payload)?
+        };
+        let written = self
+            .run(generation, "SET", async {
+                redis::cmd("SET")
+                    .arg(&redis_key)
+                    .arg(frame)
+                    .arg("PX")
+                    .arg(ttl.as_millis())
+                    .query_async::<()>(&mut conn)
+                    .await
+            })
+            .await;
+        match written {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_transient() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes the keys matching `pattern` from L1 and Redis and returns them, each once.
+    ///
+    /// While Redis is unavailable only L1 is cleaned. (`delete_pattern` returns the count of this.)
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability.
+    pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
+        let started = self.clock();
+        self.bump_write_epoch();
+        let mut removed: HashSet<CacheKey> = self.remove_from_l1(pattern);
+        if let Some(mut conn) = self.pattern_connection().await? {
+            let outcome = match self.scan_l2(&mut conn, pattern).await {
+                Ok(found) => self.unlink_l2(&mut conn, &found).await,
+                Err(e) => Err(e),
+            };
+            match outcome {
+                Ok(gone) => removed.extend(gone),
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+            // A read that started during the walk may have promoted a key the walk then removed.
+            self.bump_write_epoch();
+            removed.extend(self.remove_from_l1(pattern));
+        }
+        if let Some(recorder) = &self.inner.recorder {
+            let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
+            recorder.record_invalidation(pattern.as_str(), count);
+        }
+        self.record(CacheOp::DeletePattern, Layer::L2, Outcome::Done, started);
+        Ok(removed.into_iter().collect())
+    }
+
+    /// Runs one hot-path Redis command under our timeout, mapping and counting failures; failures
+    /// feed the link's availability (see `link.rs`).
     async fn run<T>(
         &self,
+        generation: u64,
         what: &'static str,
         command: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T> {
@@ -300,19 +460,79 @@ impl GenericRedisCache {
                 .map_err(|e| map_redis_error(e, "Redis command failed"))
         })
         .await;
-        if let Err(e) = &result {
-            bump(&self.inner.counters.l2_errors);
-            if let Some(link) = &self.inner.link {
-                link.observe(e);
+        if let Some(link) = &self.inner.link {
+            match &result {
+                Ok(_) => link.observe_success(),
+                Err(e) => {
+                    bump(&self.inner.counters.l2_errors);
+                    link.observe_failure(e, generation);
+                    tracing::debug!(operation = what, error = %e, "Redis command failed");
+                }
             }
-            tracing::debug!(operation = what, error = %e, "Redis command failed");
         }
         result
     }
 
-    /// The shared connection, or `None` when Redis is absent or unavailable.
-    fn connection(&self) -> Option<ConnectionManager> {
-        self.inner.link.as_ref().and_then(|link| link.connection())
+    /// Runs one step of a pattern walk on a dedicated connection. Its failures do not change the
+    /// link's availability: a slow walk must not take the hot path down.
+    async fn run_pattern_step<T>(
+        &self,
+        what: &'static str,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        let limit = self.inner.config.command_timeout.max(PATTERN_STEP_TIMEOUT);
+        let result = with_timeout(limit, what, async {
+            command
+                .await
+                .map_err(|e| map_redis_error(e, "Redis command failed"))
+        })
+        .await;
+        if result.is_err() {
+            bump(&self.inner.counters.l2_errors);
+        }
+        result
+    }
+
+    /// The shared connection and its generation; `Ok(None)` when Redis is absent or unavailable;
+    /// an error when Redis refuses the cache's credentials.
+    fn connection(&self) -> Result<Option<(ConnectionManager, u64)>> {
+        match &self.inner.link {
+            None => Ok(None),
+            Some(link) => link.connection(),
+        }
+    }
+
+    /// A connection of its own for pattern walks; `Ok(None)` when Redis is absent or unavailable.
+    async fn pattern_connection(&self) -> Result<Option<MultiplexedConnection>> {
+        let Some(link) = &self.inner.link else {
+            return Ok(None);
+        };
+        if link.connection()?.is_none() {
+            return Ok(None);
+        }
+        match link.factory().dedicated().await {
+            Ok(conn) => Ok(Some(conn)),
+            Err(e) if e.is_transient() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A counter bumped before every write or delete; a read promotes into L1 only if it did not
+    /// move while the read was in flight, so a stale read never overwrites a newer write in L1.
+    fn write_epoch(&self) -> u64 {
+        self.inner.write_epoch.load(Ordering::Acquire)
+    }
+
+    fn bump_write_epoch(&self) {
+        self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn remove_from_l1(&self, pattern: &KeyPattern) -> HashSet<CacheKey> {
+        self.inner
+            .l1
+            .as_ref()
+            .map(|l1| l1.remove_matching(pattern).into_iter().collect())
+            .unwrap_or_default()
     }
 
     fn record(&self, op: CacheOp, layer: Layer, outcome: Outcome, started: Option<Instant>) {
@@ -328,6 +548,14 @@ impl GenericRedisCache {
     fn fire(&self, event: CacheEvent<'_>) {
         if !self.inner.listeners.is_empty() {
             self.inner.listeners.fire(&event);
+        }
+    }
+
+    fn l2_layer(&self) -> Layer {
+        if self.inner.link.is_some() {
+            Layer::L2
+        } else {
+            Layer::L1
         }
     }
 
@@ -350,6 +578,20 @@ impl GenericRedisCache {
         }
     }
 
+    /// Copies a frame read from Redis into L1 for the time the frame has left, unless a write or
+    /// delete ran since `epoch` (the read may be stale then).
+    fn promote(&self, key: &CacheKey, frame: &Frame, epoch: u64) {
+        if self.write_epoch() != epoch {
+            return;
+        }
+        let Ok(ttl) = Ttl::from_millis(frame.meta.remaining_ms(unix_millis())) else {
+            return;
+        };
+        if let Err(e) = self.fill_l1(key, &frame.payload, ttl) {
+            tracing::debug!(error = %e, "value not promoted into L1");
+        }
+    }
+
     fn check_value_size(&self, size: usize) -> Result<()> {
         let max = self.capabilities().max_value_size;
         if size > max {
@@ -362,116 +604,36 @@ impl GenericRedisCache {
         Ok(())
     }
 
-    /// Decodes a value read from Redis. An invalid frame is deleted, counted and reported as a
-    /// miss; so is a frame past its own expiry.
-    async fn decode_frame(&self, key: &CacheKey, redis_key: &str, raw: Vec<u8>) -> Option<Frame> {
-        match self.inner.codec.decode(redis_key, Bytes::from(raw)) {
-            Ok(frame) if frame.meta.remaining_ms(unix_millis()) > 0 => Some(frame),
-            Ok(_) => None,
-            Err(e) => {
-                bump(&self.inner.counters.corrupt_entries);
-                if let Some(recorder) = &self.inner.recorder {
-                    recorder.record_corrupt_entry(Layer::L2, e.kind());
-                }
-                tracing::warn!(error = %e, key = %key, "undecodable value in Redis; deleting it");
-                if let Some(mut conn) = self.connection() {
-                    let _ = self
-                        .run("UNLINK", async {
-                            redis::cmd("UNLINK")
-                                .arg(redis_key)
-                                .query_async::<i64>(&mut conn)
-                                .await
-                        })
-                        .await;
-                }
-                None
-            }
+    /// Decodes a value read from Redis. A corrupt frame is deleted (if unchanged) and counted; a
+    /// frame this build cannot read is counted and left alone; both are misses, and so is a frame
+    /// past its own expiry.
+    async fn decode_frame(&self, redis_key: &str, raw: Vec<u8>) -> Option<Frame> {
+        let stored = Bytes::from(raw);
+        let error = match self.inner.codec.decode(redis_key, stored.clone()) {
+            Ok(frame) if frame.meta.remaining_ms(unix_millis()) > 0 => return Some(frame),
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record_corrupt_entry(Layer::L2, error.kind());
         }
-    }
-
-    /// Reads the frame stored in Redis under `key`, bypassing this cache's L1.
-    ///
-    /// `Ok(None)` when Redis is absent or unavailable, when the key is missing or expired, and when
-    /// the stored bytes are not a valid frame (they are then deleted and counted). Layers above
-    /// (the AI cache) use this with their own L1 of decoded values.
-    ///
-    /// # Errors
-    /// Redis errors other than unavailability, for example [`ErrorKind::Auth`].
-    pub async fn get_entry(&self, key: &CacheKey) -> Result<Option<Frame>> {
-        let Some(mut conn) = self.connection() else {
-            if self.inner.link.is_some() {
-                bump(&self.inner.counters.l2_skipped);
-            }
-            return Ok(None);
-        };
-        let redis_key = self.redis_key(key);
-        let read = self
-            .run("GET", async {
-                redis::cmd("GET")
-                    .arg(&redis_key)
-                    .query_async::<Option<Vec<u8>>>(&mut conn)
-                    .await
-            })
-            .await;
-        let frame = match read {
-            Ok(Some(raw)) => self.decode_frame(key, &redis_key, raw).await,
-            Ok(None) => None,
-            Err(e) if e.is_transient() => None,
-            Err(e) => return Err(e),
-        };
-        let counter = if frame.is_some() {
-            &self.inner.counters.l2_hits
-        } else {
-            &self.inner.counters.l2_misses
-        };
-        bump(counter);
-        Ok(frame)
-    }
-
-    /// Writes a framed entry to Redis under `key` for `ttl`, bypassing this cache's L1.
-    ///
-    /// Returns `Ok(false)` when Redis is absent or unavailable (the write is counted in
-    /// [`RedisCacheStats::writes_l1_only`]).
-    ///
-    /// # Errors
-    /// [`ErrorKind::CapacityExceeded`] above `max_value_size`; Redis errors other than
-    /// unavailability.
-    pub async fn set_entry(
-        &self,
-        key: &CacheKey,
-        codec: Codec,
-        meta: &FrameMeta,
-        payload: &[u8],
-        ttl: Ttl,
-    ) -> Result<bool> {
-        self.check_value_size(payload.len())?;
-        let Some(mut conn) = self.connection() else {
-            if self.inner.link.is_some() {
-                bump(&self.inner.counters.writes_l1_only);
-            }
-            return Ok(false);
-        };
-        let redis_key = self.redis_key(key);
-        let frame = self.encode(&redis_key, meta, codec, payload)?;
-        let written = self
-            .run("SET", async {
-                redis::cmd("SET")
-                    .arg(&redis_key)
-                    .arg(frame)
-                    .arg("PX")
-                    .arg(ttl.as_millis())
-                    .query_async::<()>(&mut conn)
-                    .await
-            })
-            .await;
-        match written {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_transient() => {
-                bump(&self.inner.counters.writes_l1_only);
-                Ok(false)
-            }
-            Err(e) => Err(e),
+        if error.kind() != ErrorKind::Corrupted {
+            bump(&self.inner.counters.unreadable_entries);
+            tracing::debug!(error = %error, "unreadable value in Redis left in place");
+            return None;
         }
+        bump(&self.inner.counters.corrupt_entries);
+        tracing::warn!(error = %error, "undecodable value in Redis; deleting it");
+        if let Ok(Some((mut conn, generation))) = self.connection() {
+            let mut invocation = self.inner.delete_script.key(redis_key);
+            invocation.arg(stored.as_ref());
+            let _ = self
+                .run(generation, "delete corrupt value", async {
+                    invocation.invoke_async::<i64>(&mut conn).await
+                })
+                .await;
+        }
+        None
     }
 
     fn encode(
@@ -495,69 +657,16 @@ impl GenericRedisCache {
         Ok(encoded.bytes)
     }
 
-    /// Removes the keys matching `pattern` from L1 and Redis and returns them, each once.
-    ///
-    /// While Redis is unavailable only L1 is cleaned. (`delete_pattern` returns the count of this.)
-    ///
-    /// # Errors
-    /// Redis errors other than unavailability.
-    pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
-        let started = self.clock();
-        let mut removed: HashSet<CacheKey> = self
-            .inner
-            .l1
-            .as_ref()
-            .map(|l1| l1.remove_matching(pattern).into_iter().collect())
-            .unwrap_or_default();
-        if let Some(mut conn) = self.connection() {
-            let outcome = match self.scan_l2(&mut conn, pattern).await {
-                Ok(found) => self.unlink_l2(&mut conn, &found).await,
-                Err(e) => Err(e),
-            };
-            match outcome {
-                Ok(gone) => removed.extend(gone),
-                Err(e) if e.is_transient() => {}
-                Err(e) => return Err(e),
-            }
-        }
-        if let Some(recorder) = &self.inner.recorder {
-            let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
-            recorder.record_invalidation(pattern.as_str(), count);
-        }
-        self.record(CacheOp::DeletePattern, Layer::L2, Outcome::Done, started);
-        Ok(removed.into_iter().collect())
-    }
-
     /// Metadata for a raw value written now for `ttl`.
     fn fresh_meta(&self, ttl: Ttl) -> FrameMeta {
         let now = unix_millis();
         FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
     }
 
-    /// Writes a raw value to Redis (when configured); a value too large is refused first.
-    async fn write_raw(&self, key: &CacheKey, value: &[u8], ttl: Ttl) -> Result<()> {
-        self.check_value_size(value.len())?;
-        if self.inner.link.is_some() {
-            self.set_entry(key, Codec::Raw, &self.fresh_meta(ttl), value, ttl)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Copies a frame read from Redis into L1 for the time the frame has left.
-    fn promote(&self, key: &CacheKey, frame: &Frame) {
-        let Ok(ttl) = Ttl::from_millis(frame.meta.remaining_ms(unix_millis())) else {
-            return;
-        };
-        if let Err(e) = self.fill_l1(key, &frame.payload, ttl) {
-            tracing::debug!(error = %e, "value not promoted into L1");
-        }
-    }
-
     /// Walks `SCAN MATCH` over the namespace and returns the logical keys found, each once.
     async fn scan_l2(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut MultiplexedConnection,
         pattern: &KeyPattern,
     ) -> Result<Vec<CacheKey>> {
         let full = format!("{}{}", self.inner.scan_prefix, pattern.as_str());
@@ -566,14 +675,14 @@ impl GenericRedisCache {
         let mut keys = Vec::new();
         loop {
             let (next, batch) = self
-                .run("SCAN", async {
+                .run_pattern_step("SCAN", async {
                     redis::cmd("SCAN")
                         .arg(cursor)
                         .arg("MATCH")
                         .arg(&full)
                         .arg("COUNT")
                         .arg(self.inner.config.scan_count)
-                        .query_async::<(u64, Vec<Vec<u8>>)>(conn)
+                        .query_async::<(u64, Vec<Vec<u8>>)>(&mut *conn)
                         .await
                 })
                 .await?;
@@ -600,7 +709,7 @@ impl GenericRedisCache {
     /// Deletes `keys` from Redis with pipelined `UNLINK`s and returns the ones that existed.
     async fn unlink_l2(
         &self,
-        conn: &mut ConnectionManager,
+        conn: &mut MultiplexedConnection,
         keys: &[CacheKey],
     ) -> Result<Vec<CacheKey>> {
         let mut removed = Vec::new();
@@ -610,7 +719,9 @@ impl GenericRedisCache {
                 pipe.cmd("UNLINK").arg(self.redis_key(key));
             }
             let replies = self
-                .run("UNLINK", async { pipe.query_async::<Vec<i64>>(conn).await })
+                .run_pattern_step("UNLINK", async {
+                    pipe.query_async::<Vec<i64>>(&mut *conn).await
+                })
                 .await?;
             removed.extend(
                 batch
@@ -649,11 +760,8 @@ impl CacheInterface for GenericRedisCache {
             });
             return Ok(Some(value));
         }
-        let layer = if self.inner.link.is_some() {
-            Layer::L2
-        } else {
-            Layer::L1
-        };
+        let layer = self.l2_layer();
+        let epoch = self.write_epoch();
         let frame = match self.get_entry(key).await {
             Ok(frame) => frame,
             Err(e) => {
@@ -666,7 +774,7 @@ impl CacheInterface for GenericRedisCache {
             self.fire(CacheEvent::GetMiss { key });
             return Ok(None);
         };
-        self.promote(key, &frame);
+        self.promote(key, &frame, epoch);
         self.record(CacheOp::Get, layer, Outcome::Hit, started);
         self.fire(CacheEvent::GetSuccess {
             key,
@@ -679,14 +787,27 @@ impl CacheInterface for GenericRedisCache {
     async fn set(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
         let started = self.clock();
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
-        let layer = if self.inner.link.is_some() {
-            Layer::L2
-        } else {
-            Layer::L1
-        };
-        if let Err(e) = self.write_raw(key, &value, ttl).await {
-            self.record(CacheOp::Set, layer, Outcome::Failed(e.kind()), started);
-            return Err(e);
+        let layer = self.l2_layer();
+        self.check_value_size(value.len())?;
+        self.bump_write_epoch();
+        if self.inner.link.is_some() {
+            // Drop the old L1 copy first: if this future is cancelled after Redis took the new
+            // value, L1 must not keep serving the old one.
+            if let Some(l1) = &self.inner.l1 {
+                l1.remove(key.as_str());
+            }
+            let stored = self
+                .set_entry(key, Codec::Raw, &self.fresh_meta(ttl), &value, ttl)
+                .await;
+            match stored {
+                Ok(true) => {}
+                Ok(false) if self.inner.l1.is_some() => bump(&self.inner.counters.writes_l1_only),
+                Ok(false) => bump(&self.inner.counters.writes_dropped),
+                Err(e) => {
+                    self.record(CacheOp::Set, layer, Outcome::Failed(e.kind()), started);
+                    return Err(e);
+                }
+            }
         }
         self.fill_l1(key, &value, ttl)?;
         self.record(CacheOp::Set, layer, Outcome::Done, started);
@@ -696,16 +817,17 @@ impl CacheInterface for GenericRedisCache {
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let started = self.clock();
+        self.bump_write_epoch();
         let in_l1 = self
             .inner
             .l1
             .as_ref()
             .is_some_and(|l1| l1.remove(key.as_str()));
-        let in_l2 = match self.connection() {
-            Some(mut conn) => {
+        let in_l2 = match self.connection()? {
+            Some((mut conn, generation)) => {
                 let redis_key = self.redis_key(key);
                 match self
-                    .run("UNLINK", async {
+                    .run(generation, "UNLINK", async {
                         redis::cmd("UNLINK")
                             .arg(&redis_key)
                             .query_async::<i64>(&mut conn)
@@ -721,7 +843,7 @@ impl CacheInterface for GenericRedisCache {
             None => false,
         };
         let existed = in_l1 || in_l2;
-        self.record(CacheOp::Delete, Layer::L2, Outcome::Done, started);
+        self.record(CacheOp::Delete, self.l2_layer(), Outcome::Done, started);
         if existed {
             self.fire(CacheEvent::DeleteSuccess { key });
         }
@@ -737,12 +859,12 @@ impl CacheInterface for GenericRedisCache {
         {
             return Ok(true);
         }
-        let Some(mut conn) = self.connection() else {
+        let Some((mut conn, generation)) = self.connection()? else {
             return Ok(false);
         };
         let redis_key = self.redis_key(key);
         match self
-            .run("EXISTS", async {
+            .run(generation, "EXISTS", async {
                 redis::cmd("EXISTS")
                     .arg(&redis_key)
                     .query_async::<i64>(&mut conn)
@@ -763,12 +885,12 @@ impl CacheInterface for GenericRedisCache {
                 .as_ref()
                 .and_then(|l1| l1.ttl_remaining(key.as_str()))
         };
-        let Some(mut conn) = self.connection() else {
+        let Some((mut conn, generation)) = self.connection()? else {
             return Ok(from_l1());
         };
         let redis_key = self.redis_key(key);
         match self
-            .run("PTTL", async {
+            .run(generation, "PTTL", async {
                 redis::cmd("PTTL")
                     .arg(&redis_key)
                     .query_async::<i64>(&mut conn)
@@ -797,7 +919,7 @@ impl CacheInterface for GenericRedisCache {
             .as_ref()
             .map(|l1| l1.keys_matching(pattern))
             .unwrap_or_default();
-        if let Some(mut conn) = self.connection() {
+        if let Some(mut conn) = self.pattern_connection().await? {
             match self.scan_l2(&mut conn, pattern).await {
                 Ok(found) => {
                     let known: HashSet<CacheKey> = keys.iter().cloned().collect();
@@ -807,7 +929,7 @@ impl CacheInterface for GenericRedisCache {
                 Err(e) => return Err(e),
             }
         }
-        self.record(CacheOp::Scan, Layer::L2, Outcome::Done, started);
+        self.record(CacheOp::Scan, self.l2_layer(), Outcome::Done, started);
         Ok(keys)
     }
 
@@ -815,6 +937,7 @@ impl CacheInterface for GenericRedisCache {
         let removed = self.delete_matching(pattern).await?;
         Ok(u64::try_from(removed.len()).unwrap_or(u64::MAX))
     }
+
     async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
         let mut values: Vec<Option<Bytes>> = keys
             .iter()
@@ -824,12 +947,13 @@ impl CacheInterface for GenericRedisCache {
         if missing.is_empty() {
             return Ok(values);
         }
-        let Some(mut conn) = self.connection() else {
+        let Some((mut conn, generation)) = self.connection()? else {
             return Ok(values);
         };
+        let epoch = self.write_epoch();
         let names: Vec<String> = missing.iter().map(|i| self.redis_key(&keys[*i])).collect();
         let read = self
-            .run("MGET", async {
+            .run(generation, "MGET", async {
                 redis::cmd("MGET")
                     .arg(&names)
                     .query_async::<Vec<Option<Vec<u8>>>>(&mut conn)
@@ -839,11 +963,19 @@ impl CacheInterface for GenericRedisCache {
         match read {
             Ok(raws) => {
                 for ((index, raw), name) in missing.into_iter().zip(raws).zip(&names) {
-                    let Some(raw) = raw else { continue };
-                    if let Some(frame) = self.decode_frame(&keys[index], name, raw).await {
-                        self.promote(&keys[index], &frame);
-                        values[index] = Some(frame.payload);
-                    }
+                    let frame = match raw {
+                        Some(raw) => self.decode_frame(name, raw).await,
+                        None => None,
+                    };
+                    let counter = match frame {
+                        Some(frame) => {
+                            self.promote(&keys[index], &frame, epoch);
+                            values[index] = Some(frame.payload);
+                            &self.inner.counters.l2_hits
+                        }
+                        None => &self.inner.counters.l2_misses,
+                    };
+                    bump(counter);
                 }
                 Ok(values)
             }
@@ -857,7 +989,13 @@ impl CacheInterface for GenericRedisCache {
             self.check_value_size(value.len())?;
         }
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
-        if let Some(mut conn) = self.connection() {
+        self.bump_write_epoch();
+        if let Some(l1) = &self.inner.l1 {
+            for (key, _) in entries {
+                l1.remove(key.as_str());
+            }
+        }
+        if let Some((mut conn, generation)) = self.connection()? {
             let mut pipe = redis::pipe();
             let meta = self.fresh_meta(ttl);
             for (key, value) in entries {
@@ -871,7 +1009,7 @@ impl CacheInterface for GenericRedisCache {
                     .ignore();
             }
             match self
-                .run("SET (pipeline)", async {
+                .run(generation, "SET (pipeline)", async {
                     pipe.query_async::<()>(&mut conn).await
                 })
                 .await

@@ -9,7 +9,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use cache_core::{Error, ErrorKind, Result};
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, RedisError, ServerErrorKind};
 
 use crate::config::{RedisCacheConfig, redact_url};
@@ -20,7 +20,6 @@ pub(crate) struct ConnectionFactory {
     client: Client,
     redacted_url: String,
     connect_timeout: Duration,
-    command_timeout: Duration,
     reconnect_max_delay: Duration,
 }
 
@@ -45,7 +44,6 @@ impl ConnectionFactory {
             client,
             redacted_url,
             connect_timeout: config.connect_timeout,
-            command_timeout: config.command_timeout,
             reconnect_max_delay: config.reconnect_max_delay,
         })
     }
@@ -69,27 +67,19 @@ impl ConnectionFactory {
             .map_err(|e| map_redis_error(e, "cannot create the Redis connection manager"))
     }
 
-    /// Opens a fresh connection and sends `PING`: tells "unreachable" (Connection/Timeout) from
-    /// "reachable but refusing us" (Auth, Tls, Config).
-    pub(crate) async fn probe(&self) -> Result<()> {
+    /// Opens a connection of its own (not the shared one), for long pattern walks that must not
+    /// queue behind or in front of hot-path commands.
+    pub(crate) async fn dedicated(&self) -> Result<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
-            .set_response_timeout(Some(self.command_timeout));
-        let deadline = self.connect_timeout + self.command_timeout;
-        with_timeout(deadline, "connect and PING", async {
-            let mut conn = self
-                .client
+            .set_response_timeout(None);
+        with_timeout(self.connect_timeout, "connect", async {
+            self.client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
-                .map_err(|e| map_redis_error(e, "cannot connect to Redis"))?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map_err(|e| map_redis_error(e, "Redis did not answer PING"))?;
-            Ok(())
+                .map_err(|e| map_redis_error(e, "cannot connect to Redis"))
         })
         .await
-        .map_err(|e| e.with_context("url", &self.redacted_url))
     }
 }
 

@@ -1,35 +1,52 @@
-//! The state of the connection to Redis: available, or unavailable with a backoff-driven probe.
+//! The state of the connection to Redis: available, unavailable (with a backoff-driven probe), or
+//! refusing the cache (credentials, permissions).
 //!
-//! While Redis is available, calls clone the shared `ConnectionManager`. A connection-class failure
-//! (refused, dropped, timed out) marks the link unavailable: from then on calls skip Redis at no
-//! network cost, and at most one background probe at a time (a fresh connection and `PING`) runs
-//! when the backoff delay has passed. A successful probe installs a new manager, so a half-open
-//! socket of the old one is never reused. The delay doubles per failed probe, up to a cap.
+//! While Redis is available, calls clone the shared `ConnectionManager`. A connection error, or
+//! [`TIMEOUTS_BEFORE_UNAVAILABLE`] timeouts in a row, mark the link unavailable: from then on calls
+//! skip Redis at no network cost, and at most one background probe at a time runs when the backoff
+//! delay has passed. A probe builds a **new** manager and sends `PING` through it, so the manager
+//! installed is already connected and a half-open socket of the old one is never reused. The delay
+//! doubles per failed probe, up to a cap. A probe that Redis answers with an authentication or
+//! permission error puts the link in the refused state: calls then fail with that error instead of
+//! quietly missing. Errors from commands sent on an older manager are ignored, so stragglers of the
+//! outage cannot take a recovered link down again.
 
 use std::fmt;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use cache_core::{Error, Result};
+use cache_core::{Error, ErrorKind, Result};
 use redis::aio::ConnectionManager;
 
-use crate::connection::ConnectionFactory;
+use crate::connection::{ConnectionFactory, map_redis_error, with_timeout};
+
+/// Consecutive timeouts that mark Redis unavailable (a connection error does at once).
+pub(crate) const TIMEOUTS_BEFORE_UNAVAILABLE: u32 = 3;
+
+struct Installed {
+    manager: ConnectionManager,
+    generation: u64,
+}
 
 pub(crate) struct L2Link {
     factory: ConnectionFactory,
-    manager: ArcSwap<ConnectionManager>,
+    installed: ArcSwap<Installed>,
     available: AtomicBool,
     probing: AtomicBool,
+    consecutive_timeouts: AtomicU32,
     epoch: Instant,
     next_probe_ms: AtomicU64,
     backoff_ms: AtomicU64,
     min_delay_ms: u64,
     max_delay_ms: u64,
+    probe_timeout: Duration,
     unavailable_since: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
+    refusal: Mutex<Option<(ErrorKind, String)>>,
     outages: AtomicU64,
+    probes: AtomicU64,
 }
 
 impl fmt::Debug for L2Link {
@@ -47,64 +64,116 @@ pub(crate) struct LinkState {
     pub(crate) last_error: Option<String>,
     pub(crate) next_probe_in: Option<Duration>,
     pub(crate) outages: u64,
+    pub(crate) probes: u64,
 }
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Builds a manager and checks it with `PING`, so what it returns is connected.
+async fn connected_manager(
+    factory: &ConnectionFactory,
+    limit: Duration,
+) -> Result<ConnectionManager> {
+    let mut manager = factory.manager()?;
+    with_timeout(limit, "connect and PING", async {
+        redis::cmd("PING")
+            .query_async::<String>(&mut manager)
+            .await
+            .map_err(|e| map_redis_error(e, "Redis did not accept the connection"))
+    })
+    .await
+    .map_err(|e| e.with_context("url", factory.redacted_url()))?;
+    Ok(manager)
+}
+
 impl L2Link {
-    /// Builds the link and probes Redis once. Unreachable is fine (the link starts unavailable);
+    /// Builds the link with a connected manager. Unreachable is fine (the link starts unavailable);
     /// credentials, TLS or configuration errors are returned.
     pub(crate) async fn connect(
         factory: ConnectionFactory,
+        probe_timeout: Duration,
         min_delay: Duration,
         max_delay: Duration,
     ) -> Result<Arc<Self>> {
-        let manager = factory.manager()?;
-        let probe = factory.probe().await;
+        let probe = connected_manager(&factory, probe_timeout).await;
+        let (manager, available, error) = match probe {
+            Ok(manager) => (manager, true, None),
+            Err(e) if e.is_transient() => (factory.manager()?, false, Some(e)),
+            Err(e) => return Err(e),
+        };
         let link = Arc::new(Self {
             factory,
-            manager: ArcSwap::from_pointee(manager),
-            available: AtomicBool::new(true),
+            installed: ArcSwap::from_pointee(Installed {
+                manager,
+                generation: 0,
+            }),
+            available: AtomicBool::new(available),
             probing: AtomicBool::new(false),
+            consecutive_timeouts: AtomicU32::new(0),
             epoch: Instant::now(),
-            next_probe_ms: AtomicU64::new(0),
+            next_probe_ms: AtomicU64::new(millis(min_delay).max(1)),
             backoff_ms: AtomicU64::new(millis(min_delay).max(1)),
             min_delay_ms: millis(min_delay).max(1),
             max_delay_ms: millis(max_delay).max(1),
-            unavailable_since: Mutex::new(None),
+            probe_timeout,
+            unavailable_since: Mutex::new((!available).then(Instant::now)),
             last_error: Mutex::new(None),
-            outages: AtomicU64::new(0),
+            refusal: Mutex::new(None),
+            outages: AtomicU64::new(u64::from(!available)),
+            probes: AtomicU64::new(0),
         });
-        match probe {
-            Ok(()) => Ok(link),
-            Err(e) if e.is_transient() => {
-                tracing::warn!(
-                    url = link.factory.redacted_url(),
-                    error = %e,
-                    "Redis is unreachable at start; serving from L1 and reconnecting in the background"
-                );
-                link.mark_unavailable(&e);
-                Ok(link)
-            }
-            Err(e) => Err(e),
+        if let Some(e) = error {
+            tracing::warn!(
+                url = link.factory.redacted_url(),
+                error = %e,
+                "Redis is unreachable at start; serving from L1 and reconnecting in the background"
+            );
+            *lock(&link.last_error) = Some(e.to_string());
         }
+        Ok(link)
     }
 
-    /// The shared connection when Redis is available; otherwise `None`, possibly starting a probe.
-    pub(crate) fn connection(self: &Arc<Self>) -> Option<ConnectionManager> {
+    pub(crate) fn factory(&self) -> &ConnectionFactory {
+        &self.factory
+    }
+
+    /// The shared connection and its generation when Redis is available; `Ok(None)` when it is
+    /// unavailable (possibly starting a probe); the refusal when Redis refuses the cache.
+    pub(crate) fn connection(self: &Arc<Self>) -> Result<Option<(ConnectionManager, u64)>> {
         if self.available.load(Ordering::Acquire) {
-            return Some(ConnectionManager::clone(&self.manager.load()));
+            let installed = self.installed.load();
+            return Ok(Some((installed.manager.clone(), installed.generation)));
         }
         self.maybe_probe();
-        None
+        if let Some((kind, message)) = lock(&self.refusal).as_ref() {
+            return Err(Error::new(*kind, message.clone()));
+        }
+        Ok(None)
     }
 
-    /// Records the outcome of a call: connection-class failures make the link unavailable.
-    pub(crate) fn observe(self: &Arc<Self>, error: &Error) {
-        if error.is_transient() {
-            self.mark_unavailable(error);
+    /// Records a successful command.
+    pub(crate) fn observe_success(&self) {
+        if self.consecutive_timeouts.load(Ordering::Relaxed) != 0 {
+            self.consecutive_timeouts.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failed command sent on the manager of `generation`.
+    pub(crate) fn observe_failure(&self, error: &Error, generation: u64) {
+        if generation != self.installed.load().generation {
+            return;
+        }
+        match error.kind() {
+            ErrorKind::Timeout => {
+                let timeouts = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
+                if timeouts >= TIMEOUTS_BEFORE_UNAVAILABLE {
+                    self.mark_unavailable(error);
+                }
+            }
+            kind if kind.is_transient() => self.mark_unavailable(error),
+            _ => {}
         }
     }
 
@@ -114,13 +183,14 @@ impl L2Link {
 
     pub(crate) fn state(&self) -> LinkState {
         let available = self.is_available();
-        let now_ms = self.now_ms();
         let next = self.next_probe_ms.load(Ordering::Relaxed);
         LinkState {
             unavailable_for: lock(&self.unavailable_since).map(|since| since.elapsed()),
             last_error: lock(&self.last_error).clone(),
-            next_probe_in: (!available).then(|| Duration::from_millis(next.saturating_sub(now_ms))),
+            next_probe_in: (!available)
+                .then(|| Duration::from_millis(next.saturating_sub(self.now_ms()))),
             outages: self.outages.load(Ordering::Relaxed),
+            probes: self.probes.load(Ordering::Relaxed),
         }
     }
 
@@ -162,15 +232,18 @@ impl L2Link {
     }
 
     async fn probe_once(&self) {
-        let outcome = match self.factory.probe().await {
-            Ok(()) => self.factory.manager(),
-            Err(e) => Err(e),
-        };
-        match outcome {
+        self.probes.fetch_add(1, Ordering::Relaxed);
+        match connected_manager(&self.factory, self.probe_timeout).await {
             Ok(manager) => {
-                self.manager.store(Arc::new(manager));
+                let generation = self.installed.load().generation + 1;
+                self.installed.store(Arc::new(Installed {
+                    manager,
+                    generation,
+                }));
                 *lock(&self.unavailable_since) = None;
                 *lock(&self.last_error) = None;
+                *lock(&self.refusal) = None;
+                self.consecutive_timeouts.store(0, Ordering::Relaxed);
                 self.available.store(true, Ordering::Release);
                 tracing::info!(
                     url = self.factory.redacted_url(),
@@ -184,6 +257,7 @@ impl L2Link {
                         error = %e,
                         "Redis refuses the cache (credentials, permissions or TLS); fix the configuration"
                     );
+                    *lock(&self.refusal) = Some((e.kind(), e.to_string()));
                 }
                 *lock(&self.last_error) = Some(e.to_string());
                 let backoff = self.backoff_ms.load(Ordering::Relaxed);

@@ -20,35 +20,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_core::{CacheInterface, CacheKey, ErrorKind, KeyPattern, Ttl, escape_glob};
 
-/// The names of every case, in the order [`conformance_suite!`](crate::conformance_suite) runs them.
-pub const CASES: &[&str] = &[
-    "get_set_roundtrip",
-    "overwrite_replaces",
-    "missing_key_is_a_miss",
-    "falsy_values_are_hits",
-    "ttl_expires_entries",
-    "remaining_ttl_is_reported",
-    "delete_reports_existence",
-    "exists_tracks_entries",
-    "patterns_with_glob_characters_in_keys",
-    "delete_pattern_counts",
-    "large_value_roundtrip",
-    "oversized_value_is_refused",
-    "binary_values_roundtrip",
-    "concurrent_tasks",
-    "clear_removes_everything",
-    "get_many_and_set_many",
-];
-
-/// Generates one `#[tokio::test]` per conformance case.
-///
-/// `$setup` names an `async fn() -> (B, G)`: the backend under test and a guard dropped at the end
-/// of the test. The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+/// Calls `$crate::$callback!($($args)* ; case, case, …)` with every conformance case: the one list of
+/// cases that [`conformance_suite!`](crate::conformance_suite) and [`CASES`] both come from.
+#[doc(hidden)]
 #[macro_export]
-macro_rules! conformance_suite {
-    ($setup:path) => {
-        $crate::__conformance_cases!(
-            $setup;
+macro_rules! __for_each_conformance_case {
+    ($callback:ident; $($args:tt)*) => {
+        $crate::$callback! {
+            $($args)*;
             get_set_roundtrip,
             overwrite_replaces,
             missing_key_is_a_miss,
@@ -65,7 +44,29 @@ macro_rules! conformance_suite {
             concurrent_tasks,
             clear_removes_everything,
             get_many_and_set_many
-        );
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __case_names {
+    (; $($case:ident),*) => {
+        &[$(stringify!($case)),*]
+    };
+}
+
+/// The names of every case, in the order [`conformance_suite!`](crate::conformance_suite) runs them.
+pub const CASES: &[&str] = crate::__for_each_conformance_case!(__case_names;);
+
+/// Generates one `#[tokio::test]` per conformance case.
+///
+/// `$setup` names an `async fn() -> (B, G)`: the backend under test and a guard dropped at the end
+/// of the test. The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+#[macro_export]
+macro_rules! conformance_suite {
+    ($setup:path) => {
+        $crate::__for_each_conformance_case!(__conformance_cases; $setup);
     };
 }
 

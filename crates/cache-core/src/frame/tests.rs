@@ -192,6 +192,24 @@ fn declared_size_above_the_limit_is_refused_before_allocating() {
 }
 
 #[test]
+fn impossible_lz4_sizes_are_refused_before_allocating() {
+    let codec = FrameCodec::new().with_compression_threshold(16);
+    let mut bytes = codec
+        .encode(
+            "k",
+            &FrameMeta::new(CACHED, EXPIRES),
+            Codec::Raw,
+            &b"abcd".repeat(64),
+        )
+        .unwrap()
+        .bytes;
+    bytes[21..25].copy_from_slice(&(32u32 << 20).to_be_bytes());
+    let err = codec.decode("k", Bytes::from(bytes)).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Corrupted);
+    assert!(err.to_string().contains("impossible"), "{err}");
+}
+
+#[test]
 fn oversized_payload_is_refused_on_encode() {
     let codec = FrameCodec::new().with_max_payload(10);
     let err = codec
@@ -251,7 +269,7 @@ fn unknown_flags_and_versions_are_rejected() {
     version[3] = 2;
     let mut magic = good;
     magic[0] = b'X';
-    for bad in [reserved, version, magic] {
+    for bad in [reserved, magic] {
         assert_eq!(
             FrameCodec::new()
                 .decode("k", Bytes::from(bad))
@@ -260,6 +278,14 @@ fn unknown_flags_and_versions_are_rejected() {
             ErrorKind::Corrupted
         );
     }
+    let newer = FrameCodec::new()
+        .decode("k", Bytes::from(version))
+        .unwrap_err();
+    assert_eq!(
+        newer.kind(),
+        ErrorKind::Unsupported,
+        "a newer frame is not garbage"
+    );
 }
 
 #[test]

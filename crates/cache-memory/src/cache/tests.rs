@@ -107,11 +107,11 @@ fn ttl_is_enforced_on_read() {
         .insert(
             key("short"),
             Bytes::from_static(b"v"),
-            Ttl::from_millis(30).unwrap(),
+            Ttl::from_millis(400).unwrap(),
         )
         .unwrap();
     assert!(cache.fetch("short").is_some());
-    std::thread::sleep(Duration::from_millis(60));
+    std::thread::sleep(Duration::from_millis(700));
     assert!(cache.fetch("short").is_none());
     assert!(!cache.contains("short"));
     let stats = cache.stats();
