@@ -1,12 +1,52 @@
-//! aicache's AI response layer.
+//! aicache's AI response layer: put it in front of your LLM calls and stop paying for answers you
+//! already have.
 //!
-//! - [`CacheKeyGenerator`]: key format v1 (a digest over a canonical, length-prefixed encoding of
-//!   the request).
+//! - [`CacheKeyGenerator`]: key format v1, a digest over a canonical, length-prefixed encoding of the
+//!   request (operation, text, options, question, model, prompt version) or of any serializable
+//!   request.
 //! - [`TierThresholds`]: small / medium / large / xlarge by character count.
+//! - [`AIResponseCache`]: L1 of decoded answers + Redis, per-operation TTLs, promotion rules,
+//!   invalidation, [`get_or_compute`](AIResponseCache::get_or_compute) with single-flight, and
+//!   per-request [`RequestControls`].
+//!
+//! ```
+//! use cache_ai::{AIResponseCache, AiCacheConfig, AiRequest, RequestControls};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cache: AIResponseCache<String> = AIResponseCache::connect(AiCacheConfig::default()).await?;
+//! let key = cache.key(&AiRequest::new("summarize", "A long article …"))?;
+//! let first = cache
+//!     .get_or_compute(&key, &RequestControls::default(), || async {
+//!         Ok::<_, std::io::Error>("A summary.".to_string()) // the model call
+//!     })
+//!     .await?;
+//! assert!(!first.response.metadata.cache_hit);
+//! let again = cache.get(&key).await?.expect("cached");
+//! assert_eq!(*again.value, "A summary.");
+//! # Ok(()) }
+//! ```
+//!
+//! Retiring a model or a prompt template: both are part of the digest, so bumping
+//! [`AiRequest::with_model`] or [`AiRequest::with_prompt_version`] makes the old entries
+//! unreachable at once. They are reclaimed when their TTL ends (every entry has one, at most the
+//! operation's TTL); [`AIResponseCache::invalidate_all`] or
+//! [`AIResponseCache::invalidate_by_operation`] reclaim them immediately.
 
+mod cache;
+mod config;
+mod controls;
+mod flight;
+mod json;
 mod keys;
 mod tiers;
 
+pub use cache::{
+    AIResponseCache, Admission, AiCacheStats, CachedResponse, Computed, OperationStats,
+    ResponseMetadata, Source,
+};
+pub use config::{AI_VERSION, AiCacheConfig, KEY_NAMESPACE};
+pub use controls::RequestControls;
 pub use keys::{
     AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,
     validate_operation,

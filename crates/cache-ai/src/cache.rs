@@ -1,0 +1,837 @@
+//! [`AIResponseCache`]: AI responses in front of the model.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
+use cache_core::{
+    CacheKey, Error, ErrorKind, KeyPattern, Layer, Result, TextTier, Ttl, unix_millis,
+};
+use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats};
+use cache_redis::{GenericRedisCache, HealthReport, RedisCacheStats};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::{AI_VERSION, AiCacheConfig};
+use crate::controls::RequestControls;
+use crate::flight::{Flights, Role, wait};
+use crate::keys::{
+    AiRequest, CacheKeyGenerator, KeyGenerationStats, RequestKey, validate_operation,
+};
+
+/// What a hit (or a fresh answer) carries besides the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ResponseMetadata {
+    /// When the answer was stored.
+    pub cached_at: SystemTime,
+    /// True when the answer came from the cache.
+    pub cache_hit: bool,
+    /// The input text's tier.
+    pub text_tier: Option<TextTier>,
+    /// The operation.
+    pub operation: Arc<str>,
+    /// The AI layer version that stored the answer.
+    pub ai_version: Arc<str>,
+    /// The full Redis key (`aicache:v1:{operation}:{digest}`).
+    pub key: Arc<str>,
+    /// The tier that answered a hit.
+    pub layer: Option<Layer>,
+}
+
+/// A cached (or freshly computed) answer.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CachedResponse<T> {
+    /// The answer, shared: an L1 hit costs no deserialization and no copy.
+    pub value: Arc<T>,
+    /// Its metadata.
+    pub metadata: Arc<ResponseMetadata>,
+}
+
+impl<T> Clone for CachedResponse<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: Arc::clone(&self.value),
+            metadata: Arc::clone(&self.metadata),
+        }
+    }
+}
+
+/// Where a [`get_or_compute`](AIResponseCache::get_or_compute) answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Source {
+    /// The in-process tier.
+    L1,
+    /// Redis.
+    L2,
+    /// This call computed it.
+    Computed,
+    /// Another caller computing the same key shared its answer.
+    Joined,
+}
+
+/// The answer of [`get_or_compute`](AIResponseCache::get_or_compute).
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Computed<T> {
+    /// The answer and its metadata.
+    pub response: CachedResponse<T>,
+    /// Where it came from.
+    pub source: Source,
+    /// How long `compute` took, when this call ran it.
+    pub compute_time: Option<Duration>,
+    /// Whether the answer was stored (false for hits, refusals and `no_store`).
+    pub stored: bool,
+}
+
+/// Counters per operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct OperationStats {
+    /// Reads answered by L1.
+    pub l1_hits: u64,
+    /// Reads answered by Redis.
+    pub l2_hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+    /// Answers stored.
+    pub stores: u64,
+    /// Answers the admission rule refused.
+    pub refused: u64,
+    /// Redis hits promoted into L1.
+    pub promotions: u64,
+    /// Entries removed by invalidation.
+    pub invalidated: u64,
+}
+
+impl OperationStats {
+    /// All hits.
+    pub fn hits(&self) -> u64 {
+        self.l1_hits + self.l2_hits
+    }
+
+    /// hits / (hits + misses), or 0 without reads.
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits() + self.misses;
+        if reads == 0 {
+            return 0.0;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
+        let rate = self.hits() as f64 / reads as f64;
+        rate
+    }
+}
+
+/// A snapshot of an [`AIResponseCache`]'s counters.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AiCacheStats {
+    /// Per operation.
+    pub by_operation: BTreeMap<String, OperationStats>,
+    /// Requests per text tier (reads and writes): small, medium, large, xlarge.
+    pub by_tier: [u64; 4],
+    /// Values in Redis that no longer decode as the response type (a schema change).
+    pub decode_failures: u64,
+    /// Values kept out of L1 because they were too large for it.
+    pub l1_skipped_too_large: u64,
+    /// The L1 of decoded responses.
+    pub l1: Option<MemoryCacheStats>,
+    /// The Redis tier.
+    pub l2: Option<RedisCacheStats>,
+    /// Key generation.
+    pub key_generation: KeyGenerationStats,
+    /// Computations in progress right now.
+    pub flights_in_progress: usize,
+}
+
+#[derive(Default)]
+struct OpCounters {
+    l1_hits: AtomicU64,
+    l2_hits: AtomicU64,
+    misses: AtomicU64,
+    stores: AtomicU64,
+    refused: AtomicU64,
+    promotions: AtomicU64,
+    invalidated: AtomicU64,
+}
+
+impl OpCounters {
+    fn snapshot(&self) -> OperationStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OperationStats {
+            l1_hits: load(&self.l1_hits),
+            l2_hits: load(&self.l2_hits),
+            misses: load(&self.misses),
+            stores: load(&self.stores),
+            refused: load(&self.refused),
+            promotions: load(&self.promotions),
+            invalidated: load(&self.invalidated),
+        }
+    }
+}
+
+struct L1Entry<T> {
+    value: Arc<T>,
+    metadata: Arc<ResponseMetadata>,
+    size: usize,
+}
+
+impl<T> Clone for L1Entry<T> {
+    fn clone(&self) -> Self {
+        Self {
+            value: Arc::clone(&self.value),
+            metadata: Arc::clone(&self.metadata),
+            size: self.size,
+        }
+    }
+}
+
+impl<T> ByteSize for L1Entry<T> {
+    fn byte_size(&self) -> usize {
+        self.size
+    }
+}
+
+/// Decides whether an answer may be stored.
+pub type Admission<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
+
+struct Inner<T> {
+    config: AiCacheConfig,
+    namespace: String,
+    keys: CacheKeyGenerator,
+    l1: Option<InMemoryCache<L1Entry<T>>>,
+    l2: Option<GenericRedisCache>,
+    l1_max_ttl: Ttl,
+    admission: Option<Admission<T>>,
+    ops: RwLock<HashMap<Arc<str>, Arc<OpCounters>>>,
+    by_tier: [AtomicU64; 4],
+    decode_failures: AtomicU64,
+    l1_skipped_too_large: AtomicU64,
+    write_epoch: AtomicU64,
+    flights: Flights<CachedResponse<T>>,
+}
+
+/// Caches AI responses of type `T` (any serde type; JSON by default) in front of the model.
+///
+/// Keys come from [`CacheKeyGenerator`] (format v1); entries live in Redis (when configured) as
+/// MessagePack frames carrying their operation, text tier, AI version and expiry, and in an L1 of
+/// **decoded** values, so an L1 hit is a lookup and an `Arc` clone.
+///
+/// # Behavior
+/// - TTL: the request's override, else the operation's TTL, else `redis.default_ttl`, shortened by
+///   the configured jitter. An L1 copy lives `min(remaining TTL, l1_max_ttl)`.
+/// - L1 admission (on write and on promotion from Redis) follows the original's rules: small texts
+///   always; medium texts for stable operations; large texts only for `sentiment`; any small or
+///   medium text once its operation has 10 hits; never xlarge. Memory-only, L1 holds everything.
+/// - [`get_or_compute`](Self::get_or_compute) runs `compute` at most once per key at a time in this
+///   process; errors reach every waiter and are never cached.
+/// - Invalidation counts each removed entry once across L1 and Redis.
+/// - Redis being unavailable never fails a call (see [`GenericRedisCache`]).
+pub struct AIResponseCache<T = serde_json::Value> {
+    inner: Arc<Inner<T>>,
+}
+
+impl<T> Clone for AIResponseCache<T> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<T> fmt::Debug for AIResponseCache<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AIResponseCache")
+            .field("namespace", &self.inner.namespace)
+            .field("keys", &self.inner.keys)
+            .field("l2", &self.inner.l2)
+            .finish_non_exhaustive()
+    }
+}
+
+fn tier_index(tier: TextTier) -> usize {
+    match tier {
+        TextTier::Small => 0,
+        TextTier::Medium => 1,
+        TextTier::Large => 2,
+        _ => 3,
+    }
+}
+
+fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// MessagePack encodings of `nil`, `""`, `[]` and `{}`: answers the default admission refuses.
+fn is_empty_payload(payload: &[u8]) -> bool {
+    matches!(payload, [0xc0] | [0xa0] | [0x90] | [0x80])
+}
+
+impl<T> AIResponseCache<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Builds the cache; connects to Redis when `config.redis.redis_url` is set.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid configuration; Redis refusing the credentials
+    /// ([`ErrorKind::Auth`]). An unreachable Redis is not an error (degraded mode).
+    pub async fn connect(config: AiCacheConfig) -> Result<Self> {
+        config.validate().into_result()?;
+        let namespace = config.namespace();
+        let l2 = match &config.redis.redis_url {
+            Some(_) => {
+                let mut redis = config.redis.clone().with_l1(None);
+                redis.key_prefix.clone_from(&namespace);
+                Some(GenericRedisCache::connect(redis).await?)
+            }
+            None => None,
+        };
+        let l1 = config.l1.clone().map(InMemoryCache::new).transpose()?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                keys: CacheKeyGenerator::new(config.hash_algorithm, config.text_size_tiers),
+                l1_max_ttl: Ttl::new(config.redis.l1_max_ttl)?,
+                namespace,
+                config,
+                l1,
+                l2,
+                admission: None,
+                ops: RwLock::new(HashMap::new()),
+                by_tier: Default::default(),
+                decode_failures: AtomicU64::new(0),
+                l1_skipped_too_large: AtomicU64::new(0),
+                write_epoch: AtomicU64::new(0),
+                flights: Flights::default(),
+            }),
+        })
+    }
+
+    /// Sets the rule that decides which answers may be stored (in addition to refusing empty ones),
+    /// for example refusing truncated or refused answers. Call before sharing the cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the cache has already been cloned.
+    pub fn set_admission(
+        &mut self,
+        admit: impl Fn(&T) -> bool + Send + Sync + 'static,
+    ) -> Result<()> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "set the admission rule before cloning the cache",
+            )
+        })?;
+        inner.admission = Some(Arc::new(admit));
+        Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &AiCacheConfig {
+        &self.inner.config
+    }
+
+    /// The key generator (with its statistics).
+    pub fn key_generator(&self) -> &CacheKeyGenerator {
+        &self.inner.keys
+    }
+
+    /// The Redis tier, when configured.
+    pub fn l2(&self) -> Option<&GenericRedisCache> {
+        self.inner.l2.as_ref()
+    }
+
+    /// The key of `request`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an invalid operation name.
+    pub fn key(&self, request: &AiRequest<'_>) -> Result<RequestKey> {
+        self.inner.keys.key_for(request)
+    }
+
+    /// The key of any serializable request (see [`CacheKeyGenerator::key_for_serialize`]).
+    ///
+    /// # Errors
+    /// As [`CacheKeyGenerator::key_for_serialize`].
+    pub fn key_for_serialize<R: Serialize + ?Sized>(
+        &self,
+        operation: &str,
+        request: &R,
+    ) -> Result<RequestKey> {
+        self.inner.keys.key_for_serialize(operation, request)
+    }
+
+    /// The full Redis key of `key`: `{namespace}:{operation}:{digest}`.
+    pub fn full_key(&self, key: &RequestKey) -> String {
+        format!("{}:{}", self.inner.namespace, key.cache_key())
+    }
+
+    /// Reads the answer stored for `key`.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability (for example [`ErrorKind::Auth`]).
+    pub async fn get(&self, key: &RequestKey) -> Result<Option<CachedResponse<T>>> {
+        self.lookup(key, &RequestControls::default()).await
+    }
+
+    /// Stores `value` as the answer for `key`. Returns whether it was stored (false when the
+    /// admission rule refuses it or the controls forbid storing).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Serialization`] when `value` cannot be encoded; [`ErrorKind::CapacityExceeded`]
+    /// above the size limit; Redis errors other than unavailability.
+    pub async fn put(
+        &self,
+        key: &RequestKey,
+        value: T,
+        controls: &RequestControls,
+    ) -> Result<bool> {
+        let value = Arc::new(value);
+        Ok(self.store(key, &value, controls).await?.is_some())
+    }
+
+    /// Answers from the cache, or runs `compute` (once per key at a time in this process), stores
+    /// its answer when the admission rule and `controls` allow, and returns it.
+    ///
+    /// Cache errors never fail this call (the answer is computed instead, and the error logged); a
+    /// compute error is returned to this caller and to every caller waiting on the same key, and
+    /// is not cached.
+    ///
+    /// # Errors
+    /// The compute error, shared.
+    pub async fn get_or_compute<F, Fut, E>(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        compute: F,
+    ) -> std::result::Result<Computed<T>, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Send + Sync + 'static,
+    {
+        if controls.reads()
+            && let Some(hit) = self.lookup_quietly(key, controls).await
+        {
+            return Ok(hit);
+        }
+        let leader = loop {
+            match self
+                .inner
+                .flights
+                .join(key.cache_key(), controls.force_refresh)
+            {
+                Role::Leader(leader) => break leader,
+                Role::Follower(slot) => match wait(slot).await {
+                    Some(Ok(response)) => {
+                        return Ok(Computed {
+                            response,
+                            source: Source::Joined,
+                            compute_time: None,
+                            stored: false,
+                        });
+                    }
+                    Some(Err(shared)) => match shared.downcast::<E>() {
+                        Ok(error) => return Err(error),
+                        // A caller with another error type led; compute for ourselves.
+                        Err(_) => break self.inner.flights.lead(key.cache_key()),
+                    },
+                    // The leader was cancelled: try again (one of the waiters leads).
+                    None => {
+                        if controls.reads()
+                            && let Some(hit) = self.lookup_quietly(key, controls).await
+                        {
+                            return Ok(hit);
+                        }
+                    }
+                },
+            }
+        };
+        // A flight that landed between our miss and our start stored its answer: use it.
+        if controls.reads()
+            && let Some(hit) = self.lookup_quietly(key, controls).await
+        {
+            leader.land(Ok(hit.response.clone()));
+            return Ok(hit);
+        }
+        let started = Instant::now();
+        match compute().await {
+            Ok(value) => {
+                let compute_time = started.elapsed();
+                let value = Arc::new(value);
+                let stored = match self.store(key, &value, controls).await {
+                    Ok(stored) => stored,
+                    Err(e) => {
+                        tracing::warn!(error = %e, operation = key.operation(), "answer not cached");
+                        None
+                    }
+                };
+                let was_stored = stored.is_some();
+                let metadata =
+                    stored.unwrap_or_else(|| self.metadata(key, unix_millis(), false, None));
+                let response = CachedResponse {
+                    value,
+                    metadata: Arc::new(metadata),
+                };
+                leader.land(Ok(response.clone()));
+                Ok(Computed {
+                    response,
+                    source: Source::Computed,
+                    compute_time: Some(compute_time),
+                    stored: was_stored,
+                })
+            }
+            Err(error) => {
+                let error = Arc::new(error);
+                leader.land(Err(
+                    Arc::clone(&error) as Arc<dyn std::any::Any + Send + Sync>
+                ));
+                Err(error)
+            }
+        }
+    }
+
+    /// Removes every entry of `operation` (exactly that operation: `sum` never matches
+    /// `summarize`) from L1 and Redis; returns how many entries were removed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an invalid operation; Redis errors other than unavailability.
+    pub async fn invalidate_by_operation(&self, operation: &str) -> Result<u64> {
+        validate_operation(operation)?;
+        let removed = self
+            .invalidate_matching(&KeyPattern::new(format!("{operation}:*"))?)
+            .await?;
+        self.counters(operation)
+            .invalidated
+            .fetch_add(removed, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// Removes the entries whose key (`{operation}:{digest}`, inside this cache's namespace) matches
+    /// the glob `pattern`, from L1 and Redis alike; returns how many were removed. `*` removes
+    /// everything.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a pattern longer than the key limit; Redis errors other than
+    /// unavailability.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        self.invalidate_matching(&KeyPattern::new(pattern)?).await
+    }
+
+    /// Removes every entry of this cache's namespace; returns how many were removed.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability.
+    pub async fn invalidate_all(&self) -> Result<u64> {
+        self.invalidate_matching(&KeyPattern::all()).await
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> AiCacheStats {
+        let by_operation = self
+            .inner
+            .ops
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(op, counters)| (op.to_string(), counters.snapshot()))
+            .collect();
+        AiCacheStats {
+            by_operation,
+            by_tier: [0, 1, 2, 3].map(|i| self.inner.by_tier[i].load(Ordering::Relaxed)),
+            decode_failures: self.inner.decode_failures.load(Ordering::Relaxed),
+            l1_skipped_too_large: self.inner.l1_skipped_too_large.load(Ordering::Relaxed),
+            l1: self.inner.l1.as_ref().map(InMemoryCache::stats),
+            l2: self.inner.l2.as_ref().map(GenericRedisCache::stats),
+            key_generation: self.inner.keys.stats(),
+            flights_in_progress: self.inner.flights.len(),
+        }
+    }
+
+    /// The health of both tiers.
+    pub async fn health(&self) -> Option<HealthReport> {
+        match &self.inner.l2 {
+            Some(l2) => Some(l2.health().await),
+            None => None,
+        }
+    }
+
+    async fn lookup_quietly(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+    ) -> Option<Computed<T>> {
+        match self.lookup(key, controls).await {
+            Ok(Some(response)) => {
+                let source = match response.metadata.layer {
+                    Some(Layer::L1) => Source::L1,
+                    _ => Source::L2,
+                };
+                Some(Computed {
+                    response,
+                    source,
+                    compute_time: None,
+                    stored: false,
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, operation = key.operation(), "cache read failed; computing");
+                None
+            }
+        }
+    }
+
+    fn counters(&self, operation: &str) -> Arc<OpCounters> {
+        if let Some(found) = self
+            .inner
+            .ops
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(operation)
+        {
+            return Arc::clone(found);
+        }
+        let mut ops = self
+            .inner
+            .ops
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(ops.entry(Arc::from(operation)).or_default())
+    }
+
+    fn metadata(
+        &self,
+        key: &RequestKey,
+        cached_at_ms: u64,
+        cache_hit: bool,
+        layer: Option<Layer>,
+    ) -> ResponseMetadata {
+        ResponseMetadata {
+            cached_at: system_time(cached_at_ms),
+            cache_hit,
+            text_tier: Some(key.tier()),
+            operation: Arc::clone(key.operation_arc()),
+            ai_version: Arc::from(AI_VERSION),
+            key: Arc::from(self.full_key(key)),
+            layer,
+        }
+    }
+
+    /// Whether an entry of `tier` for `operation` belongs in L1 (DESIGN §5's promotion rules).
+    fn belongs_in_l1(&self, tier: TextTier, operation: &str, hits: u64) -> bool {
+        if self.inner.l2.is_none() {
+            return true;
+        }
+        let stable = || {
+            self.inner
+                .config
+                .stable_operations
+                .iter()
+                .any(|op| op == operation)
+        };
+        match tier {
+            TextTier::Small => true,
+            TextTier::Medium => stable() || hits >= self.inner.config.promotion_hit_threshold,
+            TextTier::Large => operation == "sentiment",
+            _ => false,
+        }
+    }
+
+    fn fill_l1(&self, key: &RequestKey, entry: L1Entry<T>, ttl: Ttl) -> bool {
+        let Some(l1) = &self.inner.l1 else {
+            return false;
+        };
+        let ttl = if self.inner.l2.is_some() {
+            ttl.min(self.inner.l1_max_ttl)
+        } else {
+            ttl
+        };
+        match l1.insert(key.cache_key().clone(), entry, ttl) {
+            Ok(()) => true,
+            Err(_) => {
+                self.inner
+                    .l1_skipped_too_large
+                    .fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    async fn lookup(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+    ) -> Result<Option<CachedResponse<T>>> {
+        let counters = self.counters(key.operation());
+        self.inner.by_tier[tier_index(key.tier())].fetch_add(1, Ordering::Relaxed);
+        if let Some(entry) = self
+            .inner
+            .l1
+            .as_ref()
+            .and_then(|l1| l1.fetch(key.cache_key().as_str()))
+        {
+            counters.l1_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(Some(CachedResponse {
+                value: entry.value,
+                metadata: entry.metadata,
+            }));
+        }
+        let Some(l2) = &self.inner.l2 else {
+            counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let epoch = self.inner.write_epoch.load(Ordering::Acquire);
+        let Some(frame) = l2.get_entry(key.cache_key()).await? else {
+            counters.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let value: T = match decode_msgpack(&frame.payload) {
+            Ok(value) => value,
+            Err(e) => {
+                self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, operation = key.operation(), "cached answer no longer decodes; treating it as a miss");
+                counters.misses.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+        };
+        let hits = counters.l2_hits.fetch_add(1, Ordering::Relaxed)
+            + 1
+            + counters.l1_hits.load(Ordering::Relaxed);
+        let value = Arc::new(value);
+        let tier = frame.meta.text_tier.unwrap_or(key.tier());
+        let mut metadata = self.metadata(key, frame.meta.cached_at_ms, true, Some(Layer::L2));
+        metadata.text_tier = Some(tier);
+        if let Some(version) = &frame.meta.ai_version {
+            metadata.ai_version = Arc::clone(version);
+        }
+        let remaining = frame.meta.remaining_ms(unix_millis());
+        if !controls.read_only
+            && self.inner.write_epoch.load(Ordering::Acquire) == epoch
+            && self.belongs_in_l1(tier, key.operation(), hits)
+            && let Ok(ttl) = Ttl::from_millis(remaining)
+        {
+            let entry = L1Entry {
+                value: Arc::clone(&value),
+                metadata: Arc::new(ResponseMetadata {
+                    layer: Some(Layer::L1),
+                    ..metadata.clone()
+                }),
+                size: frame.payload.len() + 256,
+            };
+            if self.fill_l1(key, entry, ttl) {
+                counters.promotions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(Some(CachedResponse {
+            value,
+            metadata: Arc::new(metadata),
+        }))
+    }
+
+    /// Stores an answer; returns its metadata when stored.
+    async fn store(
+        &self,
+        key: &RequestKey,
+        value: &Arc<T>,
+        controls: &RequestControls,
+    ) -> Result<Option<ResponseMetadata>> {
+        if !controls.stores() {
+            return Ok(None);
+        }
+        let counters = self.counters(key.operation());
+        let payload = encode_msgpack(value.as_ref())?;
+        let admitted = !is_empty_payload(&payload)
+            && self
+                .inner
+                .admission
+                .as_ref()
+                .is_none_or(|admit| admit(value));
+        if !admitted {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let ttl = match controls.ttl {
+            Some(ttl) => ttl,
+            None => self.jittered(self.inner.config.ttl_for(key.operation()))?,
+        };
+        let now = unix_millis();
+        let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
+            .with_operation(Arc::clone(key.operation_arc()))
+            .with_text_tier(key.tier())
+            .with_ai_version(AI_VERSION);
+        self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(l1) = &self.inner.l1 {
+            l1.remove(key.cache_key().as_str());
+        }
+        let stored_l2 = match &self.inner.l2 {
+            Some(l2) => {
+                l2.set_entry(
+                    key.cache_key(),
+                    Codec::MessagePack,
+                    &frame_meta,
+                    &payload,
+                    ttl,
+                )
+                .await?
+            }
+            None => false,
+        };
+        let metadata = self.metadata(key, now, false, None);
+        let hits =
+            counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
+        let stored_l1 = self.belongs_in_l1(key.tier(), key.operation(), hits)
+            && self.fill_l1(
+                key,
+                L1Entry {
+                    value: Arc::clone(value),
+                    metadata: Arc::new(ResponseMetadata {
+                        cache_hit: true,
+                        layer: Some(Layer::L1),
+                        ..metadata.clone()
+                    }),
+                    size: payload.len() + 256,
+                },
+                ttl,
+            );
+        if !stored_l1 && !stored_l2 {
+            return Ok(None);
+        }
+        counters.stores.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(metadata))
+    }
+
+    fn jittered(&self, ttl: Duration) -> Result<Ttl> {
+        let jitter = self.inner.config.ttl_jitter;
+        if jitter <= 0.0 {
+            return Ttl::new(ttl);
+        }
+        let factor = 1.0 - jitter * fastrand::f64();
+        Ttl::new(ttl.mul_f64(factor))
+    }
+
+    async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
+        self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+        let mut removed: HashSet<CacheKey> = self
+            .inner
+            .l1
+            .as_ref()
+            .map(|l1| l1.remove_matching(pattern).into_iter().collect())
+            .unwrap_or_default();
+        if let Some(l2) = &self.inner.l2 {
+            removed.extend(l2.delete_matching(pattern).await?);
+            // A read that raced the walk may have promoted a removed key.
+            self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+            if let Some(l1) = &self.inner.l1 {
+                removed.extend(l1.remove_matching(pattern));
+            }
+        }
+        Ok(u64::try_from(removed.len()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,207 @@
+//! Settings of [`AIResponseCache`](crate::AIResponseCache).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use cache_core::{Ttl, ValidationIssue, ValidationResult};
+use cache_memory::MemoryCacheConfig;
+use cache_redis::RedisCacheConfig;
+
+use crate::keys::{HashAlgorithm, validate_operation};
+use crate::tiers::TierThresholds;
+
+/// The key-format version in the namespace of every v1 key.
+pub const KEY_NAMESPACE: &str = "aicache:v1";
+
+/// The AI layer's version written into every entry's metadata.
+pub const AI_VERSION: &str = concat!("aicache-", env!("CARGO_PKG_VERSION"));
+
+/// Settings of an [`AIResponseCache`](crate::AIResponseCache).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AiCacheConfig {
+    /// The Redis tier: URL (unset means memory-only), timeouts, compression, `default_ttl`,
+    /// `l1_max_ttl`. Its `key_prefix` and `l1` are set by the AI cache (namespace below; the AI cache
+    /// keeps its own L1 of decoded responses).
+    pub redis: RedisCacheConfig,
+    /// The L1 of decoded responses; `None` turns it off (only with Redis). Default: 100 entries.
+    pub l1: Option<MemoryCacheConfig>,
+    /// The digest of v1 keys. Default: SHA-256.
+    pub hash_algorithm: HashAlgorithm,
+    /// A tenant: keys live under `aicache:v1:t:{tenant}`. `[A-Za-z0-9_-]{1,64}`. Default: none.
+    pub tenant: Option<String>,
+    /// Text-size tier thresholds, in characters. Default: 500 / 5,000 / 50,000.
+    pub text_size_tiers: TierThresholds,
+    /// TTL per operation; others use `redis.default_ttl`. Default: summarize 7200 s, sentiment
+    /// 86400 s, key_points 7200 s, questions 3600 s, qa 1800 s.
+    pub operation_ttls: BTreeMap<String, Duration>,
+    /// Spreads expiries: each TTL is shortened by a random fraction up to this (0.0 ..= 0.5).
+    /// Default: 0 (no jitter).
+    pub ttl_jitter: f64,
+    /// Operations whose answers are stable enough to promote medium texts into L1.
+    /// Default: sentiment, summarize, key_points, classify.
+    pub stable_operations: Vec<String>,
+    /// Hits after which any small or medium text of an operation is promoted. Default: 10.
+    pub promotion_hit_threshold: u64,
+}
+
+impl Default for AiCacheConfig {
+    fn default() -> Self {
+        let operation_ttls = [
+            ("summarize", 7200),
+            ("sentiment", 86_400),
+            ("key_points", 7200),
+            ("questions", 3600),
+            ("qa", 1800),
+        ]
+        .into_iter()
+        .map(|(op, secs)| (op.to_string(), Duration::from_secs(secs)))
+        .collect();
+        Self {
+            redis: RedisCacheConfig::default(),
+            l1: Some(MemoryCacheConfig::default()),
+            hash_algorithm: HashAlgorithm::Sha256,
+            tenant: None,
+            text_size_tiers: TierThresholds::default(),
+            operation_ttls,
+            ttl_jitter: 0.0,
+            stable_operations: ["sentiment", "summarize", "key_points", "classify"]
+                .map(String::from)
+                .to_vec(),
+            promotion_hit_threshold: 10,
+        }
+    }
+}
+
+impl AiCacheConfig {
+    /// Uses Redis at `url` as the shared tier.
+    #[must_use]
+    pub fn with_redis_url(mut self, url: impl Into<String>) -> Self {
+        self.redis = self.redis.with_redis_url(url);
+        self
+    }
+
+    /// Replaces the Redis tier's settings.
+    #[must_use]
+    pub fn with_redis(mut self, redis: RedisCacheConfig) -> Self {
+        self.redis = redis;
+        self
+    }
+
+    /// Sets [`l1`](Self::l1).
+    #[must_use]
+    pub fn with_l1(mut self, l1: Option<MemoryCacheConfig>) -> Self {
+        self.l1 = l1;
+        self
+    }
+
+    /// Sets [`hash_algorithm`](Self::hash_algorithm).
+    #[must_use]
+    pub fn with_hash_algorithm(mut self, algorithm: HashAlgorithm) -> Self {
+        self.hash_algorithm = algorithm;
+        self
+    }
+
+    /// Sets [`tenant`](Self::tenant).
+    #[must_use]
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    /// Sets [`text_size_tiers`](Self::text_size_tiers).
+    #[must_use]
+    pub fn with_text_size_tiers(mut self, tiers: TierThresholds) -> Self {
+        self.text_size_tiers = tiers;
+        self
+    }
+
+    /// Sets the TTL of `operation`.
+    #[must_use]
+    pub fn with_operation_ttl(mut self, operation: impl Into<String>, ttl: Duration) -> Self {
+        self.operation_ttls.insert(operation.into(), ttl);
+        self
+    }
+
+    /// Sets [`ttl_jitter`](Self::ttl_jitter).
+    #[must_use]
+    pub fn with_ttl_jitter(mut self, jitter: f64) -> Self {
+        self.ttl_jitter = jitter;
+        self
+    }
+
+    /// The namespace (Redis key prefix) of this cache's entries.
+    pub fn namespace(&self) -> String {
+        match &self.tenant {
+            Some(tenant) => format!("{KEY_NAMESPACE}:t:{tenant}"),
+            None => KEY_NAMESPACE.to_string(),
+        }
+    }
+
+    /// The TTL of `operation` before jitter.
+    pub fn ttl_for(&self, operation: &str) -> Duration {
+        self.operation_ttls
+            .get(operation)
+            .copied()
+            .unwrap_or(self.redis.default_ttl)
+    }
+
+    /// Checks every field, the Redis tier's included.
+    pub fn validate(&self) -> ValidationResult {
+        let mut r = ValidationResult::new();
+        let mut redis = self.redis.clone().with_l1(self.l1.clone());
+        redis.key_prefix = self.namespace();
+        r.merge(redis.validate());
+        r.merge(self.text_size_tiers.validate());
+        if let Some(tenant) = &self.tenant {
+            let ok = !tenant.is_empty()
+                && tenant.len() <= 64
+                && tenant
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                r.error(ValidationIssue::new(
+                    "tenant",
+                    format!("{tenant:?}"),
+                    "[A-Za-z0-9_-]{1,64}",
+                    "use letters, digits, '_' or '-' (braces would become a Redis Cluster hash tag, \
+                     ':' or '*' could reach another tenant's keys)",
+                ));
+            }
+        }
+        for (operation, ttl) in &self.operation_ttls {
+            if validate_operation(operation).is_err() {
+                r.error(ValidationIssue::new(
+                    format!("operation_ttls.{operation}"),
+                    format!("{operation:?}"),
+                    "[a-z0-9_]{1,64}",
+                    "name operations in lowercase letters, digits and '_'",
+                ));
+            }
+            if Ttl::new(*ttl).is_err() {
+                r.error(ValidationIssue::new(
+                    format!("operation_ttls.{operation}"),
+                    format!("{ttl:?}"),
+                    "1 ms ..= 10 years",
+                    "set a positive TTL",
+                ));
+            } else if *ttl > Duration::from_secs(365 * 24 * 3600) {
+                r.warning(ValidationIssue::new(
+                    format!("operation_ttls.{operation}"),
+                    format!("{ttl:?}"),
+                    "<= 1 year recommended",
+                    "answers cached for over a year outlive most models",
+                ));
+            }
+        }
+        if !(0.0..=0.5).contains(&self.ttl_jitter) {
+            r.error(ValidationIssue::new(
+                "ttl_jitter",
+                self.ttl_jitter,
+                "0.0 ..= 0.5",
+                "a fraction of the TTL, for example 0.1",
+            ));
+        }
+        r
+    }
+}

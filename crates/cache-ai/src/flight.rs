@@ -1,0 +1,126 @@
+//! Single-flight: at most one computation per key in this process.
+//!
+//! The first caller to miss becomes the leader and computes; later callers for the same key wait on
+//! a `watch` channel. The leader stores the answer (L2, L1) *before* it publishes and leaves, so a
+//! caller arriving afterwards finds it in the cache. Errors are shared as `Arc` and never cached.
+//! If the leader is cancelled, its guard removes the flight and closes the channel: waiters wake,
+//! and one of them leads a new attempt; nobody hangs.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use cache_core::CacheKey;
+use tokio::sync::watch;
+
+/// What a finished flight publishes: the answer, or the compute error (type-erased, since each
+/// call site has its own error type).
+pub(crate) type Landing<V> = Result<V, Arc<dyn Any + Send + Sync>>;
+
+type Slot<V> = watch::Receiver<Option<Landing<V>>>;
+
+/// The flights in progress, by key.
+pub(crate) struct Flights<V> {
+    in_progress: Mutex<HashMap<CacheKey, (u64, Slot<V>)>>,
+    next_id: AtomicU64,
+}
+
+impl<V> Default for Flights<V> {
+    fn default() -> Self {
+        Self {
+            in_progress: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(0),
+        }
+    }
+}
+
+/// The role a caller gets for a key.
+pub(crate) enum Role<'a, V> {
+    /// Compute, then [`Leader::land`].
+    Leader(Leader<'a, V>),
+    /// Wait for the leader with [`wait`].
+    Follower(Slot<V>),
+}
+
+/// The caller that computes. Dropping it without landing (cancellation) releases the followers.
+pub(crate) struct Leader<'a, V> {
+    flights: &'a Flights<V>,
+    key: CacheKey,
+    id: u64,
+    sender: watch::Sender<Option<Landing<V>>>,
+}
+
+impl<V: Clone> Flights<V> {
+    /// Joins the flight for `key`, or starts one. `exclusive` always starts a new flight (a forced
+    /// refresh must not reuse an answer computed before it was asked for).
+    pub(crate) fn join(&self, key: &CacheKey, exclusive: bool) -> Role<'_, V> {
+        let mut map = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !exclusive && let Some((_, slot)) = map.get(key) {
+            return Role::Follower(slot.clone());
+        }
+        Role::Leader(self.start(&mut map, key))
+    }
+
+    /// Starts a new flight for `key` (replacing any in the map; the old leader still lands for its
+    /// own followers).
+    pub(crate) fn lead(&self, key: &CacheKey) -> Leader<'_, V> {
+        let mut map = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.start(&mut map, key)
+    }
+
+    fn start(&self, map: &mut HashMap<CacheKey, (u64, Slot<V>)>, key: &CacheKey) -> Leader<'_, V> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (sender, receiver) = watch::channel(None);
+        map.insert(key.clone(), (id, receiver));
+        Leader {
+            flights: self,
+            key: key.clone(),
+            id,
+            sender,
+        }
+    }
+
+    /// How many flights are in progress.
+    pub(crate) fn len(&self) -> usize {
+        self.in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+impl<V> Leader<'_, V> {
+    /// Publishes the outcome to every follower and ends the flight.
+    pub(crate) fn land(self, landing: Landing<V>) {
+        // Followers may all have gone; nobody to tell is fine.
+        let _ = self.sender.send(Some(landing));
+    }
+}
+
+impl<V> Drop for Leader<'_, V> {
+    fn drop(&mut self) {
+        let mut map = self
+            .flights
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+            map.remove(&self.key);
+        }
+    }
+}
+
+/// Waits for the leader. `None` when the leader went away without an answer (cancelled).
+pub(crate) async fn wait<V: Clone>(mut slot: Slot<V>) -> Option<Landing<V>> {
+    match slot.wait_for(Option::is_some).await {
+        Ok(landing) => landing.clone(),
+        Err(_) => None,
+    }
+}

@@ -1,0 +1,132 @@
+//! The seed's JSON API: `build_key`, `cache_response`, `get_cached_response`.
+
+use cache_core::{Error, ErrorKind, Result};
+use serde_json::{Map, Value};
+
+use crate::cache::{AIResponseCache, CachedResponse};
+use crate::controls::RequestControls;
+use crate::keys::AiRequest;
+
+fn request<'a>(
+    text: &'a str,
+    operation: &'a str,
+    options: &'a Value,
+    question: Option<&'a str>,
+) -> Result<AiRequest<'a>> {
+    if text.is_empty() {
+        return Err(
+            Error::new(ErrorKind::InvalidInput, "text must not be empty")
+                .with_context("field", "text"),
+        );
+    }
+    if !(options.is_object() || options.is_null()) {
+        return Err(
+            Error::new(ErrorKind::InvalidInput, "options must be a JSON object")
+                .with_context("field", "options")
+                .with_context("value", type_name(options))
+                .with_context("allowed", "object or null"),
+        );
+    }
+    let mut request = AiRequest::new(operation, text).with_options(options);
+    if let Some(question) = question {
+        request = request.with_question(question);
+    }
+    Ok(request)
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// The response merged with its metadata, as the Python original returned it.
+fn with_metadata(hit: &CachedResponse<Value>) -> Value {
+    let mut merged = match hit.value.as_ref() {
+        Value::Object(map) => map.clone(),
+        other => Map::from_iter([("response".to_string(), other.clone())]),
+    };
+    let m = &hit.metadata;
+    let fields = [
+        (
+            "cached_at",
+            Value::from(humantime::format_rfc3339_millis(m.cached_at).to_string()),
+        ),
+        ("cache_hit", Value::from(m.cache_hit)),
+        (
+            "text_tier",
+            m.text_tier.map_or(Value::Null, |t| Value::from(t.as_str())),
+        ),
+        ("operation", Value::from(m.operation.as_ref())),
+        ("ai_version", Value::from(m.ai_version.as_ref())),
+        ("cache_key", Value::from(m.key.as_ref())),
+    ];
+    for (name, value) in fields {
+        merged.insert(name.to_string(), value);
+    }
+    Value::Object(merged)
+}
+
+impl AIResponseCache<Value> {
+    /// The full Redis key for a request, as the seed's `build_key` (format v1).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an empty text, an invalid operation or non-object options.
+    pub fn build_key(
+        &self,
+        text: &str,
+        operation: &str,
+        options: &Value,
+        question: Option<&str>,
+    ) -> Result<String> {
+        let key = self.key(&request(text, operation, options, question)?)?;
+        Ok(self.full_key(&key))
+    }
+
+    /// Stores `response` (a JSON object) for the request, with the operation's TTL.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for invalid arguments (a response that is not an object
+    /// included); cache errors other than Redis unavailability.
+    pub async fn cache_response(
+        &self,
+        text: &str,
+        operation: &str,
+        options: &Value,
+        response: &Value,
+        question: Option<&str>,
+    ) -> Result<bool> {
+        if !response.is_object() {
+            return Err(
+                Error::new(ErrorKind::InvalidInput, "response must be a JSON object")
+                    .with_context("field", "response")
+                    .with_context("value", type_name(response))
+                    .with_context("allowed", "object"),
+            );
+        }
+        let key = self.key(&request(text, operation, options, question)?)?;
+        self.put(&key, response.clone(), &RequestControls::default())
+            .await
+    }
+
+    /// The stored response for the request, merged with `cached_at` (RFC 3339), `cache_hit`,
+    /// `text_tier`, `operation`, `ai_version` and `cache_key`; `None` on a miss.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for invalid arguments; Redis errors other than unavailability.
+    pub async fn get_cached_response(
+        &self,
+        text: &str,
+        operation: &str,
+        options: &Value,
+        question: Option<&str>,
+    ) -> Result<Option<Value>> {
+        let key = self.key(&request(text, operation, options, question)?)?;
+        Ok(self.get(&key).await?.as_ref().map(with_metadata))
+    }
+}
