@@ -10,6 +10,7 @@
     reason = "conformance_suite! awaits every setup, async or not"
 )]
 
+mod ai;
 mod conformance;
 mod faults;
 mod support;

@@ -6,7 +6,8 @@
 //! | feature | what it brings |
 //! |---|---|
 //! | `memory` | [`InMemoryCache`]: the in-process tier |
-//! | `redis` (default) | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL |
+//! | `redis` | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL |
+//! | `ai` (default) | [`AIResponseCache`]: keys, tiers, per-operation TTLs, promotion, single-flight |
 //!
 //! ```no_run
 //! use aicache::{CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig};
@@ -36,6 +37,13 @@ pub use cache_memory::{InMemoryCache, MemoryCacheConfig, MemoryCacheStats};
 pub use cache_redis::{
     CacheEvent, CacheEventListener, GenericRedisCache, HealthReport, L2Health, ListenerError,
     RedisCacheConfig, RedisCacheStats,
+};
+
+#[cfg(feature = "ai")]
+pub use cache_ai::{
+    AI_VERSION, AIResponseCache, AiCacheConfig, AiCacheStats, AiRequest, CacheKeyGenerator,
+    CachedResponse, Computed, HashAlgorithm, OperationStats, RequestControls, RequestKey,
+    ResponseMetadata, Source, TierThresholds,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).

@@ -1,0 +1,691 @@
+//! The AI response cache end to end, with a real Redis as L2.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aicache::{
+    AI_VERSION, AIResponseCache, AiCacheConfig, AiRequest, ErrorKind, MemoryCacheConfig,
+    RequestControls, Source, TextTier, Ttl,
+};
+use cache_testkit::RedisServer;
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::support::{raw, server, test_config};
+
+fn ai_config(server: &RedisServer) -> AiCacheConfig {
+    AiCacheConfig::default()
+        .with_redis(test_config(&server.url()))
+        .with_l1(Some(MemoryCacheConfig::default().with_max_entries(1000)))
+}
+
+async fn json_cache(server: &RedisServer) -> AIResponseCache<Value> {
+    AIResponseCache::connect(ai_config(server)).await.unwrap()
+}
+
+fn text_of(tier: TextTier) -> String {
+    let chars = match tier {
+        TextTier::Small => 200,
+        TextTier::Medium => 2_000,
+        TextTier::Large => 20_000,
+        _ => 60_000,
+    };
+    "Lorem ipsum dolor sit amet. "
+        .chars()
+        .cycle()
+        .take(chars)
+        .collect()
+}
+
+#[tokio::test]
+async fn workflow_small_medium_large_with_metadata_field_by_field() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let mut conn = raw(&server).await;
+    let options = json!({"max_length": 100});
+    for (tier, name) in [
+        (TextTier::Small, "small"),
+        (TextTier::Medium, "medium"),
+        (TextTier::Large, "large"),
+    ] {
+        let text = text_of(tier);
+        let miss = cache
+            .get_cached_response(&text, "summarize", &options, None)
+            .await
+            .unwrap();
+        assert_eq!(miss, None, "{name}: miss first");
+        let response = json!({"result": format!("summary of {name}"), "tokens": 42});
+        assert!(
+            cache
+                .cache_response(&text, "summarize", &options, &response, None)
+                .await
+                .unwrap()
+        );
+        let hit = cache
+            .get_cached_response(&text, "summarize", &options, None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit["result"], response["result"]);
+        assert_eq!(hit["tokens"], 42);
+        assert_eq!(hit["cache_hit"], true);
+        assert_eq!(hit["text_tier"], name);
+        assert_eq!(hit["operation"], "summarize");
+        assert_eq!(hit["ai_version"], AI_VERSION);
+        let key = cache.build_key(&text, "summarize", &options, None).unwrap();
+        assert_eq!(hit["cache_key"], key.as_str());
+        assert!(key.starts_with("aicache:v1:summarize:"));
+        assert_eq!(key.len(), "aicache:v1:summarize:".len() + 64);
+        let cached_at = hit["cached_at"].as_str().unwrap();
+        assert!(
+            cached_at.ends_with('Z') && cached_at.contains('T'),
+            "{cached_at}"
+        );
+        let pttl: i64 = conn.pttl(&key).await.unwrap();
+        assert!(
+            (7_100_000..=7_200_000).contains(&pttl),
+            "summarize TTL: {pttl}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn qa_questions_and_option_combinations_are_distinct_entries() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let text = "The Eiffel Tower is in Paris and was completed in 1889.";
+    let cases = [
+        (json!({}), Some("Where is it?")),
+        (json!({}), Some("When was it built?")),
+        (json!({"temperature": 0.2}), Some("Where is it?")),
+        (
+            json!({"temperature": 0.2, "max_tokens": 50}),
+            Some("Where is it?"),
+        ),
+        (json!({}), None),
+    ];
+    for (i, (options, question)) in cases.iter().enumerate() {
+        let response = json!({"answer": i});
+        cache
+            .cache_response(text, "qa", options, &response, *question)
+            .await
+            .unwrap();
+    }
+    for (i, (options, question)) in cases.iter().enumerate() {
+        let hit = cache
+            .get_cached_response(text, "qa", options, *question)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(hit["answer"], i, "case {i}");
+    }
+    // Option order does not matter; an integral float equals its integer.
+    let reordered = json!({"max_tokens": 50.0, "temperature": 0.2});
+    let hit = cache
+        .get_cached_response(text, "qa", &reordered, Some("Where is it?"))
+        .await
+        .unwrap();
+    assert_eq!(hit.unwrap()["answer"], 3);
+    let mut conn = raw(&server).await;
+    let key = cache
+        .build_key(text, "qa", &json!({}), Some("Where is it?"))
+        .unwrap();
+    let pttl: i64 = conn.pttl(&key).await.unwrap();
+    assert!((1_700_000..=1_800_000).contains(&pttl), "qa TTL: {pttl}");
+}
+
+#[tokio::test]
+async fn invalid_requests_are_typed_errors() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let ok = json!({"r": 1});
+    let err = cache
+        .cache_response("", "summarize", &json!({}), &ok, None)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    let err = cache
+        .cache_response("t", "Summarize!", &json!({}), &ok, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("operation"), "{err}");
+    let err = cache
+        .cache_response("t", "summarize", &json!([1]), &ok, None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("options"), "{err}");
+    let err = cache
+        .cache_response("t", "summarize", &json!({}), &json!("text"), None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("response"), "{err}");
+    assert!(cache.invalidate_by_operation("sum*").await.is_err());
+}
+
+#[tokio::test]
+async fn generic_operations_reached_through_the_ai_cache() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let l2 = cache.l2().unwrap();
+    let mut conn = raw(&server).await;
+    let big = json!({"result": "the same long answer, again and again. ".repeat(200)});
+    let key = cache.key(&AiRequest::new("summarize", "doc")).unwrap();
+    cache
+        .put(&key, big.clone(), &RequestControls::default())
+        .await
+        .unwrap();
+    let full = cache.full_key(&key);
+    let stored: Vec<u8> = conn.get(&full).await.unwrap();
+    assert!(
+        stored.len() < 2000,
+        "compressed in Redis: {} bytes",
+        stored.len()
+    );
+    use aicache::CacheInterface;
+    assert!(l2.exists(key.cache_key()).await.unwrap());
+    let ttl = l2.remaining_ttl(key.cache_key()).await.unwrap().unwrap();
+    assert!(ttl > Duration::from_secs(7000) && ttl <= Duration::from_secs(7200));
+    let found = l2
+        .scan(&aicache::KeyPattern::new("summarize:*").unwrap())
+        .await
+        .unwrap();
+    assert_eq!(found, vec![key.cache_key().clone()]);
+    assert_eq!(*cache.get(&key).await.unwrap().unwrap().value, big);
+    assert_eq!(cache.invalidate_all().await.unwrap(), 1);
+    assert!(cache.get(&key).await.unwrap().is_none());
+    let left: bool = conn.exists(&full).await.unwrap();
+    assert!(!left);
+}
+
+#[tokio::test]
+async fn invalidate_by_operation_is_exact_and_counts_l1_and_l2_once() {
+    let server = server();
+    let mut config = ai_config(&server);
+    config = config.with_operation_ttl("sum", Duration::from_secs(60));
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    for i in 0..5 {
+        let k = cache.key(&AiRequest::new("sum", &format!("t{i}"))).unwrap();
+        cache
+            .put(&k, json!({"r": i}), &RequestControls::default())
+            .await
+            .unwrap();
+        let k = cache
+            .key(&AiRequest::new("summarize", &format!("t{i}")))
+            .unwrap();
+        cache
+            .put(&k, json!({"r": i}), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        cache.stats().l1.unwrap().entries,
+        10,
+        "small texts live in L1 too"
+    );
+    assert_eq!(cache.invalidate_by_operation("sum").await.unwrap(), 5);
+    assert_eq!(
+        cache.invalidate_by_operation("sum").await.unwrap(),
+        0,
+        "an empty result is 0"
+    );
+    assert_eq!(cache.invalidate_by_operation("qa").await.unwrap(), 0);
+    let k = cache.key(&AiRequest::new("summarize", "t0")).unwrap();
+    assert!(cache.get(&k).await.unwrap().is_some(), "summarize survives");
+    assert_eq!(cache.invalidate_pattern("summarize:*").await.unwrap(), 5);
+    assert_eq!(cache.stats().l1.unwrap().entries, 0);
+    assert_eq!(cache.stats().by_operation["sum"].invalidated, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalidation_concurrent_with_reads_and_writes_leaves_nothing_behind() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let cache = cache.clone();
+        let stop = Arc::clone(&stop);
+        workers.push(tokio::spawn(async move {
+            let mut i = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let k = cache
+                    .key(&AiRequest::new("sentiment", &format!("w{w}-{}", i % 20)))
+                    .unwrap();
+                if i % 2 == 0 {
+                    cache
+                        .put(&k, json!({"s": i}), &RequestControls::default())
+                        .await
+                        .unwrap();
+                } else {
+                    cache.get(&k).await.unwrap();
+                }
+                i += 1;
+            }
+        }));
+    }
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        cache.invalidate_by_operation("sentiment").await.unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.unwrap();
+    }
+    // Writers have stopped: one more invalidation must leave L1 and Redis empty, and no L1 copy
+    // may survive that Redis no longer has.
+    cache.invalidate_by_operation("sentiment").await.unwrap();
+    assert_eq!(cache.stats().l1.unwrap().entries, 0);
+    let mut conn = raw(&server).await;
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg("aicache:v1:sentiment:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn promotion_follows_tier_and_operation_rules() {
+    let server = server();
+    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+        .await
+        .unwrap();
+    let reader = json_cache(&server).await;
+    let cases = [
+        ("qa", TextTier::Small, true),
+        ("summarize", TextTier::Medium, true),
+        ("qa", TextTier::Medium, false),
+        ("sentiment", TextTier::Large, true),
+        ("summarize", TextTier::Large, false),
+        ("sentiment", TextTier::XLarge, false),
+    ];
+    for (operation, tier, _) in cases {
+        let k = writer
+            .key(&AiRequest::new(operation, &text_of(tier)))
+            .unwrap();
+        writer
+            .put(&k, json!({"op": operation}), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    for (operation, tier, promoted) in cases {
+        let k = reader
+            .key(&AiRequest::new(operation, &text_of(tier)))
+            .unwrap();
+        let before = reader
+            .stats()
+            .by_operation
+            .get(operation)
+            .map_or(0, |s| s.promotions);
+        let hit = reader.get(&k).await.unwrap().unwrap();
+        assert_eq!(hit.metadata.text_tier, Some(tier));
+        let after = reader.stats().by_operation[operation].promotions;
+        assert_eq!(after - before, u64::from(promoted), "{operation} {tier:?}");
+        let again = reader.get(&k).await.unwrap().unwrap();
+        let expected = if promoted {
+            aicache::Layer::L1
+        } else {
+            aicache::Layer::L2
+        };
+        assert_eq!(again.metadata.layer, Some(expected), "{operation} {tier:?}");
+    }
+}
+
+#[tokio::test]
+async fn medium_texts_of_any_operation_are_promoted_after_ten_hits() {
+    let server = server();
+    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+        .await
+        .unwrap();
+    let reader = json_cache(&server).await;
+    let k = writer
+        .key(&AiRequest::new("qa", &text_of(TextTier::Medium)))
+        .unwrap();
+    writer
+        .put(&k, json!({"a": 1}), &RequestControls::default())
+        .await
+        .unwrap();
+    for _ in 0..9 {
+        assert_eq!(
+            reader.get(&k).await.unwrap().unwrap().metadata.layer,
+            Some(aicache::Layer::L2)
+        );
+    }
+    reader.get(&k).await.unwrap();
+    assert_eq!(
+        reader.get(&k).await.unwrap().unwrap().metadata.layer,
+        Some(aicache::Layer::L1)
+    );
+    assert_eq!(reader.stats().by_operation["qa"].promotions, 1);
+}
+
+#[tokio::test]
+async fn a_full_l1_evicts_and_keeps_its_limits() {
+    let server = server();
+    let config = ai_config(&server).with_l1(Some(MemoryCacheConfig::default().with_max_entries(8)));
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    for i in 0..40 {
+        let k = cache
+            .key(&AiRequest::new("sentiment", &format!("text {i}")))
+            .unwrap();
+        cache
+            .put(&k, json!({"s": i}), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    let l1 = cache.stats().l1.unwrap();
+    assert!(l1.entries <= 8, "{l1:?}");
+    assert!(l1.evictions >= 32, "{l1:?}");
+    // Everything is still answered (from Redis), and reads promote into the full L1.
+    for i in 0..40 {
+        let k = cache
+            .key(&AiRequest::new("sentiment", &format!("text {i}")))
+            .unwrap();
+        assert_eq!(cache.get(&k).await.unwrap().unwrap().value["s"], i);
+    }
+    let stats = cache.stats();
+    assert!(stats.by_operation["sentiment"].promotions > 0);
+    assert!(stats.l1.unwrap().entries <= 8);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_identical_misses_compute_once() {
+    let server = server();
+    let cache: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let key = cache
+        .key(&AiRequest::new("summarize", "the same prompt"))
+        .unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..1000 {
+        let cache = cache.clone();
+        let key = key.clone();
+        let calls = Arc::clone(&calls);
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    Ok::<_, std::io::Error>("the answer".to_string())
+                })
+                .await
+                .unwrap()
+        }));
+    }
+    let mut sources = std::collections::HashMap::new();
+    for task in tasks {
+        let computed = task.await.unwrap();
+        assert_eq!(*computed.response.value, "the answer");
+        *sources.entry(format!("{:?}", computed.source)).or_insert(0) += 1;
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "{sources:?}");
+    assert_eq!(sources["Computed"], 1);
+    assert_eq!(cache.stats().flights_in_progress, 0);
+    let mut conn = raw(&server).await;
+    let stored: bool = conn.exists(cache.full_key(&key)).await.unwrap();
+    assert!(stored, "the leader stored the answer in Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_error_reaches_every_waiter_and_is_not_cached() {
+    let server = server();
+    let cache: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let key = cache
+        .key(&AiRequest::new("summarize", "failing prompt"))
+        .unwrap();
+    let calls = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..50 {
+        let (cache, key, calls) = (cache.clone(), key.clone(), Arc::clone(&calls));
+        tasks.push(tokio::spawn(async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Err::<String, _>("model overloaded".to_string())
+                })
+                .await
+        }));
+    }
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert_eq!(err.as_str(), "model overloaded");
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        cache.get(&key).await.unwrap().is_none(),
+        "errors are not cached"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_leader_does_not_strand_the_waiters() {
+    let server = server();
+    let cache: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let key = cache
+        .key(&AiRequest::new("summarize", "slow prompt"))
+        .unwrap();
+    let leader = {
+        let (cache, key) = (cache.clone(), key.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok::<_, std::io::Error>("never".to_string())
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let follower = {
+        let (cache, key) = (cache.clone(), key.clone());
+        tokio::spawn(async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async {
+                    Ok::<_, std::io::Error>("from the follower".to_string())
+                })
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    leader.abort();
+    let answer = tokio::time::timeout(Duration::from_secs(10), follower)
+        .await
+        .expect("the follower does not hang")
+        .unwrap()
+        .unwrap();
+    assert_eq!(*answer.response.value, "from the follower");
+    assert_eq!(answer.source, Source::Computed);
+}
+
+#[tokio::test]
+async fn per_request_controls() {
+    let server = server();
+    let cache: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let mut conn = raw(&server).await;
+    let key = cache.key(&AiRequest::new("qa", "controls")).unwrap();
+    let answer =
+        |text: &'static str| move || async move { Ok::<_, std::io::Error>(text.to_string()) };
+
+    let r = cache
+        .get_or_compute(&key, &RequestControls::default().no_store(), answer("a"))
+        .await
+        .unwrap();
+    assert!(!r.stored);
+    assert!(
+        cache.get(&key).await.unwrap().is_none(),
+        "no_store stores nothing"
+    );
+
+    let ttl = Ttl::from_secs(42).unwrap();
+    let r = cache
+        .get_or_compute(&key, &RequestControls::default().with_ttl(ttl), answer("b"))
+        .await
+        .unwrap();
+    assert!(r.stored);
+    let pttl: i64 = conn.pttl(cache.full_key(&key)).await.unwrap();
+    assert!((40_000..=42_000).contains(&pttl), "TTL override: {pttl}");
+
+    let r = cache
+        .get_or_compute(&key, &RequestControls::default(), answer("c"))
+        .await
+        .unwrap();
+    assert_eq!((r.source, r.response.value.as_str()), (Source::L1, "b"));
+
+    let r = cache
+        .get_or_compute(&key, &RequestControls::default().no_cache(), answer("d"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.source, r.response.value.as_str()),
+        (Source::Computed, "d"),
+        "no_cache skips the read"
+    );
+    assert_eq!(
+        *cache.get(&key).await.unwrap().unwrap().value,
+        "d",
+        "…and stores"
+    );
+
+    let r = cache
+        .get_or_compute(
+            &key,
+            &RequestControls::default().force_refresh(),
+            answer("e"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.source, Source::Computed);
+    assert_eq!(*cache.get(&key).await.unwrap().unwrap().value, "e");
+
+    let other = cache.key(&AiRequest::new("qa", "read only")).unwrap();
+    let r = cache
+        .get_or_compute(&other, &RequestControls::default().read_only(), answer("f"))
+        .await
+        .unwrap();
+    assert!(!r.stored);
+    assert!(
+        cache.get(&other).await.unwrap().is_none(),
+        "read_only writes nothing"
+    );
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Summary {
+    text: String,
+    truncated: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    key_points: Vec<String>,
+}
+
+#[tokio::test]
+async fn typed_answers_and_admission_rules() {
+    let server = server();
+    let mut cache: AIResponseCache<Summary> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    cache.set_admission(|s: &Summary| !s.truncated).unwrap();
+    let controls = RequestControls::default();
+    let good = Summary {
+        text: "ok".into(),
+        truncated: false,
+        key_points: vec!["a".into()],
+    };
+    let cut = Summary {
+        text: "cut".into(),
+        truncated: true,
+        key_points: vec![],
+    };
+    let k1 = cache.key(&AiRequest::new("summarize", "one")).unwrap();
+    let k2 = cache.key(&AiRequest::new("summarize", "two")).unwrap();
+    assert!(cache.put(&k1, good.clone(), &controls).await.unwrap());
+    assert!(
+        !cache.put(&k2, cut, &controls).await.unwrap(),
+        "the admission rule refuses it"
+    );
+    assert_eq!(*cache.get(&k1).await.unwrap().unwrap().value, good);
+    assert!(cache.get(&k2).await.unwrap().is_none());
+    assert_eq!(cache.stats().by_operation["summarize"].refused, 1);
+
+    let empty: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let k3 = empty.key(&AiRequest::new("summarize", "three")).unwrap();
+    assert!(
+        !empty.put(&k3, String::new(), &controls).await.unwrap(),
+        "empty answers are refused"
+    );
+    // A value of another type under the same key is a miss, not an error.
+    let k1_as_string = empty.key(&AiRequest::new("summarize", "one")).unwrap();
+    assert!(empty.get(&k1_as_string).await.unwrap().is_none());
+    assert_eq!(empty.stats().decode_failures, 1);
+}
+
+#[tokio::test]
+async fn memory_only_ai_cache_needs_no_redis() {
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(AiCacheConfig::default())
+        .await
+        .unwrap();
+    assert!(cache.l2().is_none());
+    let text = text_of(TextTier::XLarge);
+    cache
+        .cache_response(&text, "summarize", &json!({}), &json!({"r": 1}), None)
+        .await
+        .unwrap();
+    let hit = cache
+        .get_cached_response(&text, "summarize", &json!({}), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit["text_tier"], "xlarge");
+    assert!(cache.health().await.is_none());
+}
+
+#[tokio::test]
+async fn tenants_and_model_versions_separate_entries() {
+    let server = server();
+    let a: AIResponseCache<Value> =
+        AIResponseCache::connect(ai_config(&server).with_tenant("acme"))
+            .await
+            .unwrap();
+    let b: AIResponseCache<Value> =
+        AIResponseCache::connect(ai_config(&server).with_tenant("globex"))
+            .await
+            .unwrap();
+    let key = a.key(&AiRequest::new("qa", "shared text")).unwrap();
+    a.put(&key, json!({"t": "acme"}), &RequestControls::default())
+        .await
+        .unwrap();
+    assert!(a.full_key(&key).starts_with("aicache:v1:t:acme:qa:"));
+    assert!(
+        b.get(&key).await.unwrap().is_none(),
+        "tenants never see each other's entries"
+    );
+    assert_eq!(b.invalidate_all().await.unwrap(), 0);
+    assert!(a.get(&key).await.unwrap().is_some());
+
+    let v1 = a
+        .key(
+            &AiRequest::new("qa", "t")
+                .with_model("m")
+                .with_prompt_version("1"),
+        )
+        .unwrap();
+    let v2 = a
+        .key(
+            &AiRequest::new("qa", "t")
+                .with_model("m")
+                .with_prompt_version("2"),
+        )
+        .unwrap();
+    assert_ne!(v1, v2, "bumping the prompt version retires the old entries");
+
+    let err = AIResponseCache::<Value>::connect(ai_config(&server).with_tenant("a{b}"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config);
+}
