@@ -1,4 +1,4 @@
-//! A miss, a "model call", a hit, then the statistics: aicache end to end.
+//! aicache in front of a (simulated) LLM: misses, hits, the time saved, and a summary.
 //!
 //! Runs memory-only by default. Set `AICACHE_REDIS_URL` (or the conventional `REDIS_URL`) to use
 //! Redis as the shared second tier:
@@ -9,15 +9,16 @@
 //! ```
 #![allow(clippy::print_stdout, reason = "an example reports to its user")]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use aicache::{CacheInterface, CacheKey, GenericRedisCache, L2Health, RedisCacheConfig, Ttl};
+use aicache::{AIResponseCache, AiCacheConfig, AiRequest, L2Health, RequestControls, Source};
 
 /// Stands in for an LLM: slow, and the same input gives the same answer.
-async fn summarize_with_model(text: &str) -> String {
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let words: Vec<&str> = text.split_whitespace().take(8).collect();
-    format!("Summary: {} …", words.join(" "))
+async fn call_model(operation: &str, text: &str) -> Result<String, std::io::Error> {
+    let latency = Duration::from_millis(150 + (text.len() / 100) as u64);
+    tokio::time::sleep(latency).await;
+    let words: Vec<&str> = text.split_whitespace().take(6).collect();
+    Ok(format!("{operation}: {} …", words.join(" ")))
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -25,54 +26,86 @@ async fn main() -> aicache::Result<()> {
     let redis_url = std::env::var("AICACHE_REDIS_URL")
         .or_else(|_| std::env::var("REDIS_URL"))
         .ok();
-    let mut config = RedisCacheConfig::default().with_key_prefix("aicache:quickstart");
+    let mut config = AiCacheConfig::default().with_tenant("quickstart");
     if let Some(url) = redis_url {
         config = config.with_redis_url(url);
     }
-    let cache = GenericRedisCache::connect(config).await?;
-    match cache.health().await.l2 {
-        L2Health::Disabled => println!("mode: memory-only (set AICACHE_REDIS_URL to add Redis)"),
-        L2Health::Connected { latency } => println!("mode: memory + Redis (PING {latency:?})"),
-        other => println!("mode: memory, Redis unavailable: {other:?}"),
+    let cache: AIResponseCache<String> = AIResponseCache::connect(config).await?;
+    match cache.health().await.map(|h| h.l2) {
+        None => println!("mode: memory-only (set AICACHE_REDIS_URL to add Redis)"),
+        Some(L2Health::Connected { latency }) => {
+            println!("mode: memory + Redis (PING {latency:?})");
+        }
+        Some(other) => println!("mode: memory, Redis unavailable: {other:?}"),
     }
+    cache.invalidate_all().await?;
 
-    let text = "Rust is a systems programming language that runs blazingly fast, prevents \
-                segfaults and guarantees thread safety.";
-    let key = CacheKey::new("summarize:quickstart-doc")?;
-    cache.delete(&key).await?;
+    let article = "Rust is a systems programming language that runs blazingly fast, prevents \
+                   segfaults and guarantees thread safety. "
+        .repeat(40);
+    let requests = [
+        ("summarize", "A short note about caching answers."),
+        ("sentiment", "I love how fast this is!"),
+        ("summarize", article.as_str()),
+        ("key_points", article.as_str()),
+    ];
 
-    for attempt in 1..=2 {
-        let started = Instant::now();
-        let (answer, outcome) = match cache.get(&key).await? {
-            Some(hit) => (String::from_utf8_lossy(&hit).into_owned(), "hit"),
-            None => {
-                let answer = summarize_with_model(text).await;
-                cache
-                    .set(&key, answer.clone().into(), Some(Ttl::from_secs(3600)?))
-                    .await?;
-                (answer, "miss, computed and stored")
+    // What each request cost the model when it was computed: a hit saves that much.
+    let mut cost = [Duration::ZERO; 4];
+    let (mut spent, mut saved) = (Duration::ZERO, Duration::ZERO);
+    for round in 1..=2 {
+        println!("\nround {round}");
+        for (index, (operation, text)) in requests.into_iter().enumerate() {
+            let key = cache.key(&AiRequest::new(operation, text))?;
+            let outcome = cache
+                .get_or_compute(&key, &RequestControls::default(), || {
+                    call_model(operation, text)
+                })
+                .await
+                .map_err(|e| {
+                    aicache::Error::new(aicache::ErrorKind::Backend, "the model failed")
+                        .with_source(e.to_string())
+                })?;
+            let tier = outcome
+                .response
+                .metadata
+                .text_tier
+                .map_or("?", |t| t.as_str());
+            match (outcome.source, outcome.compute_time) {
+                (Source::Computed, Some(took)) => {
+                    cost[index] = took;
+                    spent += took;
+                    println!("  miss  {operation:<10} {tier:<6} model took {took:?}");
+                }
+                (source, _) => {
+                    saved += cost[index];
+                    println!(
+                        "  hit   {operation:<10} {tier:<6} from {source:?}, saved {:?}",
+                        cost[index]
+                    );
+                }
             }
-        };
-        println!(
-            "request {attempt}: {outcome} in {:?}: {answer}",
-            started.elapsed()
-        );
+        }
     }
 
     let stats = cache.stats();
-    if let Some(l1) = stats.l1 {
+    println!("\nsummary");
+    for (operation, s) in &stats.by_operation {
         println!(
-            "L1: {} hits, {} misses, hit rate {:.0}%, {} entries, {} bytes",
-            l1.hits,
-            l1.misses,
-            l1.hit_rate() * 100.0,
-            l1.entries,
-            l1.bytes
+            "  {operation:<10} hits {} (L1 {}, L2 {}), misses {}, hit rate {:.0}%",
+            s.hits(),
+            s.l1_hits,
+            s.l2_hits,
+            s.misses,
+            s.hit_rate() * 100.0
         );
     }
+    println!("  model time spent: {spent:?}; time saved by the cache: {saved:?}");
+    let keys = stats.key_generation;
     println!(
-        "L2: {} hits, {} misses, {} errors",
-        stats.l2_hits, stats.l2_misses, stats.l2_errors
+        "  keys generated: {}, average {} ns",
+        keys.keys_generated,
+        keys.average_nanos()
     );
     Ok(())
 }

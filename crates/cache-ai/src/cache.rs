@@ -377,7 +377,7 @@ where
     /// # Errors
     /// Redis errors other than unavailability (for example [`ErrorKind::Auth`]).
     pub async fn get(&self, key: &RequestKey) -> Result<Option<CachedResponse<T>>> {
-        self.lookup(key, &RequestControls::default()).await
+        self.lookup(key, &RequestControls::default(), true).await
     }
 
     /// Stores `value` as the answer for `key`. Returns whether it was stored (false when the
@@ -417,7 +417,7 @@ where
         E: Send + Sync + 'static,
     {
         if controls.reads()
-            && let Some(hit) = self.lookup_quietly(key, controls).await
+            && let Some(hit) = self.lookup_quietly(key, controls, true).await
         {
             return Ok(hit);
         }
@@ -445,7 +445,7 @@ where
                     // The leader was cancelled: try again (one of the waiters leads).
                     None => {
                         if controls.reads()
-                            && let Some(hit) = self.lookup_quietly(key, controls).await
+                            && let Some(hit) = self.lookup_quietly(key, controls, false).await
                         {
                             return Ok(hit);
                         }
@@ -453,9 +453,10 @@ where
                 },
             }
         };
-        // A flight that landed between our miss and our start stored its answer: use it.
+        // A flight that landed between our miss and our start stored its answer: use it. (Not
+        // counted: this request's read was already counted as a miss.)
         if controls.reads()
-            && let Some(hit) = self.lookup_quietly(key, controls).await
+            && let Some(hit) = self.lookup_quietly(key, controls, false).await
         {
             leader.land(Ok(hit.response.clone()));
             return Ok(hit);
@@ -566,8 +567,9 @@ where
         &self,
         key: &RequestKey,
         controls: &RequestControls,
+        count: bool,
     ) -> Option<Computed<T>> {
-        match self.lookup(key, controls).await {
+        match self.lookup(key, controls, count).await {
             Ok(Some(response)) => {
                 let source = match response.metadata.layer {
                     Some(Layer::L1) => Source::L1,
@@ -664,32 +666,39 @@ where
         }
     }
 
+    /// Reads L1, then Redis. `count` is false for re-checks of a read already counted.
     async fn lookup(
         &self,
         key: &RequestKey,
         controls: &RequestControls,
+        count: bool,
     ) -> Result<Option<CachedResponse<T>>> {
         let counters = self.counters(key.operation());
-        self.inner.by_tier[tier_index(key.tier())].fetch_add(1, Ordering::Relaxed);
+        let bump = |counter: &AtomicU64| {
+            if count {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        bump(&self.inner.by_tier[tier_index(key.tier())]);
         if let Some(entry) = self
             .inner
             .l1
             .as_ref()
             .and_then(|l1| l1.fetch(key.cache_key().as_str()))
         {
-            counters.l1_hits.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.l1_hits);
             return Ok(Some(CachedResponse {
                 value: entry.value,
                 metadata: entry.metadata,
             }));
         }
         let Some(l2) = &self.inner.l2 else {
-            counters.misses.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.misses);
             return Ok(None);
         };
         let epoch = self.inner.write_epoch.load(Ordering::Acquire);
         let Some(frame) = l2.get_entry(key.cache_key()).await? else {
-            counters.misses.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.misses);
             return Ok(None);
         };
         let value: T = match decode_msgpack(&frame.payload) {
@@ -697,13 +706,13 @@ where
             Err(e) => {
                 self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, operation = key.operation(), "cached answer no longer decodes; treating it as a miss");
-                counters.misses.fetch_add(1, Ordering::Relaxed);
+                bump(&counters.misses);
                 return Ok(None);
             }
         };
-        let hits = counters.l2_hits.fetch_add(1, Ordering::Relaxed)
-            + 1
-            + counters.l1_hits.load(Ordering::Relaxed);
+        bump(&counters.l2_hits);
+        let hits =
+            counters.l2_hits.load(Ordering::Relaxed) + counters.l1_hits.load(Ordering::Relaxed);
         let value = Arc::new(value);
         let tier = frame.meta.text_tier.unwrap_or(key.tier());
         let mut metadata = self.metadata(key, frame.meta.cached_at_ms, true, Some(Layer::L2));
