@@ -39,6 +39,7 @@ mod controls;
 mod flight;
 mod json;
 mod keys;
+mod mapper;
 mod tiers;
 
 pub use cache::{
@@ -51,4 +52,5 @@ pub use keys::{
     AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,
     validate_operation,
 };
+pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use tiers::TierThresholds;
