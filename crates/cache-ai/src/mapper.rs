@@ -201,19 +201,18 @@ impl CacheParameterMapper {
                 "unset",
                 "compression_level applies to zstd; LZ4 has no levels, so remove it",
             )),
-            "hash_algorithm" => {
+            "hash_algorithm"
                 if value
                     .as_str()
                     .and_then(|s| HashAlgorithm::parse(s).ok())
-                    .is_none()
-                {
-                    r.error(ValidationIssue::new(
-                        name,
-                        value,
-                        "\"sha256\" or \"blake3\"",
-                        "pick one",
-                    ));
-                }
+                    .is_none() =>
+            {
+                r.error(ValidationIssue::new(
+                    name,
+                    value,
+                    "\"sha256\" or \"blake3\"",
+                    "pick one",
+                ));
             }
             "text_size_tiers" => Self::check_tiers(r, value),
             "operation_ttls" => Self::check_ttls(r, value),
@@ -369,12 +368,7 @@ mod tests {
             "redis_ur": "x", "default_ttl": "600", "l1_cache_size": 0, "compression_level": 6,
             "redis_url": "http://:pw@h", "text_size_tiers": {"small": 500, "medium": 100, "large": 1000},
         }));
-        let text = mapped
-            .validation
-            .clone()
-            .into_result()
-            .unwrap_err()
-            .to_string();
+        let text = mapped.validation.into_result().unwrap_err().to_string();
         for needle in [
             "redis_ur: got \"x\"",
             "default_ttl: got \"600\", allowed an integer in 1..=31536000",
