@@ -689,3 +689,43 @@ async fn tenants_and_model_versions_separate_entries() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
 }
+
+#[tokio::test]
+async fn legacy_keys_follow_text_hash_threshold() {
+    use aicache::{KeyFormat, LegacyVariant};
+    let text = "twenty characters!!!";
+    let options = json!({"max_length": 100});
+    let default: AIResponseCache<Value> = AIResponseCache::connect(AiCacheConfig::default())
+        .await
+        .unwrap();
+    let key = default
+        .build_key_in(
+            KeyFormat::Legacy(LegacyVariant::Head),
+            text,
+            "summarize",
+            &options,
+            None,
+        )
+        .unwrap();
+    assert!(
+        key.starts_with("ai_cache:op:summarize|txt:twenty characters!!!|opts:"),
+        "{key}"
+    );
+    let mut config = AiCacheConfig::default();
+    config.text_hash_threshold = 10;
+    let low: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let key = low
+        .build_key_in(
+            KeyFormat::Legacy(LegacyVariant::Head),
+            text,
+            "summarize",
+            &options,
+            None,
+        )
+        .unwrap();
+    assert!(key.starts_with("ai_cache:op:summarize|txt:hash:"), "{key}");
+    let v1 = low
+        .build_key_in(KeyFormat::V1, text, "summarize", &options, None)
+        .unwrap();
+    assert!(v1.starts_with("aicache:v1:summarize:"));
+}

@@ -42,8 +42,9 @@ pub use cache_redis::{
 #[cfg(feature = "ai")]
 pub use cache_ai::{
     AI_VERSION, AIResponseCache, AiCacheConfig, AiCacheStats, AiRequest, CacheKeyGenerator,
-    CachedResponse, Computed, HashAlgorithm, OperationStats, RequestControls, RequestKey,
-    ResponseMetadata, Source, TierThresholds,
+    CacheParameterMapper, CachedResponse, Computed, HashAlgorithm, KeyFormat, LegacyKeyGenerator,
+    LegacyVariant, OperationStats, PyValue, RequestControls, RequestKey, ResponseMetadata, Source,
+    TierThresholds,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).

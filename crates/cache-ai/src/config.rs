@@ -43,6 +43,9 @@ pub struct AiCacheConfig {
     pub stable_operations: Vec<String>,
     /// Hits after which any small or medium text of an operation is promoted. Default: 10.
     pub promotion_hit_threshold: u64,
+    /// For [`KeyFormat::Legacy`](crate::KeyFormat::Legacy) keys (the Python original's format):
+    /// texts longer than this many characters are hashed. v1 keys always hash. Default: 1000.
+    pub text_hash_threshold: usize,
 }
 
 impl Default for AiCacheConfig {
@@ -69,6 +72,7 @@ impl Default for AiCacheConfig {
                 .map(String::from)
                 .to_vec(),
             promotion_hit_threshold: 10,
+            text_hash_threshold: 1000,
         }
     }
 }
@@ -193,6 +197,14 @@ impl AiCacheConfig {
                     "answers cached for over a year outlive most models",
                 ));
             }
+        }
+        if !(1..=100_000).contains(&self.text_hash_threshold) {
+            r.error(ValidationIssue::new(
+                "text_hash_threshold",
+                self.text_hash_threshold,
+                "1..=100000",
+                "the original's default is 1000 (its factory used 500)",
+            ));
         }
         if !(0.0..=0.5).contains(&self.ttl_jitter) {
             r.error(ValidationIssue::new(

@@ -6,6 +6,18 @@ use serde_json::{Map, Value};
 use crate::cache::{AIResponseCache, CachedResponse};
 use crate::controls::RequestControls;
 use crate::keys::AiRequest;
+use crate::legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
+
+/// Which key format [`AIResponseCache::build_key_in`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum KeyFormat {
+    /// aicache's format: `aicache:v1:{operation}:{digest}`.
+    #[default]
+    V1,
+    /// The Python original's format, byte for byte (for reading a cache it wrote).
+    Legacy(LegacyVariant),
+}
 
 fn request<'a>(
     text: &'a str,
@@ -86,6 +98,29 @@ impl AIResponseCache<Value> {
     ) -> Result<String> {
         let key = self.key(&request(text, operation, options, question)?)?;
         Ok(self.full_key(&key))
+    }
+
+    /// The key of a request in `format`. Legacy keys hash texts longer than the configuration's
+    /// `text_hash_threshold` and keep JSON member order as given.
+    ///
+    /// # Errors
+    /// As [`build_key`](Self::build_key), and for legacy keys as [`LegacyKeyGenerator::key`].
+    pub fn build_key_in(
+        &self,
+        format: KeyFormat,
+        text: &str,
+        operation: &str,
+        options: &Value,
+        question: Option<&str>,
+    ) -> Result<String> {
+        match format {
+            KeyFormat::V1 => self.build_key(text, operation, options, question),
+            KeyFormat::Legacy(variant) => {
+                let options = PyValue::from_json(&options.to_string())?;
+                LegacyKeyGenerator::new(self.config().text_hash_threshold, variant)
+                    .key(text, operation, &options, question)
+            }
+        }
     }
 
     /// Stores `response` (a JSON object) for the request, with the operation's TTL.

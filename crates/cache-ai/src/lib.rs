@@ -38,7 +38,9 @@ mod config;
 mod controls;
 mod flight;
 mod json;
+pub use json::KeyFormat;
 mod keys;
+mod legacy;
 mod mapper;
 mod tiers;
 
@@ -52,5 +54,6 @@ pub use keys::{
     AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,
     validate_operation,
 };
+pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use tiers::TierThresholds;

@@ -328,6 +328,7 @@ impl CacheParameterMapper {
                     config.text_size_tiers =
                         TierThresholds::new(tier("small"), tier("medium"), tier("large"));
                 }
+                "text_hash_threshold" => config.text_hash_threshold = size(value),
                 "operation_ttls" => {
                     for (operation, ttl) in value.as_object().into_iter().flatten() {
                         config.operation_ttls.insert(operation.clone(), secs(ttl));
@@ -397,6 +398,7 @@ mod tests {
     fn apply_reaches_the_config() {
         let params = json!({
             "default_ttl": 900, "enable_l1_cache": false, "hash_algorithm": "blake3",
+            "text_hash_threshold": 500,
             "operation_ttls": {"qa": 60}, "text_size_tiers": {"small": 10, "medium": 20, "large": 30},
             "redis_url": "redis://127.0.0.1:6379",
         });
@@ -408,6 +410,7 @@ mod tests {
         assert_eq!(config.hash_algorithm, HashAlgorithm::Blake3);
         assert_eq!(config.ttl_for("qa"), Duration::from_secs(60));
         assert_eq!(config.text_size_tiers, TierThresholds::new(10, 20, 30));
+        assert_eq!(config.text_hash_threshold, 500);
         let bad = json!({"default_ttl": 0});
         assert!(
             CacheParameterMapper::apply(bad.as_object().unwrap(), AiCacheConfig::default())

@@ -1,0 +1,100 @@
+use serde_json::Value;
+
+use super::*;
+
+fn vectors() -> Value {
+    serde_json::from_str(include_str!("../../testdata/legacy_vectors.json")).unwrap()
+}
+
+fn text_of(vector: &Value) -> String {
+    if let Some(text) = vector["text"].as_str() {
+        return text.to_string();
+    }
+    let recipe = &vector["text_recipe"];
+    assert_eq!(recipe["kind"], "cycle", "{recipe}");
+    let unit = recipe["unit"].as_str().unwrap();
+    let chars = usize::try_from(recipe["chars"].as_u64().unwrap()).unwrap();
+    unit.chars().cycle().take(chars).collect()
+}
+
+#[test]
+fn every_key_vector_is_reproduced() {
+    let vectors = vectors();
+    let keys = vectors["keys"].as_array().unwrap();
+    assert!(keys.len() >= 80);
+    let mut checked = 0;
+    for vector in keys {
+        let id = vector["id"].as_str().unwrap();
+        let text = text_of(vector);
+        let sha = hex::encode(Sha256::digest(text.as_bytes()));
+        assert_eq!(
+            sha,
+            vector["text_sha256"].as_str().unwrap(),
+            "{id}: regenerated text"
+        );
+        assert_eq!(
+            python_word_count(&text) as u64,
+            vector["text_words_python_split"].as_u64().unwrap(),
+            "{id}: word count"
+        );
+        let threshold = usize::try_from(vector["text_hash_threshold"].as_u64().unwrap()).unwrap();
+        let options = match vector["options_json"].as_str() {
+            Some(json) => PyValue::from_json(json).unwrap(),
+            None => PyValue::None,
+        };
+        let operation = vector["operation"].as_str().unwrap();
+        let question = vector["question"].as_str();
+
+        let legacy = LegacyKeyGenerator::new(threshold, LegacyVariant::Legacy)
+            .key(&text, operation, &options, question)
+            .unwrap();
+        assert_eq!(
+            legacy,
+            vector["legacy_key"].as_str().unwrap(),
+            "{id} legacy: {}",
+            vector["note"]
+        );
+
+        let head = LegacyKeyGenerator::new(threshold, LegacyVariant::Head)
+            .key(&text, operation, &options, question);
+        match vector["head_key"].as_str() {
+            Some(expected) => assert_eq!(head.unwrap(), expected, "{id} head: {}", vector["note"]),
+            None => assert_eq!(head.unwrap_err().kind(), ErrorKind::InvalidInput, "{id}"),
+        }
+        checked += 1;
+    }
+    assert_eq!(checked, keys.len());
+}
+
+#[test]
+fn python_formatting() {
+    let cases = [
+        ("1.0", "1.0"),
+        ("1e-05", "1e-05"),
+        ("1e16", "1e+16"),
+        ("1e15", "1000000000000000.0"),
+        ("0.30000000000000004", "0.30000000000000004"),
+        ("5e-324", "5e-324"),
+        ("-1.5e-07", "-1.5e-07"),
+        ("0.0001", "0.0001"),
+        ("123456789.12345679", "123456789.12345679"),
+        ("18446744073709551616", "18446744073709551616"),
+        (r#"["it's"]"#, r#"["it's"]"#),
+        (r#"["say \"hi\""]"#, r#"['say "hi"']"#),
+        (r#"["both ' and \""]"#, r#"['both \' and "']"#),
+        (r#"["\u00a0\u200b\u0085 é😀"]"#, r"['\xa0\u200b\x85 é😀']"),
+        (
+            r#"{"z": 1, "a": [1, 2.5, null, true]}"#,
+            "{'z': 1, 'a': [1, 2.5, None, True]}",
+        ),
+    ];
+    for (json, python) in cases {
+        assert_eq!(PyValue::from_json(json).unwrap().py_str(), python, "{json}");
+    }
+    assert_eq!(
+        PyValue::from_json(r#""top 'level'""#).unwrap().py_str(),
+        "top 'level'"
+    );
+    assert!(PyValue::from_json("{").is_err());
+    assert_eq!(python_word_count("a\u{1c}b c\u{200b}d"), 3);
+}
