@@ -16,8 +16,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aicache::{Bytes, CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig, Ttl};
+use aicache::{
+    AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheInterface, CacheKey, GenericRedisCache,
+    RedisCacheConfig, RequestControls, Ttl,
+};
 use cache_testkit::{RedisServer, ServerConfig};
+use serde_json::{Value, json};
+use sha2::Digest;
 
 struct Plan {
     rounds: usize,
@@ -172,6 +177,139 @@ async fn l1_row(plan: &Plan) -> Row {
     row
 }
 
+/// The AI L1 hit (key from the text, then the L1 lookup) against its floor: SHA-256 of the text
+/// plus a quick_cache get.
+async fn ai_l1_row(plan: &Plan, chars: usize, json_api: bool) -> Row {
+    let label = if chars >= 40_000 { "40k" } else { "200" };
+    let name = if json_api {
+        format!("ai_json_l1_hit_{label}_c1")
+    } else {
+        format!("ai_l1_hit_{label}_c1")
+    };
+    let text: String = "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(chars)
+        .collect();
+    let text = Arc::new(text);
+    let response = json!({"result": "a summary of about a hundred characters, as a model would write it for us"});
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(AiCacheConfig::default())
+        .await
+        .unwrap();
+    let options = json!({});
+    cache
+        .cache_response(&text, "sentiment", &options, &response, None)
+        .await
+        .unwrap();
+    let bare: quick_cache::sync::Cache<String, Arc<Value>> = quick_cache::sync::Cache::new(100);
+    let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+    bare.insert(digest, Arc::new(response));
+    let bare = Arc::new(bare);
+    let mut row = Row {
+        name,
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for _ in 0..plan.rounds {
+        row.contender.push(
+            throughput(1, plan.round_time, |deadline| {
+                let (cache, text, options) = (cache.clone(), Arc::clone(&text), options.clone());
+                async move {
+                    until!(deadline, {
+                        if json_api {
+                            let hit = cache
+                                .get_cached_response(&text, "sentiment", &options, None)
+                                .await;
+                            assert!(hit.unwrap().is_some());
+                        } else {
+                            let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
+                            assert!(cache.get(&key).await.unwrap().is_some());
+                        }
+                    })
+                }
+            })
+            .await,
+        );
+        row.baseline.push(
+            throughput(1, plan.round_time, |deadline| {
+                let (bare, text) = (Arc::clone(&bare), Arc::clone(&text));
+                async move {
+                    until!(deadline, {
+                        let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                        assert!(bare.get(&digest).is_some());
+                    })
+                }
+            })
+            .await,
+        );
+    }
+    row
+}
+
+/// The AI L2 hit (L1 off) at 50 tasks against raw redis-rs GET of the same stored frame.
+async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
+    let config = AiCacheConfig::default()
+        .with_redis(
+            RedisCacheConfig::default()
+                .with_redis_url(server.url())
+                .with_command_timeout(Duration::from_secs(5)),
+        )
+        .with_l1(None);
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let client = redis::Client::open(server.url()).unwrap();
+    let raw = client.get_multiplexed_async_connection().await.unwrap();
+    let text = "What does a cache in front of a language model save? ".repeat(4);
+    let key = cache.key(&AiRequest::new("qa", &text)).unwrap();
+    let full_key = cache.full_key(&key);
+    // About 1 KB of answer, under the compression threshold: both sides move the same bytes.
+    let answer = json!({"answer": "x".repeat(900)});
+    let mut row = Row {
+        name: "ai_l2_hit_1k_c50".into(),
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for _ in 0..plan.rounds {
+        let mut flush = raw.clone();
+        let _: () = redis::cmd("FLUSHALL")
+            .query_async(&mut flush)
+            .await
+            .unwrap();
+        cache
+            .put(&key, answer.clone(), &RequestControls::default())
+            .await
+            .unwrap();
+        row.contender.push(
+            throughput(50, plan.round_time, |deadline| {
+                let (cache, text) = (cache.clone(), text.clone());
+                async move {
+                    until!(deadline, {
+                        let key = cache.key(&AiRequest::new("qa", &text)).unwrap();
+                        assert!(cache.get(&key).await.unwrap().is_some());
+                    })
+                }
+            })
+            .await,
+        );
+        row.baseline.push(
+            throughput(50, plan.round_time, |deadline| {
+                let (mut conn, full_key) = (raw.clone(), full_key.clone());
+                async move {
+                    until!(deadline, {
+                        let got: Option<Vec<u8>> = redis::cmd("GET")
+                            .arg(&full_key)
+                            .query_async(&mut conn)
+                            .await
+                            .unwrap();
+                        assert!(got.is_some());
+                    })
+                }
+            })
+            .await,
+        );
+    }
+    row
+}
+
 fn out_path() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -203,6 +341,10 @@ fn main() {
         for (size, tasks) in [(1024, 1), (1024, 50), (100 * 1024, 1), (100 * 1024, 50)] {
             rows.push(l2_row(&server, &plan, size, tasks).await);
         }
+        rows.push(ai_l1_row(&plan, 200, false).await);
+        rows.push(ai_l1_row(&plan, 40_000, false).await);
+        rows.push(ai_l1_row(&plan, 200, true).await);
+        rows.push(ai_l2_row(&server, &plan).await);
         rows
     });
 

@@ -729,3 +729,51 @@ async fn legacy_keys_follow_text_hash_threshold() {
         .unwrap();
     assert!(v1.starts_with("aicache:v1:summarize:"));
 }
+
+#[tokio::test]
+async fn configured_tiers_jitter_and_hash_algorithm_take_effect() {
+    let server = server();
+    let config = ai_config(&server)
+        .with_text_size_tiers(aicache::TierThresholds::new(10, 20, 30))
+        .with_operation_ttl("qa", Duration::from_secs(1000))
+        .with_ttl_jitter(0.5)
+        .with_hash_algorithm(aicache::HashAlgorithm::Blake3);
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let sha: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let mut conn = raw(&server).await;
+    let mut ttls = std::collections::BTreeSet::new();
+    for i in 0..20 {
+        let k = cache
+            .key(&AiRequest::new("qa", &format!("fifteen chars {i:02}")))
+            .unwrap();
+        assert_eq!(
+            k.tier(),
+            TextTier::Medium,
+            "15+ chars is medium with tiers 10/20/30"
+        );
+        cache
+            .put(&k, json!({"a": i}), &RequestControls::default())
+            .await
+            .unwrap();
+        let pttl: i64 = conn.pttl(cache.full_key(&k)).await.unwrap();
+        assert!(
+            (499_000..=1_000_000).contains(&pttl),
+            "jittered TTL within [ttl/2, ttl]: {pttl}"
+        );
+        ttls.insert(pttl / 1000);
+        let sha_key = sha
+            .key(&AiRequest::new("qa", &format!("fifteen chars {i:02}")))
+            .unwrap();
+        assert_ne!(k, sha_key, "BLAKE3 and SHA-256 keys differ");
+    }
+    assert!(ttls.len() > 5, "jitter spreads expiries: {ttls:?}");
+    let hit = cache
+        .get(
+            &cache
+                .key(&AiRequest::new("qa", "fifteen chars 00"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(hit.unwrap().metadata.text_tier, Some(TextTier::Medium));
+}
