@@ -13,15 +13,7 @@ use cache_testkit::{RedisServer, ServerConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 fn incompressible(size: usize) -> Bytes {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_be_bytes()[0]
-        })
-        .collect()
+    Bytes::from(cache_testkit::incompressible_bytes(size))
 }
 
 fn runtime() -> tokio::runtime::Runtime {

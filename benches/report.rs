@@ -88,15 +88,7 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
     let redis_key = cache.redis_key(&key);
     // Incompressible bytes: the frame stores them as they are, so contender and baseline move the
     // same bytes (compression is measured by the criterion benches).
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    let value: Bytes = (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_be_bytes()[0]
-        })
-        .collect();
+    let value = Bytes::from(cache_testkit::incompressible_bytes(size));
     let mut row = Row {
         name,
         contender: Vec::new(),

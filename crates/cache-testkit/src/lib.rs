@@ -20,3 +20,17 @@ pub mod conformance;
 mod server;
 
 pub use server::{AclUser, LaunchError, RedisServer, ServerConfig, Transport, redis_server_binary};
+
+/// `size` deterministic pseudo-random bytes (xorshift): data that LZ4 cannot shrink, for tests and
+/// benches that must move exactly `size` bytes.
+pub fn incompressible_bytes(size: usize) -> Vec<u8> {
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_be_bytes()[0]
+        })
+        .collect()
+}
