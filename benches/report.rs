@@ -336,6 +336,7 @@ fn main() {
         rows.push(ai_l1_row(&plan, 200, false).await);
         rows.push(ai_l1_row(&plan, 40_000, false).await);
         rows.push(ai_l1_row(&plan, 200, true).await);
+        rows.push(ai_l1_row(&plan, 40_000, true).await);
         rows.push(ai_l2_row(&server, &plan).await);
         rows
     });

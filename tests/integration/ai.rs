@@ -273,11 +273,16 @@ async fn invalidation_concurrent_with_reads_and_writes_leaves_nothing_behind() {
     for worker in workers {
         worker.await.unwrap();
     }
-    // Writers have stopped: one more invalidation must leave L1 and Redis empty, and no L1 copy
-    // may survive that Redis no longer has.
+    // Writers have stopped: every copy L1 still holds must exist in Redis (no invalidated or
+    // overwritten answer lingers in L1), and one more invalidation leaves both empty.
+    let mut conn = raw(&server).await;
+    for key in cache.l1_keys() {
+        let full = format!("aicache:v1:{key}");
+        let in_redis: bool = conn.exists(&full).await.unwrap();
+        assert!(in_redis, "L1 holds {full}, which Redis no longer has");
+    }
     cache.invalidate_by_operation("sentiment").await.unwrap();
     assert_eq!(cache.stats().l1.unwrap().entries, 0);
-    let mut conn = raw(&server).await;
     let left: Vec<String> = redis::cmd("KEYS")
         .arg("aicache:v1:sentiment:*")
         .query_async(&mut conn)
@@ -390,6 +395,22 @@ async fn a_full_l1_evicts_and_keeps_its_limits() {
     assert!(stats.l1.unwrap().entries <= 8);
 }
 
+/// Waits until `n` callers wait on a computation of `cache` (or fails after 20 s).
+async fn until_waiting<T>(cache: &AIResponseCache<T>, n: usize)
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let ready = crate::support::eventually(Duration::from_secs(20), || async {
+        cache.stats().callers_waiting >= n
+    })
+    .await;
+    assert!(
+        ready,
+        "only {} callers waiting",
+        cache.stats().callers_waiting
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_identical_misses_compute_once() {
     let server = server();
@@ -399,22 +420,29 @@ async fn a_thousand_identical_misses_compute_once() {
         .key(&AiRequest::new("summarize", "the same prompt"))
         .unwrap();
     let calls = Arc::new(AtomicU64::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     for _ in 0..1000 {
-        let cache = cache.clone();
-        let key = key.clone();
-        let calls = Arc::clone(&calls);
+        let (cache, key, calls, release) = (
+            cache.clone(),
+            key.clone(),
+            Arc::clone(&calls),
+            Arc::clone(&release),
+        );
         tasks.push(tokio::spawn(async move {
             cache
                 .get_or_compute(&key, &RequestControls::default(), || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    release.notified().await;
                     Ok::<_, std::io::Error>("the answer".to_string())
                 })
                 .await
                 .unwrap()
         }));
     }
+    // Hold the model until every other caller waits on it, however slow the machine is.
+    until_waiting(&cache, 999).await;
+    release.notify_one();
     let mut sources = std::collections::HashMap::new();
     for task in tasks {
         let computed = task.await.unwrap();
@@ -423,7 +451,9 @@ async fn a_thousand_identical_misses_compute_once() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 1, "{sources:?}");
     assert_eq!(sources["Computed"], 1);
+    assert_eq!(sources["Joined"], 999);
     assert_eq!(cache.stats().flights_in_progress, 0);
+    assert_eq!(cache.stats().callers_waiting, 0);
     let mut conn = raw(&server).await;
     let stored: bool = conn.exists(cache.full_key(&key)).await.unwrap();
     assert!(stored, "the leader stored the answer in Redis");
@@ -438,19 +468,27 @@ async fn a_compute_error_reaches_every_waiter_and_is_not_cached() {
         .key(&AiRequest::new("summarize", "failing prompt"))
         .unwrap();
     let calls = Arc::new(AtomicU64::new(0));
+    let release = Arc::new(tokio::sync::Notify::new());
     let mut tasks = Vec::new();
     for _ in 0..50 {
-        let (cache, key, calls) = (cache.clone(), key.clone(), Arc::clone(&calls));
+        let (cache, key, calls, release) = (
+            cache.clone(),
+            key.clone(),
+            Arc::clone(&calls),
+            Arc::clone(&release),
+        );
         tasks.push(tokio::spawn(async move {
             cache
                 .get_or_compute(&key, &RequestControls::default(), || async move {
                     calls.fetch_add(1, Ordering::SeqCst);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    release.notified().await;
                     Err::<String, _>("model overloaded".to_string())
                 })
                 .await
         }));
     }
+    until_waiting(&cache, 49).await;
+    release.notify_one();
     for task in tasks {
         let err = task.await.unwrap().unwrap_err();
         assert_eq!(err.as_str(), "model overloaded");
@@ -475,13 +513,17 @@ async fn a_cancelled_leader_does_not_strand_the_waiters() {
         tokio::spawn(async move {
             cache
                 .get_or_compute(&key, &RequestControls::default(), || async {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    std::future::pending::<()>().await;
                     Ok::<_, std::io::Error>("never".to_string())
                 })
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    let leading = crate::support::eventually(Duration::from_secs(20), || async {
+        cache.stats().flights_in_progress == 1
+    })
+    .await;
+    assert!(leading);
     let follower = {
         let (cache, key) = (cache.clone(), key.clone());
         tokio::spawn(async move {
@@ -492,15 +534,63 @@ async fn a_cancelled_leader_does_not_strand_the_waiters() {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    until_waiting(&cache, 1).await;
     leader.abort();
-    let answer = tokio::time::timeout(Duration::from_secs(10), follower)
+    let answer = tokio::time::timeout(Duration::from_secs(20), follower)
         .await
         .expect("the follower does not hang")
         .unwrap()
         .unwrap();
     assert_eq!(*answer.response.value, "from the follower");
-    assert_eq!(answer.source, Source::Computed);
+    assert_eq!(
+        answer.source,
+        Source::Computed,
+        "the waiter led the new attempt"
+    );
+    assert_eq!(cache.stats().flights_in_progress, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forced_refresh_is_not_overwritten_by_an_older_computation() {
+    let server = server();
+    let cache: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let key = cache.key(&AiRequest::new("qa", "refresh race")).unwrap();
+    let release = Arc::new(tokio::sync::Notify::new());
+    let old = {
+        let (cache, key, release) = (cache.clone(), key.clone(), Arc::clone(&release));
+        tokio::spawn(async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async move {
+                    release.notified().await;
+                    Ok::<_, std::io::Error>("old".to_string())
+                })
+                .await
+                .unwrap()
+        })
+    };
+    let leading = crate::support::eventually(Duration::from_secs(20), || async {
+        cache.stats().flights_in_progress == 1
+    })
+    .await;
+    assert!(leading);
+    let fresh = cache
+        .get_or_compute(
+            &key,
+            &RequestControls::default().force_refresh(),
+            || async { Ok::<_, std::io::Error>("fresh".to_string()) },
+        )
+        .await
+        .unwrap();
+    assert!(fresh.stored);
+    release.notify_one();
+    let old = old.await.unwrap();
+    assert_eq!(
+        *old.response.value, "old",
+        "the old caller still gets its own answer"
+    );
+    assert!(!old.stored, "but it does not overwrite the refresh");
+    assert_eq!(*cache.get(&key).await.unwrap().unwrap().value, "fresh");
 }
 
 #[tokio::test]
@@ -682,7 +772,20 @@ async fn tenants_and_model_versions_separate_entries() {
                 .with_prompt_version("2"),
         )
         .unwrap();
-    assert_ne!(v1, v2, "bumping the prompt version retires the old entries");
+    a.put(&v1, json!({"v": 1}), &RequestControls::default())
+        .await
+        .unwrap();
+    assert!(
+        a.get(&v2).await.unwrap().is_none(),
+        "bumping the prompt version retires the old entry"
+    );
+    assert!(a.get(&v1).await.unwrap().is_some());
+    assert!(
+        a.delete(&v1).await.unwrap(),
+        "a single entry can be removed"
+    );
+    assert!(a.get(&v1).await.unwrap().is_none());
+    assert!(!a.delete(&v1).await.unwrap());
 
     let err = AIResponseCache::<Value>::connect(ai_config(&server).with_tenant("a{b}"))
         .await

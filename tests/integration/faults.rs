@@ -434,3 +434,24 @@ async fn the_recorder_sees_the_data_path() {
     assert_eq!(recorder.corrupt.load(Ordering::Relaxed), 1);
     assert_eq!(recorder.invalidated.load(Ordering::Relaxed), 1);
 }
+
+#[tokio::test]
+async fn an_invalidation_that_cannot_reach_redis_is_not_reported_as_done() {
+    let mut server = server();
+    let cache = redis_cache(test_config(&server.url())).await;
+    cache.set(&key("a:1"), "v".into(), ttl(60)).await.unwrap();
+    server.kill();
+    let err = cache
+        .delete_pattern(&KeyPattern::new("a:*").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(
+        cache
+            .l1()
+            .unwrap()
+            .keys_matching(&KeyPattern::all())
+            .is_empty(),
+        "L1 was cleaned"
+    );
+}

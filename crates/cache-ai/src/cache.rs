@@ -11,7 +11,7 @@ use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
 use cache_core::{
     CacheKey, Error, ErrorKind, KeyPattern, Layer, Result, TextTier, Ttl, unix_millis,
 };
-use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats};
+use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats, WriteEpochs};
 use cache_redis::{GenericRedisCache, HealthReport, RedisCacheStats};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -134,7 +134,7 @@ impl OperationStats {
 pub struct AiCacheStats {
     /// Per operation.
     pub by_operation: BTreeMap<String, OperationStats>,
-    /// Requests per text tier (reads and writes): small, medium, large, xlarge.
+    /// Reads per text tier: small, medium, large, xlarge.
     pub by_tier: [u64; 4],
     /// Values in Redis that no longer decode as the response type (a schema change).
     pub decode_failures: u64,
@@ -148,6 +148,8 @@ pub struct AiCacheStats {
     pub key_generation: KeyGenerationStats,
     /// Computations in progress right now.
     pub flights_in_progress: usize,
+    /// Callers waiting for one of those computations right now.
+    pub callers_waiting: usize,
 }
 
 #[derive(Default)]
@@ -213,7 +215,7 @@ struct Inner<T> {
     by_tier: [AtomicU64; 4],
     decode_failures: AtomicU64,
     l1_skipped_too_large: AtomicU64,
-    write_epoch: AtomicU64,
+    epochs: WriteEpochs,
     flights: Flights<CachedResponse<T>>,
 }
 
@@ -307,7 +309,7 @@ where
                 by_tier: Default::default(),
                 decode_failures: AtomicU64::new(0),
                 l1_skipped_too_large: AtomicU64::new(0),
-                write_epoch: AtomicU64::new(0),
+                epochs: WriteEpochs::new(),
                 flights: Flights::default(),
             }),
         })
@@ -466,7 +468,13 @@ where
             Ok(value) => {
                 let compute_time = started.elapsed();
                 let value = Arc::new(value);
-                let stored = match self.store(key, &value, controls).await {
+                // A forced refresh that started after this computation owns the entry now.
+                let store = if leader.is_current() {
+                    self.store(key, &value, controls).await
+                } else {
+                    Ok(None)
+                };
+                let stored = match store {
                     Ok(stored) => stored,
                     Err(e) => {
                         tracing::warn!(error = %e, operation = key.operation(), "answer not cached");
@@ -496,6 +504,33 @@ where
                 Err(error)
             }
         }
+    }
+
+    /// Removes the answer stored for `key` from L1 and Redis; true when either held it.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability.
+    pub async fn delete(&self, key: &RequestKey) -> Result<bool> {
+        let name = key.cache_key().as_str();
+        self.inner.epochs.bump(name);
+        let in_l1 = self.inner.l1.as_ref().is_some_and(|l1| l1.remove(name));
+        let in_l2 = match &self.inner.l2 {
+            Some(l2) => {
+                use cache_core::CacheInterface as _;
+                l2.delete(key.cache_key()).await?
+            }
+            None => false,
+        };
+        Ok(in_l1 || in_l2)
+    }
+
+    /// The keys (`{operation}:{digest}`) held in L1 now.
+    pub fn l1_keys(&self) -> Vec<CacheKey> {
+        self.inner
+            .l1
+            .as_ref()
+            .map(|l1| l1.keys_matching(&KeyPattern::all()))
+            .unwrap_or_default()
     }
 
     /// Removes every entry of `operation` (exactly that operation: `sum` never matches
@@ -535,6 +570,7 @@ where
 
     /// The counters.
     pub fn stats(&self) -> AiCacheStats {
+        let (flights_in_progress, callers_waiting) = self.inner.flights.load();
         let by_operation = self
             .inner
             .ops
@@ -551,7 +587,8 @@ where
             l1: self.inner.l1.as_ref().map(InMemoryCache::stats),
             l2: self.inner.l2.as_ref().map(GenericRedisCache::stats),
             key_generation: self.inner.keys.stats(),
-            flights_in_progress: self.inner.flights.len(),
+            flights_in_progress,
+            callers_waiting,
         }
     }
 
@@ -680,12 +717,15 @@ where
             }
         };
         bump(&self.inner.by_tier[tier_index(key.tier())]);
-        if let Some(entry) = self
-            .inner
-            .l1
-            .as_ref()
-            .and_then(|l1| l1.fetch(key.cache_key().as_str()))
-        {
+        let from_l1 = self.inner.l1.as_ref().and_then(|l1| {
+            let name = key.cache_key().as_str();
+            if count {
+                l1.fetch(name)
+            } else {
+                l1.peek(name).map(|(entry, _)| entry)
+            }
+        });
+        if let Some(entry) = from_l1 {
             bump(&counters.l1_hits);
             return Ok(Some(CachedResponse {
                 value: entry.value,
@@ -696,7 +736,7 @@ where
             bump(&counters.misses);
             return Ok(None);
         };
-        let epoch = self.inner.write_epoch.load(Ordering::Acquire);
+        let epoch = self.inner.epochs.current(key.cache_key().as_str());
         let Some(frame) = l2.get_entry(key.cache_key()).await? else {
             bump(&counters.misses);
             return Ok(None);
@@ -722,7 +762,7 @@ where
         }
         let remaining = frame.meta.remaining_ms(unix_millis());
         if !controls.read_only
-            && self.inner.write_epoch.load(Ordering::Acquire) == epoch
+            && self.inner.epochs.current(key.cache_key().as_str()) == epoch
             && self.belongs_in_l1(tier, key.operation(), hits)
             && let Ok(ttl) = Ttl::from_millis(remaining)
         {
@@ -775,9 +815,10 @@ where
             .with_operation(Arc::clone(key.operation_arc()))
             .with_text_tier(key.tier())
             .with_ai_version(AI_VERSION);
-        self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+        let name = key.cache_key().as_str();
+        let epoch = self.inner.epochs.bump(name);
         if let Some(l1) = &self.inner.l1 {
-            l1.remove(key.cache_key().as_str());
+            l1.remove(name);
         }
         let stored_l2 = match &self.inner.l2 {
             Some(l2) => {
@@ -795,20 +836,27 @@ where
         let metadata = self.metadata(key, now, false, None);
         let hits =
             counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
-        let stored_l1 = self.belongs_in_l1(key.tier(), key.operation(), hits)
-            && self.fill_l1(
-                key,
-                L1Entry {
-                    value: Arc::clone(value),
-                    metadata: Arc::new(ResponseMetadata {
-                        cache_hit: true,
-                        layer: Some(Layer::L1),
-                        ..metadata.clone()
-                    }),
-                    size: payload.len() + 256,
-                },
-                ttl,
-            );
+        // Fill L1 only if no other write, delete or invalidation touched this key meanwhile, move
+        // the epoch on so that reads that raced this write cannot promote the old answer, and give
+        // the copy what is left of the Redis TTL.
+        let stored_l1 = if self.inner.epochs.current(name) == epoch
+            && self.belongs_in_l1(key.tier(), key.operation(), hits)
+            && let Ok(l1_ttl) = Ttl::from_millis(frame_meta.remaining_ms(unix_millis()))
+        {
+            self.inner.epochs.bump(name);
+            let entry = L1Entry {
+                value: Arc::clone(value),
+                metadata: Arc::new(ResponseMetadata {
+                    cache_hit: true,
+                    layer: Some(Layer::L1),
+                    ..metadata.clone()
+                }),
+                size: payload.len() + 256,
+            };
+            self.fill_l1(key, entry, l1_ttl)
+        } else {
+            false
+        };
         if !stored_l1 && !stored_l2 {
             return Ok(None);
         }
@@ -826,7 +874,7 @@ where
     }
 
     async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
-        self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+        self.inner.epochs.bump_all();
         let mut removed: HashSet<CacheKey> = self
             .inner
             .l1
@@ -836,7 +884,7 @@ where
         if let Some(l2) = &self.inner.l2 {
             removed.extend(l2.delete_matching(pattern).await?);
             // A read that raced the walk may have promoted a removed key.
-            self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
+            self.inner.epochs.bump_all();
             if let Some(l1) = &self.inner.l1 {
                 removed.extend(l1.remove_matching(pattern));
             }

@@ -8,7 +8,7 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use cache_core::CacheKey;
@@ -18,11 +18,29 @@ use tokio::sync::watch;
 /// call site has its own error type).
 pub(crate) type Landing<V> = Result<V, Arc<dyn Any + Send + Sync>>;
 
-type Slot<V> = watch::Receiver<Option<Landing<V>>>;
+/// What a follower waits on: the leader's channel, and the count of callers waiting on it.
+pub(crate) struct Slot<V> {
+    receiver: watch::Receiver<Option<Landing<V>>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+impl<V> Clone for Slot<V> {
+    fn clone(&self) -> Self {
+        Self {
+            receiver: self.receiver.clone(),
+            waiting: Arc::clone(&self.waiting),
+        }
+    }
+}
+
+struct Flight<V> {
+    id: u64,
+    slot: Slot<V>,
+}
 
 /// The flights in progress, by key.
 pub(crate) struct Flights<V> {
-    in_progress: Mutex<HashMap<CacheKey, (u64, Slot<V>)>>,
+    in_progress: Mutex<HashMap<CacheKey, Flight<V>>>,
     next_id: AtomicU64,
 }
 
@@ -59,8 +77,8 @@ impl<V: Clone> Flights<V> {
             .in_progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !exclusive && let Some((_, slot)) = map.get(key) {
-            return Role::Follower(slot.clone());
+        if !exclusive && let Some(flight) = map.get(key) {
+            return Role::Follower(flight.slot.clone());
         }
         Role::Leader(self.start(&mut map, key))
     }
@@ -75,10 +93,14 @@ impl<V: Clone> Flights<V> {
         self.start(&mut map, key)
     }
 
-    fn start(&self, map: &mut HashMap<CacheKey, (u64, Slot<V>)>, key: &CacheKey) -> Leader<'_, V> {
+    fn start(&self, map: &mut HashMap<CacheKey, Flight<V>>, key: &CacheKey) -> Leader<'_, V> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = watch::channel(None);
-        map.insert(key.clone(), (id, receiver));
+        let slot = Slot {
+            receiver,
+            waiting: Arc::new(AtomicUsize::new(0)),
+        };
+        map.insert(key.clone(), Flight { id, slot });
         Leader {
             flights: self,
             key: key.clone(),
@@ -87,16 +109,33 @@ impl<V: Clone> Flights<V> {
         }
     }
 
-    /// How many flights are in progress.
-    pub(crate) fn len(&self) -> usize {
-        self.in_progress
+    /// How many flights are in progress, and how many callers wait on them.
+    pub(crate) fn load(&self) -> (usize, usize) {
+        let map = self
+            .in_progress
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
+            .unwrap_or_else(PoisonError::into_inner);
+        // Each flight's map entry holds one receiver; every other one is a waiting caller.
+        let waiting = map
+            .values()
+            .map(|flight| flight.slot.waiting.load(Ordering::Relaxed))
+            .sum();
+        (map.len(), waiting)
     }
 }
 
 impl<V> Leader<'_, V> {
+    /// Whether this is still the newest flight for its key. A forced refresh starts a newer one;
+    /// an older leader then must not store over the refreshed answer.
+    pub(crate) fn is_current(&self) -> bool {
+        self.flights
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&self.key)
+            .is_some_and(|flight| flight.id == self.id)
+    }
+
     /// Publishes the outcome to every follower and ends the flight.
     pub(crate) fn land(self, landing: Landing<V>) {
         // Followers may all have gone; nobody to tell is fine.
@@ -111,15 +150,33 @@ impl<V> Drop for Leader<'_, V> {
             .in_progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if map.get(&self.key).is_some_and(|(id, _)| *id == self.id) {
+        if map
+            .get(&self.key)
+            .is_some_and(|flight| flight.id == self.id)
+        {
             map.remove(&self.key);
         }
     }
 }
 
+/// Counts a caller as waiting for as long as it lives (also when its future is dropped).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Waits for the leader. `None` when the leader went away without an answer (cancelled).
-pub(crate) async fn wait<V: Clone>(mut slot: Slot<V>) -> Option<Landing<V>> {
-    match slot.wait_for(Option::is_some).await {
+pub(crate) async fn wait<V: Clone>(slot: Slot<V>) -> Option<Landing<V>> {
+    let Slot {
+        mut receiver,
+        waiting,
+    } = slot;
+    waiting.fetch_add(1, Ordering::Relaxed);
+    let _waiting = Waiting(waiting);
+    match receiver.wait_for(Option::is_some).await {
         Ok(landing) => landing.clone(),
         Err(_) => None,
     }

@@ -1,5 +1,7 @@
 //! The seed's JSON API: `build_key`, `cache_response`, `get_cached_response`.
 
+use std::fmt::Write as _;
+
 use cache_core::{Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 
@@ -64,11 +66,19 @@ fn with_metadata(hit: &CachedResponse<Value>) -> Value {
         other => Map::from_iter([("response".to_string(), other.clone())]),
     };
     let m = &hit.metadata;
+    // Formatting fails (instead of printing) past year 9999; frames never carry such times, but a
+    // failure here must not panic either.
+    let mut cached_at = String::new();
+    let cached_at = match write!(
+        cached_at,
+        "{}",
+        humantime::format_rfc3339_millis(m.cached_at)
+    ) {
+        Ok(()) => Value::from(cached_at),
+        Err(_) => Value::Null,
+    };
     let fields = [
-        (
-            "cached_at",
-            Value::from(humantime::format_rfc3339_millis(m.cached_at).to_string()),
-        ),
+        ("cached_at", cached_at),
         ("cache_hit", Value::from(m.cache_hit)),
         (
             "text_tier",

@@ -28,6 +28,8 @@ pub const MAGIC: [u8; 3] = *b"AIC";
 pub const FRAME_VERSION: u8 = 1;
 /// The longest operation name or AI version a frame carries, in bytes.
 pub const MAX_LABEL_LEN: usize = 255;
+/// The latest timestamp a frame may carry: the end of year 9999, in milliseconds since the epoch.
+pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
 /// Default limit on a decoded payload: 64 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
@@ -418,6 +420,11 @@ impl FrameCodec {
         let encrypted = flags & ENCRYPTED_BIT != 0;
         let cached_at_ms = reader.u64()?;
         let expires_at_ms = reader.u64()?;
+        if cached_at_ms > expires_at_ms || expires_at_ms > MAX_TIMESTAMP_MS {
+            return Err(corrupted("impossible timestamps")
+                .with_context("cached_at_ms", cached_at_ms)
+                .with_context("expires_at_ms", expires_at_ms));
+        }
         let original_size = usize::try_from(reader.u32()?).unwrap_or(usize::MAX);
         if original_size > self.max_payload {
             return Err(corrupted("declared payload size exceeds the limit")

@@ -254,6 +254,14 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> InMemoryCache<V> {
         found
     }
 
+    /// Reads `key` with the time it has left, without counting a hit or a miss (for a re-check of
+    /// a read already counted).
+    pub fn peek(&self, key: &str) -> Option<(V, Duration)> {
+        let entry = self.inner.cache.peek(key)?;
+        let now = Instant::now();
+        (entry.expires_at > now).then(|| (entry.value, entry.expires_at - now))
+    }
+
     /// Stores `value` under `key` for `ttl`, replacing any previous value of `key`.
     ///
     /// # Errors

@@ -24,6 +24,8 @@
 
 mod cache;
 mod config;
+mod epochs;
 
 pub use cache::{ByteSize, InMemoryCache, MemoryCacheStats};
 pub use config::MemoryCacheConfig;
+pub use epochs::WriteEpochs;

@@ -13,7 +13,7 @@ use cache_core::{
     CacheInterface, CacheKey, CacheOp, Capabilities, Error, ErrorKind, KeyPattern, Layer, Outcome,
     Recorder, Result, Ttl, escape_glob, unix_millis,
 };
-use cache_memory::{InMemoryCache, MemoryCacheStats};
+use cache_memory::{InMemoryCache, MemoryCacheStats, WriteEpochs};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 use crate::config::RedisCacheConfig;
@@ -127,7 +127,7 @@ struct Inner {
     recorder: Option<Arc<dyn Recorder>>,
     listeners: Listeners,
     counters: Counters,
-    write_epoch: AtomicU64,
+    epochs: WriteEpochs,
     delete_script: redis::Script,
 }
 
@@ -208,7 +208,7 @@ impl GenericRedisCache {
                 recorder: None,
                 listeners: Listeners::default(),
                 counters: Counters::default(),
-                write_epoch: AtomicU64::new(0),
+                epochs: WriteEpochs::new(),
                 delete_script: redis::Script::new(DELETE_IF_UNCHANGED),
             }),
         })
@@ -414,28 +414,34 @@ impl GenericRedisCache {
     }
 
     /// Removes the keys matching `pattern` from L1 and Redis and returns them, each once.
-    ///
-    /// While Redis is unavailable only L1 is cleaned. (`delete_pattern` returns the count of this.)
+    /// (`delete_pattern` and `clear` return the count of this.)
     ///
     /// # Errors
-    /// Redis errors other than unavailability.
+    /// [`ErrorKind::Unavailable`] when Redis is configured but could not be walked (unavailable, or
+    /// the walk failed part-way): L1 has been cleaned, but Redis may still hold matching keys, so
+    /// the invalidation is not reported as done. Other Redis errors as they come.
     pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
         let started = self.clock();
-        self.bump_write_epoch();
+        self.inner.epochs.bump_all();
         let mut removed: HashSet<CacheKey> = self.remove_from_l1(pattern);
-        if let Some(mut conn) = self.pattern_connection().await? {
+        if self.inner.link.is_some() {
+            let Some(mut conn) = self.pattern_connection().await? else {
+                return Err(invalidation_incomplete(pattern, None));
+            };
             let outcome = match self.scan_l2(&mut conn, pattern).await {
                 Ok(found) => self.unlink_l2(&mut conn, &found).await,
                 Err(e) => Err(e),
             };
+            // A read that started during the walk may have promoted a key the walk then removed.
+            self.inner.epochs.bump_all();
+            removed.extend(self.remove_from_l1(pattern));
             match outcome {
                 Ok(gone) => removed.extend(gone),
-                Err(e) if e.is_transient() => {}
+                Err(e) if e.is_transient() => {
+                    return Err(invalidation_incomplete(pattern, Some(e)));
+                }
                 Err(e) => return Err(e),
             }
-            // A read that started during the walk may have promoted a key the walk then removed.
-            self.bump_write_epoch();
-            removed.extend(self.remove_from_l1(pattern));
         }
         if let Some(recorder) = &self.inner.recorder {
             let count = u64::try_from(removed.len()).unwrap_or(u64::MAX);
@@ -517,16 +523,6 @@ impl GenericRedisCache {
         }
     }
 
-    /// A counter bumped before every write or delete; a read promotes into L1 only if it did not
-    /// move while the read was in flight, so a stale read never overwrites a newer write in L1.
-    fn write_epoch(&self) -> u64 {
-        self.inner.write_epoch.load(Ordering::Acquire)
-    }
-
-    fn bump_write_epoch(&self) {
-        self.inner.write_epoch.fetch_add(1, Ordering::AcqRel);
-    }
-
     fn remove_from_l1(&self, pattern: &KeyPattern) -> HashSet<CacheKey> {
         self.inner
             .l1
@@ -581,7 +577,7 @@ impl GenericRedisCache {
     /// Copies a frame read from Redis into L1 for the time the frame has left, unless a write or
     /// delete ran since `epoch` (the read may be stale then).
     fn promote(&self, key: &CacheKey, frame: &Frame, epoch: u64) {
-        if self.write_epoch() != epoch {
+        if self.inner.epochs.current(key.as_str()) != epoch {
             return;
         }
         let Ok(ttl) = Ttl::from_millis(frame.meta.remaining_ms(unix_millis())) else {
@@ -761,7 +757,7 @@ impl CacheInterface for GenericRedisCache {
             return Ok(Some(value));
         }
         let layer = self.l2_layer();
-        let epoch = self.write_epoch();
+        let epoch = self.inner.epochs.current(key.as_str());
         let frame = match self.get_entry(key).await {
             Ok(frame) => frame,
             Err(e) => {
@@ -789,7 +785,7 @@ impl CacheInterface for GenericRedisCache {
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
         let layer = self.l2_layer();
         self.check_value_size(value.len())?;
-        self.bump_write_epoch();
+        let epoch = self.inner.epochs.bump(key.as_str());
         if self.inner.link.is_some() {
             // Drop the old L1 copy first: if this future is cancelled after Redis took the new
             // value, L1 must not keep serving the old one.
@@ -809,6 +805,14 @@ impl CacheInterface for GenericRedisCache {
                 }
             }
         }
+        // Fill L1 only if no other write or delete of this key's shard ran meanwhile (its value is
+        // newer), and move the epoch on so that reads that raced this write cannot promote.
+        if self.inner.epochs.current(key.as_str()) != epoch {
+            self.record(CacheOp::Set, layer, Outcome::Done, started);
+            self.fire(CacheEvent::SetSuccess { key, value: &value });
+            return Ok(());
+        }
+        self.inner.epochs.bump(key.as_str());
         self.fill_l1(key, &value, ttl)?;
         self.record(CacheOp::Set, layer, Outcome::Done, started);
         self.fire(CacheEvent::SetSuccess { key, value: &value });
@@ -817,7 +821,7 @@ impl CacheInterface for GenericRedisCache {
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let started = self.clock();
-        self.bump_write_epoch();
+        self.inner.epochs.bump(key.as_str());
         let in_l1 = self
             .inner
             .l1
@@ -950,7 +954,10 @@ impl CacheInterface for GenericRedisCache {
         let Some((mut conn, generation)) = self.connection()? else {
             return Ok(values);
         };
-        let epoch = self.write_epoch();
+        let epochs: Vec<u64> = keys
+            .iter()
+            .map(|key| self.inner.epochs.current(key.as_str()))
+            .collect();
         let names: Vec<String> = missing.iter().map(|i| self.redis_key(&keys[*i])).collect();
         let read = self
             .run(generation, "MGET", async {
@@ -969,7 +976,7 @@ impl CacheInterface for GenericRedisCache {
                     };
                     let counter = match frame {
                         Some(frame) => {
-                            self.promote(&keys[index], &frame, epoch);
+                            self.promote(&keys[index], &frame, epochs[index]);
                             values[index] = Some(frame.payload);
                             &self.inner.counters.l2_hits
                         }
@@ -989,9 +996,9 @@ impl CacheInterface for GenericRedisCache {
             self.check_value_size(value.len())?;
         }
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
-        self.bump_write_epoch();
-        if let Some(l1) = &self.inner.l1 {
-            for (key, _) in entries {
+        for (key, _) in entries {
+            self.inner.epochs.bump(key.as_str());
+            if let Some(l1) = &self.inner.l1 {
                 l1.remove(key.as_str());
             }
         }
@@ -1020,8 +1027,22 @@ impl CacheInterface for GenericRedisCache {
             }
         }
         for (key, value) in entries {
+            self.inner.epochs.bump(key.as_str());
             self.fill_l1(key, value, ttl)?;
         }
         Ok(())
+    }
+}
+
+fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>) -> Error {
+    let error = Error::new(
+        ErrorKind::Unavailable,
+        "invalidation reached L1 only: Redis could not be walked, and may still hold matching keys",
+    )
+    .with_context("pattern", pattern.as_str())
+    .with_context("fix", "retry when Redis is available");
+    match cause {
+        Some(cause) => error.with_source(cause),
+        None => error,
     }
 }

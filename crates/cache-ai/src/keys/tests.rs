@@ -191,8 +191,11 @@ struct Model {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Leaf {
     Int(i64),
+    /// A non-integral float, as tenths: 1 → 0.1, 25 → 2.5 (integral floats key like integers).
+    Tenths(i64),
     Str(String),
     List(Vec<String>),
+    Object(BTreeMap<String, i64>),
 }
 
 fn tricky_string() -> impl Strategy<Value = String> {
@@ -217,6 +220,10 @@ fn tricky_string() -> impl Strategy<Value = String> {
 fn model_strategy() -> impl Strategy<Value = Model> {
     let leaf = prop_oneof![
         (-3i64..3).prop_map(Leaf::Int),
+        (-30i64..30)
+            .prop_filter("non-integral", |t| t % 10 != 0)
+            .prop_map(Leaf::Tenths),
+        proptest::collection::btree_map(tricky_string(), -2i64..2, 0..3).prop_map(Leaf::Object),
         tricky_string().prop_map(Leaf::Str),
         proptest::collection::vec(tricky_string(), 0..3).prop_map(Leaf::List),
     ];
@@ -243,6 +250,9 @@ fn options_json(options: &BTreeMap<String, Leaf>) -> Value {
             .map(|(k, v)| {
                 let v = match v {
                     Leaf::Int(i) => json!(i),
+                    #[expect(clippy::cast_precision_loss, reason = "|t| < 30")]
+                    Leaf::Tenths(t) => json!(*t as f64 / 10.0),
+                    Leaf::Object(o) => json!(o),
                     Leaf::Str(s) => json!(s),
                     Leaf::List(l) => json!(l),
                 };

@@ -210,6 +210,19 @@ fn impossible_lz4_sizes_are_refused_before_allocating() {
 }
 
 #[test]
+fn impossible_timestamps_are_corrupted() {
+    let codec = FrameCodec::new();
+    for (cached, expires) in [(EXPIRES, CACHED), (CACHED, u64::MAX)] {
+        let bytes = codec
+            .encode("k", &FrameMeta::new(cached, expires), Codec::Raw, b"v")
+            .unwrap()
+            .bytes;
+        let err = codec.decode("k", Bytes::from(bytes)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Corrupted, "{cached} {expires}");
+    }
+}
+
+#[test]
 fn oversized_payload_is_refused_on_encode() {
     let codec = FrameCodec::new().with_max_payload(10);
     let err = codec
