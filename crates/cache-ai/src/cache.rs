@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
@@ -51,6 +51,21 @@ pub struct CachedResponse<T> {
     pub value: Arc<T>,
     /// Its metadata.
     pub metadata: Arc<ResponseMetadata>,
+    /// The seed's JSON form (answer merged with metadata), rendered once per L1 entry.
+    pub(crate) rendered: Rendered,
+}
+
+/// A lazily rendered JSON form, shared by every hit on the same L1 entry.
+pub(crate) type Rendered = Arc<OnceLock<Arc<serde_json::Value>>>;
+
+impl<T> CachedResponse<T> {
+    fn new(value: Arc<T>, metadata: Arc<ResponseMetadata>) -> Self {
+        Self {
+            value,
+            metadata,
+            rendered: Rendered::default(),
+        }
+    }
 }
 
 impl<T> Clone for CachedResponse<T> {
@@ -58,6 +73,7 @@ impl<T> Clone for CachedResponse<T> {
         Self {
             value: Arc::clone(&self.value),
             metadata: Arc::clone(&self.metadata),
+            rendered: Arc::clone(&self.rendered),
         }
     }
 }
@@ -181,6 +197,7 @@ impl OpCounters {
 struct L1Entry<T> {
     value: Arc<T>,
     metadata: Arc<ResponseMetadata>,
+    rendered: Rendered,
     size: usize,
 }
 
@@ -189,6 +206,7 @@ impl<T> Clone for L1Entry<T> {
         Self {
             value: Arc::clone(&self.value),
             metadata: Arc::clone(&self.metadata),
+            rendered: Arc::clone(&self.rendered),
             size: self.size,
         }
     }
@@ -264,6 +282,12 @@ fn tier_index(tier: TextTier) -> usize {
         TextTier::Large => 2,
         _ => 3,
     }
+}
+
+/// [`AI_VERSION`] shared, so that no hit allocates it.
+fn ai_version() -> &'static Arc<str> {
+    static VERSION: OnceLock<Arc<str>> = OnceLock::new();
+    VERSION.get_or_init(|| Arc::from(AI_VERSION))
 }
 
 fn system_time(ms: u64) -> SystemTime {
@@ -484,10 +508,7 @@ where
                 let was_stored = stored.is_some();
                 let metadata =
                     stored.unwrap_or_else(|| self.metadata(key, unix_millis(), false, None));
-                let response = CachedResponse {
-                    value,
-                    metadata: Arc::new(metadata),
-                };
+                let response = CachedResponse::new(value, Arc::new(metadata));
                 leader.land(Ok(response.clone()));
                 Ok(Computed {
                     response,
@@ -657,7 +678,7 @@ where
             cache_hit,
             text_tier: Some(key.tier()),
             operation: Arc::clone(key.operation_arc()),
-            ai_version: Arc::from(AI_VERSION),
+            ai_version: Arc::clone(ai_version()),
             key: Arc::from(self.full_key(key)),
             layer,
         }
@@ -730,6 +751,7 @@ where
             return Ok(Some(CachedResponse {
                 value: entry.value,
                 metadata: entry.metadata,
+                rendered: entry.rendered,
             }));
         }
         let Some(l2) = &self.inner.l2 else {
@@ -772,16 +794,14 @@ where
                     layer: Some(Layer::L1),
                     ..metadata.clone()
                 }),
+                rendered: Rendered::default(),
                 size: frame.payload.len() + 256,
             };
             if self.fill_l1(key, entry, ttl) {
                 counters.promotions.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Ok(Some(CachedResponse {
-            value,
-            metadata: Arc::new(metadata),
-        }))
+        Ok(Some(CachedResponse::new(value, Arc::new(metadata))))
     }
 
     /// Stores an answer; returns its metadata when stored.
@@ -851,6 +871,7 @@ where
                     layer: Some(Layer::L1),
                     ..metadata.clone()
                 }),
+                rendered: Rendered::default(),
                 size: payload.len() + 256,
             };
             self.fill_l1(key, entry, l1_ttl)

@@ -1,6 +1,7 @@
 //! The seed's JSON API: `build_key`, `cache_response`, `get_cached_response`.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use cache_core::{Error, ErrorKind, Result};
 use serde_json::{Map, Value};
@@ -160,7 +161,8 @@ impl AIResponseCache<Value> {
     }
 
     /// The stored response for the request, merged with `cached_at` (RFC 3339), `cache_hit`,
-    /// `text_tier`, `operation`, `ai_version` and `cache_key`; `None` on a miss.
+    /// `text_tier`, `operation`, `ai_version` and `cache_key`; `None` on a miss. The merged form is
+    /// rendered once per L1 entry and shared by later hits.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for invalid arguments; Redis errors other than unavailability.
@@ -170,8 +172,11 @@ impl AIResponseCache<Value> {
         operation: &str,
         options: &Value,
         question: Option<&str>,
-    ) -> Result<Option<Value>> {
+    ) -> Result<Option<Arc<Value>>> {
         let key = self.key(&request(text, operation, options, question)?)?;
-        Ok(self.get(&key).await?.as_ref().map(with_metadata))
+        Ok(self
+            .get(&key)
+            .await?
+            .map(|hit| Arc::clone(hit.rendered.get_or_init(|| Arc::new(with_metadata(&hit))))))
     }
 }
