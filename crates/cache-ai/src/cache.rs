@@ -784,6 +784,7 @@ where
         }
         let remaining = frame.meta.remaining_ms(unix_millis());
         if !controls.read_only
+            && self.inner.l1.is_some()
             && self.inner.epochs.current(key.cache_key().as_str()) == epoch
             && self.belongs_in_l1(tier, key.operation(), hits)
             && let Ok(ttl) = Ttl::from_millis(remaining)
