@@ -11,6 +11,7 @@
 )]
 
 mod ai;
+mod config;
 mod conformance;
 mod faults;
 mod support;

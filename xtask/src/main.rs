@@ -4,6 +4,7 @@
 //!   every test of the workspace, the top-level `tests/` included.
 //! - `ci`: `cargo fmt --check`, clippy with warnings denied, `test`, and `cargo doc` with warnings
 //!   denied.
+//! - `codegen [--check]`: regenerates `docs/configuration.md` (or checks it is current).
 //! - `bench [--quick]`: the ratio report (`target/aicache-bench/report.json`) and the criterion
 //!   micro-benches.
 #![allow(clippy::print_stdout, reason = "a command-line tool reports on stdout")]
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
         Some("test") => test(),
         Some("ci") => ci(),
         Some("bench") => bench(args.iter().any(|a| a == "--quick")),
+        Some("codegen") => codegen(args.iter().any(|a| a == "--check")),
         _ => Err(usage()),
     };
     match result {
@@ -32,7 +34,7 @@ fn main() -> ExitCode {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <test | ci | bench [--quick]>".to_string()
+    "usage: cargo xtask <test | ci | bench [--quick] | codegen [--check]>".to_string()
 }
 
 fn root() -> PathBuf {
@@ -153,10 +155,30 @@ fn test() -> Outcome {
     Ok(())
 }
 
+/// Regenerates `docs/configuration.md` from cache-config (or, with `--check`, fails when it is
+/// stale). The generator is a test of cache-config, so the check also runs with every test.
+fn codegen(check: bool) -> Outcome {
+    let mut cmd = cargo();
+    cmd.args([
+        "test",
+        "--quiet",
+        "-p",
+        "cache-config",
+        "--lib",
+        "--",
+        "docs_configuration_md_is_up_to_date",
+    ]);
+    if !check {
+        cmd.env("AICACHE_UPDATE_DOCS", "1");
+    }
+    run(cmd)
+}
+
 fn ci() -> Outcome {
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run(fmt)?;
+    codegen(true)?;
     let mut clippy = cargo();
     clippy.args([
         "clippy",

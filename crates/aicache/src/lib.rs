@@ -8,6 +8,7 @@
 //! | `memory` | [`InMemoryCache`]: the in-process tier |
 //! | `redis` | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL |
 //! | `ai` (default) | [`AIResponseCache`]: keys, tiers, per-operation TTLs, promotion, single-flight |
+//! | `config` (default) | [`AIResponseCacheConfig`]: defaults, presets, files, environment, validation |
 //!
 //! ```no_run
 //! use aicache::{CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig};
@@ -46,6 +47,9 @@ pub use cache_ai::{
     LegacyVariant, OperationStats, PyValue, RequestControls, RequestKey, ResponseMetadata, Source,
     TierThresholds,
 };
+
+#[cfg(feature = "config")]
+pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, Secret, TextSizeTiers};
 
 /// True when this build includes the Redis tier (the `redis` feature).
 pub const REDIS_AVAILABLE: bool = cfg!(feature = "redis");

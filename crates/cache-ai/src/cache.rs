@@ -322,7 +322,8 @@ where
         let l1 = config.l1.clone().map(InMemoryCache::new).transpose()?;
         Ok(Self {
             inner: Arc::new(Inner {
-                keys: CacheKeyGenerator::new(config.hash_algorithm, config.text_size_tiers),
+                keys: CacheKeyGenerator::new(config.hash_algorithm, config.text_size_tiers)
+                    .with_stats(config.monitoring_enabled),
                 l1_max_ttl: Ttl::new(config.redis.l1_max_ttl)?,
                 namespace,
                 config,

@@ -46,6 +46,8 @@ pub struct AiCacheConfig {
     /// For [`KeyFormat::Legacy`](crate::KeyFormat::Legacy) keys (the Python original's format):
     /// texts longer than this many characters are hashed. v1 keys always hash. Default: 1000.
     pub text_hash_threshold: usize,
+    /// Record key-generation statistics (count, time, sizes). Default: true.
+    pub monitoring_enabled: bool,
 }
 
 impl Default for AiCacheConfig {
@@ -73,6 +75,7 @@ impl Default for AiCacheConfig {
                 .to_vec(),
             promotion_hit_threshold: 10,
             text_hash_threshold: 1000,
+            monitoring_enabled: true,
         }
     }
 }
@@ -124,6 +127,13 @@ impl AiCacheConfig {
     #[must_use]
     pub fn with_operation_ttl(mut self, operation: impl Into<String>, ttl: Duration) -> Self {
         self.operation_ttls.insert(operation.into(), ttl);
+        self
+    }
+
+    /// Sets [`monitoring_enabled`](Self::monitoring_enabled).
+    #[must_use]
+    pub fn with_monitoring(mut self, enabled: bool) -> Self {
+        self.monitoring_enabled = enabled;
         self
     }
 

@@ -272,6 +272,7 @@ pub struct CacheKeyGenerator {
     algorithm: HashAlgorithm,
     tiers: TierThresholds,
     stats: StatCounters,
+    record_stats: bool,
 }
 
 impl fmt::Debug for CacheKeyGenerator {
@@ -296,7 +297,15 @@ impl CacheKeyGenerator {
             algorithm,
             tiers,
             stats: StatCounters::default(),
+            record_stats: true,
         }
+    }
+
+    /// Turns the statistics (and the clock reads they need) on or off. Default: on.
+    #[must_use]
+    pub fn with_stats(mut self, record: bool) -> Self {
+        self.record_stats = record;
+        self
     }
 
     /// The digest algorithm.
@@ -315,7 +324,7 @@ impl CacheKeyGenerator {
     /// [`ErrorKind::InvalidInput`] for an invalid operation name.
     pub fn key_for(&self, request: &AiRequest<'_>) -> Result<RequestKey> {
         validate_operation(request.operation)?;
-        let started = Instant::now();
+        let started = self.record_stats.then(Instant::now);
         let mut sink = HashSink::new(self.algorithm);
         encode_request(&mut sink, self.algorithm, request);
         let digest = sink.finish_hex();
@@ -337,7 +346,7 @@ impl CacheKeyGenerator {
         request: &R,
     ) -> Result<RequestKey> {
         validate_operation(operation)?;
-        let started = Instant::now();
+        let started = self.record_stats.then(Instant::now);
         let value = serde_json::to_value(request).map_err(|e| {
             Error::new(
                 ErrorKind::Serialization,
@@ -382,7 +391,10 @@ impl CacheKeyGenerator {
         })
     }
 
-    fn record(&self, started: Instant, tier: TextTier, chars: usize, bytes: usize) {
+    fn record(&self, started: Option<Instant>, tier: TextTier, chars: usize, bytes: usize) {
+        let Some(started) = started else {
+            return;
+        };
         let s = &self.stats;
         let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         s.keys.fetch_add(1, Ordering::Relaxed);

@@ -1,0 +1,145 @@
+//! Turning a configuration into caches (the seed's `to_ai_cache_kwargs` and
+//! `to_generic_cache_kwargs`).
+
+use std::time::Duration;
+
+use cache_ai::{AIResponseCache, AiCacheConfig, HashAlgorithm, TierThresholds};
+use cache_core::Result;
+use cache_memory::MemoryCacheConfig;
+use cache_redis::{GenericRedisCache, RedisCacheConfig};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::config::AIResponseCacheConfig;
+
+/// Percent-encodes a password for the userinfo part of a URL.
+fn encode_userinfo(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for byte in raw.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `url` with `password` as its AUTH password (kept when the URL already has one).
+fn with_password(url: &str, password: &str) -> String {
+    if crate::validate::url_password(url).is_some() {
+        return url.to_string();
+    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    if scheme.ends_with("unix") {
+        let separator = if rest.contains('?') { '&' } else { '?' };
+        return format!("{url}{separator}pass={}", encode_userinfo(password));
+    }
+    match rest.split_once('@') {
+        // A user name without a password: `redis://user@host`.
+        Some((user, host)) if !user.contains('/') => {
+            format!("{scheme}://{user}:{}@{host}", encode_userinfo(password))
+        }
+        _ => format!("{scheme}://:{}@{rest}", encode_userinfo(password)),
+    }
+}
+
+impl AIResponseCacheConfig {
+    /// The memory tier's settings, when L1 is enabled.
+    pub fn to_memory_cache_config(&self) -> Option<MemoryCacheConfig> {
+        self.enable_l1_cache.then(|| {
+            MemoryCacheConfig::default()
+                .with_max_entries(self.memory_cache_size)
+                .with_max_bytes(self.memory_cache_bytes)
+                .with_default_ttl(Duration::from_secs(self.default_ttl))
+        })
+    }
+
+    /// The generic (Redis tier) settings.
+    pub fn to_redis_cache_config(&self) -> RedisCacheConfig {
+        let mut redis = RedisCacheConfig::default()
+            .with_default_ttl(Duration::from_secs(self.default_ttl))
+            .with_l1(self.to_memory_cache_config())
+            .with_l1_max_ttl(Duration::from_secs(self.l1_max_ttl))
+            .with_compression_threshold(self.compression_threshold)
+            .with_max_value_size(self.max_value_size)
+            .with_command_timeout(Duration::from_millis(self.command_timeout_ms))
+            .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+        if let Some(url) = &self.redis_url {
+            let url = match &self.redis_auth {
+                Some(password) => with_password(url, password.expose()),
+                None => url.clone(),
+            };
+            redis = redis.with_redis_url(url);
+        }
+        redis
+    }
+
+    /// The AI cache's settings.
+    ///
+    /// # Errors
+    /// [`cache_core::ErrorKind::Config`] listing every validation error.
+    pub fn to_ai_cache_config(&self) -> Result<AiCacheConfig> {
+        self.validate().into_result()?;
+        let tiers = self.text_size_tiers;
+        let mut config = AiCacheConfig::default()
+            .with_redis(self.to_redis_cache_config())
+            .with_l1(self.to_memory_cache_config())
+            .with_hash_algorithm(HashAlgorithm::parse(&self.hash_algorithm)?)
+            .with_text_size_tiers(TierThresholds::new(tiers.small, tiers.medium, tiers.large))
+            .with_ttl_jitter(self.ttl_jitter)
+            .with_monitoring(self.monitoring_enabled);
+        config.operation_ttls = self
+            .operation_ttls
+            .iter()
+            .map(|(op, secs)| (op.clone(), Duration::from_secs(*secs)))
+            .collect();
+        config.text_hash_threshold = self.text_hash_threshold;
+        if let Some(tenant) = &self.tenant {
+            config = config.with_tenant(tenant.clone());
+        }
+        Ok(config)
+    }
+
+    /// Validates and builds the AI cache (connecting to Redis when configured).
+    ///
+    /// # Errors
+    /// [`cache_core::ErrorKind::Config`] for an invalid configuration; connection errors as
+    /// [`AIResponseCache::connect`] reports them.
+    pub async fn build_ai_cache<T>(&self) -> Result<AIResponseCache<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        AIResponseCache::connect(self.to_ai_cache_config()?).await
+    }
+
+    /// Validates and builds the generic two-tier cache.
+    ///
+    /// # Errors
+    /// As [`build_ai_cache`](Self::build_ai_cache).
+    pub async fn build_generic_cache(&self) -> Result<GenericRedisCache> {
+        self.validate().into_result()?;
+        GenericRedisCache::connect(self.to_redis_cache_config()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_encoded_into_the_url() {
+        assert_eq!(
+            with_password("redis://h:1/0", "p@ss:w/rd"),
+            "redis://:p%40ss%3Aw%2Frd@h:1/0"
+        );
+        assert_eq!(with_password("redis://app@h:1", "pw"), "redis://app:pw@h:1");
+        assert_eq!(with_password("redis://:old@h", "new"), "redis://:old@h");
+        assert_eq!(
+            with_password("redis+unix:///tmp/r.sock", "pw"),
+            "redis+unix:///tmp/r.sock?pass=pw"
+        );
+    }
+}

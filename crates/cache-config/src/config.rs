@@ -1,0 +1,269 @@
+//! [`AIResponseCacheConfig`]: every setting of an AI response cache, with the seed's defaults.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A secret (a Redis password): never printed, never serialized, always a string.
+///
+/// ```
+/// use cache_config::Secret;
+///
+/// let secret = Secret::new("0123");
+/// assert_eq!(secret.expose(), "0123");
+/// assert_eq!(format!("{secret:?} {secret}"), "*** ***");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps `value`.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where it is used.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("***")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        lenient_string(deserializer).map(Self)
+    }
+}
+
+/// Accepts a string, or a number or boolean written where a string was meant (environment
+/// variables and YAML turn `0123` or `yes` into other types), as its text.
+pub(crate) fn lenient_string<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<String, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+    }
+    deserializer.deserialize_any(Visitor)
+}
+
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    lenient_string(d).map(Some)
+}
+
+/// Character thresholds of the text-size tiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TextSizeTiers {
+    /// Shorter texts are small.
+    pub small: usize,
+    /// Shorter texts are medium.
+    pub medium: usize,
+    /// Shorter texts are large; longer ones xlarge.
+    pub large: usize,
+}
+
+impl Default for TextSizeTiers {
+    fn default() -> Self {
+        Self {
+            small: 500,
+            medium: 5000,
+            large: 50_000,
+        }
+    }
+}
+
+/// Every setting of an AI response cache. Durations are in seconds unless the name says `_ms`.
+///
+/// Build it with [`load`](Self::load) (defaults → preset → file → environment), one of the
+/// `from_*` factories, or [`preset`](Self::preset); check it with [`validate`](Self::validate);
+/// turn it into a cache with [`build_ai_cache`](Self::build_ai_cache). `docs/configuration.md`
+/// lists every field with its default, environment variable and rule.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AIResponseCacheConfig {
+    /// The preset this configuration extends (`development`, `testing`, `production`, `embedded`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub extends: Option<String>,
+    /// The Redis URL; unset means memory-only.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub redis_url: Option<String>,
+    /// The Redis password (AUTH), kept out of every printout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis_auth: Option<Secret>,
+    /// Connect with TLS (`rediss://`).
+    pub use_tls: bool,
+    /// A tenant: keys live under `aicache:v1:t:{tenant}`.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub tenant: Option<String>,
+    /// TTL of operations without one of their own.
+    pub default_ttl: u64,
+    /// TTL per operation.
+    pub operation_ttls: BTreeMap<String, u64>,
+    /// Shortens each TTL by a random fraction up to this, to spread expiries.
+    pub ttl_jitter: f64,
+    /// Keep an in-process L1 of decoded answers.
+    pub enable_l1_cache: bool,
+    /// L1 entry cap.
+    pub memory_cache_size: usize,
+    /// L1 byte budget.
+    pub memory_cache_bytes: u64,
+    /// The longest an L1 copy lives when Redis is configured.
+    pub l1_max_ttl: u64,
+    /// Values larger than this many bytes are compressed (when that saves space).
+    pub compression_threshold: usize,
+    /// The compression algorithm: `lz4`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub compression_algorithm: String,
+    /// A compression level, for algorithms that have levels (zstd); unset for LZ4.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression_level: Option<i64>,
+    /// Texts longer than this many characters are hashed in the legacy (Python) key format.
+    pub text_hash_threshold: usize,
+    /// The digest of v1 keys: `sha256` or `blake3`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub hash_algorithm: String,
+    /// Text-size tier thresholds, in characters.
+    pub text_size_tiers: TextSizeTiers,
+    /// The largest value stored, in bytes.
+    pub max_value_size: usize,
+    /// The limit on each Redis command, in milliseconds.
+    pub command_timeout_ms: u64,
+    /// The limit on opening a Redis connection, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Record key-generation statistics.
+    pub monitoring_enabled: bool,
+}
+
+impl Default for AIResponseCacheConfig {
+    fn default() -> Self {
+        let operation_ttls = [
+            ("summarize", 7200),
+            ("sentiment", 86_400),
+            ("key_points", 7200),
+            ("questions", 3600),
+            ("qa", 1800),
+        ]
+        .into_iter()
+        .map(|(op, secs)| (op.to_string(), secs))
+        .collect();
+        Self {
+            extends: None,
+            redis_url: None,
+            redis_auth: None,
+            use_tls: false,
+            tenant: None,
+            default_ttl: 3600,
+            operation_ttls,
+            ttl_jitter: 0.0,
+            enable_l1_cache: true,
+            memory_cache_size: 100,
+            memory_cache_bytes: 64 * 1024 * 1024,
+            l1_max_ttl: 300,
+            compression_threshold: 1000,
+            compression_algorithm: "lz4".to_string(),
+            compression_level: None,
+            text_hash_threshold: 1000,
+            hash_algorithm: "sha256".to_string(),
+            text_size_tiers: TextSizeTiers::default(),
+            max_value_size: 64 * 1024 * 1024,
+            command_timeout_ms: 500,
+            connect_timeout_ms: 2000,
+            monitoring_enabled: true,
+        }
+    }
+}
+
+impl fmt::Debug for AIResponseCacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AIResponseCacheConfig")
+            .field("extends", &self.extends)
+            .field(
+                "redis_url",
+                &self.redis_url.as_deref().map(cache_redis::redact_url),
+            )
+            .field("redis_auth", &self.redis_auth)
+            .field("use_tls", &self.use_tls)
+            .field("tenant", &self.tenant)
+            .field("default_ttl", &self.default_ttl)
+            .field("operation_ttls", &self.operation_ttls)
+            .field("ttl_jitter", &self.ttl_jitter)
+            .field("enable_l1_cache", &self.enable_l1_cache)
+            .field("memory_cache_size", &self.memory_cache_size)
+            .field("memory_cache_bytes", &self.memory_cache_bytes)
+            .field("l1_max_ttl", &self.l1_max_ttl)
+            .field("compression_threshold", &self.compression_threshold)
+            .field("compression_algorithm", &self.compression_algorithm)
+            .field("compression_level", &self.compression_level)
+            .field("text_hash_threshold", &self.text_hash_threshold)
+            .field("hash_algorithm", &self.hash_algorithm)
+            .field("text_size_tiers", &self.text_size_tiers)
+            .field("max_value_size", &self.max_value_size)
+            .field("command_timeout_ms", &self.command_timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("monitoring_enabled", &self.monitoring_enabled)
+            .finish()
+    }
+}
+
+impl fmt::Display for AIResponseCacheConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // TOML with the password and the URL's password redacted.
+        let mut shown = self.clone();
+        shown.redis_url = shown.redis_url.as_deref().map(cache_redis::redact_url);
+        match toml::to_string(&shown) {
+            Ok(text) => f.write_str(&text),
+            Err(_) => write!(f, "{shown:?}"),
+        }
+    }
+}

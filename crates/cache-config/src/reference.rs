@@ -1,0 +1,337 @@
+//! The configuration reference (`docs/configuration.md`), generated from the code so that it
+//! cannot drift: `cargo xtask codegen` writes it, and a test fails when it is stale.
+
+use std::fmt::Write as _;
+
+use crate::config::AIResponseCacheConfig;
+use crate::load::ENV_PREFIX;
+use crate::presets::PRESETS;
+
+struct Field {
+    name: &'static str,
+    kind: &'static str,
+    rule: &'static str,
+    example: &'static str,
+}
+
+const FIELDS: &[Field] = &[
+    Field {
+        name: "extends",
+        kind: "string",
+        rule: "a preset name (see Presets)",
+        example: "\"production\"",
+    },
+    Field {
+        name: "redis_url",
+        kind: "string",
+        rule: "redis:// or redis+unix://; unset = memory-only (TLS, rediss://, comes with cache-security)",
+        example: "\"redis://cache.internal:6379/0\"",
+    },
+    Field {
+        name: "redis_auth",
+        kind: "secret string",
+        rule: "never printed or serialized; must match a password already in redis_url",
+        example: "\"s3cret\"",
+    },
+    Field {
+        name: "use_tls",
+        kind: "bool",
+        rule: "must be false until TLS support lands; true with redis:// is contradictory",
+        example: "false",
+    },
+    Field {
+        name: "tenant",
+        kind: "string",
+        rule: "[A-Za-z0-9_-]{1,64}; keys live under aicache:v1:t:{tenant}",
+        example: "\"acme\"",
+    },
+    Field {
+        name: "default_ttl",
+        kind: "seconds",
+        rule: "1..=315360000",
+        example: "3600",
+    },
+    Field {
+        name: "operation_ttls",
+        kind: "map operation → seconds",
+        rule: "operation [a-z0-9_]{1,64}; 1..=315360000",
+        example: "{ summarize = 7200 }",
+    },
+    Field {
+        name: "ttl_jitter",
+        kind: "fraction",
+        rule: "0.0..=0.5; each TTL is shortened by a random fraction up to this",
+        example: "0.1",
+    },
+    Field {
+        name: "enable_l1_cache",
+        kind: "bool",
+        rule: "must be true without redis_url",
+        example: "true",
+    },
+    Field {
+        name: "memory_cache_size",
+        kind: "entries",
+        rule: "1..=100000000 when L1 is on",
+        example: "100",
+    },
+    Field {
+        name: "memory_cache_bytes",
+        kind: "bytes",
+        rule: ">= 4096 when L1 is on",
+        example: "67108864",
+    },
+    Field {
+        name: "l1_max_ttl",
+        kind: "seconds",
+        rule: ">= 1; warning when above default_ttl with Redis",
+        example: "300",
+    },
+    Field {
+        name: "compression_threshold",
+        kind: "bytes",
+        rule: "0..=16777216; larger values are LZ4-compressed when that saves space",
+        example: "1000",
+    },
+    Field {
+        name: "compression_algorithm",
+        kind: "string",
+        rule: "lz4",
+        example: "\"lz4\"",
+    },
+    Field {
+        name: "compression_level",
+        kind: "integer",
+        rule: "must be unset with lz4 (LZ4 has no levels)",
+        example: "(unset)",
+    },
+    Field {
+        name: "text_hash_threshold",
+        kind: "characters",
+        rule: "1..=100000; used by the legacy (Python) key format only",
+        example: "1000",
+    },
+    Field {
+        name: "hash_algorithm",
+        kind: "string",
+        rule: "sha256 or blake3",
+        example: "\"sha256\"",
+    },
+    Field {
+        name: "text_size_tiers",
+        kind: "map small/medium/large → characters",
+        rule: "0 < small < medium < large",
+        example: "{ small = 500, medium = 5000, large = 50000 }",
+    },
+    Field {
+        name: "max_value_size",
+        kind: "bytes",
+        rule: "1..=536870912",
+        example: "67108864",
+    },
+    Field {
+        name: "command_timeout_ms",
+        kind: "milliseconds",
+        rule: ">= 1; the limit on every Redis command",
+        example: "500",
+    },
+    Field {
+        name: "connect_timeout_ms",
+        kind: "milliseconds",
+        rule: ">= 1",
+        example: "2000",
+    },
+    Field {
+        name: "monitoring_enabled",
+        kind: "bool",
+        rule: "records key-generation statistics when true",
+        example: "true",
+    },
+];
+
+fn env_name(field: &str) -> String {
+    format!("{ENV_PREFIX}{}", field.to_ascii_uppercase())
+}
+
+fn default_of(defaults: &serde_json::Value, field: &str) -> String {
+    match defaults.get(field) {
+        None | Some(serde_json::Value::Null) => "(unset)".to_string(),
+        Some(value) => match toml::Value::try_from(value) {
+            Ok(v) => v.to_string().replace('\n', " "),
+            Err(_) => value.to_string(),
+        },
+    }
+}
+
+/// The Markdown of `docs/configuration.md`.
+pub fn reference_markdown() -> String {
+    let defaults = serde_json::to_value(AIResponseCacheConfig::default()).unwrap_or_default();
+    let mut out = String::from(INTRO);
+    out.push_str("\n## Fields\n\n| field | type | default | environment variable | rule | example |\n|---|---|---|---|---|---|\n");
+    for f in FIELDS {
+        let env = match f.name {
+            "operation_ttls" => format!("`{}__<OPERATION>`", env_name(f.name)),
+            "text_size_tiers" => format!("`{}__SMALL` (…`MEDIUM`, `LARGE`)", env_name(f.name)),
+            "redis_url" => format!("`{}` (else `REDIS_URL`)", env_name(f.name)),
+            name => format!("`{}`", env_name(name)),
+        };
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | `{}` | {} | {} | `{}` |",
+            f.name,
+            f.kind,
+            default_of(&defaults, f.name).replace('|', "\\|"),
+            env,
+            f.rule.replace('|', "\\|"),
+            f.example
+        );
+    }
+    out.push_str("\n## Presets\n\nA file (or `AICACHE_EXTENDS`) names the preset it `extends`; its own values and the environment override the preset's.\n\n");
+    for preset in PRESETS {
+        let config = serde_json::to_value(preset.config()).unwrap_or_default();
+        let mut changed = Vec::new();
+        if let (Some(base), Some(this)) = (defaults.as_object(), config.as_object()) {
+            for (key, value) in this {
+                if key != "extends" && base.get(key) != Some(value) {
+                    changed.push(format!("`{key}` = `{}`", default_of(&config, key)));
+                }
+            }
+        }
+        let _ = writeln!(
+            out,
+            "### `{}`\n\n{}\n\nChanges from the defaults: {}.\n",
+            preset.name,
+            preset.reasoning,
+            if changed.is_empty() {
+                "none".to_string()
+            } else {
+                changed.join(", ")
+            }
+        );
+    }
+    out.push_str(GUIDES);
+    out
+}
+
+const INTRO: &str = "# Configuration reference
+
+<!-- Generated by `cargo xtask codegen` from crates/cache-config; do not edit by hand. -->
+
+`AIResponseCacheConfig` (crate `cache-config`) holds every setting of an AI response cache.
+`AIResponseCacheConfig::load(Some(path))` layers, later winning field by field (nested maps are
+merged key by key):
+
+1. the defaults below;
+2. the preset the file `extends`, if any;
+3. the file: TOML (`.toml`), YAML (`.yaml`, `.yml`) or JSON (`.json`);
+4. the environment: `AICACHE_<FIELD>` (nested keys with `__`, for example
+   `AICACHE_OPERATION_TTLS__QA=60`); `REDIS_URL` when `AICACHE_REDIS_URL` is unset;
+   `AICACHE_REDIS_AUTH` is read as a raw string, so `0123` stays `0123`.
+
+`validate()` reports every problem with the field, the value, what is allowed and how to fix it;
+`build_ai_cache()` validates, then builds the cache, so the configuration always reaches it. A bad
+file is an error naming the file and the key; secrets never appear in `Debug`, `Display`, errors or
+serialized output.
+";
+
+const GUIDES: &str = "## Examples
+
+A service in production, with the password from the environment (`AICACHE_REDIS_AUTH`):
+
+```toml
+extends = \"production\"
+redis_url = \"redis://cache.internal:6379/0\"
+tenant = \"billing\"
+
+[operation_ttls]
+summarize = 14400
+qa = 900
+```
+
+A laptop, no Redis:
+
+```yaml
+extends: development
+```
+
+A test suite against a throwaway Redis:
+
+```json
+{\"extends\": \"testing\", \"redis_url\": \"redis://127.0.0.1:6390\"}
+```
+
+## Migrating from the Python configuration
+
+| Python | aicache |
+|---|---|
+| `CACHE_REDIS_URL` (the only URL the app read) | `AICACHE_REDIS_URL`, or `REDIS_URL` |
+| `REDIS_PASSWORD`, `redis_auth` | `AICACHE_REDIS_AUTH` (`redis_auth`) |
+| `AI_CACHE_DEFAULT_TTL`, `AI_CACHE_MEMORY_CACHE_SIZE`, `AI_CACHE_TEXT_HASH_THRESHOLD`, `AI_CACHE_COMPRESSION_THRESHOLD`, `AI_CACHE_HASH_ALGORITHM` | `AICACHE_DEFAULT_TTL`, `AICACHE_MEMORY_CACHE_SIZE`, `AICACHE_TEXT_HASH_THRESHOLD`, `AICACHE_COMPRESSION_THRESHOLD`, `AICACHE_HASH_ALGORITHM` |
+| `AI_CACHE_TEXT_SIZE_TIERS` / `AI_CACHE_OPERATION_TTLS` (JSON) | `AICACHE_TEXT_SIZE_TIERS__SMALL=…`, `AICACHE_OPERATION_TTLS__SUMMARIZE=…` |
+| `AI_CACHE_COMPRESSION_LEVEL` | not used: LZ4 has no levels |
+| `AI_CACHE_ENABLE_L1_CACHE` | `AICACHE_ENABLE_L1_CACHE` |
+| `l1_cache_size` | `memory_cache_size` |
+| presets `development` / `testing` / `production` | `development` / `testing` / `production` (testing is its own preset here, not development) |
+| presets `simple`, `ai-development`, `ai-production` | `embedded`, `development`, `production` |
+| `CACHE_CUSTOM_CONFIG` (JSON) | a file, or `AIResponseCacheConfig::merge` |
+
+In the original none of this reached the cache (its factory ignored the presets' AI settings and
+`REDIS_URL`); here `build_ai_cache()` applies every field, and a test observes each one in Redis.
+
+## Performance tuning
+
+- `memory_cache_size` / `memory_cache_bytes`: an L1 hit costs about a microsecond; size L1 for the
+  hot set of small and medium answers (promotion rules keep large ones out).
+- `l1_max_ttl`: how stale another instance's L1 may be after an invalidation; lower it if
+  answers change often.
+- `compression_threshold`: LZ4 runs at GB/s; the default 1000 bytes trades little CPU for Redis
+  memory and bandwidth on long answers.
+- `command_timeout_ms`: the most a slow Redis can add to a request; keep it well under the model's
+  latency.
+- `hash_algorithm = \"blake3\"`: faster keys for texts over a few kilobytes.
+- `ttl_jitter`: spreads the expiry of entries written together, so the model is not hit by a wave
+  of misses at once.
+
+## Best practices
+
+- Keep the password out of files: set `AICACHE_REDIS_AUTH` in the environment.
+- Give each service a `tenant` when several share one Redis.
+- Version the prompt and the model in the request (`AiRequest::with_model`,
+  `with_prompt_version`): a change retires old answers at once.
+- Run `validate()` at startup (the `build_*` methods do) and refuse to start on errors.
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cargo xtask codegen` runs this with `AICACHE_UPDATE_DOCS=1` to write the file.
+    #[test]
+    fn docs_configuration_md_is_up_to_date() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+        let generated = reference_markdown();
+        if std::env::var_os("AICACHE_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &generated).unwrap();
+            return;
+        }
+        let current = std::fs::read_to_string(path).unwrap_or_default();
+        assert!(
+            current == generated,
+            "docs/configuration.md is stale: run `cargo xtask codegen`"
+        );
+    }
+
+    #[test]
+    fn every_field_is_documented() {
+        let defaults = serde_json::to_value(AIResponseCacheConfig::default()).unwrap();
+        let mut documented: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+        documented.sort_unstable();
+        let serialized: Vec<String> = defaults.as_object().unwrap().keys().cloned().collect();
+        for key in &serialized {
+            assert!(
+                documented.contains(&key.as_str()),
+                "{key} is not documented"
+            );
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! [`AIResponseCacheConfig::validate`]: every check of the seed, and the inconsistencies between
+//! settings, each naming the field, the value, what is allowed and how to fix it.
+
+use cache_ai::{HashAlgorithm, validate_operation};
+use cache_core::{ValidationIssue, ValidationResult};
+use cache_redis::redact_url;
+
+use crate::config::AIResponseCacheConfig;
+use crate::presets::PRESETS;
+
+/// The password inside a Redis URL, if any.
+pub(crate) fn url_password(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    userinfo.split_once(':').map(|(_, password)| password)
+}
+
+fn err(
+    r: &mut ValidationResult,
+    field: &str,
+    value: impl std::fmt::Display,
+    allowed: &str,
+    hint: &str,
+) {
+    r.error(ValidationIssue::new(field, value, allowed, hint));
+}
+
+impl AIResponseCacheConfig {
+    /// Checks every field and the consistency between fields.
+    ///
+    /// ```
+    /// use cache_config::AIResponseCacheConfig;
+    ///
+    /// let mut config = AIResponseCacheConfig::default();
+    /// config.default_ttl = 0;
+    /// let result = config.validate();
+    /// assert!(!result.is_valid());
+    /// assert_eq!(result.errors[0].field, "default_ttl");
+    /// ```
+    pub fn validate(&self) -> ValidationResult {
+        let mut r = ValidationResult::new();
+        if let Some(preset) = &self.extends
+            && !PRESETS.iter().any(|p| p.name == preset)
+        {
+            let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+            err(
+                &mut r,
+                "extends",
+                format!("{preset:?}"),
+                &names.join(", "),
+                "name one of the presets",
+            );
+        }
+        if !(1..=100_000).contains(&self.text_hash_threshold) {
+            err(
+                &mut r,
+                "text_hash_threshold",
+                self.text_hash_threshold.to_string(),
+                "1..=100000",
+                "the original's default is 1000",
+            );
+        }
+        let tiers = self.text_size_tiers;
+        if tiers.small == 0 || tiers.small >= tiers.medium || tiers.medium >= tiers.large {
+            err(
+                &mut r,
+                "text_size_tiers",
+                format!(
+                    "small={}, medium={}, large={}",
+                    tiers.small, tiers.medium, tiers.large
+                ),
+                "0 < small < medium < large",
+                "order the thresholds, for example 500 / 5000 / 50000",
+            );
+        }
+        for (operation, ttl) in &self.operation_ttls {
+            let field = format!("operation_ttls.{operation}");
+            if validate_operation(operation).is_err() {
+                err(
+                    &mut r,
+                    &field,
+                    format!("{operation:?}"),
+                    "[a-z0-9_]{1,64}",
+                    "name operations in lowercase letters, digits and '_'",
+                );
+            }
+            if *ttl == 0 || *ttl > 315_360_000 {
+                err(
+                    &mut r,
+                    &field,
+                    ttl.to_string(),
+                    "1..=315360000 seconds",
+                    "set a positive TTL",
+                );
+            }
+        }
+        if self.default_ttl == 0 || self.default_ttl > 315_360_000 {
+            err(
+                &mut r,
+                "default_ttl",
+                self.default_ttl.to_string(),
+                "1..=315360000 seconds",
+                "set a positive TTL, for example 3600",
+            );
+        }
+        if self.l1_max_ttl == 0 {
+            err(
+                &mut r,
+                "l1_max_ttl",
+                "0",
+                ">= 1 second",
+                "bound how long an L1 copy lives, for example 300",
+            );
+        }
+        if !(0.0..=0.5).contains(&self.ttl_jitter) {
+            err(
+                &mut r,
+                "ttl_jitter",
+                self.ttl_jitter.to_string(),
+                "0.0..=0.5",
+                "a fraction of the TTL, for example 0.1",
+            );
+        }
+        if HashAlgorithm::parse(&self.hash_algorithm).is_err() {
+            err(
+                &mut r,
+                "hash_algorithm",
+                format!("{:?}", self.hash_algorithm),
+                "sha256, blake3",
+                "pick one of them",
+            );
+        }
+        if self.compression_algorithm != "lz4" {
+            err(
+                &mut r,
+                "compression_algorithm",
+                format!("{:?}", self.compression_algorithm),
+                "lz4",
+                "this build compresses with LZ4 (zstd is not built in)",
+            );
+        }
+        if let Some(level) = self.compression_level {
+            err(
+                &mut r,
+                "compression_level",
+                level.to_string(),
+                "unset with lz4",
+                "LZ4 has no levels (the seed's 1..9 came from zlib): remove compression_level",
+            );
+        }
+        if self.compression_threshold > 16 * 1024 * 1024 {
+            err(
+                &mut r,
+                "compression_threshold",
+                self.compression_threshold.to_string(),
+                "0..=16777216 bytes",
+                "use 1000 unless measurements say otherwise",
+            );
+        }
+        if self.enable_l1_cache && !(1..=100_000_000).contains(&self.memory_cache_size) {
+            err(
+                &mut r,
+                "memory_cache_size",
+                self.memory_cache_size.to_string(),
+                "1..=100000000 entries",
+                "give L1 a positive size, or set enable_l1_cache = false",
+            );
+        }
+        if self.enable_l1_cache && self.memory_cache_bytes < 4096 {
+            err(
+                &mut r,
+                "memory_cache_bytes",
+                self.memory_cache_bytes.to_string(),
+                ">= 4096",
+                "give L1 a byte budget of at least 4 KiB",
+            );
+        }
+        if self.max_value_size == 0 || self.max_value_size > 512 * 1024 * 1024 {
+            err(
+                &mut r,
+                "max_value_size",
+                self.max_value_size.to_string(),
+                "1..=536870912 bytes",
+                "Redis strings hold at most 512 MiB",
+            );
+        }
+        if self.command_timeout_ms == 0 {
+            err(
+                &mut r,
+                "command_timeout_ms",
+                "0",
+                ">= 1",
+                "every Redis call needs a timeout, for example 500",
+            );
+        }
+        if self.connect_timeout_ms == 0 {
+            err(
+                &mut r,
+                "connect_timeout_ms",
+                "0",
+                ">= 1",
+                "for example 2000",
+            );
+        }
+        if let Some(tenant) = &self.tenant {
+            let ok = !tenant.is_empty()
+                && tenant.len() <= 64
+                && tenant
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+            if !ok {
+                err(
+                    &mut r,
+                    "tenant",
+                    format!("{tenant:?}"),
+                    "[A-Za-z0-9_-]{1,64}",
+                    "braces, ':' or '*' could reach another tenant's keys",
+                );
+            }
+        }
+        match &self.redis_url {
+            Some(url) => {
+                let scheme = url.split("://").next().unwrap_or_default();
+                if !url.contains("://")
+                    || !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix")
+                {
+                    err(
+                        &mut r,
+                        "redis_url",
+                        redact_url(url),
+                        "redis://, rediss:// or redis+unix:// URL",
+                        "write it as redis://host:port[/db]",
+                    );
+                }
+                if self.use_tls && scheme == "redis" {
+                    err(
+                        &mut r,
+                        "use_tls",
+                        "true (with a redis:// URL)",
+                        "false, or a rediss:// URL",
+                        "use_tls with a redis:// URL is contradictory",
+                    );
+                } else if scheme == "rediss" || self.use_tls {
+                    err(
+                        &mut r,
+                        "use_tls",
+                        format!("{} (redis_url scheme {scheme})", self.use_tls),
+                        "false, with a redis:// URL",
+                        "TLS support arrives with cache-security; until then reach Redis over a trusted network",
+                    );
+                }
+                if let (Some(in_url), Some(auth)) = (url_password(url), &self.redis_auth)
+                    && in_url != auth.expose()
+                {
+                    err(
+                        &mut r,
+                        "redis_auth",
+                        "*** (differs from the password in redis_url)",
+                        "the same password, or only one of them",
+                        "remove the password from redis_url or from redis_auth",
+                    );
+                }
+            }
+            None => {
+                if !self.enable_l1_cache {
+                    err(
+                        &mut r,
+                        "enable_l1_cache",
+                        "false",
+                        "true when redis_url is unset",
+                        "without Redis and without L1 nothing would be cached",
+                    );
+                }
+                if self.redis_auth.is_some() {
+                    r.warning(ValidationIssue::new(
+                        "redis_auth",
+                        "***",
+                        "only with redis_url",
+                        "the password is unused without a Redis URL",
+                    ));
+                }
+                if self.extends.as_deref() == Some("production") {
+                    r.error(ValidationIssue::new(
+                        "redis_url",
+                        "unset",
+                        "a Redis URL (production shares answers across instances)",
+                        "set AICACHE_REDIS_URL, or extend another preset",
+                    ));
+                }
+            }
+        }
+        if self.redis_url.is_some() && self.l1_max_ttl > self.default_ttl {
+            r.warning(ValidationIssue::new(
+                "l1_max_ttl",
+                self.l1_max_ttl,
+                format!("<= default_ttl ({})", self.default_ttl),
+                "an L1 copy never outlives its Redis entry anyway; lower l1_max_ttl",
+            ));
+        }
+        if !self.enable_l1_cache && self.memory_cache_size != Self::default().memory_cache_size {
+            r.warning(ValidationIssue::new(
+                "memory_cache_size",
+                self.memory_cache_size,
+                "unset when enable_l1_cache = false",
+                "the size has no effect with L1 off",
+            ));
+        }
+        r
+    }
+}
