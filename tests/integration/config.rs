@@ -341,3 +341,141 @@ async fn monitoring_enabled_turns_key_statistics_on_and_off() {
         );
     }
 }
+
+#[test]
+fn every_validation_rule_has_a_valid_and_an_invalid_case() {
+    let base = AIResponseCacheConfig::default();
+    // (field, a valid override, an invalid override)
+    let rules = [
+        (
+            "extends",
+            json!({"extends": "embedded"}),
+            json!({"extends": "nope"}),
+        ),
+        (
+            "text_hash_threshold",
+            json!({"text_hash_threshold": 500}),
+            json!({"text_hash_threshold": 0}),
+        ),
+        (
+            "text_size_tiers",
+            json!({"text_size_tiers": {"small": 1, "medium": 2, "large": 3}}),
+            json!({"text_size_tiers": {"small": 0, "medium": 2, "large": 3}}),
+        ),
+        (
+            "operation_ttls.qa",
+            json!({"operation_ttls": {"qa": 1}}),
+            json!({"operation_ttls": {"qa": 0}}),
+        ),
+        (
+            "operation_ttls.Bad",
+            json!({"operation_ttls": {"good_op": 5}}),
+            json!({"operation_ttls": {"Bad": 5}}),
+        ),
+        (
+            "default_ttl",
+            json!({"default_ttl": 1}),
+            json!({"default_ttl": 0}),
+        ),
+        (
+            "l1_max_ttl",
+            json!({"l1_max_ttl": 1}),
+            json!({"l1_max_ttl": 0}),
+        ),
+        (
+            "ttl_jitter",
+            json!({"ttl_jitter": 0.5}),
+            json!({"ttl_jitter": 0.6}),
+        ),
+        (
+            "hash_algorithm",
+            json!({"hash_algorithm": "blake3"}),
+            json!({"hash_algorithm": "md5"}),
+        ),
+        (
+            "compression_algorithm",
+            json!({"compression_algorithm": "lz4"}),
+            json!({"compression_algorithm": "zstd"}),
+        ),
+        (
+            "compression_level",
+            json!({}),
+            json!({"compression_level": 3}),
+        ),
+        (
+            "compression_threshold",
+            json!({"compression_threshold": 0}),
+            json!({"compression_threshold": 20_000_000}),
+        ),
+        (
+            "memory_cache_size",
+            json!({"memory_cache_size": 1}),
+            json!({"memory_cache_size": 0}),
+        ),
+        (
+            "memory_cache_bytes",
+            json!({"memory_cache_bytes": 4096}),
+            json!({"memory_cache_bytes": 4095}),
+        ),
+        (
+            "max_value_size",
+            json!({"max_value_size": 1}),
+            json!({"max_value_size": 0}),
+        ),
+        (
+            "command_timeout_ms",
+            json!({"command_timeout_ms": 1}),
+            json!({"command_timeout_ms": 0}),
+        ),
+        (
+            "connect_timeout_ms",
+            json!({"connect_timeout_ms": 1}),
+            json!({"connect_timeout_ms": 0}),
+        ),
+        (
+            "tenant",
+            json!({"tenant": "team-a_1"}),
+            json!({"tenant": "{hash}"}),
+        ),
+        (
+            "redis_url",
+            json!({"redis_url": "redis+unix:///tmp/r.sock"}),
+            json!({"redis_url": "mysql://h"}),
+        ),
+        (
+            "use_tls",
+            json!({"redis_url": "redis://h", "use_tls": false}),
+            json!({"redis_url": "rediss://h"}),
+        ),
+        (
+            "redis_auth",
+            json!({"redis_url": "redis://:same@h", "redis_auth": "same"}),
+            json!({"redis_url": "redis://:one@h", "redis_auth": "two"}),
+        ),
+        (
+            "enable_l1_cache",
+            json!({"redis_url": "redis://h", "enable_l1_cache": false}),
+            json!({"enable_l1_cache": false}),
+        ),
+    ];
+    for (field, valid, invalid) in rules {
+        let ok = base.merge(&valid).unwrap().validate();
+        assert!(ok.is_valid(), "{field}: {valid} should be valid: {ok:?}");
+        let bad = base.merge(&invalid).unwrap().validate();
+        assert!(
+            bad.errors.iter().any(|e| e.field == field),
+            "{field}: {invalid}: {bad:?}"
+        );
+    }
+    let production = AIResponseCacheConfig::preset("production").unwrap();
+    assert_eq!(production.validate().errors[0].field, "redis_url");
+    let warnings = base
+        .merge(&json!({"redis_auth": "x", "enable_l1_cache": true}))
+        .unwrap()
+        .validate()
+        .warnings;
+    assert_eq!(
+        warnings[0].field, "redis_auth",
+        "a password without a URL is unused"
+    );
+}
