@@ -1,7 +1,8 @@
 //! aicache in front of a (simulated) LLM: misses, hits, the time saved, and a summary.
 //!
-//! Runs memory-only by default. Set `AICACHE_REDIS_URL` (or the conventional `REDIS_URL`) to use
-//! Redis as the shared second tier:
+//! Runs memory-only by default. The configuration comes from the environment (every `AICACHE_*`
+//! variable of `docs/configuration.md`); set `AICACHE_REDIS_URL` (or the conventional `REDIS_URL`)
+//! to use Redis as the shared second tier:
 //!
 //! ```text
 //! cargo run --example quickstart
@@ -11,7 +12,9 @@
 
 use std::time::Duration;
 
-use aicache::{AIResponseCache, AiCacheConfig, AiRequest, L2Health, RequestControls, Source};
+use aicache::{
+    AIResponseCache, AIResponseCacheConfig, AiRequest, L2Health, RequestControls, Source,
+};
 
 /// Stands in for an LLM: slow, and the same input gives the same answer.
 async fn call_model(operation: &str, text: &str) -> Result<String, std::io::Error> {
@@ -23,14 +26,9 @@ async fn call_model(operation: &str, text: &str) -> Result<String, std::io::Erro
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> aicache::Result<()> {
-    let redis_url = std::env::var("AICACHE_REDIS_URL")
-        .or_else(|_| std::env::var("REDIS_URL"))
-        .ok();
-    let mut config = AiCacheConfig::default().with_tenant("quickstart");
-    if let Some(url) = redis_url {
-        config = config.with_redis_url(url);
-    }
-    let cache: AIResponseCache<String> = AIResponseCache::connect(config).await?;
+    let config =
+        AIResponseCacheConfig::from_env()?.merge(&serde_json::json!({"tenant": "quickstart"}))?;
+    let cache: AIResponseCache<String> = config.build_ai_cache().await?;
     match cache.health().await.map(|h| h.l2) {
         None => println!("mode: memory-only (set AICACHE_REDIS_URL to add Redis)"),
         Some(L2Health::Connected { latency }) => {
