@@ -130,6 +130,16 @@ impl CacheParameterMapper {
                 "memory_cache_size is the old name of l1_cache_size: give one",
             ));
         }
+        if params.contains_key("compression_level")
+            && params.get("compression_algorithm").and_then(Value::as_str) != Some("zstd")
+        {
+            r.error(ValidationIssue::new(
+                "compression_level",
+                &params["compression_level"],
+                "only with compression_algorithm = \"zstd\"",
+                "LZ4 has no levels (the seed's 1..9 came from zlib): remove it, or choose zstd",
+            ));
+        }
         if params.get("enable_l1_cache") == Some(&Value::Bool(false))
             && (params.contains_key("l1_cache_size") || params.contains_key("memory_cache_size"))
         {
@@ -187,20 +197,17 @@ impl CacheParameterMapper {
                     "give a boolean",
                 ));
             }
-            "compression_algorithm" if value.as_str() != Some("lz4") => {
+            "compression_algorithm" if !matches!(value.as_str(), Some("lz4" | "zstd")) => {
                 r.error(ValidationIssue::new(
                     name,
                     value,
-                    "\"lz4\"",
-                    "this build compresses with LZ4 only",
+                    "\"lz4\" or \"zstd\"",
+                    "lz4 is the fast default; zstd compresses smaller",
                 ));
             }
-            "compression_level" => r.error(ValidationIssue::new(
-                name,
-                value,
-                "unset",
-                "compression_level applies to zstd; LZ4 has no levels, so remove it",
-            )),
+            "compression_level" => {
+                int_in(r, name, value, 1..=22);
+            }
             "hash_algorithm"
                 if value
                     .as_str()
@@ -303,6 +310,13 @@ impl CacheParameterMapper {
                 "redis_url" => config.redis.redis_url = value.as_str().map(String::from),
                 "default_ttl" => config.redis.default_ttl = secs(value),
                 "compression_threshold" => config.redis.compression_threshold = size(value),
+                "compression_algorithm" if value.as_str() == Some("zstd") => {
+                    config.redis.compression = cache_core::frame::Compression::Zstd;
+                }
+                "compression_level" => {
+                    config.redis.compression_level =
+                        value.as_i64().and_then(|level| i32::try_from(level).ok());
+                }
                 "l1_cache_size" => {
                     let l1 = config.l1.take().unwrap_or_default();
                     config.l1 = Some(l1.with_max_entries(size(value)));
@@ -411,6 +425,15 @@ mod tests {
         assert_eq!(config.ttl_for("qa"), Duration::from_secs(60));
         assert_eq!(config.text_size_tiers, TierThresholds::new(10, 20, 30));
         assert_eq!(config.text_hash_threshold, 500);
+        let zstd = json!({"compression_algorithm": "zstd", "compression_level": 19});
+        let config =
+            CacheParameterMapper::apply(zstd.as_object().unwrap(), AiCacheConfig::default())
+                .unwrap();
+        assert_eq!(
+            config.redis.compression,
+            cache_core::frame::Compression::Zstd
+        );
+        assert_eq!(config.redis.compression_level, Some(19));
         let bad = json!({"default_ttl": 0});
         assert!(
             CacheParameterMapper::apply(bad.as_object().unwrap(), AiCacheConfig::default())

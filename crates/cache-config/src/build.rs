@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use cache_ai::{AIResponseCache, AiCacheConfig, HashAlgorithm, TierThresholds};
 use cache_core::Result;
+use cache_core::frame::Compression;
 use cache_memory::MemoryCacheConfig;
 use cache_redis::{GenericRedisCache, RedisCacheConfig};
 use serde::Serialize;
@@ -64,6 +65,14 @@ impl AIResponseCacheConfig {
             .with_l1(self.to_memory_cache_config())
             .with_l1_max_ttl(Duration::from_secs(self.l1_max_ttl))
             .with_compression_threshold(self.compression_threshold)
+            .with_compression(match self.compression_algorithm.as_str() {
+                "zstd" => Compression::Zstd,
+                _ => Compression::Lz4,
+            })
+            .with_compression_level(
+                self.compression_level
+                    .and_then(|level| i32::try_from(level).ok()),
+            )
             .with_max_value_size(self.max_value_size)
             .with_command_timeout(Duration::from_millis(self.command_timeout_ms))
             .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms));

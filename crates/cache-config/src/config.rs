@@ -162,10 +162,10 @@ pub struct AIResponseCacheConfig {
     pub l1_max_ttl: u64,
     /// Values larger than this many bytes are compressed (when that saves space).
     pub compression_threshold: usize,
-    /// The compression algorithm: `lz4`.
+    /// The compression algorithm: `lz4` (fast, the default) or `zstd` (smaller).
     #[serde(deserialize_with = "lenient_string")]
     pub compression_algorithm: String,
-    /// A compression level, for algorithms that have levels (zstd); unset for LZ4.
+    /// The zstd level, 1..=22 (unset means 6); must be unset with LZ4.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression_level: Option<i64>,
     /// Texts longer than this many characters are hashed in the legacy (Python) key format.

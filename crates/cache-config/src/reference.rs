@@ -90,20 +90,20 @@ const FIELDS: &[Field] = &[
     Field {
         name: "compression_threshold",
         kind: "bytes",
-        rule: "0..=16777216; larger values are LZ4-compressed when that saves space",
+        rule: "0..=16777216; larger values are compressed when that saves space",
         example: "1000",
     },
     Field {
         name: "compression_algorithm",
         kind: "string",
-        rule: "lz4",
-        example: "\"lz4\"",
+        rule: "lz4 or zstd",
+        example: "\"zstd\"",
     },
     Field {
         name: "compression_level",
         kind: "integer",
-        rule: "must be unset with lz4 (LZ4 has no levels)",
-        example: "(unset)",
+        rule: "zstd only: 1..=22 (unset means 6); must be unset with lz4",
+        example: "3",
     },
     Field {
         name: "text_hash_threshold",
@@ -268,7 +268,7 @@ A test suite against a throwaway Redis:
 | `REDIS_PASSWORD`, `redis_auth` | `AICACHE_REDIS_AUTH` (`redis_auth`) |
 | `AI_CACHE_DEFAULT_TTL`, `AI_CACHE_MEMORY_CACHE_SIZE`, `AI_CACHE_TEXT_HASH_THRESHOLD`, `AI_CACHE_COMPRESSION_THRESHOLD`, `AI_CACHE_HASH_ALGORITHM` | `AICACHE_DEFAULT_TTL`, `AICACHE_MEMORY_CACHE_SIZE`, `AICACHE_TEXT_HASH_THRESHOLD`, `AICACHE_COMPRESSION_THRESHOLD`, `AICACHE_HASH_ALGORITHM` |
 | `AI_CACHE_TEXT_SIZE_TIERS` / `AI_CACHE_OPERATION_TTLS` (JSON) | `AICACHE_TEXT_SIZE_TIERS__SMALL=…`, `AICACHE_OPERATION_TTLS__SUMMARIZE=…` |
-| `AI_CACHE_COMPRESSION_LEVEL` | not used: LZ4 has no levels |
+| `AI_CACHE_COMPRESSION_LEVEL` (zlib 1..9) | `AICACHE_COMPRESSION_LEVEL` with `compression_algorithm = \"zstd\"` (1..=22); LZ4 has no levels |
 | `AI_CACHE_ENABLE_L1_CACHE` | `AICACHE_ENABLE_L1_CACHE` |
 | `l1_cache_size` | `memory_cache_size` |
 | presets `development` / `testing` / `production` | `development` / `testing` / `production` (testing is its own preset here, not development) |
@@ -285,7 +285,8 @@ In the original none of this reached the cache (its factory ignored the presets'
 - `l1_max_ttl`: how stale another instance's L1 may be after an invalidation; lower it if
   answers change often.
 - `compression_threshold`: LZ4 runs at GB/s; the default 1000 bytes trades little CPU for Redis
-  memory and bandwidth on long answers.
+  memory and bandwidth on long answers. `compression_algorithm = \"zstd\"` stores long answers
+  smaller at some CPU cost; its `compression_level` trades more CPU (19) for smaller still.
 - `command_timeout_ms`: the most a slow Redis can add to a request; keep it well under the model's
   latency.
 - `hash_algorithm = \"blake3\"`: faster keys for texts over a few kilobytes.

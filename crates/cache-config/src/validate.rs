@@ -131,23 +131,29 @@ impl AIResponseCacheConfig {
                 "pick one of them",
             );
         }
-        if self.compression_algorithm != "lz4" {
-            err(
-                &mut r,
-                "compression_algorithm",
-                format!("{:?}", self.compression_algorithm),
-                "lz4",
-                "this build compresses with LZ4 (zstd is not built in)",
-            );
-        }
-        if let Some(level) = self.compression_level {
-            err(
+        match (self.compression_algorithm.as_str(), self.compression_level) {
+            ("lz4", Some(level)) => err(
                 &mut r,
                 "compression_level",
-                level.to_string(),
+                level,
                 "unset with lz4",
-                "LZ4 has no levels (the seed's 1..9 came from zlib): remove compression_level",
-            );
+                "LZ4 has no levels (the seed's 1..9 came from zlib): remove it, or choose zstd",
+            ),
+            ("zstd", Some(level)) if !(1..=22).contains(&level) => err(
+                &mut r,
+                "compression_level",
+                level,
+                "1..=22 with zstd",
+                "3 is fast, 19 is small; unset means 6",
+            ),
+            ("lz4" | "zstd", _) => {}
+            (other, _) => err(
+                &mut r,
+                "compression_algorithm",
+                format!("{other:?}"),
+                "lz4, zstd",
+                "lz4 is the fast default; zstd compresses smaller",
+            ),
         }
         if self.compression_threshold > 16 * 1024 * 1024 {
             err(

@@ -2,8 +2,8 @@
 //!
 //! A frame is a fixed header (magic, version, flags, timestamps, original size, text tier), two short
 //! strings (operation, AI version), an optional encryption key id, and the payload. The payload is
-//! the caller's bytes ([`Codec::Raw`]) or a MessagePack document ([`Codec::MessagePack`]), LZ4
-//! compressed when it is larger than the compression threshold and compression saves space, and
+//! the caller's bytes ([`Codec::Raw`]) or a MessagePack document ([`Codec::MessagePack`]), LZ4 (or
+//! zstd) compressed when it is larger than the compression threshold and compression saves space, and
 //! optionally encrypted through a [`Cipher`]. `docs/frame.md` in the repository documents the layout
 //! byte by byte, with test vectors.
 //!
@@ -30,6 +30,8 @@ pub const FRAME_VERSION: u8 = 1;
 pub const MAX_LABEL_LEN: usize = 255;
 /// The latest timestamp a frame may carry: the end of year 9999, in milliseconds since the epoch.
 pub const MAX_TIMESTAMP_MS: u64 = 253_402_300_799_999;
+/// The zstd level used when none is configured (the seed's default).
+pub const DEFAULT_ZSTD_LEVEL: i32 = 6;
 /// Default limit on a decoded payload: 64 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
@@ -75,6 +77,8 @@ pub enum Compression {
     None,
     /// LZ4 block format (lz4_flex), without a size prefix: the frame header carries the size.
     Lz4,
+    /// A zstd frame (with its content size), at the codec's level.
+    Zstd,
 }
 
 impl Compression {
@@ -82,6 +86,7 @@ impl Compression {
         match self {
             Self::None => 0,
             Self::Lz4 => 1,
+            Self::Zstd => 2,
         }
     }
 
@@ -89,6 +94,7 @@ impl Compression {
         match bits {
             0 => Ok(Self::None),
             1 => Ok(Self::Lz4),
+            2 => Ok(Self::Zstd),
             other => Err(corrupted("unknown compression").with_context("compression", other)),
         }
     }
@@ -243,6 +249,7 @@ pub struct EncodedFrame {
 pub struct FrameCodec {
     compression_threshold: usize,
     compression: Compression,
+    zstd_level: i32,
     max_payload: usize,
     cipher: Option<Arc<dyn Cipher>>,
 }
@@ -252,6 +259,7 @@ impl fmt::Debug for FrameCodec {
         f.debug_struct("FrameCodec")
             .field("compression_threshold", &self.compression_threshold)
             .field("compression", &self.compression)
+            .field("zstd_level", &self.zstd_level)
             .field("max_payload", &self.max_payload)
             .field("encrypted", &self.cipher.is_some())
             .finish()
@@ -270,6 +278,7 @@ impl FrameCodec {
         Self {
             compression_threshold: 1000,
             compression: Compression::Lz4,
+            zstd_level: DEFAULT_ZSTD_LEVEL,
             max_payload: DEFAULT_MAX_PAYLOAD,
             cipher: None,
         }
@@ -288,6 +297,14 @@ impl FrameCodec {
     #[must_use]
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
+        self
+    }
+
+    /// The zstd level (1..=22; higher is smaller and slower), used with [`Compression::Zstd`].
+    /// Default: 6 (the seed's level).
+    #[must_use]
+    pub fn with_zstd_level(mut self, level: i32) -> Self {
+        self.zstd_level = level;
         self
     }
 
@@ -338,12 +355,16 @@ impl FrameCodec {
         let operation = label_bytes("operation", meta.operation.as_deref())?;
         let ai_version = label_bytes("ai_version", meta.ai_version.as_deref())?;
 
-        let compressed = match self.compression {
-            Compression::Lz4 if payload.len() > self.compression_threshold => {
-                let packed = lz4_flex::block::compress(payload);
-                (packed.len() < payload.len()).then_some(packed)
+        let compressed = if payload.len() > self.compression_threshold {
+            match self.compression {
+                Compression::Lz4 => Some(lz4_flex::block::compress(payload)),
+                // A zstd failure (an out-of-range level) stores the payload as it is.
+                Compression::Zstd => zstd::bulk::compress(payload, self.zstd_level).ok(),
+                Compression::None => None,
             }
-            _ => None,
+            .filter(|packed| packed.len() < payload.len())
+        } else {
+            None
         };
         let compression = if compressed.is_some() {
             self.compression
@@ -476,6 +497,27 @@ impl FrameCodec {
                     .map_err(|e| corrupted("LZ4 payload does not decompress").with_source(e))?;
                 if written != original_size {
                     return Err(corrupted("LZ4 payload has the wrong decompressed size")
+                        .with_context("expected", original_size)
+                        .with_context("got", written));
+                }
+                Bytes::from(out)
+            }
+            Compression::Zstd => {
+                // The zstd frame states its content size; it must match the header before anything
+                // is allocated.
+                let declared = zstd::zstd_safe::get_frame_content_size(&body)
+                    .ok()
+                    .flatten()
+                    .and_then(|size| usize::try_from(size).ok());
+                if declared != Some(original_size) {
+                    return Err(corrupted("zstd payload does not state the header's size")
+                        .with_context("expected", original_size));
+                }
+                let mut out = vec![0u8; original_size];
+                let written = zstd::bulk::decompress_to_buffer(&body, &mut out)
+                    .map_err(|e| corrupted("zstd payload does not decompress").with_source(e))?;
+                if written != original_size {
+                    return Err(corrupted("zstd payload has the wrong decompressed size")
                         .with_context("expected", original_size)
                         .with_context("got", written));
                 }

@@ -191,6 +191,11 @@ impl GenericRedisCache {
         };
         let codec = FrameCodec::new()
             .with_compression(config.compression)
+            .with_zstd_level(
+                config
+                    .compression_level
+                    .unwrap_or(cache_core::frame::DEFAULT_ZSTD_LEVEL),
+            )
             .with_compression_threshold(config.compression_threshold)
             .with_max_payload(config.max_value_size);
         let prefix = format!("{}:", config.key_prefix);

@@ -39,6 +39,9 @@ pub struct RedisCacheConfig {
     pub compression_threshold: usize,
     /// The compression algorithm above the threshold. Default: LZ4.
     pub compression: Compression,
+    /// The zstd level (1..=22); only with [`Compression::Zstd`], where unset means 6. Setting it
+    /// with LZ4 is a validation error (LZ4 has no levels). Default: unset.
+    pub compression_level: Option<i32>,
     /// The largest value accepted, in bytes. Default: 64 MiB.
     pub max_value_size: usize,
     /// The limit on every Redis command, ours (not only redis-rs's). Default: 500 ms.
@@ -63,6 +66,7 @@ impl Default for RedisCacheConfig {
             l1_max_ttl: Duration::from_secs(300),
             compression_threshold: 1000,
             compression: Compression::Lz4,
+            compression_level: None,
             max_value_size: DEFAULT_MAX_PAYLOAD,
             command_timeout: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(2),
@@ -83,6 +87,7 @@ impl fmt::Debug for RedisCacheConfig {
             .field("l1_max_ttl", &self.l1_max_ttl)
             .field("compression_threshold", &self.compression_threshold)
             .field("compression", &self.compression)
+            .field("compression_level", &self.compression_level)
             .field("max_value_size", &self.max_value_size)
             .field("command_timeout", &self.command_timeout)
             .field("connect_timeout", &self.connect_timeout)
@@ -168,6 +173,13 @@ impl RedisCacheConfig {
     #[must_use]
     pub fn with_compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
+        self
+    }
+
+    /// Sets [`compression_level`](Self::compression_level).
+    #[must_use]
+    pub fn with_compression_level(mut self, level: Option<i32>) -> Self {
+        self.compression_level = level;
         self
     }
 
@@ -267,6 +279,25 @@ impl RedisCacheConfig {
                 "without Redis and without L1 nothing would be cached: set redis_url or enable l1",
             )),
             None => {}
+        }
+        match (self.compression, self.compression_level) {
+            (Compression::Zstd, Some(level)) if !(1..=22).contains(&level) => {
+                r.error(ValidationIssue::new(
+                    "compression_level",
+                    level,
+                    "1..=22 (zstd)",
+                    "pick a zstd level; 3 is fast, 19 is small",
+                ));
+            }
+            (Compression::Lz4 | Compression::None, Some(level)) => {
+                r.error(ValidationIssue::new(
+                    "compression_level",
+                    level,
+                    "unset unless compression is zstd",
+                    "LZ4 has no levels: remove compression_level or choose zstd",
+                ));
+            }
+            _ => {}
         }
         if self.max_value_size == 0 || self.max_value_size > 512 * 1024 * 1024 {
             r.error(ValidationIssue::new(

@@ -162,6 +162,72 @@ fn compression_only_above_threshold_and_only_when_smaller() {
     );
 }
 
+fn words(count: usize) -> Vec<u8> {
+    let dictionary = [
+        "cache", "model", "answer", "prompt", "token", "latency", "redis", "tier",
+    ];
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(dictionary[usize::try_from(state % 8).unwrap()].as_bytes());
+        out.push(b' ');
+    }
+    out
+}
+
+#[test]
+fn zstd_roundtrips_and_its_level_changes_the_size() {
+    let payload = words(4000);
+    let meta = FrameMeta::new(CACHED, EXPIRES);
+    let fast = FrameCodec::new()
+        .with_compression(Compression::Zstd)
+        .with_zstd_level(1);
+    let small = FrameCodec::new()
+        .with_compression(Compression::Zstd)
+        .with_zstd_level(19);
+    let a = fast.encode("k", &meta, Codec::Raw, &payload).unwrap();
+    let b = small.encode("k", &meta, Codec::Raw, &payload).unwrap();
+    assert_eq!(a.compression, Compression::Zstd);
+    assert!(
+        b.bytes.len() < a.bytes.len(),
+        "level 19 ({}) < level 1 ({})",
+        b.bytes.len(),
+        a.bytes.len()
+    );
+    for encoded in [a, b] {
+        let frame = fast.decode("k", Bytes::from(encoded.bytes)).unwrap();
+        assert_eq!(frame.payload.as_ref(), &payload[..]);
+    }
+    let lz4 = FrameCodec::new()
+        .encode("k", &meta, Codec::Raw, &payload)
+        .unwrap();
+    assert_eq!(lz4.compression, Compression::Lz4);
+}
+
+#[test]
+fn a_zstd_frame_that_lies_about_its_size_is_corrupted() {
+    let codec = FrameCodec::new()
+        .with_compression(Compression::Zstd)
+        .with_compression_threshold(16);
+    let mut bytes = codec
+        .encode(
+            "k",
+            &FrameMeta::new(CACHED, EXPIRES),
+            Codec::Raw,
+            &b"abcd".repeat(64),
+        )
+        .unwrap()
+        .bytes;
+    bytes[21..25].copy_from_slice(&(32u32 << 20).to_be_bytes());
+    assert_eq!(
+        codec.decode("k", Bytes::from(bytes)).unwrap_err().kind(),
+        ErrorKind::Corrupted
+    );
+}
+
 #[test]
 fn every_truncation_is_corrupted_not_a_panic() {
     let codec = FrameCodec::new().with_compression_threshold(16);
