@@ -71,6 +71,29 @@ macro_rules! until {
     }};
 }
 
+/// The baseline of every L2 row: raw redis-rs `GET` of `key` on one multiplexed connection.
+async fn raw_get_throughput(
+    raw: &redis::aio::MultiplexedConnection,
+    key: &str,
+    tasks: usize,
+    duration: Duration,
+) -> f64 {
+    throughput(tasks, duration, |deadline| {
+        let (mut conn, key) = (raw.clone(), key.to_string());
+        async move {
+            until!(deadline, {
+                let got: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+                assert!(got.is_some());
+            })
+        }
+    })
+    .await
+}
+
 async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) -> Row {
     let name = format!(
         "l2_hit_{}_c{tasks}",
@@ -113,23 +136,8 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
             })
             .await,
         );
-        row.baseline.push(
-            throughput(tasks, plan.round_time, |deadline| {
-                let mut conn = raw.clone();
-                let rk = redis_key.clone();
-                async move {
-                    until!(deadline, {
-                        let got: Option<Vec<u8>> = redis::cmd("GET")
-                            .arg(&rk)
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap();
-                        assert!(got.is_some());
-                    })
-                }
-            })
-            .await,
-        );
+        row.baseline
+            .push(raw_get_throughput(&raw, &redis_key, tasks, plan.round_time).await);
     }
     row
 }
@@ -282,22 +290,8 @@ async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
             })
             .await,
         );
-        row.baseline.push(
-            throughput(50, plan.round_time, |deadline| {
-                let (mut conn, full_key) = (raw.clone(), full_key.clone());
-                async move {
-                    until!(deadline, {
-                        let got: Option<Vec<u8>> = redis::cmd("GET")
-                            .arg(&full_key)
-                            .query_async(&mut conn)
-                            .await
-                            .unwrap();
-                        assert!(got.is_some());
-                    })
-                }
-            })
-            .await,
-        );
+        row.baseline
+            .push(raw_get_throughput(&raw, &full_key, 50, plan.round_time).await);
     }
     row
 }

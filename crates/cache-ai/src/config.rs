@@ -50,18 +50,21 @@ pub struct AiCacheConfig {
     pub monitoring_enabled: bool,
 }
 
+/// The seed's per-operation TTLs, in seconds (DESIGN §6).
+pub const DEFAULT_OPERATION_TTLS: &[(&str, u64)] = &[
+    ("summarize", 7200),
+    ("sentiment", 86_400),
+    ("key_points", 7200),
+    ("questions", 3600),
+    ("qa", 1800),
+];
+
 impl Default for AiCacheConfig {
     fn default() -> Self {
-        let operation_ttls = [
-            ("summarize", 7200),
-            ("sentiment", 86_400),
-            ("key_points", 7200),
-            ("questions", 3600),
-            ("qa", 1800),
-        ]
-        .into_iter()
-        .map(|(op, secs)| (op.to_string(), Duration::from_secs(secs)))
-        .collect();
+        let operation_ttls = DEFAULT_OPERATION_TTLS
+            .iter()
+            .map(|(op, secs)| ((*op).to_string(), Duration::from_secs(*secs)))
+            .collect();
         Self {
             redis: RedisCacheConfig::default(),
             l1: Some(MemoryCacheConfig::default()),

@@ -48,7 +48,7 @@ pub use cache::{
     AIResponseCache, Admission, AiCacheStats, CachedResponse, Computed, OperationStats,
     ResponseMetadata, Source,
 };
-pub use config::{AI_VERSION, AiCacheConfig, KEY_NAMESPACE};
+pub use config::{AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE};
 pub use controls::RequestControls;
 pub use keys::{
     AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,

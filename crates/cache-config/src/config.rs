@@ -187,16 +187,10 @@ pub struct AIResponseCacheConfig {
 
 impl Default for AIResponseCacheConfig {
     fn default() -> Self {
-        let operation_ttls = [
-            ("summarize", 7200),
-            ("sentiment", 86_400),
-            ("key_points", 7200),
-            ("questions", 3600),
-            ("qa", 1800),
-        ]
-        .into_iter()
-        .map(|(op, secs)| (op.to_string(), secs))
-        .collect();
+        let operation_ttls = cache_ai::DEFAULT_OPERATION_TTLS
+            .iter()
+            .map(|(op, secs)| ((*op).to_string(), *secs))
+            .collect();
         Self {
             extends: None,
             redis_url: None,
