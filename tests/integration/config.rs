@@ -348,11 +348,6 @@ fn every_validation_rule_has_a_valid_and_an_invalid_case() {
     // (field, a valid override, an invalid override)
     let rules = [
         (
-            "extends",
-            json!({"extends": "embedded"}),
-            json!({"extends": "nope"}),
-        ),
-        (
             "text_hash_threshold",
             json!({"text_hash_threshold": 500}),
             json!({"text_hash_threshold": 0}),
@@ -467,6 +462,11 @@ fn every_validation_rule_has_a_valid_and_an_invalid_case() {
             "{field}: {invalid}: {bad:?}"
         );
     }
+    let mut named = AIResponseCacheConfig::default();
+    named.extends = Some("embedded".into());
+    assert!(named.validate().is_valid());
+    named.extends = Some("nope".into());
+    assert_eq!(named.validate().errors[0].field, "extends");
     let production = AIResponseCacheConfig::preset("production").unwrap();
     assert_eq!(production.validate().errors[0].field, "redis_url");
     let warnings = base
@@ -535,5 +535,124 @@ async fn zstd_and_its_level_reach_redis() {
     assert!(
         sizes[2] < sizes[1],
         "level 19 stores smaller than level 1: {sizes:?}"
+    );
+}
+
+#[test]
+fn secrets_never_leak_from_parsing_serializing_or_merging() {
+    let broken = AIResponseCacheConfig::from_toml("redis_auth = hunter2\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !broken.contains("hunter2") && broken.contains("line 1"),
+        "{broken}"
+    );
+    let base = AIResponseCacheConfig::default()
+        .merge(&json!({"redis_url": "redis://:p4ss/w?rd@h:6379/0"}))
+        .unwrap();
+    assert_eq!(
+        base.redis_url.as_deref(),
+        Some("redis://:p4ss/w?rd@h:6379/0")
+    );
+    for shown in [
+        format!("{base:?}"),
+        base.to_string(),
+        serde_json::to_string(&base).unwrap(),
+    ] {
+        assert!(!shown.contains("p4ss"), "{shown}");
+    }
+    let merged = base.merge(&json!({"default_ttl": 60})).unwrap();
+    assert_eq!(
+        merged.redis_url, base.redis_url,
+        "merging keeps the real URL"
+    );
+    let mapped = aicache::CacheParameterMapper::map(
+        json!({"redis_password": "topsecret"}).as_object().unwrap(),
+    );
+    assert!(!format!("{:?}", mapped.validation).contains("topsecret"));
+}
+
+#[test]
+fn environment_strings_nulls_and_presets_behave() {
+    let vars = env(&[
+        ("AICACHE_TENANT", "007"),
+        ("AICACHE_HASH_ALGORITHM", "blake3"),
+    ]);
+    let config = AIResponseCacheConfig::load_with_env(None, vars).unwrap();
+    assert_eq!(
+        config.tenant.as_deref(),
+        Some("007"),
+        "a string setting keeps its leading zeros"
+    );
+    let unset = AIResponseCacheConfig::from_yaml("redis_url: ~\ntenant: null\n").unwrap();
+    assert_eq!((unset.redis_url, unset.tenant), (None, None));
+    let err = AIResponseCacheConfig::default()
+        .merge(&json!({"extends": "production"}))
+        .unwrap_err();
+    assert!(err.to_string().contains("preset"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(&dir, "bad-preset.yaml", "extends: nope\n");
+    let err = AIResponseCacheConfig::from_file(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad-preset.yaml") && err.contains("extends"),
+        "{err}"
+    );
+    let unknown = AIResponseCacheConfig::load_with_env(None, env(&[("AICACHE_DEFUALT_TTL", "5")]))
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("defualt_ttl"),
+        "a misspelt variable is an error: {unknown}"
+    );
+}
+
+#[test]
+fn urls_passwords_and_tls_are_checked() {
+    let base = AIResponseCacheConfig::default();
+    let check = |overrides: Value| base.merge(&overrides).unwrap().validate();
+    assert!(
+        !check(json!({"redis_url": "redis://h:abc"})).is_valid(),
+        "an unparseable port"
+    );
+    assert!(
+        check(json!({"redis_url": "redis://:p%40ss@h", "redis_auth": "p@ss"})).is_valid(),
+        "decoded before comparing"
+    );
+    assert!(
+        !check(json!({"redis_url": "redis+unix:///tmp/r.sock?pass=one", "redis_auth": "two"}))
+            .is_valid()
+    );
+    assert_eq!(check(json!({"use_tls": true})).warnings[0].field, "use_tls");
+    assert!(
+        !check(json!({"key_prefix": "aicache"})).is_valid(),
+        "would overlap the AI namespace"
+    );
+    assert!(
+        !check(json!({"reconnect_min_delay_ms": 500, "reconnect_max_delay_ms": 100})).is_valid()
+    );
+}
+
+#[tokio::test]
+async fn the_generic_cache_keeps_out_of_the_ai_namespace() {
+    let server = server();
+    let config = AIResponseCacheConfig::default()
+        .merge(&json!({"redis_url": server.url(), "tenant": "acme", "command_timeout_ms": 2000}))
+        .unwrap();
+    let ai = config.build_ai_cache::<Value>().await.unwrap();
+    let generic = config.build_generic_cache().await.unwrap();
+    assert_eq!(generic.config().key_prefix, "aicache:kv:t:acme");
+    let key = ai.key(&AiRequest::new("qa", "kept")).unwrap();
+    ai.put(&key, json!({"a": 1}), &RequestControls::default())
+        .await
+        .unwrap();
+    generic
+        .set(&aicache::CacheKey::new("k").unwrap(), "v".into(), None)
+        .await
+        .unwrap();
+    assert_eq!(generic.clear().await.unwrap(), 1);
+    assert!(
+        ai.get(&key).await.unwrap().is_some(),
+        "the generic clear() left the AI answers alone"
     );
 }

@@ -62,7 +62,7 @@ fn run(mut cmd: Command) -> Outcome {
 }
 
 fn redis_server_binary() -> String {
-    std::env::var("AICACHE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_string())
 }
 
 fn redis_server_version() -> Option<String> {
@@ -93,7 +93,7 @@ fn ensure_redis_server() -> Outcome {
     if !Path::new("/etc/debian_version").exists() || !is_root() {
         return Err(format!(
             "`{}` is missing and cannot be installed automatically here. Install it (Debian/Ubuntu, \
-             as root: `{install}`), or point AICACHE_REDIS_SERVER at a redis-server binary.",
+             as root: `{install}`), or point REDIS_SERVER_BIN at a redis-server binary.",
             redis_server_binary()
         ));
     }
@@ -161,17 +161,42 @@ fn codegen(check: bool) -> Outcome {
     let mut cmd = cargo();
     cmd.args([
         "test",
-        "--quiet",
         "-p",
         "cache-config",
         "--lib",
         "--",
-        "docs_configuration_md_is_up_to_date",
+        "--exact",
+        "reference::tests::docs_configuration_md_is_up_to_date",
     ]);
-    if !check {
-        cmd.env("AICACHE_UPDATE_DOCS", "1");
+    if check {
+        cmd.env_remove("UPDATE_CONFIG_DOCS");
+    } else {
+        cmd.env("UPDATE_CONFIG_DOCS", "1");
     }
-    run(cmd)
+    println!("$ {cmd:?}");
+    let output = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        return Err(format!(
+            "docs/configuration.md is stale or its generator failed; run `cargo xtask codegen`\n{stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    // A renamed test would match nothing and pass vacuously: insist that it ran.
+    if !stdout.contains("test result: ok. 1 passed") {
+        return Err(format!("the docs generator test did not run:\n{stdout}"));
+    }
+    println!(
+        "xtask: docs/configuration.md {}",
+        if check {
+            "is up to date"
+        } else {
+            "regenerated"
+        }
+    );
+    Ok(())
 }
 
 fn ci() -> Outcome {

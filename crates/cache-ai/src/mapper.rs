@@ -108,9 +108,10 @@ impl CacheParameterMapper {
                 n if AI_PARAMETERS.contains(&n) => {
                     ai.insert(name.clone(), value.clone());
                 }
+                // An unknown name may be a secret (redis_password, …): never print its value.
                 _ => r.error(ValidationIssue::new(
                     name.clone(),
-                    value,
+                    "(value hidden)",
                     format!(
                         "one of {}",
                         [GENERIC_PARAMETERS, AI_PARAMETERS].concat().join(", ")
@@ -168,7 +169,7 @@ impl CacheParameterMapper {
                 if !ok {
                     let shown = value
                         .as_str()
-                        .map_or_else(|| value.to_string(), cache_redis::redact_url);
+                        .map_or_else(|| "(not a string)".to_string(), cache_redis::redact_url);
                     r.error(ValidationIssue::new(
                         name,
                         shown,
@@ -177,14 +178,15 @@ impl CacheParameterMapper {
                     ));
                 }
             }
+            // The same limits as cache-config's AIResponseCacheConfig::validate.
             "default_ttl" => {
-                int_in(r, name, value, 1..=31_536_000);
+                int_in(r, name, value, 1..=315_360_000);
             }
             "l1_cache_size" | "memory_cache_size" => {
-                int_in(r, name, value, 1..=10_000_000);
+                int_in(r, name, value, 1..=100_000_000);
             }
             "compression_threshold" => {
-                int_in(r, name, value, 0..=1_048_576);
+                int_in(r, name, value, 0..=16_777_216);
             }
             "text_hash_threshold" => {
                 int_in(r, name, value, 1..=100_000);
@@ -385,9 +387,9 @@ mod tests {
         }));
         let text = mapped.validation.into_result().unwrap_err().to_string();
         for needle in [
-            "redis_ur: got \"x\"",
-            "default_ttl: got \"600\", allowed an integer in 1..=31536000",
-            "l1_cache_size: got 0, allowed 1..=10000000",
+            "redis_ur: got (value hidden)",
+            "default_ttl: got \"600\", allowed an integer in 1..=315360000",
+            "l1_cache_size: got 0, allowed 1..=100000000",
             "compression_level",
             "text_size_tiers: got small=500, medium=100",
             "redis_url: got http://:***@h",

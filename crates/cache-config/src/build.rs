@@ -26,7 +26,8 @@ fn encode_userinfo(raw: &str) -> String {
     out
 }
 
-/// `url` with `password` as its AUTH password (kept when the URL already has one).
+/// `url` with `password` as its AUTH password (kept when the URL already has one: validation
+/// has checked that they agree).
 fn with_password(url: &str, password: &str) -> String {
     if crate::validate::url_password(url).is_some() {
         return url.to_string();
@@ -58,9 +59,27 @@ impl AIResponseCacheConfig {
         })
     }
 
+    /// The generic cache's namespace: `key_prefix`, else `aicache:kv` (with the tenant).
+    pub fn generic_key_prefix(&self) -> String {
+        match (&self.key_prefix, &self.tenant) {
+            (Some(prefix), _) => prefix.clone(),
+            (None, Some(tenant)) => format!("aicache:kv:t:{tenant}"),
+            (None, None) => "aicache:kv".to_string(),
+        }
+    }
+
     /// The generic (Redis tier) settings.
-    pub fn to_redis_cache_config(&self) -> RedisCacheConfig {
+    ///
+    /// # Errors
+    /// [`cache_core::ErrorKind::Config`] listing every validation error.
+    pub fn to_redis_cache_config(&self) -> Result<RedisCacheConfig> {
+        self.validate().into_result()?;
         let mut redis = RedisCacheConfig::default()
+            .with_key_prefix(self.generic_key_prefix())
+            .with_reconnect_delays(
+                Duration::from_millis(self.reconnect_min_delay_ms),
+                Duration::from_millis(self.reconnect_max_delay_ms),
+            )
             .with_default_ttl(Duration::from_secs(self.default_ttl))
             .with_l1(self.to_memory_cache_config())
             .with_l1_max_ttl(Duration::from_secs(self.l1_max_ttl))
@@ -83,7 +102,7 @@ impl AIResponseCacheConfig {
             };
             redis = redis.with_redis_url(url);
         }
-        redis
+        Ok(redis)
     }
 
     /// The AI cache's settings.
@@ -91,10 +110,9 @@ impl AIResponseCacheConfig {
     /// # Errors
     /// [`cache_core::ErrorKind::Config`] listing every validation error.
     pub fn to_ai_cache_config(&self) -> Result<AiCacheConfig> {
-        self.validate().into_result()?;
         let tiers = self.text_size_tiers;
         let mut config = AiCacheConfig::default()
-            .with_redis(self.to_redis_cache_config())
+            .with_redis(self.to_redis_cache_config()?)
             .with_l1(self.to_memory_cache_config())
             .with_hash_algorithm(HashAlgorithm::parse(&self.hash_algorithm)?)
             .with_text_size_tiers(TierThresholds::new(tiers.small, tiers.medium, tiers.large))
@@ -106,6 +124,8 @@ impl AIResponseCacheConfig {
             .map(|(op, secs)| (op.clone(), Duration::from_secs(*secs)))
             .collect();
         config.text_hash_threshold = self.text_hash_threshold;
+        config.stable_operations.clone_from(&self.stable_operations);
+        config.promotion_hit_threshold = self.promotion_hit_threshold;
         if let Some(tenant) = &self.tenant {
             config = config.with_tenant(tenant.clone());
         }
@@ -129,8 +149,7 @@ impl AIResponseCacheConfig {
     /// # Errors
     /// As [`build_ai_cache`](Self::build_ai_cache).
     pub async fn build_generic_cache(&self) -> Result<GenericRedisCache> {
-        self.validate().into_result()?;
-        GenericRedisCache::connect(self.to_redis_cache_config()).await
+        GenericRedisCache::connect(self.to_redis_cache_config()?).await
     }
 }
 

@@ -86,8 +86,19 @@ pub(crate) fn lenient_string<'de, D: Deserializer<'de>>(
     deserializer.deserialize_any(Visitor)
 }
 
+/// [`lenient_string`] for optional fields: `null` (or `~` in YAML) unsets the field.
 fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    lenient_string(d).map(Some)
+    Option::<figment::value::Value>::deserialize(d)?
+        .map(|value| lenient_string(&value).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// Serializes a Redis URL with its password replaced by `***`.
+fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_some(&cache_redis::redact_url(url)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Character thresholds of the text-size tiers.
@@ -129,10 +140,11 @@ pub struct AIResponseCacheConfig {
         deserialize_with = "lenient_opt_string"
     )]
     pub extends: Option<String>,
-    /// The Redis URL; unset means memory-only.
+    /// The Redis URL; unset means memory-only. Serialized with its password redacted.
     #[serde(
         skip_serializing_if = "Option::is_none",
-        deserialize_with = "lenient_opt_string"
+        deserialize_with = "lenient_opt_string",
+        serialize_with = "serialize_redacted_url"
     )]
     pub redis_url: Option<String>,
     /// The Redis password (AUTH), kept out of every printout.
@@ -146,6 +158,12 @@ pub struct AIResponseCacheConfig {
         deserialize_with = "lenient_opt_string"
     )]
     pub tenant: Option<String>,
+    /// The generic cache's namespace; unset means `aicache:kv` (or `aicache:kv:t:{tenant}`).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub key_prefix: Option<String>,
     /// TTL of operations without one of their own.
     pub default_ttl: u64,
     /// TTL per operation.
@@ -181,6 +199,14 @@ pub struct AIResponseCacheConfig {
     pub command_timeout_ms: u64,
     /// The limit on opening a Redis connection, in milliseconds.
     pub connect_timeout_ms: u64,
+    /// The first delay before probing an unavailable Redis again (it doubles), in milliseconds.
+    pub reconnect_min_delay_ms: u64,
+    /// The longest delay between probes of an unavailable Redis, in milliseconds.
+    pub reconnect_max_delay_ms: u64,
+    /// Operations whose medium texts are promoted into L1.
+    pub stable_operations: Vec<String>,
+    /// Hits after which any small or medium text of an operation is promoted into L1.
+    pub promotion_hit_threshold: u64,
     /// Record key-generation statistics.
     pub monitoring_enabled: bool,
 }
@@ -197,6 +223,7 @@ impl Default for AIResponseCacheConfig {
             redis_auth: None,
             use_tls: false,
             tenant: None,
+            key_prefix: None,
             default_ttl: 3600,
             operation_ttls,
             ttl_jitter: 0.0,
@@ -213,6 +240,12 @@ impl Default for AIResponseCacheConfig {
             max_value_size: 64 * 1024 * 1024,
             command_timeout_ms: 500,
             connect_timeout_ms: 2000,
+            reconnect_min_delay_ms: 100,
+            reconnect_max_delay_ms: 1000,
+            stable_operations: ["sentiment", "summarize", "key_points", "classify"]
+                .map(String::from)
+                .to_vec(),
+            promotion_hit_threshold: 10,
             monitoring_enabled: true,
         }
     }
@@ -229,6 +262,7 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("redis_auth", &self.redis_auth)
             .field("use_tls", &self.use_tls)
             .field("tenant", &self.tenant)
+            .field("key_prefix", &self.key_prefix)
             .field("default_ttl", &self.default_ttl)
             .field("operation_ttls", &self.operation_ttls)
             .field("ttl_jitter", &self.ttl_jitter)
@@ -245,6 +279,10 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("max_value_size", &self.max_value_size)
             .field("command_timeout_ms", &self.command_timeout_ms)
             .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("reconnect_min_delay_ms", &self.reconnect_min_delay_ms)
+            .field("reconnect_max_delay_ms", &self.reconnect_max_delay_ms)
+            .field("stable_operations", &self.stable_operations)
+            .field("promotion_hit_threshold", &self.promotion_hit_threshold)
             .field("monitoring_enabled", &self.monitoring_enabled)
             .finish()
     }
@@ -252,12 +290,10 @@ impl fmt::Debug for AIResponseCacheConfig {
 
 impl fmt::Display for AIResponseCacheConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // TOML with the password and the URL's password redacted.
-        let mut shown = self.clone();
-        shown.redis_url = shown.redis_url.as_deref().map(cache_redis::redact_url);
-        match toml::to_string(&shown) {
+        // TOML; serialization already redacts the password and the URL's password.
+        match toml::to_string(self) {
             Ok(text) => f.write_str(&text),
-            Err(_) => write!(f, "{shown:?}"),
+            Err(_) => write!(f, "{self:?}"),
         }
     }
 }

@@ -17,6 +17,16 @@ pub const ENV_PREFIX: &str = "AICACHE_";
 /// Fields whose values never appear in an error message.
 const SECRET_FIELDS: &[&str] = &["redis_auth", "redis_url"];
 
+/// Fields read from the environment as raw strings (so `007` stays `007`).
+const STRING_FIELDS: &[&str] = &[
+    "extends",
+    "redis_url",
+    "tenant",
+    "key_prefix",
+    "hash_algorithm",
+    "compression_algorithm",
+];
+
 /// The formats a configuration file can be written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -49,7 +59,14 @@ impl FileFormat {
 
     fn parse(self, text: &str) -> std::result::Result<Dict, String> {
         match self {
-            Self::Toml => toml::from_str(text).map_err(|e| e.to_string()),
+            // toml's own message quotes the offending line, which may hold a password: keep only
+            // the position and the short reason.
+            Self::Toml => toml::from_str(text).map_err(|e| {
+                let line = e.span().map_or(0, |span| {
+                    text[..span.start.min(text.len())].lines().count().max(1)
+                });
+                format!("{} at line {line}", e.message())
+            }),
             Self::Yaml => serde_norway::from_str(text).map_err(|e| e.to_string()),
             Self::Json => serde_json::from_str(text).map_err(|e| e.to_string()),
         }
@@ -162,8 +179,8 @@ fn env_layers(vars: impl IntoIterator<Item = (String, String)>) -> Vec<Box<dyn P
         let key = key.to_ascii_lowercase();
         match key.as_str() {
             "redis_auth" => password = Some(value),
-            "redis_url" => {
-                redis_url = true;
+            name if STRING_FIELDS.contains(&name) => {
+                redis_url |= name == "redis_url";
                 dict.insert(key, Value::from(value));
             }
             _ => {
@@ -224,7 +241,7 @@ fn map_figment_error(error: figment::Error) -> Error {
 /// Resolves layers in order (later wins, field by field, nested maps merged), starting from the
 /// defaults and the preset the last layer naming one `extends`.
 fn resolve(layers: Vec<Box<dyn Provider>>) -> Result<AIResponseCacheConfig> {
-    let mut extends: Option<String> = None;
+    let mut extends: Option<(String, String)> = None;
     for layer in &layers {
         if let Ok(data) = layer.data()
             && let Some(name) = data
@@ -232,14 +249,20 @@ fn resolve(layers: Vec<Box<dyn Provider>>) -> Result<AIResponseCacheConfig> {
                 .and_then(|dict| dict.get("extends"))
                 .and_then(Value::as_str)
         {
-            extends = Some(name.to_string());
+            let metadata = layer.metadata();
+            let origin = match &metadata.source {
+                Some(Source::File(path)) => format!("{} {}", metadata.name, path.display()),
+                _ => metadata.name.to_string(),
+            };
+            extends = Some((name.to_string(), origin));
         }
     }
     let mut figment = Figment::from(Serialized::defaults(AIResponseCacheConfig::default()));
-    if let Some(name) = &extends {
+    if let Some((name, origin)) = &extends {
         let preset = preset(name).ok_or_else(|| {
             let names: Vec<&str> = crate::presets::PRESETS.iter().map(|p| p.name).collect();
             Error::new(ErrorKind::Config, "unknown preset")
+                .with_context("source", origin)
                 .with_context("field", "extends")
                 .with_context("value", name)
                 .with_context("allowed", names.join(", "))
@@ -260,7 +283,11 @@ impl AIResponseCacheConfig {
     /// [`ErrorKind::Config`] naming the file and the key of any bad value. The result is not yet
     /// validated: call [`validate`](Self::validate), or let the `build_*` methods do it.
     pub fn load(file: Option<&Path>) -> Result<Self> {
-        Self::load_with_env(file, std::env::vars())
+        // Variables that are not UTF-8 cannot be ours; skip them rather than panic.
+        let vars = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        Self::load_with_env(file, vars)
     }
 
     /// [`load`](Self::load) with the environment given as name/value pairs (for tests, or for a
@@ -357,8 +384,19 @@ impl AIResponseCacheConfig {
     /// ```
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] when `overrides` is not a map or holds a bad value.
+    /// [`ErrorKind::Config`] when `overrides` is not a map, holds a bad value, or names a preset
+    /// (`extends` is resolved when loading: merge onto [`preset`](Self::preset) instead).
     pub fn merge(&self, overrides: &serde_json::Value) -> Result<Self> {
+        if overrides.get("extends").is_some() {
+            return Err(
+                Error::new(ErrorKind::Config, "merge does not apply presets")
+                    .with_context("field", "extends")
+                    .with_context(
+                        "fix",
+                        "start from AIResponseCacheConfig::preset(name) and merge onto it",
+                    ),
+            );
+        }
         let dict: Dict = serde_json::from_value(overrides.clone())
             .map_err(|e| Error::new(ErrorKind::Config, "overrides must be a map").with_source(e))?;
         // The password serializes as "***": restore it afterwards unless the overrides set one.
@@ -371,6 +409,12 @@ impl AIResponseCacheConfig {
             .is_some_and(|s| s.expose() == "***")
         {
             merged.redis_auth.clone_from(&self.redis_auth);
+        }
+        // The URL serializes with its password redacted; an unchanged URL takes the real one back.
+        if merged.redis_url.is_some()
+            && merged.redis_url == self.redis_url.as_deref().map(cache_redis::redact_url)
+        {
+            merged.redis_url.clone_from(&self.redis_url);
         }
         Ok(merged)
     }

@@ -46,6 +46,12 @@ const FIELDS: &[Field] = &[
         example: "\"acme\"",
     },
     Field {
+        name: "key_prefix",
+        kind: "string",
+        rule: "1..=256 bytes, not a prefix of aicache:v1; unset = aicache:kv (with the tenant: aicache:kv:t:{tenant})",
+        example: "\"billing:kv\"",
+    },
+    Field {
         name: "default_ttl",
         kind: "seconds",
         rule: "1..=315360000",
@@ -140,6 +146,30 @@ const FIELDS: &[Field] = &[
         kind: "milliseconds",
         rule: ">= 1",
         example: "2000",
+    },
+    Field {
+        name: "reconnect_min_delay_ms",
+        kind: "milliseconds",
+        rule: "0 < min <= reconnect_max_delay_ms; doubles per failed probe",
+        example: "100",
+    },
+    Field {
+        name: "reconnect_max_delay_ms",
+        kind: "milliseconds",
+        rule: ">= reconnect_min_delay_ms",
+        example: "1000",
+    },
+    Field {
+        name: "stable_operations",
+        kind: "list of operations",
+        rule: "operation names; their medium texts are promoted into L1",
+        example: "[\"sentiment\", \"summarize\"]",
+    },
+    Field {
+        name: "promotion_hit_threshold",
+        kind: "hits",
+        rule: "any small or medium text of an operation with this many hits is promoted into L1",
+        example: "10",
     },
     Field {
         name: "monitoring_enabled",
@@ -276,7 +306,8 @@ A test suite against a throwaway Redis:
 | `CACHE_CUSTOM_CONFIG` (JSON) | a file, or `AIResponseCacheConfig::merge` |
 
 In the original none of this reached the cache (its factory ignored the presets' AI settings and
-`REDIS_URL`); here `build_ai_cache()` applies every field, and a test observes each one in Redis.
+`REDIS_URL`); here `build_ai_cache()` applies every field, and tests observe the TTLs, compression,
+the L1 size, the tier thresholds, the key prefix and the password take effect against a real Redis.
 
 ## Performance tuning
 
@@ -306,12 +337,12 @@ In the original none of this reached the cache (its factory ignored the presets'
 mod tests {
     use super::*;
 
-    /// `cargo xtask codegen` runs this with `AICACHE_UPDATE_DOCS=1` to write the file.
+    /// `cargo xtask codegen` runs this with `UPDATE_CONFIG_DOCS=1` to write the file.
     #[test]
     fn docs_configuration_md_is_up_to_date() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
         let generated = reference_markdown();
-        if std::env::var_os("AICACHE_UPDATE_DOCS").is_some() {
+        if std::env::var_os("UPDATE_CONFIG_DOCS").is_some() {
             std::fs::write(path, &generated).unwrap();
             return;
         }
@@ -323,16 +354,27 @@ mod tests {
     }
 
     #[test]
-    fn every_field_is_documented() {
-        let defaults = serde_json::to_value(AIResponseCacheConfig::default()).unwrap();
+    fn every_field_is_documented_and_nothing_else() {
+        // Optional fields serialize only when set: set them all.
+                let config = AIResponseCacheConfig {
+            extends: Some("testing".into()),
+            redis_url: Some("redis://h".into()),
+            redis_auth: Some(crate::Secret::new("x")),
+            tenant: Some("t".into()),
+            key_prefix: Some("p".into()),
+            compression_level: Some(3),
+            ..AIResponseCacheConfig::default()
+        };
+        let serialized = serde_json::to_value(&config).unwrap();
+        let mut fields: Vec<&str> = serialized
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         let mut documented: Vec<&str> = FIELDS.iter().map(|f| f.name).collect();
+        fields.sort_unstable();
         documented.sort_unstable();
-        let serialized: Vec<String> = defaults.as_object().unwrap().keys().cloned().collect();
-        for key in &serialized {
-            assert!(
-                documented.contains(&key.as_str()),
-                "{key} is not documented"
-            );
-        }
+        assert_eq!(fields, documented);
     }
 }

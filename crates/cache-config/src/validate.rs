@@ -8,12 +8,45 @@ use cache_redis::redact_url;
 use crate::config::AIResponseCacheConfig;
 use crate::presets::PRESETS;
 
-/// The password inside a Redis URL, if any.
-pub(crate) fn url_password(url: &str) -> Option<&str> {
+/// Decodes `%XX` escapes (a URL's password is percent-encoded).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| char::from(b).to_digit(16);
+        match (
+            bytes[i],
+            bytes.get(i + 1).copied().and_then(hex),
+            bytes.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(high), Some(low)) => {
+                out.push(u8::try_from(high * 16 + low).unwrap_or(b'?'));
+                i += 3;
+            }
+            (byte, _, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The password a Redis URL carries (in its user information, or as `?pass=` for a unix socket),
+/// decoded.
+pub(crate) fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
-    let authority = &rest[..rest.find(['/', '?']).unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    userinfo.split_once(':').map(|(_, password)| password)
+    if let Some(at) = rest.rfind('@')
+        && let Some((_, password)) = rest[..at].split_once(':')
+    {
+        return Some(percent_decode(password));
+    }
+    let query = rest.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("pass="))
+        .map(percent_decode)
 }
 
 fn err(
@@ -239,6 +272,15 @@ impl AIResponseCacheConfig {
                         "write it as redis://host:port[/db]",
                     );
                 }
+                if let Err(problem) = cache_redis::check_redis_url(url) {
+                    err(
+                        &mut r,
+                        "redis_url",
+                        format!("{} {problem}", redact_url(url)),
+                        "a URL redis-rs parses: redis://[user:password@]host:port[/db]",
+                        "check the host, the port and the database number",
+                    );
+                }
                 if self.use_tls && scheme == "redis" {
                     err(
                         &mut r,
@@ -278,6 +320,14 @@ impl AIResponseCacheConfig {
                         "without Redis and without L1 nothing would be cached",
                     );
                 }
+                if self.use_tls {
+                    r.warning(ValidationIssue::new(
+                        "use_tls",
+                        "true",
+                        "only with redis_url",
+                        "TLS has no effect without a Redis URL",
+                    ));
+                }
                 if self.redis_auth.is_some() {
                     r.warning(ValidationIssue::new(
                         "redis_auth",
@@ -294,6 +344,44 @@ impl AIResponseCacheConfig {
                         "set AICACHE_REDIS_URL, or extend another preset",
                     ));
                 }
+            }
+        }
+        if let Some(prefix) = &self.key_prefix {
+            let overlaps_ai =
+                format!("{}:", cache_ai::KEY_NAMESPACE).starts_with(&format!("{prefix}:"));
+            if prefix.is_empty() || prefix.len() > 256 || overlaps_ai {
+                err(
+                    &mut r,
+                    "key_prefix",
+                    format!("{prefix:?}"),
+                    "1..=256 bytes, not a prefix of the AI namespace aicache:v1",
+                    "an overlapping prefix would let the generic cache's clear() remove AI answers",
+                );
+            }
+        }
+        if self.reconnect_min_delay_ms == 0
+            || self.reconnect_max_delay_ms < self.reconnect_min_delay_ms
+        {
+            err(
+                &mut r,
+                "reconnect_max_delay_ms",
+                format!(
+                    "min {} ms, max {} ms",
+                    self.reconnect_min_delay_ms, self.reconnect_max_delay_ms
+                ),
+                "0 < reconnect_min_delay_ms <= reconnect_max_delay_ms",
+                "for example 100 and 1000",
+            );
+        }
+        for operation in &self.stable_operations {
+            if validate_operation(operation).is_err() {
+                err(
+                    &mut r,
+                    "stable_operations",
+                    format!("{operation:?}"),
+                    "[a-z0-9_]{1,64}",
+                    "list operation names",
+                );
             }
         }
         if self.redis_url.is_some() && self.l1_max_ttl > self.default_ttl {

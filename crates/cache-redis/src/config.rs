@@ -24,7 +24,9 @@ pub struct RedisCacheConfig {
     /// The Redis URL (`redis://` or `redis+unix://`; `rediss://` comes with TLS support). `None`:
     /// memory-only. Default: `None`.
     pub redis_url: Option<String>,
-    /// The namespace of every Redis key: keys are stored as `{key_prefix}:{key}`. Default: `aicache`.
+    /// The namespace of every Redis key: keys are stored as `{key_prefix}:{key}`, and `clear()`
+    /// removes `{key_prefix}:*`. Keep it apart from the AI layer's `aicache:v1` (a prefix such as
+    /// `aicache` would make `clear()` remove AI answers too). Default: `aicache:kv`.
     pub key_prefix: String,
     /// The TTL of entries written without one. Default: 3600 s.
     pub default_ttl: Duration,
@@ -60,7 +62,7 @@ impl Default for RedisCacheConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
-            key_prefix: "aicache".to_string(),
+            key_prefix: "aicache:kv".to_string(),
             default_ttl: Duration::from_secs(3600),
             l1: Some(MemoryCacheConfig::default()),
             l1_max_ttl: Duration::from_secs(300),
@@ -109,9 +111,9 @@ pub fn redact_url(url: &str) -> String {
         return url.to_string();
     };
     let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let mut out = url.to_string();
-    if let Some(at) = rest[..authority_end].rfind('@') {
+    // The last '@' ends the user information, even when a (badly encoded) password holds '/' or '?'.
+    if let Some(at) = rest.rfind('@') {
         let userinfo = &rest[..at];
         if let Some(colon) = userinfo.find(':') {
             out.replace_range(scheme_end + colon + 1..scheme_end + at, "***");
@@ -122,6 +124,18 @@ pub fn redact_url(url: &str) -> String {
         out.replace_range(q + 5..end, "***");
     }
     out
+}
+
+/// Whether redis-rs can use `url` (it is parsed, not connected to). The problem, on failure, never
+/// contains the password.
+///
+/// # Errors
+/// A description of what does not parse.
+pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
+    match redis::Client::open(url) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(format!("does not parse ({})", e.category())),
+    }
 }
 
 const KNOWN_SCHEMES: &[&str] = &["redis", "redis+unix", "unix", "valkey"];
@@ -238,6 +252,13 @@ impl RedisCacheConfig {
                     redact_url(url),
                     "redis:// or redis+unix:// URL",
                     "write the URL as redis://[user:password@]host:port[/db]",
+                ));
+            } else if let Err(problem) = check_redis_url(url) {
+                r.error(ValidationIssue::new(
+                    "redis_url",
+                    format!("{} {problem}", redact_url(url)),
+                    "a URL redis-rs parses: redis://[user:password@]host:port[/db]",
+                    "check the host, the port and the database number",
                 ));
             }
         }
@@ -357,6 +378,7 @@ mod tests {
             "redis+unix:///tmp/r.sock?pass=***&db=1"
         );
         assert_eq!(redact_url("redis://host"), "redis://host");
+        assert_eq!(redact_url("redis://:ab/cd?e@h:1/0"), "redis://:***@h:1/0");
     }
 
     #[test]

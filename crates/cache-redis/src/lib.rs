@@ -36,5 +36,5 @@ mod events;
 mod link;
 
 pub use cache::{GenericRedisCache, HealthReport, L2Health, RedisCacheStats};
-pub use config::{RedisCacheConfig, redact_url};
+pub use config::{RedisCacheConfig, check_redis_url, redact_url};
 pub use events::{CacheEvent, CacheEventListener, ListenerError};

@@ -143,7 +143,7 @@ impl fmt::Display for LaunchError {
                 f,
                 "`{binary}` was not found. Install it with `apt-get update && apt-get install -y redis-server` \
                  (Debian/Ubuntu, as root), or run `cargo xtask test`, which installs it; \
-                 set AICACHE_REDIS_SERVER to use another binary"
+                 set REDIS_SERVER_BIN to use another binary"
             ),
             Self::Failed { reason, log_tail } => {
                 write!(
@@ -171,9 +171,9 @@ impl From<std::io::Error> for LaunchError {
     }
 }
 
-/// The `redis-server` binary used: `$AICACHE_REDIS_SERVER`, else `redis-server` on the `PATH`.
+/// The `redis-server` binary used: `$REDIS_SERVER_BIN`, else `redis-server` on the `PATH`.
 pub fn redis_server_binary() -> String {
-    std::env::var("AICACHE_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string())
+    std::env::var("REDIS_SERVER_BIN").unwrap_or_else(|_| "redis-server".to_string())
 }
 
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
