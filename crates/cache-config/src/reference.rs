@@ -356,7 +356,7 @@ mod tests {
     #[test]
     fn every_field_is_documented_and_nothing_else() {
         // Optional fields serialize only when set: set them all.
-                let config = AIResponseCacheConfig {
+        let config = AIResponseCacheConfig {
             extends: Some("testing".into()),
             redis_url: Some("redis://h".into()),
             redis_auth: Some(crate::Secret::new("x")),
