@@ -4,7 +4,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
@@ -168,8 +170,9 @@ pub struct AiCacheStats {
     pub callers_waiting: usize,
 }
 
-#[derive(Default)]
+/// The counters of one operation, with its name interned (shared by every response's metadata).
 struct OpCounters {
+    name: Arc<str>,
     l1_hits: AtomicU64,
     l2_hits: AtomicU64,
     misses: AtomicU64,
@@ -229,7 +232,9 @@ struct Inner<T> {
     l2: Option<GenericRedisCache>,
     l1_max_ttl: Ttl,
     admission: Option<Admission<T>>,
-    ops: RwLock<HashMap<Arc<str>, Arc<OpCounters>>>,
+    /// Read on every request, written once per new operation: an `ArcSwap` keeps readers off any
+    /// shared lock word.
+    ops: ArcSwap<HashMap<Arc<str>, Arc<OpCounters>>>,
     by_tier: [AtomicU64; 4],
     decode_failures: AtomicU64,
     l1_skipped_too_large: AtomicU64,
@@ -330,7 +335,7 @@ where
                 l1,
                 l2,
                 admission: None,
-                ops: RwLock::new(HashMap::new()),
+                ops: ArcSwap::from_pointee(HashMap::new()),
                 by_tier: Default::default(),
                 decode_failures: AtomicU64::new(0),
                 l1_skipped_too_large: AtomicU64::new(0),
@@ -507,8 +512,10 @@ where
                     }
                 };
                 let was_stored = stored.is_some();
-                let metadata =
-                    stored.unwrap_or_else(|| self.metadata(key, unix_millis(), false, None));
+                let metadata = stored.unwrap_or_else(|| {
+                    let counters = self.counters(key.operation());
+                    self.metadata(key, &counters.name, unix_millis(), false, None)
+                });
                 let response = CachedResponse::new(value, Arc::new(metadata));
                 leader.land(Ok(response.clone()));
                 Ok(Computed {
@@ -596,8 +603,7 @@ where
         let by_operation = self
             .inner
             .ops
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
+            .load()
             .iter()
             .map(|(op, counters)| (op.to_string(), counters.snapshot()))
             .collect();
@@ -650,26 +656,37 @@ where
     }
 
     fn counters(&self, operation: &str) -> Arc<OpCounters> {
-        if let Some(found) = self
-            .inner
-            .ops
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(operation)
-        {
+        if let Some(found) = self.inner.ops.load().get(operation) {
             return Arc::clone(found);
         }
-        let mut ops = self
-            .inner
+        let fresh = Arc::new(OpCounters {
+            name: Arc::from(operation),
+            l1_hits: AtomicU64::new(0),
+            l2_hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            stores: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            promotions: AtomicU64::new(0),
+            invalidated: AtomicU64::new(0),
+        });
+        // Two first requests of one operation may race: the map keeps whichever landed first.
+        self.inner.ops.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            next.entry(Arc::clone(&fresh.name))
+                .or_insert_with(|| Arc::clone(&fresh));
+            next
+        });
+        self.inner
             .ops
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        Arc::clone(ops.entry(Arc::from(operation)).or_default())
+            .load()
+            .get(operation)
+            .map_or(fresh, Arc::clone)
     }
 
     fn metadata(
         &self,
         key: &RequestKey,
+        operation: &Arc<str>,
         cached_at_ms: u64,
         cache_hit: bool,
         layer: Option<Layer>,
@@ -678,10 +695,30 @@ where
             cached_at: system_time(cached_at_ms),
             cache_hit,
             text_tier: Some(key.tier()),
-            operation: Arc::clone(key.operation_arc()),
+            operation: Arc::clone(operation),
             ai_version: Arc::clone(ai_version()),
-            key: Arc::from(self.full_key(key)),
+            key: self.full_key_arc(key),
             layer,
+        }
+    }
+
+    /// [`full_key`](Self::full_key), allocated once (assembled on the stack when it fits).
+    fn full_key_arc(&self, key: &RequestKey) -> Arc<str> {
+        let (namespace, logical) = (
+            self.inner.namespace.as_bytes(),
+            key.cache_key().as_str().as_bytes(),
+        );
+        let mut buffer = [0u8; 256];
+        let len = namespace.len() + 1 + logical.len();
+        if len > buffer.len() {
+            return Arc::from(self.full_key(key));
+        }
+        buffer[..namespace.len()].copy_from_slice(namespace);
+        buffer[namespace.len()] = b':';
+        buffer[namespace.len() + 1..len].copy_from_slice(logical);
+        match std::str::from_utf8(&buffer[..len]) {
+            Ok(text) => Arc::from(text),
+            Err(_) => Arc::from(self.full_key(key)),
         }
     }
 
@@ -778,7 +815,13 @@ where
             counters.l2_hits.load(Ordering::Relaxed) + counters.l1_hits.load(Ordering::Relaxed);
         let value = Arc::new(value);
         let tier = frame.meta.text_tier.unwrap_or(key.tier());
-        let mut metadata = self.metadata(key, frame.meta.cached_at_ms, true, Some(Layer::L2));
+        let mut metadata = self.metadata(
+            key,
+            &counters.name,
+            frame.meta.cached_at_ms,
+            true,
+            Some(Layer::L2),
+        );
         metadata.text_tier = Some(tier);
         if let Some(version) = &frame.meta.ai_version {
             metadata.ai_version = Arc::clone(version);
@@ -834,7 +877,7 @@ where
         };
         let now = unix_millis();
         let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
-            .with_operation(Arc::clone(key.operation_arc()))
+            .with_operation(Arc::clone(&counters.name))
             .with_text_tier(key.tier())
             .with_ai_version(AI_VERSION);
         let name = key.cache_key().as_str();
@@ -855,7 +898,7 @@ where
             }
             None => false,
         };
-        let metadata = self.metadata(key, now, false, None);
+        let metadata = self.metadata(key, &counters.name, now, false, None);
         let hits =
             counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
         // Fill L1 only if no other write, delete or invalidation touched this key meanwhile, move

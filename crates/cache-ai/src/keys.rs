@@ -28,7 +28,6 @@
 //! 22 µs for 40 KB), once per request; the digest is reused for L1 and L2.
 
 use std::fmt;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -179,7 +178,7 @@ impl<'a> AiRequest<'a> {
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct RequestKey {
     key: CacheKey,
-    operation: Arc<str>,
+    op_len: usize,
     tier: TextTier,
 }
 
@@ -191,12 +190,7 @@ impl RequestKey {
 
     /// The operation.
     pub fn operation(&self) -> &str {
-        &self.operation
-    }
-
-    /// The operation, shared.
-    pub fn operation_arc(&self) -> &Arc<str> {
-        &self.operation
+        &self.key.as_str()[..self.op_len]
     }
 
     /// The text's tier.
@@ -206,8 +200,7 @@ impl RequestKey {
 
     /// The 64-hex-character digest.
     pub fn digest(&self) -> &str {
-        let key = self.key.as_str();
-        &key[self.operation.len() + 1..]
+        &self.key.as_str()[self.op_len + 1..]
     }
 }
 
@@ -379,14 +372,19 @@ impl CacheKeyGenerator {
         }
     }
 
-    fn assemble(&self, operation: &str, digest: &str, tier: TextTier) -> Result<RequestKey> {
-        let mut key = String::with_capacity(operation.len() + 1 + digest.len());
-        key.push_str(operation);
-        key.push(':');
-        key.push_str(digest);
+    /// Builds `{operation}:{digest}` on the stack and allocates it once, as the key.
+    fn assemble(&self, operation: &str, digest: &[u8; 64], tier: TextTier) -> Result<RequestKey> {
+        let mut buffer = [0u8; MAX_OPERATION_LEN + 1 + 64];
+        let op_len = operation.len();
+        buffer[..op_len].copy_from_slice(operation.as_bytes());
+        buffer[op_len] = b':';
+        buffer[op_len + 1..op_len + 65].copy_from_slice(digest);
+        let text = std::str::from_utf8(&buffer[..op_len + 65]).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, "operation is not UTF-8").with_source(e)
+        })?;
         Ok(RequestKey {
-            key: CacheKey::new(key)?,
-            operation: Arc::from(operation),
+            key: CacheKey::new(text)?,
+            op_len,
             tier,
         })
     }
@@ -441,11 +439,17 @@ impl HashSink {
         self.written
     }
 
-    fn finish_hex(self) -> String {
+    /// The digest as 64 lowercase hex digits, on the stack.
+    fn finish_hex(self) -> [u8; 64] {
+        let mut digest = [0u8; 32];
         match self.state {
-            HashState::Sha256(h) => hex::encode(h.finalize()),
-            HashState::Blake3(h) => h.finalize().to_hex().to_string(),
+            HashState::Sha256(h) => digest.copy_from_slice(&h.finalize()),
+            HashState::Blake3(h) => digest = *h.finalize().as_bytes(),
         }
+        let mut hex = [0u8; 64];
+        // 32 bytes always fill 64 hex digits.
+        let _ = hex::encode_to_slice(digest, &mut hex);
+        hex
     }
 }
 
