@@ -1,6 +1,19 @@
 //! aicache's monitoring.
 //!
-//! This crate will hold `CachePerformanceMonitor`, the implementation of `cache_core::Recorder`:
-//! hit rates per operation and tier, latency percentiles from histograms, compression, memory and
-//! invalidation metrics, summaries and recommendations. It performs no I/O: cache-redis hands it
-//! the Redis figures. See the monitoring issue and `ARCHITECTURE.md`.
+//! [`CachePerformanceMonitor`] implements [`cache_core::Recorder`]: hand it to a cache
+//! (`GenericRedisCache::set_recorder`) and it keeps, per operation and tier, windowed latency
+//! histograms (hdrhistogram: percentiles without sorting copies) and hit/miss counts (hit rate
+//! over reads only), compression figures, undecodable entries, memory readings and invalidation
+//! events, bounded by a time window and a sample count. It performs no I/O; the caches hand it the
+//! Redis figures. Summaries, findings and [`export_metrics`](CachePerformanceMonitor::export_metrics)
+//! (serde) report it.
+
+mod monitor;
+mod window;
+
+pub use monitor::{
+    CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, InvalidationStats,
+    MemoryUsageMetric, MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric,
+    Severity,
+};
+pub use window::LatencySummary;

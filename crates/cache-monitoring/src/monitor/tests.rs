@@ -1,0 +1,157 @@
+use super::*;
+
+fn us(v: u64) -> Duration {
+    Duration::from_micros(v)
+}
+
+#[test]
+fn empty_monitor_reports_well_formed_zeros() {
+    let m = CachePerformanceMonitor::default();
+    assert_eq!(m.hit_rate(), 0.0);
+    let snapshot = m.export_metrics();
+    assert!(snapshot.operations.is_empty());
+    assert_eq!(snapshot.compression.count, 0);
+    assert!(snapshot.memory.is_none());
+    assert!(snapshot.memory_warnings.is_empty());
+    assert!(snapshot.invalidation_recommendations.is_empty());
+    assert!(
+        serde_json::to_string(&snapshot)
+            .unwrap()
+            .contains("hit_rate")
+    );
+}
+
+#[test]
+fn hit_rate_counts_reads_only_and_percentiles_come_from_the_histogram() {
+    let m = CachePerformanceMonitor::default();
+    for i in 1..=100u64 {
+        let outcome = if i <= 75 { Outcome::Hit } else { Outcome::Miss };
+        m.record_operation(CacheOp::Get, Layer::L2, outcome, us(i * 10));
+    }
+    for _ in 0..1000 {
+        m.record_operation(CacheOp::Set, Layer::L2, Outcome::Done, us(5));
+    }
+    assert_eq!(m.hit_rate(), 0.75);
+    let get = m.operation_summary(CacheOp::Get, Layer::L2);
+    assert_eq!((get.hits, get.misses, get.latency.count), (75, 25, 100));
+    assert!((495..=505).contains(&get.latency.p50_us), "{get:?}");
+    assert!((985..=1000).contains(&get.latency.p99_us), "{get:?}");
+    assert_eq!(m.operation_summary(CacheOp::Set, Layer::L2).done, 1000);
+}
+
+#[test]
+fn failures_slow_operations_and_corrupt_entries_are_kept() {
+    let config = MonitorConfig {
+        slow_operation: Duration::from_millis(10),
+        max_measurements: 2,
+        ..MonitorConfig::default()
+    };
+    let m = CachePerformanceMonitor::new(config);
+    m.record_operation(
+        CacheOp::Get,
+        Layer::L2,
+        Outcome::Failed(ErrorKind::Timeout),
+        us(20_000),
+    );
+    for _ in 0..3 {
+        m.record_operation(CacheOp::Set, Layer::L2, Outcome::Done, us(30_000));
+    }
+    m.record_operation(CacheOp::Set, Layer::L2, Outcome::Done, us(10));
+    m.record_corrupt_entry(Layer::L2, ErrorKind::Corrupted);
+    let snapshot = m.export_metrics();
+    assert_eq!(snapshot.operations["get/l2"].failures["timeout"], 1);
+    assert_eq!(
+        snapshot.slow_operations.len(),
+        2,
+        "bounded by max_measurements"
+    );
+    assert_eq!(snapshot.corrupt_entries["l2"], 1);
+}
+
+#[test]
+fn compression_ratio_and_bytes() {
+    let m = CachePerformanceMonitor::default();
+    m.record_compression(1000, 250, us(3));
+    m.record_compression(3000, 750, us(5));
+    let c = m.compression();
+    assert_eq!((c.count, c.original_bytes, c.stored_bytes), (2, 4000, 1000));
+    assert!((c.ratio - 0.25).abs() < 1e-9);
+    assert_eq!(c.time.count, 2);
+}
+
+#[test]
+fn memory_warnings_at_each_threshold() {
+    let config = MonitorConfig {
+        memory_warning_bytes: 1000,
+        memory_critical_bytes: 2000,
+        ..MonitorConfig::default()
+    };
+    let m = CachePerformanceMonitor::new(config);
+    assert!(m.memory_warnings().is_empty(), "no reading yet");
+    m.record_memory(MemoryUsageMetric::new(10, 100, 500, None));
+    assert!(m.memory_warnings().is_empty());
+    m.record_memory(MemoryUsageMetric::new(10, 100, 500, Some(600)));
+    assert_eq!(m.memory_warnings()[0].severity, Severity::Warning);
+    m.record_memory(MemoryUsageMetric::new(95, 100, 500, Some(1600)));
+    let findings = m.memory_warnings();
+    assert_eq!(findings[0].severity, Severity::Critical);
+    assert_eq!(findings[1].issue, "l1_full");
+}
+
+#[test]
+fn invalidation_recommendations_follow_the_original_rules() {
+    let config = MonitorConfig {
+        invalidation_warning_per_hour: 5,
+        invalidation_critical_per_hour: 10,
+        ..MonitorConfig::default()
+    };
+    let m = CachePerformanceMonitor::new(config);
+    assert!(m.invalidation_recommendations().is_empty());
+    m.record_invalidation("summarize:*", 3);
+    assert!(
+        m.invalidation_recommendations().is_empty(),
+        "one event: nothing to say"
+    );
+    for _ in 0..4 {
+        m.record_invalidation("summarize:*", 300);
+    }
+    let issues: Vec<&str> = m
+        .invalidation_recommendations()
+        .iter()
+        .map(|f| f.issue)
+        .collect();
+    assert_eq!(
+        issues,
+        vec![
+            "invalidation_rate",
+            "dominant_pattern",
+            "broad_invalidations"
+        ]
+    );
+    for _ in 0..10 {
+        m.record_invalidation("qa:*", 0);
+    }
+    let findings = m.invalidation_recommendations();
+    assert_eq!(findings[0].severity, Severity::Critical);
+    let stats = m.invalidation_stats();
+    assert_eq!(stats.last_hour, 15);
+    assert_eq!(stats.top_patterns[0], ("qa:*".to_string(), 10));
+}
+
+#[test]
+fn reset_forgets_everything() {
+    let m = CachePerformanceMonitor::default();
+    m.record_operation(CacheOp::Get, Layer::L1, Outcome::Hit, us(1));
+    m.record_compression(10, 5, us(1));
+    m.record_invalidation("*", 1);
+    m.reset_stats();
+    let snapshot = m.export_metrics();
+    assert_eq!(
+        (
+            snapshot.hits,
+            snapshot.compression.count,
+            snapshot.invalidations.last_hour
+        ),
+        (0, 0, 0)
+    );
+}

@@ -1,0 +1,154 @@
+//! A latency histogram that forgets: samples older than the retention window stop counting.
+
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+
+/// How many slices the retention window is cut into; a sample leaves the window one slice at a time.
+const SLICES: u64 = 12;
+/// The largest value recorded, in microseconds (one hour); larger values are clamped.
+const MAX_MICROS: u64 = 3_600_000_000;
+
+/// A windowed histogram of microsecond values with 3 significant digits.
+pub(crate) struct WindowedHistogram {
+    slice_ms: u64,
+    slices: Vec<(u64, Histogram<u64>)>,
+}
+
+/// Summary statistics of a histogram, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[non_exhaustive]
+pub struct LatencySummary {
+    /// Samples in the window.
+    pub count: u64,
+    /// Mean.
+    pub mean_us: f64,
+    /// Smallest.
+    pub min_us: u64,
+    /// Largest.
+    pub max_us: u64,
+    /// Median.
+    pub p50_us: u64,
+    /// 95th percentile.
+    pub p95_us: u64,
+    /// 99th percentile.
+    pub p99_us: u64,
+}
+
+fn empty() -> Option<Histogram<u64>> {
+    Histogram::new_with_bounds(1, MAX_MICROS, 3).ok()
+}
+
+impl WindowedHistogram {
+    pub(crate) fn new(retention: Duration) -> Self {
+        let retention_ms = u64::try_from(retention.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(SLICES);
+        Self {
+            slice_ms: retention_ms / SLICES,
+            slices: Vec::new(),
+        }
+    }
+
+    /// Records `value_us` at time `now_ms`.
+    pub(crate) fn record(&mut self, now_ms: u64, value_us: u64) {
+        let slice = now_ms / self.slice_ms;
+        if self.slices.is_empty() {
+            self.slices = (0..SLICES)
+                .filter_map(|_| empty().map(|h| (u64::MAX, h)))
+                .collect();
+        }
+        let Some(index) = usize::try_from(slice % SLICES).ok() else {
+            return;
+        };
+        let Some((slot, histogram)) = self.slices.get_mut(index) else {
+            return;
+        };
+        if *slot != slice {
+            histogram.reset();
+            *slot = slice;
+        }
+        histogram.saturating_record(value_us.clamp(1, MAX_MICROS));
+    }
+
+    /// The samples recorded within the window ending at `now_ms`, merged.
+    pub(crate) fn merged(&self, now_ms: u64) -> Option<Histogram<u64>> {
+        let current = now_ms / self.slice_ms;
+        let mut merged = empty()?;
+        for (slot, histogram) in &self.slices {
+            if *slot != u64::MAX && current.saturating_sub(*slot) < SLICES {
+                merged.add(histogram).ok()?;
+            }
+        }
+        Some(merged)
+    }
+
+    /// The summary of the window ending at `now_ms`.
+    pub(crate) fn summary(&self, now_ms: u64) -> LatencySummary {
+        match self.merged(now_ms).filter(|h| !h.is_empty()) {
+            Some(h) => LatencySummary {
+                count: h.len(),
+                mean_us: h.mean(),
+                min_us: h.min(),
+                max_us: h.max(),
+                p50_us: h.value_at_quantile(0.5),
+                p95_us: h.value_at_quantile(0.95),
+                p99_us: h.value_at_quantile(0.99),
+            },
+            None => LatencySummary {
+                count: 0,
+                mean_us: 0.0,
+                min_us: 0,
+                max_us: 0,
+                p50_us: 0,
+                p95_us: 0,
+                p99_us: 0,
+            },
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.slices.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_within_precision() {
+        let mut h = WindowedHistogram::new(Duration::from_secs(3600));
+        for v in 1..=1000 {
+            h.record(1_000, v);
+        }
+        let s = h.summary(1_000);
+        assert_eq!(s.count, 1000);
+        assert_eq!((s.min_us, s.max_us), (1, 1000));
+        assert!((499..=501).contains(&s.p50_us), "{s:?}");
+        assert!((949..=951).contains(&s.p95_us), "{s:?}");
+        assert!((989..=991).contains(&s.p99_us), "{s:?}");
+    }
+
+    #[test]
+    fn old_samples_leave_the_window() {
+        let mut h = WindowedHistogram::new(Duration::from_secs(12));
+        h.record(0, 100);
+        h.record(6_000, 200);
+        assert_eq!(h.summary(6_000).count, 2);
+        assert_eq!(
+            h.summary(12_500).count,
+            1,
+            "the first slice left the window"
+        );
+        assert_eq!(h.summary(30_000).count, 0);
+        h.record(30_000, 5);
+        assert_eq!(h.summary(30_000).max_us, 5, "a reused slice starts empty");
+    }
+
+    #[test]
+    fn empty_is_well_formed() {
+        let h = WindowedHistogram::new(Duration::from_secs(60));
+        assert_eq!(h.summary(0).count, 0);
+    }
+}
