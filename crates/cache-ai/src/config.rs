@@ -13,6 +13,16 @@ use crate::tiers::TierThresholds;
 /// The key-format version in the namespace of every v1 key.
 pub const KEY_NAMESPACE: &str = "aicache:v1";
 
+/// Whether `tenant` may name a namespace: `[A-Za-z0-9_-]{1,64}` (braces would become a Redis
+/// Cluster hash tag; `:` or `*` could reach another tenant's keys).
+pub fn is_valid_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant.len() <= 64
+        && tenant
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// The AI layer's version written into every entry's metadata.
 pub const AI_VERSION: &str = concat!("aicache-", env!("CARGO_PKG_VERSION"));
 
@@ -171,12 +181,7 @@ impl AiCacheConfig {
         r.merge(redis.validate());
         r.merge(self.text_size_tiers.validate());
         if let Some(tenant) = &self.tenant {
-            let ok = !tenant.is_empty()
-                && tenant.len() <= 64
-                && tenant
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
+            if !is_valid_tenant(tenant) {
                 r.error(ValidationIssue::new(
                     "tenant",
                     format!("{tenant:?}"),

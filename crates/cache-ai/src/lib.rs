@@ -48,7 +48,9 @@ pub use cache::{
     AIResponseCache, Admission, AiCacheStats, CachedResponse, Computed, OperationStats,
     ResponseMetadata, Source,
 };
-pub use config::{AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE};
+pub use config::{
+    AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, is_valid_tenant,
+};
 pub use controls::RequestControls;
 pub use keys::{
     AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,

@@ -243,12 +243,7 @@ impl AIResponseCacheConfig {
             );
         }
         if let Some(tenant) = &self.tenant {
-            let ok = !tenant.is_empty()
-                && tenant.len() <= 64
-                && tenant
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-            if !ok {
+            if !cache_ai::is_valid_tenant(tenant) {
                 err(
                     &mut r,
                     "tenant",
