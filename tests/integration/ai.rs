@@ -880,3 +880,45 @@ async fn configured_tiers_jitter_and_hash_algorithm_take_effect() {
         .unwrap();
     assert_eq!(hit.unwrap().metadata.text_tier, Some(TextTier::Medium));
 }
+
+#[tokio::test]
+async fn a_monitor_sees_exact_hit_rates_by_tier() {
+    use aicache::{CacheOp, CachePerformanceMonitor, Layer};
+    let server = server();
+    let monitor = Arc::new(CachePerformanceMonitor::default());
+    let mut cache: AIResponseCache<Value> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    cache.set_recorder(monitor.clone()).unwrap();
+    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+        .await
+        .unwrap();
+    // 4 answers written by another instance (Redis only), 2 never written.
+    for i in 0..4 {
+        let k = writer.key(&AiRequest::new("qa", &format!("q{i}"))).unwrap();
+        writer
+            .put(&k, json!({"a": i}), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    for round in 0..2 {
+        for i in 0..6 {
+            let k = cache.key(&AiRequest::new("qa", &format!("q{i}"))).unwrap();
+            let hit = cache.get(&k).await.unwrap();
+            assert_eq!(hit.is_some(), i < 4, "round {round} q{i}");
+        }
+    }
+    // Round 1: 4 L2 hits (promoted: small texts), 2 misses; round 2: 4 L1 hits, 2 misses.
+    let l1 = monitor.operation_summary(CacheOp::Get, Layer::L1);
+    let l2 = monitor.operation_summary(CacheOp::Get, Layer::L2);
+    assert_eq!((l1.hits, l2.hits, l2.misses), (4, 4, 4));
+    assert!((monitor.hit_rate() - 8.0 / 12.0).abs() < 1e-9);
+    assert_eq!(l1.latency.count + l2.latency.count, 12);
+    let k = cache.key(&AiRequest::new("qa", "stored here")).unwrap();
+    cache
+        .put(&k, json!({"a": 9}), &RequestControls::default())
+        .await
+        .unwrap();
+    assert_eq!(monitor.operation_summary(CacheOp::Set, Layer::L2).done, 1);
+    assert_eq!(cache.invalidate_by_operation("qa").await.unwrap(), 5);
+    assert_eq!(monitor.invalidation_stats().keys_removed, 5);
+}

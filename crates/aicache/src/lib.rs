@@ -9,6 +9,7 @@
 //! | `redis` | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL |
 //! | `ai` (default) | [`AIResponseCache`]: keys, tiers, per-operation TTLs, promotion, single-flight |
 //! | `config` (default) | [`AIResponseCacheConfig`]: defaults, presets, files, environment, validation |
+//! | `monitoring` (default) | [`CachePerformanceMonitor`]: histograms, hit rates, findings |
 //!
 //! ```no_run
 //! use aicache::{CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig};
@@ -50,6 +51,12 @@ pub use cache_ai::{
 
 #[cfg(feature = "config")]
 pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, Secret, TextSizeTiers};
+
+#[cfg(feature = "monitoring")]
+pub use cache_monitoring::{
+    CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, LatencySummary,
+    MemoryUsageMetric, MonitorConfig, MonitorSnapshot, PerformanceMetric, Severity,
+};
 
 /// True when this build includes the Redis tier (the `redis` feature).
 pub const REDIS_AVAILABLE: bool = cfg!(feature = "redis");

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
 use cache_core::{
-    CacheKey, Error, ErrorKind, KeyPattern, Layer, Result, TextTier, Ttl, unix_millis,
+    CacheKey, CacheOp, Error, ErrorKind, KeyPattern, Layer, Outcome, Recorder, Result, TextTier,
+    Ttl, unix_millis,
 };
 use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats, WriteEpochs};
 use cache_redis::{GenericRedisCache, HealthReport, RedisCacheStats};
@@ -232,6 +233,7 @@ struct Inner<T> {
     l2: Option<GenericRedisCache>,
     l1_max_ttl: Ttl,
     admission: Option<Admission<T>>,
+    recorder: Option<Arc<dyn Recorder>>,
     /// Read on every request, written once per new operation: an `ArcSwap` keeps readers off any
     /// shared lock word.
     ops: ArcSwap<HashMap<Arc<str>, Arc<OpCounters>>>,
@@ -335,6 +337,7 @@ where
                 l1,
                 l2,
                 admission: None,
+                recorder: None,
                 ops: ArcSwap::from_pointee(HashMap::new()),
                 by_tier: Default::default(),
                 decode_failures: AtomicU64::new(0),
@@ -362,6 +365,32 @@ where
         })?;
         inner.admission = Some(Arc::new(admit));
         Ok(())
+    }
+
+    /// Sends measurements to `recorder` (for example a `CachePerformanceMonitor`): reads with the
+    /// tier that answered (or a miss), stores, and through the Redis tier its compressions,
+    /// corrupt entries and invalidations. Call before sharing the cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the cache has already been cloned.
+    pub fn set_recorder(&mut self, recorder: Arc<dyn Recorder>) -> Result<()> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "set the recorder before cloning the cache",
+            )
+        })?;
+        if let Some(l2) = &mut inner.l2 {
+            l2.set_recorder(Arc::clone(&recorder))?;
+        }
+        inner.recorder = Some(recorder);
+        Ok(())
+    }
+
+    fn record(&self, op: CacheOp, layer: Layer, outcome: Outcome, started: Option<Instant>) {
+        if let (Some(recorder), Some(started)) = (&self.inner.recorder, started) {
+            recorder.record_operation(op, layer, outcome, started.elapsed());
+        }
     }
 
     /// The configuration in force.
@@ -769,6 +798,27 @@ where
         controls: &RequestControls,
         count: bool,
     ) -> Result<Option<CachedResponse<T>>> {
+        let started = (count && self.inner.recorder.is_some()).then(Instant::now);
+        let found = self.lookup_uncounted(key, controls, count).await;
+        if started.is_some() {
+            let no_l2 = self.inner.l2.is_none();
+            let (layer, outcome) = match &found {
+                Ok(Some(hit)) => (hit.metadata.layer.unwrap_or(Layer::L2), Outcome::Hit),
+                Ok(None) if no_l2 => (Layer::L1, Outcome::Miss),
+                Ok(None) => (Layer::L2, Outcome::Miss),
+                Err(e) => (Layer::L2, Outcome::Failed(e.kind())),
+            };
+            self.record(CacheOp::Get, layer, outcome, started);
+        }
+        found
+    }
+
+    async fn lookup_uncounted(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        count: bool,
+    ) -> Result<Option<CachedResponse<T>>> {
         let counters = self.counters(key.operation());
         let bump = |counter: &AtomicU64| {
             if count {
@@ -851,6 +901,25 @@ where
 
     /// Stores an answer; returns its metadata when stored.
     async fn store(
+        &self,
+        key: &RequestKey,
+        value: &Arc<T>,
+        controls: &RequestControls,
+    ) -> Result<Option<ResponseMetadata>> {
+        let started = self.inner.recorder.as_ref().map(|_| Instant::now());
+        let stored = self.store_unrecorded(key, value, controls).await;
+        if let Ok(Some(_)) = &stored {
+            let layer = if self.inner.l2.is_some() {
+                Layer::L2
+            } else {
+                Layer::L1
+            };
+            self.record(CacheOp::Set, layer, Outcome::Done, started);
+        }
+        stored
+    }
+
+    async fn store_unrecorded(
         &self,
         key: &RequestKey,
         value: &Arc<T>,
