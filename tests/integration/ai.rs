@@ -922,3 +922,95 @@ async fn a_monitor_sees_exact_hit_rates_by_tier() {
     assert_eq!(cache.invalidate_by_operation("qa").await.unwrap(), 5);
     assert_eq!(monitor.invalidation_stats().keys_removed, 5);
 }
+
+#[tokio::test]
+async fn performance_summaries_report_a_fixed_workload_exactly() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let empty = cache.get_ai_performance_summary();
+    assert_eq!(
+        (empty.total_ai_operations, empty.overall_hit_rate),
+        (0, 0.0)
+    );
+    assert!(empty.optimization_recommendations.is_empty());
+    assert!(cache.get_operation_performance().is_empty());
+
+    // summarize: 10 small texts stored, each read twice (20 hits) plus 5 unknown (5 misses).
+    // qa: 2 medium texts stored, read once (2 hits), plus 8 misses.
+    for i in 0..10 {
+        let k = cache
+            .key(&AiRequest::new("summarize", &format!("doc {i}")))
+            .unwrap();
+        cache
+            .put(&k, json!({"s": i}), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    let medium = |i: usize| format!("{i} {}", "medium text ".repeat(60));
+    for i in 0..2 {
+        let k = cache.key(&AiRequest::new("qa", &medium(i))).unwrap();
+        cache
+            .put(&k, json!({"a": i}), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    for _ in 0..2 {
+        for i in 0..10 {
+            let k = cache
+                .key(&AiRequest::new("summarize", &format!("doc {i}")))
+                .unwrap();
+            assert!(cache.get(&k).await.unwrap().is_some());
+        }
+    }
+    for i in 10..15 {
+        let k = cache
+            .key(&AiRequest::new("summarize", &format!("doc {i}")))
+            .unwrap();
+        assert!(cache.get(&k).await.unwrap().is_none());
+    }
+    for i in 0..10 {
+        let k = cache.key(&AiRequest::new("qa", &medium(i))).unwrap();
+        assert_eq!(cache.get(&k).await.unwrap().is_some(), i < 2);
+    }
+    let summary = cache.get_ai_performance_summary();
+    assert_eq!(summary.total_ai_operations, 35);
+    assert!((summary.overall_hit_rate - 22.0 / 35.0).abs() < 1e-9);
+    assert!((summary.hit_rate_by_operation["summarize"] - 0.8).abs() < 1e-9);
+    assert!((summary.hit_rate_by_operation["qa"] - 0.2).abs() < 1e-9);
+    assert_eq!(summary.text_tier_distribution["small"], 25);
+    assert_eq!(summary.text_tier_distribution["medium"], 10);
+    let kinds: Vec<_> = summary
+        .optimization_recommendations
+        .iter()
+        .map(|r| r.kind)
+        .collect();
+    assert!(
+        kinds.contains(&aicache::RecommendationKind::LowHitRate),
+        "{kinds:?}"
+    );
+
+    let performance = cache.get_operation_performance();
+    assert_eq!(performance["summarize"].count, 25);
+    assert_eq!(performance["qa"].count, 10);
+    assert_eq!(performance["qa"].configured_ttl_secs, 1800);
+    let p = &performance["summarize"];
+    assert!(
+        p.min_ms <= p.p50_ms
+            && p.p50_ms <= p.p95_ms
+            && p.p95_ms <= p.p99_ms
+            && p.p99_ms <= p.max_ms
+    );
+
+    let tiers = cache.get_text_tier_statistics();
+    assert_eq!(tiers.thresholds["small"], 500);
+    assert_eq!(tiers.performance["medium"].requests, 10);
+    assert!(
+        tiers.performance["medium"]
+            .notes
+            .contains(&"Low hit rate".to_string())
+    );
+    assert!(
+        !tiers.performance.contains_key("large"),
+        "tiers without reads are left out"
+    );
+}

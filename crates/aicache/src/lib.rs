@@ -43,10 +43,11 @@ pub use cache_redis::{
 
 #[cfg(feature = "ai")]
 pub use cache_ai::{
-    AI_VERSION, AIResponseCache, AiCacheConfig, AiCacheStats, AiRequest, CacheKeyGenerator,
-    CacheParameterMapper, CachedResponse, Computed, HashAlgorithm, KeyFormat, LegacyKeyGenerator,
-    LegacyVariant, OperationStats, PyValue, RequestControls, RequestKey, ResponseMetadata, Source,
-    TierThresholds,
+    AI_VERSION, AIResponseCache, AiCacheConfig, AiCacheStats, AiPerformanceSummary, AiRequest,
+    CacheKeyGenerator, CacheParameterMapper, CachedResponse, Computed, HashAlgorithm, KeyFormat,
+    LegacyKeyGenerator, LegacyVariant, OperationPerformance, OperationStats, Priority, PyValue,
+    Recommendation, RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source,
+    TextTierStatistics, TierPerformance, TierThresholds,
 };
 
 #[cfg(feature = "config")]

@@ -15,6 +15,7 @@ use cache_core::{
     Ttl, unix_millis,
 };
 use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats, WriteEpochs};
+use cache_monitoring::LatencyWindow;
 use cache_redis::{GenericRedisCache, HealthReport, RedisCacheStats};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -172,8 +173,10 @@ pub struct AiCacheStats {
 }
 
 /// The counters of one operation, with its name interned (shared by every response's metadata).
-struct OpCounters {
-    name: Arc<str>,
+pub(crate) struct OpCounters {
+    pub(crate) name: Arc<str>,
+    /// Read latency (when monitoring is on).
+    pub(crate) latency: LatencyWindow,
     l1_hits: AtomicU64,
     l2_hits: AtomicU64,
     misses: AtomicU64,
@@ -222,6 +225,26 @@ impl<T> ByteSize for L1Entry<T> {
     }
 }
 
+/// How long read latencies count in the summaries.
+const READ_LATENCY_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Reads per text tier, for the tier statistics.
+pub(crate) struct TierCounters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) latency: LatencyWindow,
+}
+
+impl Default for TierCounters {
+    fn default() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            latency: LatencyWindow::new(READ_LATENCY_WINDOW),
+        }
+    }
+}
+
 /// Decides whether an answer may be stored.
 pub type Admission<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
@@ -238,6 +261,7 @@ struct Inner<T> {
     /// shared lock word.
     ops: ArcSwap<HashMap<Arc<str>, Arc<OpCounters>>>,
     by_tier: [AtomicU64; 4],
+    tiers: [TierCounters; 4],
     decode_failures: AtomicU64,
     l1_skipped_too_large: AtomicU64,
     epochs: WriteEpochs,
@@ -340,6 +364,7 @@ where
                 recorder: None,
                 ops: ArcSwap::from_pointee(HashMap::new()),
                 by_tier: Default::default(),
+                tiers: std::array::from_fn(|_| TierCounters::default()),
                 decode_failures: AtomicU64::new(0),
                 l1_skipped_too_large: AtomicU64::new(0),
                 epochs: WriteEpochs::new(),
@@ -649,6 +674,36 @@ where
         }
     }
 
+    /// The raw figures the performance summaries are built from.
+    pub(crate) fn summary_inputs(&self) -> crate::summary::Inputs {
+        let operations = self
+            .inner
+            .ops
+            .load()
+            .iter()
+            .map(|(op, counters)| {
+                (
+                    op.to_string(),
+                    counters.snapshot(),
+                    counters.latency.summary(),
+                )
+            })
+            .collect();
+        let tiers = std::array::from_fn(|i| {
+            let t = &self.inner.tiers[i];
+            (
+                t.hits.load(Ordering::Relaxed),
+                t.misses.load(Ordering::Relaxed),
+                t.latency.summary(),
+            )
+        });
+        crate::summary::Inputs {
+            operations,
+            tiers,
+            stats: self.stats(),
+        }
+    }
+
     /// The health of both tiers.
     pub async fn health(&self) -> Option<HealthReport> {
         match &self.inner.l2 {
@@ -690,6 +745,7 @@ where
         }
         let fresh = Arc::new(OpCounters {
             name: Arc::from(operation),
+            latency: LatencyWindow::new(READ_LATENCY_WINDOW),
             l1_hits: AtomicU64::new(0),
             l2_hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
@@ -798,8 +854,22 @@ where
         controls: &RequestControls,
         count: bool,
     ) -> Result<Option<CachedResponse<T>>> {
-        let started = (count && self.inner.recorder.is_some()).then(Instant::now);
+        let timed =
+            count && (self.inner.recorder.is_some() || self.inner.config.monitoring_enabled);
+        let started = timed.then(Instant::now);
         let found = self.lookup_uncounted(key, controls, count).await;
+        if let (Some(started), true) = (started, self.inner.config.monitoring_enabled) {
+            let elapsed = started.elapsed();
+            let tier = &self.inner.tiers[tier_index(key.tier())];
+            let counter = if matches!(found, Ok(Some(_))) {
+                &tier.hits
+            } else {
+                &tier.misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            tier.latency.record(elapsed);
+            self.counters(key.operation()).latency.record(elapsed);
+        }
         if started.is_some() {
             let no_l2 = self.inner.l2.is_none();
             let (layer, outcome) = match &found {

@@ -42,6 +42,7 @@ pub use json::KeyFormat;
 mod keys;
 mod legacy;
 mod mapper;
+mod summary;
 mod tiers;
 
 pub use cache::{
@@ -58,4 +59,8 @@ pub use keys::{
 };
 pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
+pub use summary::{
+    AiPerformanceSummary, OperationPerformance, Priority, Recommendation, RecommendationKind,
+    TextTierStatistics, TierPerformance,
+};
 pub use tiers::TierThresholds;

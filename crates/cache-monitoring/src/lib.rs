@@ -16,4 +16,4 @@ pub use monitor::{
     MemoryUsageMetric, MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric,
     Severity,
 };
-pub use window::LatencySummary;
+pub use window::{LatencySummary, LatencyWindow};

@@ -9,6 +9,61 @@ const SLICES: u64 = 12;
 /// The largest value recorded, in microseconds (one hour); larger values are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
 
+/// A thread-safe latency window: record durations, read a [`LatencySummary`] of the last
+/// `retention`.
+///
+/// ```
+/// use std::time::Duration;
+/// use cache_monitoring::LatencyWindow;
+///
+/// let window = LatencyWindow::new(Duration::from_secs(3600));
+/// window.record(Duration::from_micros(250));
+/// assert_eq!(window.summary().count, 1);
+/// ```
+pub struct LatencyWindow {
+    histogram: std::sync::Mutex<WindowedHistogram>,
+}
+
+impl std::fmt::Debug for LatencyWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LatencyWindow")
+            .field("summary", &self.summary())
+            .finish()
+    }
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl LatencyWindow {
+    /// A window over the last `retention`.
+    pub fn new(retention: Duration) -> Self {
+        Self {
+            histogram: std::sync::Mutex::new(WindowedHistogram::new(retention)),
+        }
+    }
+
+    /// Records one duration.
+    pub fn record(&self, elapsed: Duration) {
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.histogram
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .record(now_ms(), micros);
+    }
+
+    /// The durations recorded within the window.
+    pub fn summary(&self) -> LatencySummary {
+        self.histogram
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .summary(now_ms())
+    }
+}
+
 /// A windowed histogram of microsecond values with 3 significant digits.
 pub(crate) struct WindowedHistogram {
     slice_ms: u64,
