@@ -246,6 +246,57 @@ async fn ai_l1_row(plan: &Plan, chars: usize, json_api: bool) -> Row {
     row
 }
 
+/// The monitoring overhead: the AI L1 hit of a 3,000-char request with monitoring on, against
+/// the same with monitoring off (goal: within 5 %).
+async fn monitoring_row(plan: &Plan) -> Row {
+    let text: String = "The quick brown fox jumps over the lazy dog. "
+        .chars()
+        .cycle()
+        .take(3000)
+        .collect();
+    let text = Arc::new(text);
+    let mut caches = Vec::new();
+    for enabled in [true, false] {
+        let config = AiCacheConfig::default().with_monitoring(enabled);
+        let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+        let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
+        cache
+            .put(
+                &key,
+                json!({"label": "positive"}),
+                &RequestControls::default(),
+            )
+            .await
+            .unwrap();
+        caches.push(cache);
+    }
+    let mut row = Row {
+        name: "ai_l1_hit_3k_c1_monitoring_on_vs_off".into(),
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for _ in 0..plan.rounds {
+        for (index, cache) in caches.iter().enumerate() {
+            let measured = throughput(1, plan.round_time, |deadline| {
+                let (cache, text) = (cache.clone(), Arc::clone(&text));
+                async move {
+                    until!(deadline, {
+                        let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
+                        assert!(cache.get(&key).await.unwrap().is_some());
+                    })
+                }
+            })
+            .await;
+            if index == 0 {
+                row.contender.push(measured);
+            } else {
+                row.baseline.push(measured);
+            }
+        }
+    }
+    row
+}
+
 /// The AI L2 hit (L1 off) at 50 tasks against raw redis-rs GET of the same stored frame.
 async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
     let config = AiCacheConfig::default()
@@ -332,6 +383,7 @@ fn main() {
         rows.push(ai_l1_row(&plan, 200, true).await);
         rows.push(ai_l1_row(&plan, 40_000, true).await);
         rows.push(ai_l2_row(&server, &plan).await);
+        rows.push(monitoring_row(&plan).await);
         rows
     });
 

@@ -17,6 +17,7 @@ use crate::support::{raw, server, test_config};
 
 fn ai_config(server: &RedisServer) -> AiCacheConfig {
     AiCacheConfig::default()
+        .with_latency_sampling(1)
         .with_redis(test_config(&server.url()))
         .with_l1(Some(MemoryCacheConfig::default().with_max_entries(1000)))
 }

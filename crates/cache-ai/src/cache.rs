@@ -225,6 +225,19 @@ impl<T> ByteSize for L1Entry<T> {
     }
 }
 
+/// Whether this read is one of the 1-in-`every` whose time is recorded (a per-thread counter:
+/// no shared cache line).
+fn sample(every: u32) -> bool {
+    thread_local! {
+        static READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    READS.with(|reads| {
+        let n = reads.get().wrapping_add(1);
+        reads.set(n);
+        every <= 1 || n % every == 0
+    })
+}
+
 /// How long read latencies count in the summaries.
 const READ_LATENCY_WINDOW: Duration = Duration::from_secs(3600);
 
@@ -854,12 +867,11 @@ where
         controls: &RequestControls,
         count: bool,
     ) -> Result<Option<CachedResponse<T>>> {
-        let timed =
-            count && (self.inner.recorder.is_some() || self.inner.config.monitoring_enabled);
-        let started = timed.then(Instant::now);
+        let monitoring = count && self.inner.config.monitoring_enabled;
+        let sampled = monitoring && sample(self.inner.config.latency_sample_every);
+        let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
         let found = self.lookup_uncounted(key, controls, count).await;
-        if let (Some(started), true) = (started, self.inner.config.monitoring_enabled) {
-            let elapsed = started.elapsed();
+        if monitoring {
             let tier = &self.inner.tiers[tier_index(key.tier())];
             let counter = if matches!(found, Ok(Some(_))) {
                 &tier.hits
@@ -867,8 +879,11 @@ where
                 &tier.misses
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            tier.latency.record(elapsed);
-            self.counters(key.operation()).latency.record(elapsed);
+            if let (true, Some(started)) = (sampled, started) {
+                let elapsed = started.elapsed();
+                tier.latency.record(elapsed);
+                self.counters(key.operation()).latency.record(elapsed);
+            }
         }
         if started.is_some() {
             let no_l2 = self.inner.l2.is_none();
