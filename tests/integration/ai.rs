@@ -1015,3 +1015,31 @@ async fn performance_summaries_report_a_fixed_workload_exactly() {
         "tiers without reads are left out"
     );
 }
+
+#[tokio::test]
+async fn get_or_compute_accounts_for_the_time_it_saves() {
+    let server = server();
+    let cache: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let key = cache
+        .key(&AiRequest::new("summarize", "worth caching"))
+        .unwrap();
+    for _ in 0..4 {
+        cache
+            .get_or_compute(&key, &RequestControls::default(), || async {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok::<_, std::io::Error>("answer".to_string())
+            })
+            .await
+            .unwrap();
+    }
+    let stats = &cache.stats().by_operation["summarize"];
+    assert_eq!((stats.computed, stats.hits()), (1, 3));
+    assert!(stats.mean_compute_time() >= Duration::from_millis(50));
+    assert!(
+        stats.time_saved() >= Duration::from_millis(150),
+        "{:?}",
+        stats.time_saved()
+    );
+    assert!(cache.get_ai_performance_summary().time_saved_ms >= 150);
+}

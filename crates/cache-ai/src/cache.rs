@@ -128,9 +128,25 @@ pub struct OperationStats {
     pub promotions: u64,
     /// Entries removed by invalidation.
     pub invalidated: u64,
+    /// Answers computed by `get_or_compute` (the model was called).
+    pub computed: u64,
+    /// Time spent computing them, in microseconds.
+    pub compute_micros: u64,
 }
 
 impl OperationStats {
+    /// The mean time one computation took, or zero before the first.
+    pub fn mean_compute_time(&self) -> Duration {
+        Duration::from_micros(self.compute_micros.checked_div(self.computed).unwrap_or(0))
+    }
+
+    /// Time saved: every hit spared one computation of the mean observed cost. Zero until an
+    /// answer of this operation has been computed here.
+    pub fn time_saved(&self) -> Duration {
+        self.mean_compute_time()
+            .saturating_mul(u32::try_from(self.hits()).unwrap_or(u32::MAX))
+    }
+
     /// All hits.
     pub fn hits(&self) -> u64 {
         self.l1_hits + self.l2_hits
@@ -184,6 +200,8 @@ pub(crate) struct OpCounters {
     refused: AtomicU64,
     promotions: AtomicU64,
     invalidated: AtomicU64,
+    computed: AtomicU64,
+    compute_micros: AtomicU64,
 }
 
 impl OpCounters {
@@ -197,6 +215,8 @@ impl OpCounters {
             refused: load(&self.refused),
             promotions: load(&self.promotions),
             invalidated: load(&self.invalidated),
+            computed: load(&self.computed),
+            compute_micros: load(&self.compute_micros),
         }
     }
 }
@@ -564,6 +584,12 @@ where
         match compute().await {
             Ok(value) => {
                 let compute_time = started.elapsed();
+                let counters = self.counters(key.operation());
+                counters.computed.fetch_add(1, Ordering::Relaxed);
+                counters.compute_micros.fetch_add(
+                    u64::try_from(compute_time.as_micros()).unwrap_or(u64::MAX),
+                    Ordering::Relaxed,
+                );
                 let value = Arc::new(value);
                 // A forced refresh that started after this computation owns the entry now.
                 let store = if leader.is_current() {
@@ -766,6 +792,8 @@ where
             refused: AtomicU64::new(0),
             promotions: AtomicU64::new(0),
             invalidated: AtomicU64::new(0),
+            computed: AtomicU64::new(0),
+            compute_micros: AtomicU64::new(0),
         });
         // Two first requests of one operation may race: the map keeps whichever landed first.
         self.inner.ops.rcu(|current| {

@@ -137,6 +137,9 @@ pub struct AiPerformanceSummary {
     pub optimization_recommendations: Vec<Recommendation>,
     /// L1 entries and cap, when L1 is on.
     pub l1_entries: Option<(u64, u64)>,
+    /// Model time the hits spared, in milliseconds: hits × the mean compute time observed by
+    /// `get_or_compute`, per operation.
+    pub time_saved_ms: u64,
 }
 
 fn ms(us: u64) -> f64 {
@@ -387,6 +390,13 @@ where
             key_generation,
             optimization_recommendations: recommendations(&inputs),
             l1_entries: inputs.stats.l1.map(|l1| (l1.entries, l1.max_entries)),
+            time_saved_ms: inputs
+                .operations
+                .iter()
+                .map(|(_, stats, _)| {
+                    u64::try_from(stats.time_saved().as_millis()).unwrap_or(u64::MAX)
+                })
+                .sum(),
         }
     }
 }
