@@ -1043,3 +1043,63 @@ async fn get_or_compute_accounts_for_the_time_it_saves() {
     );
     assert!(cache.get_ai_performance_summary().time_saved_ms >= 150);
 }
+
+/// Collects what a `tracing` subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn spans_name_the_request_by_operation_and_digest_never_by_its_text() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::DEBUG)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let cache: AIResponseCache<String> = AIResponseCache::connect(AiCacheConfig::default())
+        .await
+        .unwrap();
+    let prompt = "PATIENT RECORD: confidential symptoms";
+    let key = cache.key(&AiRequest::new("summarize", prompt)).unwrap();
+    for _ in 0..2 {
+        cache
+            .get_or_compute(&key, &RequestControls::default(), || async {
+                Ok::<_, std::io::Error>("summary".to_string())
+            })
+            .await
+            .unwrap();
+    }
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(output.contains("aicache.get_or_compute"), "{output}");
+    assert!(
+        output.contains("operation=\"summarize\"") || output.contains("operation=summarize"),
+        "{output}"
+    );
+    assert!(output.contains(&key.digest()[..16]), "{output}");
+    assert!(
+        output.contains("computed") && output.contains("answered from the cache"),
+        "{output}"
+    );
+    assert!(
+        !output.contains("PATIENT") && !output.contains("confidential"),
+        "{output}"
+    );
+}

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::Instrument as _;
 
 use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
 use cache_core::{
@@ -535,9 +536,33 @@ where
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Send + Sync + 'static,
     {
+        // The span names the request by operation, tier and a digest prefix: never by its text.
+        let span = tracing::debug_span!(
+            "aicache.get_or_compute",
+            operation = key.operation(),
+            tier = key.tier().as_str(),
+            digest = &key.digest()[..16],
+        );
+        self.get_or_compute_in_span(key, controls, compute)
+            .instrument(span)
+            .await
+    }
+
+    async fn get_or_compute_in_span<F, Fut, E>(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        compute: F,
+    ) -> std::result::Result<Computed<T>, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>>,
+        E: Send + Sync + 'static,
+    {
         if controls.reads()
             && let Some(hit) = self.lookup_quietly(key, controls, true).await
         {
+            tracing::debug!(source = ?hit.source, "answered from the cache");
             return Ok(hit);
         }
         let leader = loop {
@@ -611,6 +636,11 @@ where
                 });
                 let response = CachedResponse::new(value, Arc::new(metadata));
                 leader.land(Ok(response.clone()));
+                tracing::debug!(
+                    compute_ms = u64::try_from(compute_time.as_millis()).unwrap_or(u64::MAX),
+                    stored = was_stored,
+                    "computed"
+                );
                 Ok(Computed {
                     response,
                     source: Source::Computed,
