@@ -56,7 +56,8 @@ pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, Secre
 #[cfg(feature = "monitoring")]
 pub use cache_monitoring::{
     CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, LatencySummary,
-    MemoryUsageMetric, MonitorConfig, MonitorSnapshot, PerformanceMetric, Severity,
+    MemoryUsageMetric, MetricsRecorder, MonitorConfig, MonitorSnapshot, PerformanceMetric,
+    Severity,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).

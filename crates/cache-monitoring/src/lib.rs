@@ -8,9 +8,13 @@
 //! Redis figures. Summaries, findings and [`export_metrics`](CachePerformanceMonitor::export_metrics)
 //! (serde) report it.
 
+mod export;
 mod monitor;
 mod window;
 
+pub use export::MetricsRecorder;
+#[cfg(feature = "prometheus")]
+pub use export::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use monitor::{
     CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, InvalidationStats,
     MemoryUsageMetric, MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric,
