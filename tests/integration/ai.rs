@@ -1044,6 +1044,92 @@ async fn get_or_compute_accounts_for_the_time_it_saves() {
     assert!(cache.get_ai_performance_summary().time_saved_ms >= 150);
 }
 
+#[derive(Serialize, Deserialize, Clone, PartialEq, Debug)]
+struct MeteredAnswer {
+    text: String,
+    tokens: u64,
+}
+
+#[tokio::test]
+async fn usage_and_memory_reach_the_stats_and_a_monitor() {
+    use aicache::{CachePerformanceMonitor, CompositeRecorder, MetricsRecorder, Usage};
+    let server = server();
+    let monitor = Arc::new(CachePerformanceMonitor::default());
+    let mut cache: AIResponseCache<MeteredAnswer> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    cache
+        .set_recorder(Arc::new(CompositeRecorder::new(vec![
+            monitor.clone(),
+            Arc::new(MetricsRecorder::default()),
+        ])))
+        .unwrap();
+    // 2 tokens cost 0.001 (the caller's currency).
+    #[expect(clippy::cast_precision_loss, reason = "small token counts")]
+    cache
+        .set_usage_meter(|answer: &MeteredAnswer| {
+            Usage::new(answer.tokens, answer.tokens as f64 * 0.0005)
+        })
+        .unwrap();
+    // summarize: 2 texts computed (300 and 500 tokens), each then read 3 times by get_or_compute.
+    for round in 0..4 {
+        for (i, tokens) in [300u64, 500].into_iter().enumerate() {
+            let key = cache
+                .key(&AiRequest::new("summarize", &format!("text {i}")))
+                .unwrap();
+            let answer = cache
+                .get_or_compute(&key, &RequestControls::default(), || async move {
+                    Ok::<_, std::io::Error>(MeteredAnswer {
+                        text: format!("summary {i}"),
+                        tokens,
+                    })
+                })
+                .await
+                .unwrap();
+            let expected = if round == 0 {
+                Source::Computed
+            } else {
+                Source::L1
+            };
+            assert_eq!(answer.source, expected);
+        }
+    }
+    let stats = &cache.stats().by_operation["summarize"];
+    assert_eq!((stats.computed, stats.hits()), (2, 6));
+    assert_eq!(stats.tokens_used, 800);
+    assert_eq!(stats.tokens_saved, 3 * 800);
+    assert!(
+        (stats.cost_saved() - 1.2).abs() < 1e-9,
+        "{}",
+        stats.cost_saved()
+    );
+    let summary = cache.get_ai_performance_summary();
+    assert_eq!((summary.tokens_used, summary.tokens_saved), (800, 2400));
+    assert!((summary.cost_used - 0.4).abs() < 1e-9);
+    let savings = monitor.savings();
+    assert_eq!((savings.computations, savings.hits), (2, 6));
+    assert_eq!((savings.tokens_used, savings.tokens_saved), (800, 2400));
+
+    // Memory: this cache's L1 holds the two answers; Redis reports its own figures.
+    let reading = cache.report_memory().await.unwrap();
+    assert_eq!((reading.l1_entries, reading.l1_max_entries), (2, 1000));
+    let redis = reading.redis.expect("Redis answers INFO memory");
+    assert!(redis.used_bytes > 0 && redis.peak_bytes >= redis.used_bytes);
+    let seen = monitor
+        .export_metrics()
+        .memory
+        .expect("the reading reached the monitor");
+    assert_eq!(seen.l1_entries, 2);
+    assert_eq!(seen.redis_used_bytes, Some(redis.used_bytes));
+    // The generic cache reports the same way, and without Redis there are no Redis figures.
+    let memory_only: AIResponseCache<MeteredAnswer> =
+        AIResponseCache::connect(AiCacheConfig::default())
+            .await
+            .unwrap();
+    assert_eq!(memory_only.report_memory().await.unwrap().redis, None);
+    let generic = crate::support::redis_cache(test_config(&server.url())).await;
+    assert!(generic.report_memory().await.unwrap().redis.is_some());
+}
+
 /// Collects what a `tracing` subscriber writes.
 #[derive(Clone, Default)]
 struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);

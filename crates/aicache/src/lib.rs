@@ -28,8 +28,8 @@
 pub use bytes::Bytes;
 pub use cache_core::{
     CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, Error, ErrorKind, KeyPattern, Layer,
-    Outcome, Recorder, Result, SharedCache, TextTier, Ttl, ValidationIssue, ValidationResult,
-    escape_glob, frame,
+    MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent, Result, SharedCache, TextTier,
+    Ttl, Usage, ValidationIssue, ValidationResult, escape_glob, frame,
 };
 
 #[cfg(feature = "memory")]
@@ -47,7 +47,7 @@ pub use cache_ai::{
     CacheKeyGenerator, CacheParameterMapper, CachedResponse, Computed, HashAlgorithm, KeyFormat,
     LegacyKeyGenerator, LegacyVariant, OperationPerformance, OperationStats, Priority, PyValue,
     Recommendation, RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source,
-    TextTierStatistics, TierPerformance, TierThresholds,
+    TextTierStatistics, TierPerformance, TierThresholds, UsageMeter,
 };
 
 #[cfg(feature = "config")]
@@ -55,9 +55,9 @@ pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, Secre
 
 #[cfg(feature = "monitoring")]
 pub use cache_monitoring::{
-    CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, LatencySummary,
-    MemoryUsageMetric, MetricsRecorder, MonitorConfig, MonitorSnapshot, PerformanceMetric,
-    Severity,
+    CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
+    LatencySummary, MemoryUsageMetric, MetricsRecorder, MonitorConfig, MonitorSnapshot,
+    PerformanceMetric, SavingsMetric, Severity,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).

@@ -12,8 +12,8 @@ use tracing::Instrument as _;
 
 use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
 use cache_core::{
-    CacheKey, CacheOp, Error, ErrorKind, KeyPattern, Layer, Outcome, Recorder, Result, TextTier,
-    Ttl, unix_millis,
+    CacheKey, CacheOp, Error, ErrorKind, KeyPattern, Layer, MemoryReading, Outcome, Recorder,
+    RequestEvent, Result, TextTier, Ttl, Usage, unix_millis,
 };
 use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats, WriteEpochs};
 use cache_monitoring::LatencyWindow;
@@ -133,6 +133,15 @@ pub struct OperationStats {
     pub computed: u64,
     /// Time spent computing them, in microseconds.
     pub compute_micros: u64,
+    /// Tokens the computations used (with a usage meter, see
+    /// [`set_usage_meter`](AIResponseCache::set_usage_meter)).
+    pub tokens_used: u64,
+    /// Tokens the hits spared (with a usage meter).
+    pub tokens_saved: u64,
+    /// What the computations cost, in millionths of the caller's currency (with a usage meter).
+    pub cost_used_micros: u64,
+    /// What the hits spared, in millionths of the caller's currency (with a usage meter).
+    pub cost_saved_micros: u64,
 }
 
 impl OperationStats {
@@ -146,6 +155,16 @@ impl OperationStats {
     pub fn time_saved(&self) -> Duration {
         self.mean_compute_time()
             .saturating_mul(u32::try_from(self.hits()).unwrap_or(u32::MAX))
+    }
+
+    /// What the hits spared, in the caller's currency (with a usage meter).
+    pub fn cost_saved(&self) -> f64 {
+        micros_to_amount(self.cost_saved_micros)
+    }
+
+    /// What the computations cost, in the caller's currency (with a usage meter).
+    pub fn cost_used(&self) -> f64 {
+        micros_to_amount(self.cost_used_micros)
     }
 
     /// All hits.
@@ -162,6 +181,27 @@ impl OperationStats {
         #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
         let rate = self.hits() as f64 / reads as f64;
         rate
+    }
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "sums of millionths far below 2^52"
+)]
+fn micros_to_amount(micros: u64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a non-negative, finite amount rounded to millionths; saturates above u64::MAX"
+)]
+fn amount_to_micros(amount: f64) -> u64 {
+    if amount.is_finite() && amount > 0.0 {
+        (amount * 1_000_000.0).round() as u64
+    } else {
+        0
     }
 }
 
@@ -203,9 +243,39 @@ pub(crate) struct OpCounters {
     invalidated: AtomicU64,
     computed: AtomicU64,
     compute_micros: AtomicU64,
+    tokens_used: AtomicU64,
+    tokens_saved: AtomicU64,
+    cost_used_micros: AtomicU64,
+    cost_saved_micros: AtomicU64,
 }
 
 impl OpCounters {
+    fn new(name: &str) -> Self {
+        let zero = || AtomicU64::new(0);
+        Self {
+            name: Arc::from(name),
+            latency: LatencyWindow::new(READ_LATENCY_WINDOW),
+            l1_hits: zero(),
+            l2_hits: zero(),
+            misses: zero(),
+            stores: zero(),
+            refused: zero(),
+            promotions: zero(),
+            invalidated: zero(),
+            computed: zero(),
+            compute_micros: zero(),
+            tokens_used: zero(),
+            tokens_saved: zero(),
+            cost_used_micros: zero(),
+            cost_saved_micros: zero(),
+        }
+    }
+
+    fn add_usage(tokens: &AtomicU64, cost_micros: &AtomicU64, usage: Usage) {
+        tokens.fetch_add(usage.tokens, Ordering::Relaxed);
+        cost_micros.fetch_add(amount_to_micros(usage.cost), Ordering::Relaxed);
+    }
+
     fn snapshot(&self) -> OperationStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         OperationStats {
@@ -218,6 +288,10 @@ impl OpCounters {
             invalidated: load(&self.invalidated),
             computed: load(&self.computed),
             compute_micros: load(&self.compute_micros),
+            tokens_used: load(&self.tokens_used),
+            tokens_saved: load(&self.tokens_saved),
+            cost_used_micros: load(&self.cost_used_micros),
+            cost_saved_micros: load(&self.cost_saved_micros),
         }
     }
 }
@@ -282,6 +356,9 @@ impl Default for TierCounters {
 /// Decides whether an answer may be stored.
 pub type Admission<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
+/// Tells what an answer cost the model (tokens and money), for savings accounting.
+pub type UsageMeter<T> = Arc<dyn Fn(&T) -> Usage + Send + Sync>;
+
 struct Inner<T> {
     config: AiCacheConfig,
     namespace: String,
@@ -290,6 +367,7 @@ struct Inner<T> {
     l2: Option<GenericRedisCache>,
     l1_max_ttl: Ttl,
     admission: Option<Admission<T>>,
+    usage_meter: Option<UsageMeter<T>>,
     recorder: Option<Arc<dyn Recorder>>,
     /// Read on every request, written once per new operation: an `ArcSwap` keeps readers off any
     /// shared lock word.
@@ -395,6 +473,7 @@ where
                 l1,
                 l2,
                 admission: None,
+                usage_meter: None,
                 recorder: None,
                 ops: ArcSwap::from_pointee(HashMap::new()),
                 by_tier: Default::default(),
@@ -423,6 +502,28 @@ where
             )
         })?;
         inner.admission = Some(Arc::new(admit));
+        Ok(())
+    }
+
+    /// Sets how to tell what an answer cost the model (its [`Usage`]: tokens and money), for
+    /// example from token counts the answer carries. With a meter, every computation adds its usage
+    /// to its operation's `tokens_used` / `cost_used`, and every hit adds the usage it spared to
+    /// `tokens_saved` / `cost_saved` ([`OperationStats`], the summary, and the recorder's
+    /// [`RequestEvent::saved`]). Call before sharing the cache.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the cache has already been cloned.
+    pub fn set_usage_meter(
+        &mut self,
+        meter: impl Fn(&T) -> Usage + Send + Sync + 'static,
+    ) -> Result<()> {
+        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "set the usage meter before cloning the cache",
+            )
+        })?;
+        inner.usage_meter = Some(Arc::new(meter));
         Ok(())
     }
 
@@ -609,12 +710,7 @@ where
         match compute().await {
             Ok(value) => {
                 let compute_time = started.elapsed();
-                let counters = self.counters(key.operation());
-                counters.computed.fetch_add(1, Ordering::Relaxed);
-                counters.compute_micros.fetch_add(
-                    u64::try_from(compute_time.as_micros()).unwrap_or(u64::MAX),
-                    Ordering::Relaxed,
-                );
+                self.account_computation(key, &value, compute_time);
                 let value = Arc::new(value);
                 // A forced refresh that started after this computation owns the entry now.
                 let store = if leader.is_current() {
@@ -812,19 +908,7 @@ where
         if let Some(found) = self.inner.ops.load().get(operation) {
             return Arc::clone(found);
         }
-        let fresh = Arc::new(OpCounters {
-            name: Arc::from(operation),
-            latency: LatencyWindow::new(READ_LATENCY_WINDOW),
-            l1_hits: AtomicU64::new(0),
-            l2_hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            stores: AtomicU64::new(0),
-            refused: AtomicU64::new(0),
-            promotions: AtomicU64::new(0),
-            invalidated: AtomicU64::new(0),
-            computed: AtomicU64::new(0),
-            compute_micros: AtomicU64::new(0),
-        });
+        let fresh = Arc::new(OpCounters::new(operation));
         // Two first requests of one operation may race: the map keeps whichever landed first.
         self.inner.ops.rcu(|current| {
             let mut next = HashMap::clone(current);
@@ -928,7 +1012,8 @@ where
         let monitoring = count && self.inner.config.monitoring_enabled;
         let sampled = monitoring && sample(self.inner.config.latency_sample_every);
         let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
-        let found = self.lookup_uncounted(key, controls, count).await;
+        let counters = self.counters(key.operation());
+        let found = self.lookup_uncounted(key, &counters, controls, count).await;
         if monitoring {
             let tier = &self.inner.tiers[tier_index(key.tier())];
             let counter = if matches!(found, Ok(Some(_))) {
@@ -940,10 +1025,19 @@ where
             if let (true, Some(started)) = (sampled, started) {
                 let elapsed = started.elapsed();
                 tier.latency.record(elapsed);
-                self.counters(key.operation()).latency.record(elapsed);
+                counters.latency.record(elapsed);
             }
         }
-        if started.is_some() {
+        let saved = match (&found, &self.inner.usage_meter) {
+            (Ok(Some(hit)), Some(meter)) if count => {
+                let usage = meter(&hit.value);
+                OpCounters::add_usage(&counters.tokens_saved, &counters.cost_saved_micros, usage);
+                Some(usage)
+            }
+            _ => None,
+        };
+        if let (Some(recorder), Some(started)) = (&self.inner.recorder, started) {
+            let elapsed = started.elapsed();
             let no_l2 = self.inner.l2.is_none();
             let (layer, outcome) = match &found {
                 Ok(Some(hit)) => (hit.metadata.layer.unwrap_or(Layer::L2), Outcome::Hit),
@@ -951,18 +1045,63 @@ where
                 Ok(None) => (Layer::L2, Outcome::Miss),
                 Err(e) => (Layer::L2, Outcome::Failed(e.kind())),
             };
-            self.record(CacheOp::Get, layer, outcome, started);
+            recorder.record_operation(CacheOp::Get, layer, outcome, elapsed);
+            recorder.record_request(
+                &RequestEvent::new(&counters.name, key.tier().as_str(), outcome, layer, elapsed)
+                    .with_saved(saved),
+            );
         }
         found
+    }
+
+    /// Counts one computation of `key`'s answer, with its usage when a meter is set, and tells the
+    /// recorder.
+    fn account_computation(&self, key: &RequestKey, value: &T, compute_time: Duration) {
+        let counters = self.counters(key.operation());
+        counters.computed.fetch_add(1, Ordering::Relaxed);
+        counters.compute_micros.fetch_add(
+            u64::try_from(compute_time.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let usage = self.inner.usage_meter.as_ref().map(|meter| meter(value));
+        if let Some(usage) = usage {
+            OpCounters::add_usage(&counters.tokens_used, &counters.cost_used_micros, usage);
+        }
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record_compute(&counters.name, compute_time, usage);
+        }
+    }
+
+    /// Takes a memory reading of both tiers (this cache's L1 of decoded answers and Redis
+    /// `INFO memory`), hands it to the recorder and returns it. Monitoring does no I/O of its
+    /// own: call this periodically, for example from a metrics scrape.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability, for example [`ErrorKind::Auth`] when an ACL user may
+    /// not run `INFO`.
+    pub async fn report_memory(&self) -> Result<MemoryReading> {
+        let mut reading = self
+            .inner
+            .l1
+            .as_ref()
+            .map(|l1| l1.stats().memory_reading())
+            .unwrap_or_default();
+        if let Some(l2) = &self.inner.l2 {
+            reading.redis = l2.redis_memory().await?;
+        }
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record_memory(&reading);
+        }
+        Ok(reading)
     }
 
     async fn lookup_uncounted(
         &self,
         key: &RequestKey,
+        counters: &OpCounters,
         controls: &RequestControls,
         count: bool,
     ) -> Result<Option<CachedResponse<T>>> {
-        let counters = self.counters(key.operation());
         let bump = |counter: &AtomicU64| {
             if count {
                 counter.fetch_add(1, Ordering::Relaxed);

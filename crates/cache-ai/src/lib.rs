@@ -47,7 +47,7 @@ mod tiers;
 
 pub use cache::{
     AIResponseCache, Admission, AiCacheStats, CachedResponse, Computed, OperationStats,
-    ResponseMetadata, Source,
+    ResponseMetadata, Source, UsageMeter,
 };
 pub use config::{
     AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, is_valid_tenant,

@@ -140,6 +140,14 @@ pub struct AiPerformanceSummary {
     /// Model time the hits spared, in milliseconds: hits × the mean compute time observed by
     /// `get_or_compute`, per operation.
     pub time_saved_ms: u64,
+    /// Tokens the hits spared (with a usage meter; see `set_usage_meter`).
+    pub tokens_saved: u64,
+    /// What the hits spared, in the caller's currency (with a usage meter).
+    pub cost_saved: f64,
+    /// Tokens the computations used (with a usage meter).
+    pub tokens_used: u64,
+    /// What the computations cost, in the caller's currency (with a usage meter).
+    pub cost_used: f64,
 }
 
 fn ms(us: u64) -> f64 {
@@ -396,6 +404,26 @@ where
                 .map(|(_, stats, _)| {
                     u64::try_from(stats.time_saved().as_millis()).unwrap_or(u64::MAX)
                 })
+                .sum(),
+            tokens_saved: inputs
+                .operations
+                .iter()
+                .map(|(_, s, _)| s.tokens_saved)
+                .sum(),
+            cost_saved: inputs
+                .operations
+                .iter()
+                .map(|(_, s, _)| s.cost_saved())
+                .sum(),
+            tokens_used: inputs
+                .operations
+                .iter()
+                .map(|(_, s, _)| s.tokens_used)
+                .sum(),
+            cost_used: inputs
+                .operations
+                .iter()
+                .map(|(_, s, _)| s.cost_used())
                 .sum(),
         }
     }

@@ -37,7 +37,9 @@ pub use cipher::Cipher;
 pub use error::{Error, ErrorKind, Result};
 pub use frame::TextTier;
 pub use key::{CacheKey, KeyPattern, MAX_KEY_LEN, escape_glob};
-pub use recorder::{CacheOp, Layer, Outcome, Recorder};
+pub use recorder::{
+    CacheOp, Layer, MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent, Usage,
+};
 pub use ttl::Ttl;
 pub use validation::{ValidationIssue, ValidationResult};
 

@@ -4,6 +4,7 @@
 //! without monitoring does not even read the clock for it.
 
 use std::fmt::{self, Debug};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::ErrorKind;
@@ -89,6 +90,134 @@ pub enum Outcome {
     Failed(ErrorKind),
 }
 
+/// What answering one request cost the model, as the caller measures it (see the AI cache's usage
+/// meter): tokens and money in the caller's currency.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct Usage {
+    /// Tokens (prompt and completion) the model used.
+    pub tokens: u64,
+    /// What the call cost, in the caller's currency unit (for example US dollars).
+    pub cost: f64,
+}
+
+impl Usage {
+    /// `tokens` tokens that cost `cost`.
+    ///
+    /// ```
+    /// let usage = cache_core::Usage::new(1_200, 0.0036);
+    /// assert_eq!(usage.tokens, 1_200);
+    /// ```
+    pub const fn new(tokens: u64, cost: f64) -> Self {
+        Self { tokens, cost }
+    }
+}
+
+/// One request of the AI layer, as a [`Recorder`] sees it: its operation and text tier (never its
+/// text), which layer answered and how long the read took.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct RequestEvent<'a> {
+    /// The AI operation (`summarize`, `qa`, …), interned by the cache.
+    pub operation: &'a Arc<str>,
+    /// The text tier: `small`, `medium`, `large` or `xlarge`.
+    pub text_tier: &'static str,
+    /// [`Outcome::Hit`], [`Outcome::Miss`] or [`Outcome::Failed`].
+    pub outcome: Outcome,
+    /// The layer that answered a hit; for a miss, the last layer asked.
+    pub layer: Layer,
+    /// How long the read took.
+    pub elapsed: Duration,
+    /// For a hit, what the model would have cost to answer it again (when a usage meter is set).
+    pub saved: Option<Usage>,
+}
+
+impl<'a> RequestEvent<'a> {
+    /// A read of `operation` in `text_tier` that ended with `outcome` on `layer` after `elapsed`.
+    pub fn new(
+        operation: &'a Arc<str>,
+        text_tier: &'static str,
+        outcome: Outcome,
+        layer: Layer,
+        elapsed: Duration,
+    ) -> Self {
+        Self {
+            operation,
+            text_tier,
+            outcome,
+            layer,
+            elapsed,
+            saved: None,
+        }
+    }
+
+    /// The same event with the usage a hit spared.
+    #[must_use]
+    pub fn with_saved(mut self, saved: Option<Usage>) -> Self {
+        self.saved = saved;
+        self
+    }
+}
+
+/// A reading of both tiers' memory, taken by a cache (see `report_memory` on the caches) and
+/// handed to its recorder: monitoring itself performs no I/O.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct MemoryReading {
+    /// Live L1 entries (0 without L1).
+    pub l1_entries: u64,
+    /// The L1 entry cap (0 without L1).
+    pub l1_max_entries: u64,
+    /// Bytes held by L1.
+    pub l1_bytes: u64,
+    /// The L1 byte budget (0 without L1).
+    pub l1_max_bytes: u64,
+    /// Redis `INFO memory`, when Redis is configured and answered.
+    pub redis: Option<RedisMemory>,
+}
+
+/// The figures of Redis `INFO memory` that matter to a cache.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[non_exhaustive]
+pub struct RedisMemory {
+    /// `used_memory`: bytes Redis has allocated.
+    pub used_bytes: u64,
+    /// `used_memory_peak`.
+    pub peak_bytes: u64,
+    /// `maxmemory`; 0 means no limit.
+    pub max_bytes: u64,
+    /// `mem_fragmentation_ratio`.
+    pub fragmentation_ratio: f64,
+}
+
+impl RedisMemory {
+    /// Reads the figures from the text of `INFO memory` (`name:value` lines); `None` when
+    /// `used_memory` is missing or not a number.
+    ///
+    /// ```
+    /// let info = "# Memory\r\nused_memory:1048576\r\nused_memory_peak:2097152\r\nmaxmemory:0\r\n";
+    /// let memory = cache_core::RedisMemory::parse_info(info).unwrap();
+    /// assert_eq!((memory.used_bytes, memory.peak_bytes, memory.max_bytes), (1 << 20, 2 << 20, 0));
+    /// ```
+    pub fn parse_info(info: &str) -> Option<Self> {
+        let field = |name: &str| {
+            info.lines().find_map(|line| {
+                let (key, value) = line.trim_end().split_once(':')?;
+                (key == name).then_some(value)
+            })
+        };
+        let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().ok());
+        Some(Self {
+            used_bytes: number("used_memory")?,
+            peak_bytes: number("used_memory_peak").unwrap_or(0),
+            max_bytes: number("maxmemory").unwrap_or(0),
+            fragmentation_ratio: field("mem_fragmentation_ratio")
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0),
+        })
+    }
+}
+
 /// Receives measurements from the data path.
 ///
 /// # Contract
@@ -106,4 +235,21 @@ pub trait Recorder: Send + Sync + Debug {
 
     /// A pattern invalidation removed `removed` entries.
     fn record_invalidation(&self, pattern: &str, removed: u64);
+
+    /// One request of the AI layer was read (labelled by AI operation and text tier). The default
+    /// ignores it.
+    fn record_request(&self, request: &RequestEvent<'_>) {
+        let _ = request;
+    }
+
+    /// The AI layer computed an answer for `operation` (the model was called) in `elapsed`, which
+    /// cost `usage` when a usage meter is set. The default ignores it.
+    fn record_compute(&self, operation: &Arc<str>, elapsed: Duration, usage: Option<Usage>) {
+        let _ = (operation, elapsed, usage);
+    }
+
+    /// A cache took a memory reading. The default ignores it.
+    fn record_memory(&self, reading: &MemoryReading) {
+        let _ = reading;
+    }
 }

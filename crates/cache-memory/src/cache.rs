@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::{
-    CacheInterface, CacheKey, Capabilities, Error, ErrorKind, KeyPattern, MAX_KEY_LEN, Result, Ttl,
+    CacheInterface, CacheKey, Capabilities, Error, ErrorKind, KeyPattern, MAX_KEY_LEN,
+    MemoryReading, Result, Ttl,
 };
 use quick_cache::sync::Cache;
 use quick_cache::{DefaultHashBuilder, Lifecycle, OptionsBuilder, Weighter};
@@ -113,6 +114,16 @@ impl MemoryCacheStats {
             let rate = self.hits as f64 / reads as f64;
             rate
         }
+    }
+
+    /// These figures as a [`MemoryReading`] of the L1 (without Redis figures).
+    pub fn memory_reading(&self) -> MemoryReading {
+        let mut reading = MemoryReading::default();
+        reading.l1_entries = self.entries;
+        reading.l1_max_entries = self.max_entries;
+        reading.l1_bytes = self.bytes;
+        reading.l1_max_bytes = self.max_bytes;
+        reading
     }
 }
 

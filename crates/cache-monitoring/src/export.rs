@@ -1,9 +1,12 @@
 //! Forwarding to the [`metrics`] facade, so any `metrics` recorder (Prometheus, StatsD, …) sees
 //! the cache. With the `prometheus` feature, the Prometheus exporter is re-exported.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use cache_core::{CacheOp, ErrorKind, Layer, Outcome, Recorder};
+use cache_core::{
+    CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
+};
 
 /// A [`Recorder`] that emits `metrics` counters and histograms:
 ///
@@ -14,8 +17,16 @@ use cache_core::{CacheOp, ErrorKind, Layer, Outcome, Recorder};
 /// | `aicache_compressed_bytes_total` | counter | `stage` (`original`, `stored`) |
 /// | `aicache_corrupt_entries_total` | counter | `layer` |
 /// | `aicache_invalidated_entries_total` | counter | |
+/// | `aicache_requests_total` | counter | `operation` (AI operation), `tier` (text tier), `layer`, `outcome` |
+/// | `aicache_request_seconds` | histogram | `operation`, `tier` |
+/// | `aicache_computations_total` | counter | `operation` |
+/// | `aicache_compute_seconds` | histogram | `operation` |
+/// | `aicache_tokens_total` | counter | `operation`, `kind` (`used`, `saved`) |
+/// | `aicache_cost_micros_total` | counter | `operation`, `kind` (`used`, `saved`): millionths of the caller's currency |
+/// | `aicache_l1_entries`, `aicache_l1_bytes`, `aicache_redis_used_memory_bytes`, `aicache_redis_maxmemory_bytes` | gauge | |
 ///
-/// Nothing is recorded until the application installs a `metrics` recorder.
+/// The AI operation label comes from the cache's interned operation names, so labelling costs no
+/// allocation per request. Nothing is recorded until the application installs a `metrics` recorder.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct MetricsRecorder;
@@ -61,6 +72,59 @@ impl Recorder for MetricsRecorder {
     fn record_invalidation(&self, _pattern: &str, removed: u64) {
         metrics::counter!("aicache_invalidated_entries_total").increment(removed);
     }
+
+    fn record_request(&self, request: &RequestEvent<'_>) {
+        let operation = metrics::SharedString::from(Arc::clone(request.operation));
+        metrics::counter!(
+            "aicache_requests_total",
+            "operation" => operation.clone(),
+            "tier" => request.text_tier,
+            "layer" => request.layer.as_str(),
+            "outcome" => outcome_label(request.outcome)
+        )
+        .increment(1);
+        metrics::histogram!(
+            "aicache_request_seconds",
+            "operation" => operation.clone(),
+            "tier" => request.text_tier
+        )
+        .record(request.elapsed.as_secs_f64());
+        if let Some(saved) = request.saved {
+            record_usage(&operation, "saved", saved);
+        }
+    }
+
+    fn record_compute(&self, operation: &Arc<str>, elapsed: Duration, usage: Option<Usage>) {
+        let operation = metrics::SharedString::from(Arc::clone(operation));
+        metrics::counter!("aicache_computations_total", "operation" => operation.clone())
+            .increment(1);
+        metrics::histogram!("aicache_compute_seconds", "operation" => operation.clone())
+            .record(elapsed.as_secs_f64());
+        if let Some(usage) = usage {
+            record_usage(&operation, "used", usage);
+        }
+    }
+
+    fn record_memory(&self, reading: &MemoryReading) {
+        #[expect(
+            clippy::cast_precision_loss,
+            reason = "gauges are f64; counts far below 2^52"
+        )]
+        let gauge = |n: u64| n as f64;
+        metrics::gauge!("aicache_l1_entries").set(gauge(reading.l1_entries));
+        metrics::gauge!("aicache_l1_bytes").set(gauge(reading.l1_bytes));
+        if let Some(redis) = reading.redis {
+            metrics::gauge!("aicache_redis_used_memory_bytes").set(gauge(redis.used_bytes));
+            metrics::gauge!("aicache_redis_maxmemory_bytes").set(gauge(redis.max_bytes));
+        }
+    }
+}
+
+fn record_usage(operation: &metrics::SharedString, kind: &'static str, usage: Usage) {
+    metrics::counter!("aicache_tokens_total", "operation" => operation.clone(), "kind" => kind)
+        .increment(usage.tokens);
+    metrics::counter!("aicache_cost_micros_total", "operation" => operation.clone(), "kind" => kind)
+        .increment(crate::monitor::cost_units(usage.cost));
 }
 
 /// The Prometheus exporter (feature `prometheus`): build a recorder with
@@ -100,6 +164,22 @@ mod tests {
             ours.record_compression(1000, 300, Duration::from_micros(2));
             ours.record_corrupt_entry(Layer::L2, ErrorKind::Corrupted);
             ours.record_invalidation("qa:*", 7);
+            let op: Arc<str> = Arc::from("summarize");
+            ours.record_compute(&op, Duration::from_millis(80), Some(Usage::new(500, 0.25)));
+            ours.record_request(
+                &RequestEvent::new(
+                    &op,
+                    "medium",
+                    Outcome::Hit,
+                    Layer::L2,
+                    Duration::from_micros(300),
+                )
+                .with_saved(Some(Usage::new(500, 0.25))),
+            );
+            let mut reading = MemoryReading::default();
+            reading.l1_entries = 12;
+            reading.redis = cache_core::RedisMemory::parse_info("used_memory:4096\r\n");
+            ours.record_memory(&reading);
         });
         let text = handle.render();
         for series in [
@@ -110,6 +190,15 @@ mod tests {
             r#"aicache_corrupt_entries_total{layer="l2"} 1"#,
             "aicache_invalidated_entries_total 7",
             r#"aicache_operation_seconds{operation="get",layer="l1""#,
+            r#"aicache_requests_total{operation="summarize",tier="medium",layer="l2",outcome="hit"} 1"#,
+            r#"aicache_request_seconds{operation="summarize",tier="medium""#,
+            r#"aicache_computations_total{operation="summarize"} 1"#,
+            r#"aicache_compute_seconds{operation="summarize""#,
+            r#"aicache_tokens_total{operation="summarize",kind="used"} 500"#,
+            r#"aicache_tokens_total{operation="summarize",kind="saved"} 500"#,
+            r#"aicache_cost_micros_total{operation="summarize",kind="saved"} 250000"#,
+            "aicache_l1_entries 12",
+            "aicache_redis_used_memory_bytes 4096",
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }

@@ -6,18 +6,21 @@
 //! over reads only), compression figures, undecodable entries, memory readings and invalidation
 //! events, bounded by a time window and a sample count. It performs no I/O; the caches hand it the
 //! Redis figures. Summaries, findings and [`export_metrics`](CachePerformanceMonitor::export_metrics)
-//! (serde) report it.
+//! (serde) report it. [`MetricsRecorder`] sends the same events to the `metrics` facade (and so to
+//! Prometheus), and [`CompositeRecorder`] lets one cache feed both.
 
+mod composite;
 mod export;
 mod monitor;
 mod window;
 
+pub use composite::CompositeRecorder;
 pub use export::MetricsRecorder;
 #[cfg(feature = "prometheus")]
 pub use export::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use monitor::{
     CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, InvalidationStats,
     MemoryUsageMetric, MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric,
-    Severity,
+    SavingsMetric, Severity,
 };
 pub use window::{LatencySummary, LatencyWindow};

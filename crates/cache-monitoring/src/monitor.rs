@@ -3,10 +3,12 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_core::{CacheOp, ErrorKind, Layer, Outcome, Recorder};
+use cache_core::{
+    CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
+};
 use serde::Serialize;
 
 use crate::window::{LatencySummary, WindowedHistogram};
@@ -89,6 +91,21 @@ pub struct MemoryUsageMetric {
     pub l1_bytes: u64,
     /// Redis `used_memory`, when known.
     pub redis_used_bytes: Option<u64>,
+    /// Redis `maxmemory` (0: no limit), when known.
+    pub redis_max_bytes: Option<u64>,
+}
+
+impl From<&MemoryReading> for MemoryUsageMetric {
+    fn from(reading: &MemoryReading) -> Self {
+        Self {
+            timestamp_ms: 0,
+            l1_entries: reading.l1_entries,
+            l1_max_entries: reading.l1_max_entries,
+            l1_bytes: reading.l1_bytes,
+            redis_used_bytes: reading.redis.map(|r| r.used_bytes),
+            redis_max_bytes: reading.redis.map(|r| r.max_bytes),
+        }
+    }
 }
 
 impl MemoryUsageMetric {
@@ -105,7 +122,15 @@ impl MemoryUsageMetric {
             l1_max_entries,
             l1_bytes,
             redis_used_bytes,
+            redis_max_bytes: None,
         }
+    }
+
+    /// The same reading with Redis's `maxmemory` (0: no limit).
+    #[must_use]
+    pub fn with_redis_max_bytes(mut self, max_bytes: u64) -> Self {
+        self.redis_max_bytes = Some(max_bytes);
+        self
     }
 
     /// L1 plus Redis bytes.
@@ -168,6 +193,29 @@ pub struct InvalidationStats {
     pub top_patterns: Vec<(String, u64)>,
 }
 
+/// What the model cost and what the cache spared it, from the AI layer's `get_or_compute` and its
+/// usage meter.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct SavingsMetric {
+    /// Answers computed (model calls).
+    pub computations: u64,
+    /// Time the computations took.
+    pub compute_time: LatencySummary,
+    /// Hits served to the AI layer.
+    pub hits: u64,
+    /// Model time the hits spared: hits × the mean compute time, in milliseconds.
+    pub time_saved_ms: u64,
+    /// Tokens the computations used (when a usage meter is set).
+    pub tokens_used: u64,
+    /// Tokens the hits spared (when a usage meter is set).
+    pub tokens_saved: u64,
+    /// What the computations cost, in the caller's currency (kept in millionths).
+    pub cost_used: f64,
+    /// What the hits spared, in the caller's currency (kept in millionths).
+    pub cost_saved: f64,
+}
+
 /// Latency and outcome counts of one operation on one tier.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
@@ -212,6 +260,8 @@ pub struct MonitorSnapshot {
     pub invalidation_recommendations: Vec<Finding>,
     /// Operations slower than the threshold (most recent last).
     pub slow_operations: Vec<PerformanceMetric>,
+    /// Model calls and what the hits spared.
+    pub savings: SavingsMetric,
 }
 
 const OPS: [CacheOp; 9] = [
@@ -269,6 +319,63 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Currency amounts are accumulated in atomics as millionths.
+const COST_SCALE: f64 = 1_000_000.0;
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a non-negative, finite amount rounded to millionths; saturates above u64::MAX"
+)]
+pub(crate) fn cost_units(cost: f64) -> u64 {
+    if cost.is_finite() && cost > 0.0 {
+        (cost * COST_SCALE).round() as u64
+    } else {
+        0
+    }
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "sums of millionths far below 2^52"
+)]
+fn cost_amount(units: u64) -> f64 {
+    units as f64 / COST_SCALE
+}
+
+/// Model usage counters.
+#[derive(Default)]
+struct Savings {
+    computations: AtomicU64,
+    compute_micros: AtomicU64,
+    hits: AtomicU64,
+    tokens_used: AtomicU64,
+    tokens_saved: AtomicU64,
+    cost_used: AtomicU64,
+    cost_saved: AtomicU64,
+}
+
+impl Savings {
+    fn add_usage(tokens: &AtomicU64, cost: &AtomicU64, usage: Usage) {
+        tokens.fetch_add(usage.tokens, Ordering::Relaxed);
+        cost.fetch_add(cost_units(usage.cost), Ordering::Relaxed);
+    }
+
+    fn reset(&self) {
+        for counter in [
+            &self.computations,
+            &self.compute_micros,
+            &self.hits,
+            &self.tokens_used,
+            &self.tokens_saved,
+            &self.cost_used,
+            &self.cost_saved,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
 fn push_bounded<T>(queue: &mut VecDeque<T>, item: T, max: usize) {
     if queue.len() >= max {
         queue.pop_front();
@@ -306,6 +413,8 @@ pub struct CachePerformanceMonitor {
     slow: Mutex<VecDeque<PerformanceMetric>>,
     memory: Mutex<VecDeque<MemoryUsageMetric>>,
     invalidations: Mutex<VecDeque<InvalidationMetric>>,
+    savings: Savings,
+    compute_time: Mutex<WindowedHistogram>,
 }
 
 impl fmt::Debug for CachePerformanceMonitor {
@@ -331,6 +440,7 @@ impl CachePerformanceMonitor {
             .collect();
         Self {
             compression_time: Mutex::new(WindowedHistogram::new(config.retention)),
+            compute_time: Mutex::new(WindowedHistogram::new(config.retention)),
             config,
             series,
             compressions: AtomicU64::new(0),
@@ -340,6 +450,7 @@ impl CachePerformanceMonitor {
             slow: Mutex::new(VecDeque::new()),
             memory: Mutex::new(VecDeque::new()),
             invalidations: Mutex::new(VecDeque::new()),
+            savings: Savings::default(),
         }
     }
 
@@ -410,8 +521,9 @@ impl CachePerformanceMonitor {
         }
     }
 
-    /// Hands the monitor a memory reading.
-    pub fn record_memory(&self, mut reading: MemoryUsageMetric) {
+    /// Hands the monitor a memory reading (the caches' `report_memory` does it through
+    /// [`Recorder::record_memory`]).
+    pub fn record_memory_usage(&self, mut reading: MemoryUsageMetric) {
         reading.timestamp_ms = now_ms();
         push_bounded(
             &mut lock(&self.memory),
@@ -450,6 +562,20 @@ impl CachePerformanceMonitor {
                 message: "cache memory is above the warning threshold".into(),
                 value: total_f,
                 threshold: warning,
+            });
+        }
+        if let (Some(used), Some(max)) = (latest.redis_used_bytes, latest.redis_max_bytes)
+            && max > 0
+            && used.saturating_mul(10) > max.saturating_mul(9)
+        {
+            #[expect(clippy::cast_precision_loss, reason = "byte counts are far below 2^52")]
+            let fill = used as f64 / max as f64;
+            findings.push(Finding {
+                severity: Severity::Warning,
+                issue: "redis_maxmemory",
+                message: "Redis is above 90 % of maxmemory: it will evict (or refuse writes); raise maxmemory or shorten TTLs".into(),
+                value: fill,
+                threshold: 0.9,
             });
         }
         if latest.l1_max_entries > 0 && latest.l1_entries * 10 > latest.l1_max_entries * 9 {
@@ -582,6 +708,7 @@ impl CachePerformanceMonitor {
         // literal would deadlock against the next field's lock of the same mutex.
         let memory = lock(&self.memory).back().copied();
         let slow_operations: Vec<PerformanceMetric> = lock(&self.slow).iter().cloned().collect();
+        let savings = self.savings();
         MonitorSnapshot {
             timestamp_ms: now_ms(),
             hit_rate: self.hit_rate(),
@@ -603,6 +730,28 @@ impl CachePerformanceMonitor {
             invalidations: self.invalidation_stats(),
             invalidation_recommendations: self.invalidation_recommendations(),
             slow_operations,
+            savings,
+        }
+    }
+
+    /// Model calls, their time and usage, and what the hits spared.
+    pub fn savings(&self) -> SavingsMetric {
+        let s = &self.savings;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let computations = load(&s.computations);
+        let hits = load(&s.hits);
+        let mean_micros = load(&s.compute_micros)
+            .checked_div(computations)
+            .unwrap_or(0);
+        SavingsMetric {
+            computations,
+            compute_time: lock(&self.compute_time).summary(now_ms()),
+            hits,
+            time_saved_ms: mean_micros.saturating_mul(hits) / 1000,
+            tokens_used: load(&s.tokens_used),
+            tokens_saved: load(&s.tokens_saved),
+            cost_used: cost_amount(load(&s.cost_used)),
+            cost_saved: cost_amount(load(&s.cost_saved)),
         }
     }
 
@@ -625,6 +774,8 @@ impl CachePerformanceMonitor {
         lock(&self.slow).clear();
         lock(&self.memory).clear();
         lock(&self.invalidations).clear();
+        self.savings.reset();
+        lock(&self.compute_time).clear();
     }
 }
 
@@ -681,6 +832,31 @@ impl Recorder for CachePerformanceMonitor {
             event,
             self.config.max_measurements,
         );
+    }
+
+    fn record_request(&self, request: &RequestEvent<'_>) {
+        if request.outcome != Outcome::Hit {
+            return;
+        }
+        self.savings.hits.fetch_add(1, Ordering::Relaxed);
+        if let Some(saved) = request.saved {
+            Savings::add_usage(&self.savings.tokens_saved, &self.savings.cost_saved, saved);
+        }
+    }
+
+    fn record_compute(&self, _operation: &Arc<str>, elapsed: Duration, usage: Option<Usage>) {
+        self.savings.computations.fetch_add(1, Ordering::Relaxed);
+        self.savings
+            .compute_micros
+            .fetch_add(micros(elapsed), Ordering::Relaxed);
+        lock(&self.compute_time).record(now_ms(), micros(elapsed));
+        if let Some(usage) = usage {
+            Savings::add_usage(&self.savings.tokens_used, &self.savings.cost_used, usage);
+        }
+    }
+
+    fn record_memory(&self, reading: &MemoryReading) {
+        self.record_memory_usage(MemoryUsageMetric::from(reading));
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_core::frame::{Codec, Frame, FrameCodec, FrameMeta};
 use cache_core::{
-    CacheInterface, CacheKey, CacheOp, Capabilities, Error, ErrorKind, KeyPattern, Layer, Outcome,
-    Recorder, Result, Ttl, escape_glob, unix_millis,
+    CacheInterface, CacheKey, CacheOp, Capabilities, Error, ErrorKind, KeyPattern, Layer,
+    MemoryReading, Outcome, Recorder, RedisMemory, Result, Ttl, escape_glob, unix_millis,
 };
 use cache_memory::{InMemoryCache, MemoryCacheStats, WriteEpochs};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
@@ -330,6 +330,51 @@ impl GenericRedisCache {
             outages: state.outages,
             probes: state.probes,
         }
+    }
+
+    /// Redis's `INFO memory` figures; `Ok(None)` when Redis is absent, unavailable, or answers
+    /// without `used_memory`.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability, for example [`ErrorKind::Auth`] when an ACL user may
+    /// not run `INFO`.
+    pub async fn redis_memory(&self) -> Result<Option<RedisMemory>> {
+        let Some((mut conn, generation)) = self.connection()? else {
+            return Ok(None);
+        };
+        let info = self
+            .run(generation, "INFO memory", async {
+                redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async::<String>(&mut conn)
+                    .await
+            })
+            .await;
+        match info {
+            Ok(text) => Ok(RedisMemory::parse_info(&text)),
+            Err(e) if e.is_transient() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes a memory reading of both tiers (L1 figures and Redis `INFO memory`), hands it to the
+    /// recorder (monitoring does no I/O of its own: call this periodically, for example from a
+    /// metrics scrape) and returns it.
+    ///
+    /// # Errors
+    /// As [`redis_memory`](Self::redis_memory).
+    pub async fn report_memory(&self) -> Result<MemoryReading> {
+        let mut reading = self
+            .inner
+            .l1
+            .as_ref()
+            .map(|l1| l1.stats().memory_reading())
+            .unwrap_or_default();
+        reading.redis = self.redis_memory().await?;
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record_memory(&reading);
+        }
+        Ok(reading)
     }
 
     /// Reads the frame stored in Redis under `key`, bypassing this cache's L1.

@@ -88,11 +88,11 @@ fn memory_warnings_at_each_threshold() {
     };
     let m = CachePerformanceMonitor::new(config);
     assert!(m.memory_warnings().is_empty(), "no reading yet");
-    m.record_memory(MemoryUsageMetric::new(10, 100, 500, None));
+    m.record_memory_usage(MemoryUsageMetric::new(10, 100, 500, None));
     assert!(m.memory_warnings().is_empty());
-    m.record_memory(MemoryUsageMetric::new(10, 100, 500, Some(600)));
+    m.record_memory_usage(MemoryUsageMetric::new(10, 100, 500, Some(600)));
     assert_eq!(m.memory_warnings()[0].severity, Severity::Warning);
-    m.record_memory(MemoryUsageMetric::new(95, 100, 500, Some(1600)));
+    m.record_memory_usage(MemoryUsageMetric::new(95, 100, 500, Some(1600)));
     let findings = m.memory_warnings();
     assert_eq!(findings[0].severity, Severity::Critical);
     assert_eq!(findings[1].issue, "l1_full");
@@ -154,4 +154,75 @@ fn reset_forgets_everything() {
         ),
         (0, 0, 0)
     );
+}
+
+#[test]
+fn redis_memory_near_maxmemory_is_a_warning() {
+    let m = CachePerformanceMonitor::default();
+    let mut reading = MemoryReading::default();
+    reading.redis = cache_core::RedisMemory::parse_info("used_memory:850\r\nmaxmemory:1000\r\n");
+    m.record_memory(&reading);
+    assert!(m.memory_warnings().is_empty(), "85 % of maxmemory is fine");
+    reading.redis = cache_core::RedisMemory::parse_info("used_memory:950\r\nmaxmemory:1000\r\n");
+    m.record_memory(&reading);
+    let findings = m.memory_warnings();
+    assert_eq!(findings.len(), 1);
+    assert_eq!(findings[0].issue, "redis_maxmemory");
+    assert!((findings[0].value - 0.95).abs() < 1e-9);
+    reading.redis = cache_core::RedisMemory::parse_info("used_memory:950\r\nmaxmemory:0\r\n");
+    m.record_memory(&reading);
+    assert!(
+        m.memory_warnings().is_empty(),
+        "no maxmemory: no limit to be near"
+    );
+    let snapshot = m.export_metrics();
+    assert_eq!(snapshot.memory.and_then(|r| r.redis_used_bytes), Some(950));
+}
+
+#[test]
+fn savings_with_empty_partial_and_full_data() {
+    let m = CachePerformanceMonitor::default();
+    let empty = m.savings();
+    assert_eq!(
+        (empty.computations, empty.hits, empty.time_saved_ms),
+        (0, 0, 0)
+    );
+    let op: Arc<str> = Arc::from("summarize");
+    let event = |outcome, saved| {
+        RequestEvent::new(&op, "small", outcome, Layer::L1, us(2)).with_saved(saved)
+    };
+    let hit = |saved| event(Outcome::Hit, saved);
+    // Partial: hits before any computation, without a usage meter.
+    m.record_request(&hit(None));
+    let partial = m.savings();
+    assert_eq!(
+        (partial.hits, partial.time_saved_ms, partial.tokens_saved),
+        (1, 0, 0)
+    );
+    // Full: two computations (100 ms and 300 ms: mean 200 ms) with usage, and metered hits.
+    m.record_compute(
+        &op,
+        Duration::from_millis(100),
+        Some(Usage::new(1000, 0.01)),
+    );
+    m.record_compute(
+        &op,
+        Duration::from_millis(300),
+        Some(Usage::new(3000, 0.03)),
+    );
+    m.record_request(&hit(Some(Usage::new(2000, 0.02))));
+    m.record_request(&hit(Some(Usage::new(2000, 0.02))));
+    let miss = event(Outcome::Miss, Some(Usage::new(9, 9.0)));
+    m.record_request(&miss);
+    let full = m.savings();
+    assert_eq!(full.computations, 2);
+    assert_eq!(full.hits, 3, "misses are not savings");
+    assert_eq!(full.time_saved_ms, 600);
+    assert_eq!((full.tokens_used, full.tokens_saved), (4000, 4000));
+    assert!((full.cost_used - 0.04).abs() < 1e-9);
+    assert!((full.cost_saved - 0.04).abs() < 1e-9);
+    assert_eq!(full.compute_time.count, 2);
+    assert_eq!(m.export_metrics().savings, full);
+    m.reset_stats();
+    assert_eq!(m.savings().computations, 0);
 }
