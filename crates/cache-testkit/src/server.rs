@@ -301,6 +301,33 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server with SIGSTOP: its sockets stay open but it answers nothing (a stalled
+    /// Redis, as a half-open connection looks to a client). [`resume`](Self::resume) undoes it.
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn pause(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGSTOP);
+    }
+
+    /// Lets a [`pause`](Self::pause)d server run again (SIGCONT).
+    ///
+    /// # Panics
+    /// When the server is not running or the signal cannot be sent.
+    pub fn resume(&mut self) {
+        self.signal(nix::sys::signal::Signal::SIGCONT);
+    }
+
+    fn signal(&mut self, signal: nix::sys::signal::Signal) {
+        let pid = self
+            .pid()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .unwrap_or_else(|| panic!("redis-server is not running; cannot send {signal}"));
+        if let Err(e) = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal) {
+            panic!("sending {signal} to redis-server (pid {pid}) failed: {e}");
+        }
+    }
+
     /// Starts the server again on the same port (after [`kill`](Self::kill)), empty.
     ///
     /// # Panics
