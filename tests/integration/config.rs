@@ -656,3 +656,32 @@ async fn the_generic_cache_keeps_out_of_the_ai_namespace() {
         "the generic clear() left the AI answers alone"
     );
 }
+
+#[test]
+fn breaker_and_replay_settings_are_checked_and_reach_the_redis_tier() {
+    let base = AIResponseCacheConfig::default();
+    let check = |overrides: Value| base.merge(&overrides).unwrap().validate();
+    for (field, value) in [
+        ("breaker_failure_threshold", json!(0)),
+        ("breaker_failure_threshold", json!(1001)),
+        ("replay_queue_capacity", json!(10_000_001)),
+    ] {
+        let result = check(json!({ field: value }));
+        assert_eq!(result.errors.len(), 1, "{field} = {value}");
+        assert_eq!(result.errors[0].field, field);
+        assert!(result.errors[0].value.contains(&value.to_string()));
+    }
+    assert!(check(json!({"breaker_failure_threshold": 5, "replay_queue_capacity": 0})).is_valid());
+    let vars = env(&[
+        ("AICACHE_BREAKER_ENABLED", "false"),
+        ("AICACHE_BREAKER_FAILURE_THRESHOLD", "7"),
+        ("AICACHE_REPLAY_QUEUE_CAPACITY", "42"),
+    ]);
+    let redis = AIResponseCacheConfig::load_with_env(None, vars)
+        .unwrap()
+        .to_redis_cache_config()
+        .unwrap();
+    assert!(!redis.breaker_enabled);
+    assert_eq!(redis.breaker_failure_threshold, 7);
+    assert_eq!(redis.replay_queue_capacity, 42);
+}

@@ -455,3 +455,117 @@ async fn an_invalidation_that_cannot_reach_redis_is_not_reported_as_done() {
         "L1 was cleaned"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_writes_are_replayed_without_overwriting_newer_values() {
+    use aicache::{BreakerState, ReadStatus, frame::Codec, frame::FrameMeta};
+    let mut server = server();
+    // A probes only after a second, so B can write first once Redis is back.
+    let slow_probe = test_config(&server.url())
+        .with_reconnect_delays(Duration::from_secs(1), Duration::from_secs(1));
+    let a = redis_cache(slow_probe).await;
+    server.kill();
+    a.set(&key("k:contested"), "old".into(), ttl(600))
+        .await
+        .unwrap();
+    a.set(&key("k:mine"), "mine".into(), ttl(600))
+        .await
+        .unwrap();
+    a.set(&key("k:deleted"), "gone".into(), ttl(600))
+        .await
+        .unwrap();
+    assert!(a.delete(&key("k:deleted")).await.unwrap(), "L1 held it");
+    a.set(
+        &key("k:short"),
+        "brief".into(),
+        Some(Ttl::from_millis(200).unwrap()),
+    )
+    .await
+    .unwrap();
+    let before_invalidation = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let err = a
+        .delete_pattern(&KeyPattern::new("inv:*").unwrap())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable);
+    assert!(err.to_string().contains("queued_for_replay"), "{err}");
+    let health = a.health().await;
+    assert_eq!(health.breaker, Some(BreakerState::Open), "{health:?}");
+    assert_eq!(
+        health.replay_queue_depth, 5,
+        "the delete replaced k:deleted's write"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.restart();
+    let b = redis_cache(test_config(&server.url()).with_l1(None)).await;
+    b.set(&key("k:contested"), "new".into(), ttl(600))
+        .await
+        .unwrap();
+    // An entry written before the invalidation was issued, and one written after it.
+    let old_ms = u64::try_from(before_invalidation.as_millis()).unwrap() - 10_000;
+    b.set_entry(
+        &key("inv:old"),
+        Codec::Raw,
+        &FrameMeta::new(old_ms, old_ms + 600_000),
+        b"stale",
+        Ttl::from_secs(600).unwrap(),
+    )
+    .await
+    .unwrap();
+    b.set(&key("inv:new"), "fresh".into(), ttl(600))
+        .await
+        .unwrap();
+
+    let report = a.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.remaining, 0, "{report:?}");
+    let read = |k: &'static str| {
+        let b = b.clone();
+        async move { b.get(&key(k)).await.unwrap().map(|v| v.to_vec()) }
+    };
+    assert_eq!(
+        read("k:contested").await.as_deref(),
+        Some(&b"new"[..]),
+        "newer value kept"
+    );
+    assert_eq!(read("k:mine").await.as_deref(), Some(&b"mine"[..]));
+    assert_eq!(read("k:deleted").await, None, "the delete won");
+    assert_eq!(
+        read("k:short").await,
+        None,
+        "expired while queued: not replayed"
+    );
+    assert_eq!(
+        read("inv:old").await,
+        None,
+        "the queued invalidation removed it"
+    );
+    assert_eq!(
+        read("inv:new").await.as_deref(),
+        Some(&b"fresh"[..]),
+        "newer than it"
+    );
+    let stats = a.stats();
+    assert_eq!(stats.replay_superseded, 1, "{stats:?}");
+    assert_eq!((stats.replayed, stats.replay_skipped), (3, 2), "{stats:?}");
+    assert_eq!(stats.replay_dropped, 0);
+    let health = a.health().await;
+    assert_eq!(
+        (health.breaker, health.replay_queue_depth),
+        (Some(BreakerState::Closed), 0)
+    );
+
+    // Read status: who answered, and the time per layer.
+    let (value, status) = a.get_with_status(&key("k:mine")).await.unwrap();
+    assert_eq!(value.as_deref(), Some(&b"mine"[..]));
+    assert_eq!(status.status, ReadStatus::HitL1);
+    assert!(status.l1_time.is_some() && status.l2_time.is_none());
+    let (_, status) = b.get_with_status(&key("k:mine")).await.unwrap();
+    assert_eq!(status.status, ReadStatus::HitL2);
+    assert!(status.l1_time.is_none() && status.l2_time.is_some());
+    let (value, status) = a.get_with_status(&key("k:never")).await.unwrap();
+    assert_eq!((value, status.status), (None, ReadStatus::Miss));
+    assert!(status.l1_time.is_some() && status.l2_time.is_some());
+}

@@ -120,8 +120,8 @@ fn ensure_redis_server() -> Outcome {
     }
 }
 
-/// The top-level test binary, as cargo names it when it runs it.
-const TOP_LEVEL_TESTS: &str = "tests/integration/main.rs";
+/// The top-level test binaries, as cargo names them when it runs them.
+const TOP_LEVEL_TESTS: [&str; 2] = ["tests/integration/main.rs", "tests/chaos/main.rs"];
 
 fn test() -> Outcome {
     ensure_redis_server()?;
@@ -133,10 +133,12 @@ fn test() -> Outcome {
         .spawn()
         .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
     // Cargo announces each test binary on stderr; pass it through and watch for the top-level one.
-    let mut saw_top_level = false;
+    let mut saw = [false; TOP_LEVEL_TESTS.len()];
     if let Some(stderr) = child.stderr.take() {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            saw_top_level |= line.contains("Running") && line.contains(TOP_LEVEL_TESTS);
+            for (seen, binary) in saw.iter_mut().zip(TOP_LEVEL_TESTS) {
+                *seen |= line.contains("Running") && line.contains(binary);
+            }
             eprintln!("{line}");
         }
     }
@@ -146,12 +148,21 @@ fn test() -> Outcome {
     if !status.success() {
         return Err(format!("cargo test failed with {status}"));
     }
-    if !saw_top_level {
+    let missing: Vec<&str> = TOP_LEVEL_TESTS
+        .iter()
+        .zip(saw)
+        .filter(|(_, seen)| !seen)
+        .map(|(binary, _)| *binary)
+        .collect();
+    if !missing.is_empty() {
         return Err(format!(
-            "cargo test passed but never ran the top-level tests ({TOP_LEVEL_TESTS})"
+            "cargo test passed but never ran the top-level tests {missing:?}"
         ));
     }
-    println!("xtask: all tests passed, including the top-level tests/ ({TOP_LEVEL_TESTS})");
+    println!(
+        "xtask: all tests passed, including the top-level tests/ ({})",
+        TOP_LEVEL_TESTS.join(", ")
+    );
     Ok(())
 }
 

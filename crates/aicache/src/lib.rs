@@ -27,9 +27,10 @@
 
 pub use bytes::Bytes;
 pub use cache_core::{
-    CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, Error, ErrorKind, KeyPattern, Layer,
-    MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent, Result, SharedCache, TextTier,
-    Ttl, Usage, ValidationIssue, ValidationResult, escape_glob, frame,
+    BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, Error, ErrorKind,
+    KeyPattern, Layer, MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory,
+    RequestEvent, Result, SharedCache, TextTier, Ttl, Usage, ValidationIssue, ValidationResult,
+    escape_glob, frame,
 };
 
 #[cfg(feature = "memory")]
@@ -38,7 +39,7 @@ pub use cache_memory::{InMemoryCache, MemoryCacheConfig, MemoryCacheStats};
 #[cfg(feature = "redis")]
 pub use cache_redis::{
     CacheEvent, CacheEventListener, GenericRedisCache, HealthReport, L2Health, ListenerError,
-    RedisCacheConfig, RedisCacheStats,
+    RedisCacheConfig, RedisCacheStats, ShutdownReport,
 };
 
 #[cfg(feature = "ai")]

@@ -17,7 +17,7 @@ use cache_core::{
 };
 use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats, WriteEpochs};
 use cache_monitoring::LatencyWindow;
-use cache_redis::{GenericRedisCache, HealthReport, RedisCacheStats};
+use cache_redis::{GenericRedisCache, HealthReport, RedisCacheStats, ShutdownReport};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -866,6 +866,15 @@ where
             operations,
             tiers,
             stats: self.stats(),
+        }
+    }
+
+    /// Flushes the Redis tier's replay queue (writes, deletes and invalidations made while Redis
+    /// was unavailable), waiting up to `limit` for Redis; see [`GenericRedisCache::shutdown`].
+    pub async fn shutdown(&self, limit: Duration) -> ShutdownReport {
+        match &self.inner.l2 {
+            Some(l2) => l2.shutdown(limit).await,
+            None => ShutdownReport::default(),
         }
     }
 

@@ -94,7 +94,9 @@ impl AIResponseCacheConfig {
             )
             .with_max_value_size(self.max_value_size)
             .with_command_timeout(Duration::from_millis(self.command_timeout_ms))
-            .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms));
+            .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms))
+            .with_breaker(self.breaker_enabled, self.breaker_failure_threshold)
+            .with_replay_queue_capacity(self.replay_queue_capacity);
         if let Some(url) = &self.redis_url {
             let url = match &self.redis_auth {
                 Some(password) => with_password(url, password.expose()),

@@ -203,6 +203,12 @@ pub struct AIResponseCacheConfig {
     pub reconnect_min_delay_ms: u64,
     /// The longest delay between probes of an unavailable Redis, in milliseconds.
     pub reconnect_max_delay_ms: u64,
+    /// Whether the circuit breaker in front of Redis may open (keep it on).
+    pub breaker_enabled: bool,
+    /// Consecutive Redis command timeouts that open the breaker.
+    pub breaker_failure_threshold: u32,
+    /// Writes, deletes and invalidations kept for replay while Redis is unavailable (0: off).
+    pub replay_queue_capacity: usize,
     /// Operations whose medium texts are promoted into L1.
     pub stable_operations: Vec<String>,
     /// Hits after which any small or medium text of an operation is promoted into L1.
@@ -242,6 +248,9 @@ impl Default for AIResponseCacheConfig {
             connect_timeout_ms: 2000,
             reconnect_min_delay_ms: 100,
             reconnect_max_delay_ms: 1000,
+            breaker_enabled: true,
+            breaker_failure_threshold: 3,
+            replay_queue_capacity: 10_000,
             stable_operations: ["sentiment", "summarize", "key_points", "classify"]
                 .map(String::from)
                 .to_vec(),
@@ -281,6 +290,9 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("connect_timeout_ms", &self.connect_timeout_ms)
             .field("reconnect_min_delay_ms", &self.reconnect_min_delay_ms)
             .field("reconnect_max_delay_ms", &self.reconnect_max_delay_ms)
+            .field("breaker_enabled", &self.breaker_enabled)
+            .field("breaker_failure_threshold", &self.breaker_failure_threshold)
+            .field("replay_queue_capacity", &self.replay_queue_capacity)
             .field("stable_operations", &self.stable_operations)
             .field("promotion_hit_threshold", &self.promotion_hit_threshold)
             .field("monitoring_enabled", &self.monitoring_enabled)

@@ -160,6 +160,24 @@ const FIELDS: &[Field] = &[
         example: "1000",
     },
     Field {
+        name: "breaker_enabled",
+        kind: "boolean",
+        rule: "off only to compare: every call then waits for its timeout during an outage",
+        example: "true",
+    },
+    Field {
+        name: "breaker_failure_threshold",
+        kind: "count",
+        rule: "1..=1000 consecutive command timeouts open the breaker (a connection error opens it at once)",
+        example: "3",
+    },
+    Field {
+        name: "replay_queue_capacity",
+        kind: "count",
+        rule: "0..=10000000; writes, deletes and invalidations kept while Redis is unavailable, oldest dropped when full; 0 turns replay off",
+        example: "10000",
+    },
+    Field {
         name: "stable_operations",
         kind: "list of operations",
         rule: "operation names; their medium texts are promoted into L1",

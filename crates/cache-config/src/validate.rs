@@ -368,6 +368,24 @@ impl AIResponseCacheConfig {
                 "for example 100 and 1000",
             );
         }
+        if self.breaker_failure_threshold == 0 || self.breaker_failure_threshold > 1000 {
+            err(
+                &mut r,
+                "breaker_failure_threshold",
+                self.breaker_failure_threshold,
+                "1..=1000",
+                "use the default, 3",
+            );
+        }
+        if self.replay_queue_capacity > 10_000_000 {
+            err(
+                &mut r,
+                "replay_queue_capacity",
+                self.replay_queue_capacity,
+                "0..=10000000 (0 turns replay off)",
+                "each queued write holds its value in memory: size the queue for one outage",
+            );
+        }
         for operation in &self.stable_operations {
             if validate_operation(operation).is_err() {
                 err(

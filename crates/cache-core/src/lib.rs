@@ -28,6 +28,7 @@ mod error;
 pub mod frame;
 mod key;
 mod recorder;
+mod status;
 mod ttl;
 mod validation;
 
@@ -38,8 +39,10 @@ pub use error::{Error, ErrorKind, Result};
 pub use frame::TextTier;
 pub use key::{CacheKey, KeyPattern, MAX_KEY_LEN, escape_glob};
 pub use recorder::{
-    CacheOp, Layer, MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent, Usage,
+    BreakerState, CacheOp, Layer, MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent,
+    Usage,
 };
+pub use status::{ReadReport, ReadStatus};
 pub use ttl::Ttl;
 pub use validation::{ValidationIssue, ValidationResult};
 

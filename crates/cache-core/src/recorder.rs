@@ -90,6 +90,35 @@ pub enum Outcome {
     Failed(ErrorKind),
 }
 
+/// The state of the circuit breaker in front of the shared tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BreakerState {
+    /// Calls go to Redis.
+    Closed,
+    /// Redis failed: calls skip it at no network cost until a probe may run.
+    Open,
+    /// One probe is rebuilding the connection; calls still skip Redis.
+    HalfOpen,
+}
+
+impl BreakerState {
+    /// `"closed"`, `"open"` or `"half_open"`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What answering one request cost the model, as the caller measures it (see the AI cache's usage
 /// meter): tokens and money in the caller's currency.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -251,5 +280,10 @@ pub trait Recorder: Send + Sync + Debug {
     /// A cache took a memory reading. The default ignores it.
     fn record_memory(&self, reading: &MemoryReading) {
         let _ = reading;
+    }
+
+    /// The circuit breaker in front of Redis went from `from` to `to`. The default ignores it.
+    fn record_breaker(&self, from: BreakerState, to: BreakerState) {
+        let _ = (from, to);
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{
-    CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
+    BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
 
 /// Hands every measurement to each of its recorders in turn, so a cache (which holds one recorder)
@@ -91,6 +91,12 @@ impl Recorder for CompositeRecorder {
     fn record_memory(&self, reading: &MemoryReading) {
         for r in &self.recorders {
             r.record_memory(reading);
+        }
+    }
+
+    fn record_breaker(&self, from: BreakerState, to: BreakerState) {
+        for r in &self.recorders {
+            r.record_breaker(from, to);
         }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cache_core::{
-    CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
+    BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
 
 /// A [`Recorder`] that emits `metrics` counters and histograms:
@@ -23,6 +23,8 @@ use cache_core::{
 /// | `aicache_compute_seconds` | histogram | `operation` |
 /// | `aicache_tokens_total` | counter | `operation`, `kind` (`used`, `saved`) |
 /// | `aicache_cost_micros_total` | counter | `operation`, `kind` (`used`, `saved`): millionths of the caller's currency |
+/// | `aicache_breaker_state` | gauge | (0 closed, 1 half-open, 2 open) |
+/// | `aicache_breaker_transitions_total` | counter | `to` |
 /// | `aicache_l1_entries`, `aicache_l1_bytes`, `aicache_redis_used_memory_bytes`, `aicache_redis_maxmemory_bytes` | gauge | |
 ///
 /// The AI operation label comes from the cache's interned operation names, so labelling costs no
@@ -105,6 +107,11 @@ impl Recorder for MetricsRecorder {
         }
     }
 
+    fn record_breaker(&self, _from: BreakerState, to: BreakerState) {
+        metrics::gauge!("aicache_breaker_state").set(Self::breaker_level(to));
+        metrics::counter!("aicache_breaker_transitions_total", "to" => to.as_str()).increment(1);
+    }
+
     fn record_memory(&self, reading: &MemoryReading) {
         #[expect(
             clippy::cast_precision_loss,
@@ -116,6 +123,17 @@ impl Recorder for MetricsRecorder {
         if let Some(redis) = reading.redis {
             metrics::gauge!("aicache_redis_used_memory_bytes").set(gauge(redis.used_bytes));
             metrics::gauge!("aicache_redis_maxmemory_bytes").set(gauge(redis.max_bytes));
+        }
+    }
+}
+
+impl MetricsRecorder {
+    /// The gauge value of a breaker state.
+    fn breaker_level(state: BreakerState) -> f64 {
+        match state {
+            BreakerState::Closed => 0.0,
+            BreakerState::HalfOpen => 1.0,
+            _ => 2.0,
         }
     }
 }
@@ -180,6 +198,7 @@ mod tests {
             reading.l1_entries = 12;
             reading.redis = cache_core::RedisMemory::parse_info("used_memory:4096\r\n");
             ours.record_memory(&reading);
+            ours.record_breaker(BreakerState::Closed, BreakerState::Open);
         });
         let text = handle.render();
         for series in [
@@ -199,6 +218,8 @@ mod tests {
             r#"aicache_cost_micros_total{operation="summarize",kind="saved"} 250000"#,
             "aicache_l1_entries 12",
             "aicache_redis_used_memory_bytes 4096",
+            "aicache_breaker_state 2",
+            r#"aicache_breaker_transitions_total{to="open"} 1"#,
         ] {
             assert!(text.contains(series), "missing {series} in:\n{text}");
         }

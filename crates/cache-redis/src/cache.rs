@@ -3,15 +3,16 @@
 use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cache_core::frame::{Codec, Frame, FrameCodec, FrameMeta};
 use cache_core::{
-    CacheInterface, CacheKey, CacheOp, Capabilities, Error, ErrorKind, KeyPattern, Layer,
-    MemoryReading, Outcome, Recorder, RedisMemory, Result, Ttl, escape_glob, unix_millis,
+    BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, Error, ErrorKind, KeyPattern,
+    Layer, MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory, Result, Ttl,
+    escape_glob, unix_millis,
 };
 use cache_memory::{InMemoryCache, MemoryCacheStats, WriteEpochs};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
@@ -19,7 +20,9 @@ use redis::aio::{ConnectionManager, MultiplexedConnection};
 use crate::config::RedisCacheConfig;
 use crate::connection::{ConnectionFactory, map_redis_error, with_timeout};
 use crate::events::{CacheEvent, CacheEventListener, Listeners};
-use crate::link::L2Link;
+use crate::link::{BreakerSettings, L2Link};
+use crate::replay::{DELETE_IF_NOT_NEWER, Pending, ReplayQueue, SET_IF_NEWER};
+use tokio::sync::Notify;
 
 /// The least time one step of a pattern walk (a `SCAN` page or an `UNLINK` batch) may take.
 const PATTERN_STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +63,18 @@ pub struct RedisCacheStats {
     pub writes_dropped: u64,
     /// Listener calls that failed or panicked.
     pub listener_failures: u64,
+    /// Writes, deletes and invalidations queued for replay because Redis could not take them.
+    pub replay_queued: u64,
+    /// Queued items dropped because the queue was full.
+    pub replay_dropped: u64,
+    /// Queued items replaced by a newer write, delete or invalidation of the same key.
+    pub replay_superseded: u64,
+    /// Queued items applied to Redis.
+    pub replayed: u64,
+    /// Queued items not applied: their TTL had passed, or Redis held a newer value.
+    pub replay_skipped: u64,
+    /// Queued items Redis refused (for example a permission error); they are not retried.
+    pub replay_failed: u64,
 }
 
 /// The state of the Redis tier, as [`GenericRedisCache::health`] reports it.
@@ -90,6 +105,10 @@ pub enum L2Health {
 pub struct HealthReport {
     /// The Redis tier.
     pub l2: L2Health,
+    /// The circuit breaker in front of Redis (`None` when memory-only).
+    pub breaker: Option<BreakerState>,
+    /// Writes, deletes and invalidations waiting for Redis.
+    pub replay_queue_depth: usize,
     /// Live L1 entries, when L1 is on.
     pub l1_entries: Option<u64>,
     /// How many times Redis went from available to unavailable.
@@ -129,6 +148,28 @@ struct Inner {
     counters: Counters,
     epochs: WriteEpochs,
     delete_script: redis::Script,
+    replay: ReplayQueue,
+    replayer_started: AtomicBool,
+    replaying: tokio::sync::Mutex<()>,
+    set_if_newer: redis::Script,
+    delete_if_not_newer: redis::Script,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Lets the replayer task see that the cache is gone and end.
+        self.replay.wake.notify_one();
+    }
+}
+
+/// What [`GenericRedisCache::shutdown`] reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Items replayed (or skipped as stale or superseded) during the shutdown.
+    pub flushed: u64,
+    /// Items still queued when the time ran out (Redis never came back); they are lost.
+    pub remaining: usize,
 }
 
 /// Redis (L2) behind an optional in-process L1; memory-only without a Redis URL.
@@ -139,8 +180,13 @@ struct Inner {
 /// - `get`: L1, then Redis. A Redis hit is promoted into L1 for `min(remaining TTL, l1_max_ttl)`,
 ///   the remaining TTL coming from the frame itself, unless a write or delete ran meanwhile.
 /// - `set`: drops the L1 copy, writes Redis (`SET … PX`), then L1 for `min(ttl, l1_max_ttl)`.
-///   While Redis is unavailable the value lands in L1 alone and the call succeeds. (Writes and
-///   deletes made during an outage are not replayed to Redis yet: the resilience work adds that.)
+///   While Redis is unavailable the value lands in L1 and the call succeeds; the write (and any
+///   delete or invalidation) is queued, bounded by `replay_queue_capacity`, and replayed when Redis
+///   returns, never over a newer value another instance wrote meanwhile.
+/// - A circuit breaker opens after a connection error or `breaker_failure_threshold` timeouts in a
+///   row; while open, calls skip Redis at no network cost and one probe at a time rebuilds the
+///   connection. [`health`](Self::health) shows its state and the queue depth;
+///   [`shutdown`](Self::shutdown) flushes the queue.
 /// - A value too large for L1 is kept out of L1 and counted; Redis still holds it. In memory-only
 ///   mode it is refused with [`ErrorKind::CapacityExceeded`].
 /// - Redis being unreachable never fails a call; wrong credentials or a denied permission do
@@ -174,20 +220,25 @@ impl GenericRedisCache {
     pub async fn connect(config: RedisCacheConfig) -> Result<Self> {
         config.validate().into_result()?;
         let l1 = config.l1.clone().map(InMemoryCache::new).transpose()?;
+        let wake = Arc::new(Notify::new());
         let link = match &config.redis_url {
             Some(url) => {
                 let factory = ConnectionFactory::new(url, &config)?;
-                Some(
-                    L2Link::connect(
-                        factory,
-                        config.connect_timeout + config.command_timeout,
-                        config.reconnect_min_delay,
-                        config.reconnect_max_delay,
-                    )
-                    .await?,
-                )
+                let settings = BreakerSettings {
+                    probe_timeout: config.connect_timeout + config.command_timeout,
+                    min_delay: config.reconnect_min_delay,
+                    max_delay: config.reconnect_max_delay,
+                    failure_threshold: config.breaker_failure_threshold,
+                    enabled: config.breaker_enabled,
+                };
+                Some(L2Link::connect(factory, settings, Arc::clone(&wake)).await?)
             }
             None => None,
+        };
+        let replay_capacity = if link.is_some() {
+            config.replay_queue_capacity
+        } else {
+            0
         };
         let codec = FrameCodec::new()
             .with_compression(config.compression)
@@ -215,11 +266,18 @@ impl GenericRedisCache {
                 counters: Counters::default(),
                 epochs: WriteEpochs::new(),
                 delete_script: redis::Script::new(DELETE_IF_UNCHANGED),
+                replay: ReplayQueue::new(replay_capacity, wake),
+                replayer_started: AtomicBool::new(false),
+                replaying: tokio::sync::Mutex::new(()),
+                set_if_newer: redis::Script::new(SET_IF_NEWER),
+                delete_if_not_newer: redis::Script::new(DELETE_IF_NOT_NEWER),
             }),
         })
     }
 
-    /// Sends measurements to `recorder` (see [`Recorder`]). Call before sharing the cache.
+    /// Sends measurements to `recorder` (see [`Recorder`]), breaker transitions included. Call it
+    /// right after [`connect`](Self::connect), before sharing the cache (and before a write has
+    /// had to be queued for replay: the replayer then holds a reference too).
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`] when the cache has already been cloned.
@@ -230,6 +288,9 @@ impl GenericRedisCache {
                 "set the recorder before cloning the cache",
             )
         })?;
+        if let Some(link) = &inner.link {
+            link.set_recorder(Arc::clone(&recorder));
+        }
         inner.recorder = Some(recorder);
         Ok(())
     }
@@ -286,15 +347,24 @@ impl GenericRedisCache {
             writes_l1_only: load(&c.writes_l1_only),
             writes_dropped: load(&c.writes_dropped),
             listener_failures: self.inner.listeners.failures(),
+            replay_queued: load(&self.inner.replay.counters.queued),
+            replay_dropped: load(&self.inner.replay.counters.dropped),
+            replay_superseded: load(&self.inner.replay.counters.superseded),
+            replayed: load(&self.inner.replay.counters.replayed),
+            replay_skipped: load(&self.inner.replay.counters.skipped),
+            replay_failed: load(&self.inner.replay.counters.failed),
         }
     }
 
     /// Checks Redis with a `PING` (when it is available) and reports both tiers.
     pub async fn health(&self) -> HealthReport {
         let l1_entries = self.inner.l1.as_ref().map(|l1| l1.stats().entries);
+        let replay_queue_depth = self.inner.replay.depth();
         let Some(link) = &self.inner.link else {
             return HealthReport {
                 l2: L2Health::Disabled,
+                breaker: None,
+                replay_queue_depth,
                 l1_entries,
                 outages: 0,
                 probes: 0,
@@ -313,6 +383,8 @@ impl GenericRedisCache {
                     l2: L2Health::Connected {
                         latency: started.elapsed(),
                     },
+                    breaker: Some(link.breaker_state()),
+                    replay_queue_depth,
                     l1_entries,
                     outages: state.outages,
                     probes: state.probes,
@@ -326,6 +398,8 @@ impl GenericRedisCache {
                 last_error: state.last_error,
                 next_probe_in: state.next_probe_in,
             },
+            breaker: Some(link.breaker_state()),
+            replay_queue_depth,
             l1_entries,
             outages: state.outages,
             probes: state.probes,
@@ -416,10 +490,12 @@ impl GenericRedisCache {
         Ok(frame)
     }
 
-    /// Writes a framed entry to Redis under `key` for `ttl`, bypassing this cache's L1. The frame's
-    /// expiry is clamped to `ttl`, so it never claims more life than Redis gives the key.
+    /// Writes a framed entry to Redis under `key` for `ttl` (Redis's TTL), bypassing this cache's
+    /// L1. The frame's expiry (the soft expiry, see serve-stale) is clamped to `ttl`, so it never
+    /// claims more life than Redis gives the key.
     ///
-    /// Returns `Ok(false)` when Redis is absent or unavailable.
+    /// Returns `Ok(true)` when Redis took the entry or it was queued for replay (Redis unavailable);
+    /// `Ok(false)` when Redis is absent, or unavailable with replay off.
     ///
     /// # Errors
     /// [`ErrorKind::CapacityExceeded`] above `max_value_size`; Redis errors other than
@@ -432,10 +508,21 @@ impl GenericRedisCache {
         payload: &[u8],
         ttl: Ttl,
     ) -> Result<bool> {
+        Ok(self.write_entry(key, codec, meta, payload, ttl).await? != L2Write::NotWritten)
+    }
+
+    async fn write_entry(
+        &self,
+        key: &CacheKey,
+        codec: Codec,
+        meta: &FrameMeta,
+        payload: &[u8],
+        ttl: Ttl,
+    ) -> Result<L2Write> {
         self.check_value_size(payload.len())?;
-        let Some((mut conn, generation)) = self.connection()? else {
-            return Ok(false);
-        };
+        if self.inner.link.is_none() {
+            return Ok(L2Write::NotWritten);
+        }
         let redis_key = self.redis_key(key);
         let latest_expiry = unix_millis().saturating_add(ttl.as_millis());
         let frame = if meta.expires_at_ms > latest_expiry {
@@ -445,11 +532,20 @@ impl GenericRedisCache {
         } else {
             self.encode(&redis_key, meta, codec, payload)?
         };
+        let pending = |frame: Vec<u8>| Pending::Set {
+            key: key.clone(),
+            frame,
+            cached_at_ms: meta.cached_at_ms,
+            expires_at_ms: latest_expiry,
+        };
+        let Some((mut conn, generation)) = self.connection()? else {
+            return Ok(self.queue(pending(frame)));
+        };
         let written = self
             .run(generation, "SET", async {
                 redis::cmd("SET")
                     .arg(&redis_key)
-                    .arg(frame)
+                    .arg(&frame)
                     .arg("PX")
                     .arg(ttl.as_millis())
                     .query_async::<()>(&mut conn)
@@ -457,10 +553,204 @@ impl GenericRedisCache {
             })
             .await;
         match written {
-            Ok(()) => Ok(true),
-            Err(e) if e.is_transient() => Ok(false),
+            Ok(()) => Ok(L2Write::Written),
+            Err(e) if e.is_transient() => Ok(self.queue(pending(frame))),
             Err(e) => Err(e),
         }
+    }
+
+    /// After a delete or invalidation reached Redis: queued writes of the keys it covers must not
+    /// bring them back. A write being replayed right now is not in the queue, so the delete is
+    /// queued too (replayed after it) in that case.
+    fn after_redis_delete(&self, pattern: &KeyPattern, pending: impl FnOnce() -> Pending) {
+        if !self.inner.replay.is_enabled() {
+            return;
+        }
+        if self.inner.replay.depth() > 0 {
+            self.inner.replay.forget(pattern);
+        }
+        if self.inner.replaying.try_lock().is_err() {
+            self.queue(pending());
+        }
+    }
+
+    /// Queues `item` for replay, starting the replayer on first use; `Queued` when it was queued.
+    fn queue(&self, item: Pending) -> L2Write {
+        if !self.inner.replay.push(item) {
+            return L2Write::NotWritten;
+        }
+        if !self.inner.replayer_started.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(replayer(
+                        Arc::downgrade(&self.inner),
+                        Arc::clone(&self.inner.replay.wake),
+                    ));
+                }
+                Err(_) => self.inner.replayer_started.store(false, Ordering::Release),
+            }
+        }
+        // A lone failure leaves the breaker closed: replay soon rather than at the next outage.
+        if self.is_l2_available() {
+            self.inner.replay.wake.notify_one();
+        }
+        L2Write::Queued
+    }
+
+    /// Applies queued items while Redis takes them; returns how many left the queue. Stops (the
+    /// item stays queued) when Redis is unavailable again.
+    ///
+    /// # Errors
+    /// Redis refusing the cache ([`ErrorKind::Auth`]); the item stays queued.
+    async fn replay_pending(&self) -> Result<u64> {
+        let _only_one = self.inner.replaying.lock().await;
+        let counters = &self.inner.replay.counters;
+        let mut done = 0;
+        while let Some(taken) = self.inner.replay.take() {
+            let Some(item) = taken.item() else {
+                break;
+            };
+            match self.replay_one(item).await {
+                Ok(true) => bump(&counters.replayed),
+                Ok(false) => bump(&counters.skipped),
+                Err(e) if e.is_transient() => return Ok(done),
+                Err(e) if e.kind() == ErrorKind::Auth => return Err(e),
+                Err(e) => {
+                    bump(&counters.failed);
+                    tracing::warn!(error = %e, "Redis refused a replayed operation; dropping it");
+                }
+            }
+            taken.done();
+            done += 1;
+        }
+        Ok(done)
+    }
+
+    /// Applies one queued item: true when applied, false when skipped (expired, or Redis holds a
+    /// newer value).
+    async fn replay_one(&self, item: &Pending) -> Result<bool> {
+        let unavailable = || Error::new(ErrorKind::Unavailable, "Redis is unavailable");
+        let Some((mut conn, generation)) = self.connection()? else {
+            return Err(unavailable());
+        };
+        match item {
+            Pending::Set {
+                key,
+                frame,
+                cached_at_ms,
+                expires_at_ms,
+            } => {
+                if *expires_at_ms <= unix_millis() {
+                    return Ok(false);
+                }
+                let mut invocation = self.inner.set_if_newer.key(self.redis_key(key));
+                invocation
+                    .arg(frame.as_slice())
+                    .arg(*cached_at_ms)
+                    .arg(*expires_at_ms);
+                let applied = self
+                    .run(generation, "replay SET", async {
+                        invocation.invoke_async::<i64>(&mut conn).await
+                    })
+                    .await?;
+                Ok(applied == 1)
+            }
+            Pending::Delete { key, at_ms } => {
+                let mut invocation = self.inner.delete_if_not_newer.key(self.redis_key(key));
+                invocation.arg(*at_ms);
+                let reply = self
+                    .run(generation, "replay UNLINK", async {
+                        invocation.invoke_async::<i64>(&mut conn).await
+                    })
+                    .await?;
+                Ok(reply >= 0)
+            }
+            Pending::Invalidate { pattern, at_ms } => {
+                let Some(mut walk) = self.pattern_connection().await? else {
+                    return Err(unavailable());
+                };
+                for key in self.scan_l2(&mut walk, pattern).await? {
+                    let mut invocation = self.inner.delete_if_not_newer.key(self.redis_key(&key));
+                    invocation.arg(*at_ms);
+                    self.run_pattern_step("replay invalidation", async {
+                        invocation.invoke_async::<i64>(&mut walk).await
+                    })
+                    .await?;
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Flushes the replay queue to Redis, waiting up to `limit` for it to come back, and reports
+    /// what was flushed and what is left (lost when the process exits). Call it before the
+    /// process ends; the cache stays usable afterwards.
+    pub async fn shutdown(&self, limit: Duration) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut flushed = 0;
+        while self.inner.replay.depth() > 0 {
+            match tokio::time::timeout_at(deadline, self.replay_pending()).await {
+                Ok(Ok(n)) => flushed += n,
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "Redis refuses the cache; the replay queue is not flushed");
+                    break;
+                }
+                Err(_) => break,
+            }
+            if self.inner.replay.depth() == 0 || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // Redis is unavailable: asking for the connection lets a probe run; wait for it.
+            let _ = self.connection();
+            tokio::time::sleep_until(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(20)),
+            )
+            .await;
+        }
+        let remaining = self.inner.replay.depth();
+        if remaining > 0 {
+            tracing::warn!(remaining, "shutdown: queued writes could not reach Redis");
+        }
+        ShutdownReport { flushed, remaining }
+    }
+
+    /// Reads `key` like [`get`](CacheInterface::get) and reports who answered ([`ReadStatus`])
+    /// with the time spent in each layer.
+    ///
+    /// # Errors
+    /// As `get`.
+    pub async fn get_with_status(&self, key: &CacheKey) -> Result<(Option<Bytes>, ReadReport)> {
+        let started = Instant::now();
+        let from_l1 = self.inner.l1.as_ref().and_then(|l1| l1.fetch(key.as_str()));
+        let l1_time = self.inner.l1.as_ref().map(|_| started.elapsed());
+        let with_l1 = |report: ReadReport| match l1_time {
+            Some(time) => report.with_l1_time(time),
+            None => report,
+        };
+        if let Some(value) = from_l1 {
+            self.record(CacheOp::Get, Layer::L1, Outcome::Hit, Some(started));
+            self.fire(CacheEvent::GetSuccess {
+                key,
+                value: &value,
+                layer: Layer::L1,
+            });
+            return Ok((Some(value), with_l1(ReadReport::new(ReadStatus::HitL1))));
+        }
+        let asks_redis = self.is_l2_available();
+        let l2_started = Instant::now();
+        let value = self.get_after_l1_miss(key, Some(started)).await?;
+        let status = if value.is_some() {
+            ReadStatus::HitL2
+        } else {
+            ReadStatus::Miss
+        };
+        let report = with_l1(ReadReport::new(status));
+        let report = if asks_redis {
+            report.with_l2_time(l2_started.elapsed())
+        } else {
+            report
+        };
+        Ok((value, report))
     }
 
     /// Removes the keys matching `pattern` from L1 and Redis and returns them, each once.
@@ -468,15 +758,23 @@ impl GenericRedisCache {
     ///
     /// # Errors
     /// [`ErrorKind::Unavailable`] when Redis is configured but could not be walked (unavailable, or
-    /// the walk failed part-way): L1 has been cleaned, but Redis may still hold matching keys, so
-    /// the invalidation is not reported as done. Other Redis errors as they come.
+    /// the walk failed part-way): L1 has been cleaned and the invalidation is queued for replay
+    /// (with replay on), but Redis may still hold matching keys now, so it is not reported as
+    /// done. Other Redis errors as they come.
     pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<Vec<CacheKey>> {
         let started = self.clock();
+        let issued_at = unix_millis();
         self.inner.epochs.bump_all();
         let mut removed: HashSet<CacheKey> = self.remove_from_l1(pattern);
+        let queue = || {
+            self.queue(Pending::Invalidate {
+                pattern: pattern.clone(),
+                at_ms: issued_at,
+            }) == L2Write::Queued
+        };
         if self.inner.link.is_some() {
             let Some(mut conn) = self.pattern_connection().await? else {
-                return Err(invalidation_incomplete(pattern, None));
+                return Err(invalidation_incomplete(pattern, None, queue()));
             };
             let outcome = match self.scan_l2(&mut conn, pattern).await {
                 Ok(found) => self.unlink_l2(&mut conn, &found).await,
@@ -486,9 +784,15 @@ impl GenericRedisCache {
             self.inner.epochs.bump_all();
             removed.extend(self.remove_from_l1(pattern));
             match outcome {
-                Ok(gone) => removed.extend(gone),
+                Ok(gone) => {
+                    removed.extend(gone);
+                    self.after_redis_delete(pattern, || Pending::Invalidate {
+                        pattern: pattern.clone(),
+                        at_ms: issued_at,
+                    });
+                }
                 Err(e) if e.is_transient() => {
-                    return Err(invalidation_incomplete(pattern, Some(e)));
+                    return Err(invalidation_incomplete(pattern, Some(e), queue()));
                 }
                 Err(e) => return Err(e),
             }
@@ -499,6 +803,127 @@ impl GenericRedisCache {
         }
         self.record(CacheOp::DeletePattern, Layer::L2, Outcome::Done, started);
         Ok(removed.into_iter().collect())
+    }
+
+    /// The rest of a read once L1 missed: Redis, decoding, promotion, recording.
+    async fn get_after_l1_miss(
+        &self,
+        key: &CacheKey,
+        started: Option<Instant>,
+    ) -> Result<Option<Bytes>> {
+        let layer = self.l2_layer();
+        let epoch = self.inner.epochs.current(key.as_str());
+        let frame = match self.get_entry(key).await {
+            Ok(frame) => frame,
+            Err(e) => {
+                self.record(CacheOp::Get, layer, Outcome::Failed(e.kind()), started);
+                return Err(e);
+            }
+        };
+        let Some(frame) = frame else {
+            self.record(CacheOp::Get, layer, Outcome::Miss, started);
+            self.fire(CacheEvent::GetMiss { key });
+            return Ok(None);
+        };
+        self.promote(key, &frame, epoch);
+        self.record(CacheOp::Get, layer, Outcome::Hit, started);
+        self.fire(CacheEvent::GetSuccess {
+            key,
+            value: &frame.payload,
+            layer,
+        });
+        Ok(Some(frame.payload))
+    }
+
+    async fn set_value(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+        let started = self.clock();
+        let ttl = ttl.unwrap_or(self.inner.default_ttl);
+        let layer = self.l2_layer();
+        self.check_value_size(value.len())?;
+        let epoch = self.inner.epochs.bump(key.as_str());
+        if self.inner.link.is_some() {
+            // Drop the old L1 copy first: if this future is cancelled after Redis took the new
+            // value, L1 must not keep serving the old one.
+            if let Some(l1) = &self.inner.l1 {
+                l1.remove(key.as_str());
+            }
+            let stored = self
+                .write_entry(key, Codec::Raw, &self.fresh_meta(ttl), &value, ttl)
+                .await;
+            match stored {
+                Ok(L2Write::Written) => {}
+                Ok(_) if self.inner.l1.is_some() => bump(&self.inner.counters.writes_l1_only),
+                Ok(L2Write::Queued) => {}
+                Ok(L2Write::NotWritten) => bump(&self.inner.counters.writes_dropped),
+                Err(e) => {
+                    self.record(CacheOp::Set, layer, Outcome::Failed(e.kind()), started);
+                    return Err(e);
+                }
+            }
+        }
+        // Fill L1 only if no other write or delete of this key's shard ran meanwhile (its value is
+        // newer), and move the epoch on so that reads that raced this write cannot promote.
+        if self.inner.epochs.current(key.as_str()) != epoch {
+            self.record(CacheOp::Set, layer, Outcome::Done, started);
+            self.fire(CacheEvent::SetSuccess { key, value: &value });
+            return Ok(());
+        }
+        self.inner.epochs.bump(key.as_str());
+        self.fill_l1(key, &value, ttl)?;
+        self.record(CacheOp::Set, layer, Outcome::Done, started);
+        self.fire(CacheEvent::SetSuccess { key, value: &value });
+        Ok(())
+    }
+
+    async fn delete_key(&self, key: &CacheKey) -> Result<bool> {
+        let started = self.clock();
+        self.inner.epochs.bump(key.as_str());
+        let in_l1 = self
+            .inner
+            .l1
+            .as_ref()
+            .is_some_and(|l1| l1.remove(key.as_str()));
+        let queued = || Pending::Delete {
+            key: key.clone(),
+            at_ms: unix_millis(),
+        };
+        let in_l2 = match self.connection()? {
+            Some((mut conn, generation)) => {
+                let redis_key = self.redis_key(key);
+                match self
+                    .run(generation, "UNLINK", async {
+                        redis::cmd("UNLINK")
+                            .arg(&redis_key)
+                            .query_async::<i64>(&mut conn)
+                            .await
+                    })
+                    .await
+                {
+                    Ok(n) => {
+                        if let Ok(exact) = KeyPattern::new(escape_glob(key.as_str())) {
+                            self.after_redis_delete(&exact, queued);
+                        }
+                        n > 0
+                    }
+                    Err(e) if e.is_transient() => {
+                        self.queue(queued());
+                        false
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None if self.inner.link.is_some() => {
+                self.queue(queued());
+                false
+            }
+            None => false,
+        };
+        let existed = in_l1 || in_l2;
+        self.record(CacheOp::Delete, self.l2_layer(), Outcome::Done, started);
+        if existed {
+            self.fire(CacheEvent::DeleteSuccess { key });
+        }
+        Ok(existed)
     }
 
     /// Runs one hot-path Redis command under our timeout, mapping and counting failures; failures
@@ -806,102 +1231,15 @@ impl CacheInterface for GenericRedisCache {
             });
             return Ok(Some(value));
         }
-        let layer = self.l2_layer();
-        let epoch = self.inner.epochs.current(key.as_str());
-        let frame = match self.get_entry(key).await {
-            Ok(frame) => frame,
-            Err(e) => {
-                self.record(CacheOp::Get, layer, Outcome::Failed(e.kind()), started);
-                return Err(e);
-            }
-        };
-        let Some(frame) = frame else {
-            self.record(CacheOp::Get, layer, Outcome::Miss, started);
-            self.fire(CacheEvent::GetMiss { key });
-            return Ok(None);
-        };
-        self.promote(key, &frame, epoch);
-        self.record(CacheOp::Get, layer, Outcome::Hit, started);
-        self.fire(CacheEvent::GetSuccess {
-            key,
-            value: &frame.payload,
-            layer,
-        });
-        Ok(Some(frame.payload))
+        self.get_after_l1_miss(key, started).await
     }
 
     async fn set(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
-        let started = self.clock();
-        let ttl = ttl.unwrap_or(self.inner.default_ttl);
-        let layer = self.l2_layer();
-        self.check_value_size(value.len())?;
-        let epoch = self.inner.epochs.bump(key.as_str());
-        if self.inner.link.is_some() {
-            // Drop the old L1 copy first: if this future is cancelled after Redis took the new
-            // value, L1 must not keep serving the old one.
-            if let Some(l1) = &self.inner.l1 {
-                l1.remove(key.as_str());
-            }
-            let stored = self
-                .set_entry(key, Codec::Raw, &self.fresh_meta(ttl), &value, ttl)
-                .await;
-            match stored {
-                Ok(true) => {}
-                Ok(false) if self.inner.l1.is_some() => bump(&self.inner.counters.writes_l1_only),
-                Ok(false) => bump(&self.inner.counters.writes_dropped),
-                Err(e) => {
-                    self.record(CacheOp::Set, layer, Outcome::Failed(e.kind()), started);
-                    return Err(e);
-                }
-            }
-        }
-        // Fill L1 only if no other write or delete of this key's shard ran meanwhile (its value is
-        // newer), and move the epoch on so that reads that raced this write cannot promote.
-        if self.inner.epochs.current(key.as_str()) != epoch {
-            self.record(CacheOp::Set, layer, Outcome::Done, started);
-            self.fire(CacheEvent::SetSuccess { key, value: &value });
-            return Ok(());
-        }
-        self.inner.epochs.bump(key.as_str());
-        self.fill_l1(key, &value, ttl)?;
-        self.record(CacheOp::Set, layer, Outcome::Done, started);
-        self.fire(CacheEvent::SetSuccess { key, value: &value });
-        Ok(())
+        self.set_value(key, value, ttl).await
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
-        let started = self.clock();
-        self.inner.epochs.bump(key.as_str());
-        let in_l1 = self
-            .inner
-            .l1
-            .as_ref()
-            .is_some_and(|l1| l1.remove(key.as_str()));
-        let in_l2 = match self.connection()? {
-            Some((mut conn, generation)) => {
-                let redis_key = self.redis_key(key);
-                match self
-                    .run(generation, "UNLINK", async {
-                        redis::cmd("UNLINK")
-                            .arg(&redis_key)
-                            .query_async::<i64>(&mut conn)
-                            .await
-                    })
-                    .await
-                {
-                    Ok(n) => n > 0,
-                    Err(e) if e.is_transient() => false,
-                    Err(e) => return Err(e),
-                }
-            }
-            None => false,
-        };
-        let existed = in_l1 || in_l2;
-        self.record(CacheOp::Delete, self.l2_layer(), Outcome::Done, started);
-        if existed {
-            self.fire(CacheEvent::DeleteSuccess { key });
-        }
-        Ok(existed)
+        self.delete_key(key).await
     }
 
     async fn exists(&self, key: &CacheKey) -> Result<bool> {
@@ -1052,28 +1390,46 @@ impl CacheInterface for GenericRedisCache {
                 l1.remove(key.as_str());
             }
         }
-        if let Some((mut conn, generation)) = self.connection()? {
-            let mut pipe = redis::pipe();
+        if self.inner.link.is_some() {
             let meta = self.fresh_meta(ttl);
+            let mut frames = Vec::with_capacity(entries.len());
             for (key, value) in entries {
-                let redis_key = self.redis_key(key);
-                let frame = self.encode(&redis_key, &meta, Codec::Raw, value)?;
-                pipe.cmd("SET")
-                    .arg(redis_key)
-                    .arg(frame)
-                    .arg("PX")
-                    .arg(ttl.as_millis())
-                    .ignore();
+                frames.push(self.encode(&self.redis_key(key), &meta, Codec::Raw, value)?);
             }
-            match self
-                .run(generation, "SET (pipeline)", async {
-                    pipe.query_async::<()>(&mut conn).await
-                })
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if e.is_transient() => bump(&self.inner.counters.writes_l1_only),
-                Err(e) => return Err(e),
+            let written = match self.connection()? {
+                Some((mut conn, generation)) => {
+                    let mut pipe = redis::pipe();
+                    for ((key, _), frame) in entries.iter().zip(&frames) {
+                        pipe.cmd("SET")
+                            .arg(self.redis_key(key))
+                            .arg(frame)
+                            .arg("PX")
+                            .arg(ttl.as_millis())
+                            .ignore();
+                    }
+                    match self
+                        .run(generation, "SET (pipeline)", async {
+                            pipe.query_async::<()>(&mut conn).await
+                        })
+                        .await
+                    {
+                        Ok(()) => true,
+                        Err(e) if e.is_transient() => false,
+                        Err(e) => return Err(e),
+                    }
+                }
+                None => false,
+            };
+            if !written {
+                bump(&self.inner.counters.writes_l1_only);
+                for ((key, _), frame) in entries.iter().zip(frames) {
+                    self.queue(Pending::Set {
+                        key: key.clone(),
+                        frame,
+                        cached_at_ms: meta.cached_at_ms,
+                        expires_at_ms: meta.expires_at_ms,
+                    });
+                }
             }
         }
         for (key, value) in entries {
@@ -1084,15 +1440,66 @@ impl CacheInterface for GenericRedisCache {
     }
 }
 
-fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>) -> Error {
+fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: bool) -> Error {
     let error = Error::new(
         ErrorKind::Unavailable,
         "invalidation reached L1 only: Redis could not be walked, and may still hold matching keys",
     )
     .with_context("pattern", pattern.as_str())
-    .with_context("fix", "retry when Redis is available");
+    .with_context("queued_for_replay", queued)
+    .with_context(
+        "fix",
+        if queued {
+            "nothing to do: it is replayed when Redis returns (retry to make sure sooner)"
+        } else {
+            "retry when Redis is available"
+        },
+    );
     match cause {
         Some(cause) => error.with_source(cause),
         None => error,
+    }
+}
+
+/// Where a write to the shared tier went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum L2Write {
+    /// Redis took it.
+    Written,
+    /// Redis could not; it waits in the replay queue.
+    Queued,
+    /// Nowhere: no Redis, or Redis unavailable with replay off.
+    NotWritten,
+}
+
+/// Replays the queue each time it is woken (Redis returned, or an item was queued while Redis
+/// looked available). When a replay stops on a passing failure while Redis still looks available
+/// (a lone timeout, or the breaker turned off), it tries again with a doubling delay. Holds the
+/// cache only while replaying, and ends when the cache is dropped.
+async fn replayer(cache: Weak<Inner>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let mut delay: Option<Duration> = None;
+        loop {
+            let Some(inner) = cache.upgrade() else {
+                return;
+            };
+            let cache = GenericRedisCache { inner };
+            match cache.replay_pending().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(replayed = n, "replayed queued writes to Redis"),
+                Err(e) => tracing::warn!(error = %e, "replay stopped: Redis refuses the cache"),
+            }
+            if cache.inner.replay.depth() == 0 || !cache.is_l2_available() {
+                break;
+            }
+            let config = &cache.inner.config;
+            let next = delay.map_or(config.reconnect_min_delay, |d| {
+                (d * 2).min(config.reconnect_max_delay)
+            });
+            delay = Some(next);
+            drop(cache);
+            tokio::time::sleep(next).await;
+        }
     }
 }

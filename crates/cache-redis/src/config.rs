@@ -56,6 +56,16 @@ pub struct RedisCacheConfig {
     pub reconnect_max_delay: Duration,
     /// The `COUNT` hint of each `SCAN` step, and the `UNLINK` batch size. Default: 1000.
     pub scan_count: usize,
+    /// Whether the circuit breaker may open. Off, every call goes to Redis and waits for its
+    /// timeout during an outage (only for comparison; keep it on). Default: on.
+    pub breaker_enabled: bool,
+    /// Consecutive command timeouts that open the breaker (a connection error opens it at once).
+    /// Default: 3.
+    pub breaker_failure_threshold: u32,
+    /// How many writes, deletes and invalidations that Redis could not take are kept for replay
+    /// when it returns; when full, the oldest is dropped and counted. 0 turns replay off.
+    /// Default: 10 000.
+    pub replay_queue_capacity: usize,
 }
 
 impl Default for RedisCacheConfig {
@@ -75,6 +85,9 @@ impl Default for RedisCacheConfig {
             reconnect_min_delay: Duration::from_millis(100),
             reconnect_max_delay: Duration::from_secs(1),
             scan_count: 1000,
+            breaker_enabled: true,
+            breaker_failure_threshold: 3,
+            replay_queue_capacity: 10_000,
         }
     }
 }
@@ -96,6 +109,9 @@ impl fmt::Debug for RedisCacheConfig {
             .field("reconnect_min_delay", &self.reconnect_min_delay)
             .field("reconnect_max_delay", &self.reconnect_max_delay)
             .field("scan_count", &self.scan_count)
+            .field("breaker_enabled", &self.breaker_enabled)
+            .field("breaker_failure_threshold", &self.breaker_failure_threshold)
+            .field("replay_queue_capacity", &self.replay_queue_capacity)
             .finish()
     }
 }
@@ -141,6 +157,22 @@ pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
 const KNOWN_SCHEMES: &[&str] = &["redis", "redis+unix", "unix", "valkey"];
 
 impl RedisCacheConfig {
+    /// Sets [`breaker_enabled`](Self::breaker_enabled) and
+    /// [`breaker_failure_threshold`](Self::breaker_failure_threshold).
+    #[must_use]
+    pub fn with_breaker(mut self, enabled: bool, failure_threshold: u32) -> Self {
+        self.breaker_enabled = enabled;
+        self.breaker_failure_threshold = failure_threshold;
+        self
+    }
+
+    /// Sets [`replay_queue_capacity`](Self::replay_queue_capacity).
+    #[must_use]
+    pub fn with_replay_queue_capacity(mut self, capacity: usize) -> Self {
+        self.replay_queue_capacity = capacity;
+        self
+    }
+
     /// Sets [`redis_url`](Self::redis_url).
     #[must_use]
     pub fn with_redis_url(mut self, url: impl Into<String>) -> Self {
@@ -348,6 +380,22 @@ impl RedisCacheConfig {
                 format!("{:?}", self.reconnect_max_delay),
                 format!(">= reconnect_min_delay ({:?})", self.reconnect_min_delay),
                 "raise reconnect_max_delay or lower reconnect_min_delay",
+            ));
+        }
+        if self.breaker_failure_threshold == 0 || self.breaker_failure_threshold > 1000 {
+            r.error(ValidationIssue::new(
+                "breaker_failure_threshold",
+                self.breaker_failure_threshold,
+                "1..=1000",
+                "use the default, 3: a few timeouts in a row mean Redis is not answering",
+            ));
+        }
+        if self.replay_queue_capacity > 10_000_000 {
+            r.error(ValidationIssue::new(
+                "replay_queue_capacity",
+                self.replay_queue_capacity,
+                "0..=10000000 (0 turns replay off)",
+                "each queued write holds its value in memory: keep the queue to what an outage produces",
             ));
         }
         if self.scan_count == 0 {

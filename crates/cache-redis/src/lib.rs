@@ -34,7 +34,8 @@ mod config;
 mod connection;
 mod events;
 mod link;
+mod replay;
 
-pub use cache::{GenericRedisCache, HealthReport, L2Health, RedisCacheStats};
+pub use cache::{GenericRedisCache, HealthReport, L2Health, RedisCacheStats, ShutdownReport};
 pub use config::{RedisCacheConfig, check_redis_url, redact_url};
 pub use events::{CacheEvent, CacheEventListener, ListenerError};

@@ -1,8 +1,9 @@
-//! The state of the connection to Redis: available, unavailable (with a backoff-driven probe), or
-//! refusing the cache (credentials, permissions).
+//! The circuit breaker in front of Redis: closed (available), open (unavailable, with a
+//! backoff-driven probe), half-open (one probe rebuilding the connection), or refusing the cache
+//! (credentials, permissions).
 //!
 //! While Redis is available, calls clone the shared `ConnectionManager`. A connection error, or
-//! [`TIMEOUTS_BEFORE_UNAVAILABLE`] timeouts in a row, mark the link unavailable: from then on calls
+//! `failure_threshold` timeouts in a row, open the breaker: from then on calls
 //! skip Redis at no network cost, and at most one background probe at a time runs when the backoff
 //! delay has passed. A probe builds a **new** manager and sends `PING` through it, so the manager
 //! installed is already connected and a half-open socket of the old one is never reused. The delay
@@ -17,13 +18,25 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use cache_core::{Error, ErrorKind, Result};
+use cache_core::{BreakerState, Error, ErrorKind, Recorder, Result};
 use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
 
 use crate::connection::{ConnectionFactory, map_redis_error, with_timeout};
 
-/// Consecutive timeouts that mark Redis unavailable (a connection error does at once).
-pub(crate) const TIMEOUTS_BEFORE_UNAVAILABLE: u32 = 3;
+/// How the breaker behaves (from `RedisCacheConfig`).
+pub(crate) struct BreakerSettings {
+    /// The limit of one probe (connect + `PING`).
+    pub(crate) probe_timeout: Duration,
+    /// The first wait before a probe; it doubles per failed probe.
+    pub(crate) min_delay: Duration,
+    /// The longest wait between probes.
+    pub(crate) max_delay: Duration,
+    /// Consecutive timeouts that open the breaker (a connection error does at once).
+    pub(crate) failure_threshold: u32,
+    /// When false, the breaker never opens: every call goes to Redis and waits for its timeout.
+    pub(crate) enabled: bool,
+}
 
 struct Installed {
     manager: ConnectionManager,
@@ -42,6 +55,11 @@ pub(crate) struct L2Link {
     min_delay_ms: u64,
     max_delay_ms: u64,
     probe_timeout: Duration,
+    failure_threshold: u32,
+    enabled: bool,
+    /// Woken when the breaker closes again, so queued writes are replayed.
+    recovered: Arc<Notify>,
+    recorder: Mutex<Option<Arc<dyn Recorder>>>,
     unavailable_since: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
     refusal: Mutex<Option<(ErrorKind, String)>>,
@@ -93,10 +111,16 @@ impl L2Link {
     /// credentials, TLS or configuration errors are returned.
     pub(crate) async fn connect(
         factory: ConnectionFactory,
-        probe_timeout: Duration,
-        min_delay: Duration,
-        max_delay: Duration,
+        settings: BreakerSettings,
+        recovered: Arc<Notify>,
     ) -> Result<Arc<Self>> {
+        let BreakerSettings {
+            probe_timeout,
+            min_delay,
+            max_delay,
+            failure_threshold,
+            enabled,
+        } = settings;
         let probe = connected_manager(&factory, probe_timeout).await;
         let (manager, available, error) = match probe {
             Ok(manager) => (manager, true, None),
@@ -118,6 +142,10 @@ impl L2Link {
             min_delay_ms: millis(min_delay).max(1),
             max_delay_ms: millis(max_delay).max(1),
             probe_timeout,
+            failure_threshold: failure_threshold.max(1),
+            enabled,
+            recovered,
+            recorder: Mutex::new(None),
             unavailable_since: Mutex::new((!available).then(Instant::now)),
             last_error: Mutex::new(None),
             refusal: Mutex::new(None),
@@ -137,6 +165,40 @@ impl L2Link {
 
     pub(crate) fn factory(&self) -> &ConnectionFactory {
         &self.factory
+    }
+
+    /// Where breaker transitions are reported.
+    pub(crate) fn set_recorder(&self, recorder: Arc<dyn Recorder>) {
+        *lock(&self.recorder) = Some(recorder);
+    }
+
+    /// Closed, open, or half-open (a probe is running).
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        if self.is_available() {
+            BreakerState::Closed
+        } else if self.probing.load(Ordering::Acquire) {
+            BreakerState::HalfOpen
+        } else {
+            BreakerState::Open
+        }
+    }
+
+    /// Logs a state change once and reports it to the recorder.
+    fn transition(&self, from: BreakerState, to: BreakerState) {
+        match to {
+            BreakerState::Closed => {
+                tracing::info!(url = self.factory.redacted_url(), %from, %to, "circuit breaker closed: Redis is available again");
+            }
+            BreakerState::Open => {
+                tracing::warn!(url = self.factory.redacted_url(), %from, %to, "circuit breaker open: serving from L1");
+            }
+            _ => {
+                tracing::debug!(url = self.factory.redacted_url(), %from, %to, "circuit breaker half-open: probing Redis");
+            }
+        }
+        if let Some(recorder) = lock(&self.recorder).as_ref() {
+            recorder.record_breaker(from, to);
+        }
     }
 
     /// The shared connection and its generation when Redis is available; `Ok(None)` when it is
@@ -165,10 +227,13 @@ impl L2Link {
         if generation != self.installed.load().generation {
             return;
         }
+        if !self.enabled {
+            return;
+        }
         match error.kind() {
             ErrorKind::Timeout => {
                 let timeouts = self.consecutive_timeouts.fetch_add(1, Ordering::Relaxed) + 1;
-                if timeouts >= TIMEOUTS_BEFORE_UNAVAILABLE {
+                if timeouts >= self.failure_threshold {
                     self.mark_unavailable(error);
                 }
             }
@@ -211,6 +276,7 @@ impl L2Link {
                 error = %error,
                 "Redis became unavailable; serving from L1 until a probe succeeds"
             );
+            self.transition(BreakerState::Closed, BreakerState::Open);
         }
     }
 
@@ -224,14 +290,22 @@ impl L2Link {
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
         }
+        self.transition(BreakerState::Open, BreakerState::HalfOpen);
         let link = Arc::clone(self);
         runtime.spawn(async move {
-            link.probe_once().await;
+            let recovered = link.probe_once().await;
             link.probing.store(false, Ordering::Release);
+            if recovered {
+                link.transition(BreakerState::HalfOpen, BreakerState::Closed);
+                link.recovered.notify_one();
+            } else {
+                link.transition(BreakerState::HalfOpen, BreakerState::Open);
+            }
         });
     }
 
-    async fn probe_once(&self) {
+    /// One probe; true when it installed a connected manager.
+    async fn probe_once(&self) -> bool {
         self.probes.fetch_add(1, Ordering::Relaxed);
         match connected_manager(&self.factory, self.probe_timeout).await {
             Ok(manager) => {
@@ -245,10 +319,7 @@ impl L2Link {
                 *lock(&self.refusal) = None;
                 self.consecutive_timeouts.store(0, Ordering::Relaxed);
                 self.available.store(true, Ordering::Release);
-                tracing::info!(
-                    url = self.factory.redacted_url(),
-                    "Redis is available again"
-                );
+                true
             }
             Err(e) => {
                 if !e.is_transient() {
@@ -265,6 +336,7 @@ impl L2Link {
                     .store(self.now_ms() + backoff, Ordering::Relaxed);
                 self.backoff_ms
                     .store((backoff * 2).min(self.max_delay_ms), Ordering::Relaxed);
+                false
             }
         }
     }
