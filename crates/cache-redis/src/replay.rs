@@ -106,24 +106,16 @@ impl ReplayQueue {
             return false;
         }
         let mut items = lock(&self.items);
-        let before = items.len();
         match &item {
-            Pending::Set { key, .. } => {
-                items.retain(|queued| !matches!(queued, Pending::Set { key: k, .. } if k == key));
+            Pending::Set { key, .. } => self.drop_superseded(&mut items, |queued| {
+                matches!(queued, Pending::Set { key: k, .. } if k == key)
+            }),
+            Pending::Delete { key, .. } => self.drop_superseded(&mut items, |queued| {
+                matches!(queued, Pending::Set { key: k, .. } | Pending::Delete { key: k, .. } if k == key)
+            }),
+            Pending::Invalidate { pattern, .. } => {
+                self.drop_superseded(&mut items, |queued| covered(pattern, queued));
             }
-            Pending::Delete { key, .. } => items.retain(|queued| {
-                !matches!(queued, Pending::Set { key: k, .. } | Pending::Delete { key: k, .. } if k == key)
-            }),
-            Pending::Invalidate { pattern, .. } => items.retain(|queued| {
-                !matches!(queued, Pending::Set { key, .. } | Pending::Delete { key, .. } if pattern.matches(key.as_str()))
-            }),
-        }
-        let superseded = before - items.len();
-        if superseded > 0 {
-            self.counters.superseded.fetch_add(
-                u64::try_from(superseded).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
         }
         if items.len() >= self.capacity {
             items.pop_front();
@@ -141,18 +133,17 @@ impl ReplayQueue {
     /// Drops the queued writes and deletes of the keys `pattern` matches: a delete or an
     /// invalidation that reached Redis makes them stale.
     pub(crate) fn forget(&self, pattern: &KeyPattern) {
-        let mut items = lock(&self.items);
+        self.drop_superseded(&mut lock(&self.items), |queued| covered(pattern, queued));
+    }
+
+    /// Removes the items `stale` picks, counting them as superseded.
+    fn drop_superseded(&self, items: &mut VecDeque<Pending>, stale: impl Fn(&Pending) -> bool) {
         let before = items.len();
-        items.retain(|queued| {
-            !matches!(queued, Pending::Set { key, .. } | Pending::Delete { key, .. } if pattern.matches(key.as_str()))
-        });
-        let superseded = before - items.len();
-        if superseded > 0 {
-            self.counters.superseded.fetch_add(
-                u64::try_from(superseded).unwrap_or(u64::MAX),
-                Ordering::Relaxed,
-            );
-        }
+        items.retain(|queued| !stale(queued));
+        let superseded = u64::try_from(before - items.len()).unwrap_or(u64::MAX);
+        self.counters
+            .superseded
+            .fetch_add(superseded, Ordering::Relaxed);
     }
 
     /// The oldest item.
@@ -203,6 +194,11 @@ impl Drop for Taken<'_> {
             self.queue.push_front(item);
         }
     }
+}
+
+/// Whether a queued write or delete is of a key `pattern` matches.
+fn covered(pattern: &KeyPattern, queued: &Pending) -> bool {
+    matches!(queued, Pending::Set { key, .. } | Pending::Delete { key, .. } if pattern.matches(key.as_str()))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
