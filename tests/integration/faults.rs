@@ -569,3 +569,77 @@ async fn outage_writes_are_replayed_without_overwriting_newer_values() {
     assert_eq!((value, status.status), (None, ReadStatus::Miss));
     assert!(status.l1_time.is_some() && status.l2_time.is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breaker_and_replay_settings_change_behaviour() {
+    use aicache::BreakerState;
+    let mut server = server();
+    let short = |threshold: u32| {
+        test_config(&server.url())
+            .with_command_timeout(Duration::from_millis(100))
+            .with_reconnect_delays(Duration::from_secs(30), Duration::from_secs(30))
+            .with_breaker(true, threshold)
+    };
+    let opens_at_once = redis_cache(short(1)).await;
+    let opens_at_three = redis_cache(short(3)).await;
+    let never_opens = redis_cache(short(1).with_breaker(false, 1)).await;
+    let small_queue = redis_cache(short(3).with_replay_queue_capacity(2)).await;
+    let no_replay = redis_cache(short(3).with_replay_queue_capacity(0)).await;
+    server.pause();
+    let breaker = |cache: &GenericRedisCache| {
+        let cache = cache.clone();
+        async move { cache.health().await.breaker }
+    };
+    // One timed-out read: the threshold decides.
+    for cache in [&opens_at_once, &opens_at_three, &never_opens] {
+        assert_eq!(cache.get(&key("k")).await.unwrap(), None);
+    }
+    assert_eq!(breaker(&opens_at_once).await, Some(BreakerState::Open));
+    assert_eq!(breaker(&opens_at_three).await, Some(BreakerState::Closed));
+    for _ in 0..2 {
+        opens_at_three.get(&key("k")).await.unwrap();
+        never_opens.get(&key("k")).await.unwrap();
+    }
+    assert_eq!(breaker(&opens_at_three).await, Some(BreakerState::Open));
+    // Disabled, every call still goes to the network and waits for its timeout.
+    assert_eq!(breaker(&never_opens).await, Some(BreakerState::Closed));
+    let stats = never_opens.stats();
+    assert_eq!(
+        (stats.l2_errors >= 3, stats.l2_skipped),
+        (true, 0),
+        "{stats:?}"
+    );
+    let skipped_before = opens_at_once.stats().l2_skipped;
+    opens_at_once.get(&key("k")).await.unwrap();
+    assert_eq!(
+        opens_at_once.stats().l2_skipped,
+        skipped_before + 1,
+        "open: no network"
+    );
+
+    // Queue capacity: 2 keeps the newest two of three writes; 0 keeps none.
+    for name in ["q:1", "q:2", "q:3"] {
+        small_queue
+            .set(&key(name), "v".into(), ttl(60))
+            .await
+            .unwrap();
+        no_replay
+            .set(&key(name), "v".into(), ttl(60))
+            .await
+            .unwrap();
+    }
+    let (small, none) = (small_queue.stats(), no_replay.stats());
+    assert_eq!(
+        (small.replay_queued, small.replay_dropped),
+        (3, 1),
+        "{small:?}"
+    );
+    assert_eq!(small_queue.health().await.replay_queue_depth, 2);
+    assert_eq!(
+        (none.replay_queued, none.writes_l1_only),
+        (0, 3),
+        "{none:?}"
+    );
+    assert_eq!(no_replay.health().await.replay_queue_depth, 0);
+    server.resume();
+}
