@@ -6,6 +6,9 @@
 //! - `l2_hit_{1k,100k}_c{1,50}`: `GenericRedisCache` with L1 off vs raw redis-rs `GET` on one
 //!   multiplexed connection, both reading the same stored frame.
 //!
+//! - `l2_outage_read_p99_us_breaker_vs_none`: p99 read latency (µs) while Redis is frozen, with the
+//!   circuit breaker against without it (lower is better; the command timeout is printed).
+//!
 //! Output: a table on stdout and `target/aicache-bench/report.json`
 //! (`[{"name", "value", "unit", "baseline", "ratio"}]`, values in ops/s, ratio = contender/baseline).
 #![allow(clippy::print_stdout, reason = "a benchmark report prints its table")]
@@ -18,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use aicache::{
     AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheInterface, CacheKey,
-    CachePerformanceMonitor, CompositeRecorder, GenericRedisCache, MetricsRecorder,
+    CachePerformanceMonitor, CompositeRecorder, GenericRedisCache, LatencyWindow, MetricsRecorder,
     RedisCacheConfig, RequestControls, Ttl,
 };
 use cache_testkit::{RedisServer, ServerConfig};
@@ -32,6 +35,8 @@ struct Plan {
 
 struct Row {
     name: String,
+    /// `ops/s` (higher is better) or `us` (a latency: lower is better).
+    unit: &'static str,
     contender: Vec<f64>,
     baseline: Vec<f64>,
 }
@@ -115,6 +120,7 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
     let value = Bytes::from(cache_testkit::incompressible_bytes(size));
     let mut row = Row {
         name,
+        unit: "ops/s",
         contender: Vec::new(),
         baseline: Vec::new(),
     };
@@ -155,6 +161,7 @@ async fn l1_row(plan: &Plan) -> Row {
     let bare = Arc::new(bare);
     let mut row = Row {
         name: "l1_hit_1k_c1".into(),
+        unit: "ops/s",
         contender: Vec::new(),
         baseline: Vec::new(),
     };
@@ -208,6 +215,7 @@ async fn ai_l1_row(plan: &Plan, chars: usize, json_api: bool) -> Row {
     let bare = Arc::new(bare);
     let mut row = Row {
         name,
+        unit: "ops/s",
         contender: Vec::new(),
         baseline: Vec::new(),
     };
@@ -292,6 +300,7 @@ async fn monitoring_row(plan: &Plan, monitoring: Monitoring) -> Row {
             Monitoring::Recorders => "ai_l1_hit_3k_c1_monitor_recorders_vs_off",
         }
         .into(),
+        unit: "ops/s",
         contender: Vec::new(),
         baseline: Vec::new(),
     };
@@ -317,6 +326,60 @@ async fn monitoring_row(plan: &Plan, monitoring: Monitoring) -> Row {
     row
 }
 
+/// The configured command timeout of the outage row.
+const OUTAGE_TIMEOUT: Duration = Duration::from_millis(50);
+
+/// Read latency while Redis is frozen (SIGSTOP): p99 with the circuit breaker (it opens after 3
+/// timeouts, then reads skip Redis) against p99 with no breaker (every read waits for the
+/// timeout), in interleaved rounds, in microseconds; the timeout is printed beside it.
+async fn outage_row(plan: &Plan) -> Row {
+    let mut server = RedisServer::start(ServerConfig::default());
+    let config = |breaker: bool| {
+        RedisCacheConfig::default()
+            .with_redis_url(server.url())
+            .with_l1(None)
+            .with_command_timeout(OUTAGE_TIMEOUT)
+            .with_reconnect_delays(Duration::from_secs(1), Duration::from_secs(1))
+            .with_breaker(breaker, 3)
+    };
+    let with_breaker = GenericRedisCache::connect(config(true)).await.unwrap();
+    let without = GenericRedisCache::connect(config(false)).await.unwrap();
+    let key = CacheKey::new("outage").unwrap();
+    server.pause();
+    // The row compares reads with the breaker open: let it see its 3 timeouts first.
+    while with_breaker.is_l2_available() {
+        assert!(with_breaker.get(&key).await.unwrap().is_none());
+    }
+    // Reads per round: enough for a p99 while a breakerless round stays near a second.
+    let reads = (plan.round_time.as_millis() / OUTAGE_TIMEOUT.as_millis()).max(20);
+    let mut row = Row {
+        name: "l2_outage_read_p99_us_breaker_vs_none".into(),
+        unit: "us",
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for _ in 0..plan.rounds {
+        for (cache, into) in [
+            (&with_breaker, &mut row.contender),
+            (&without, &mut row.baseline),
+        ] {
+            let window = LatencyWindow::new(Duration::from_secs(3600));
+            for _ in 0..reads {
+                let started = Instant::now();
+                assert!(cache.get(&key).await.unwrap().is_none());
+                window.record(started.elapsed());
+            }
+            #[allow(clippy::cast_precision_loss, reason = "microseconds")]
+            into.push(window.summary().p99_us as f64);
+        }
+    }
+    println!(
+        "outage row: command timeout {OUTAGE_TIMEOUT:?}, {reads} reads per round against a frozen redis-server"
+    );
+    server.resume();
+    row
+}
+
 /// The AI L2 hit (L1 off) at 50 tasks against raw redis-rs GET of the same stored frame.
 async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
     let config = AiCacheConfig::default()
@@ -336,6 +399,7 @@ async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
     let answer = json!({"answer": "x".repeat(900)});
     let mut row = Row {
         name: "ai_l2_hit_1k_c50".into(),
+        unit: "ops/s",
         contender: Vec::new(),
         baseline: Vec::new(),
     };
@@ -405,6 +469,7 @@ fn main() {
         rows.push(ai_l2_row(&server, &plan).await);
         rows.push(monitoring_row(&plan, Monitoring::Counters).await);
         rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
+        rows.push(outage_row(&plan).await);
         rows
     });
 
@@ -431,7 +496,7 @@ fn main() {
         json.push(serde_json::json!({
             "name": row.name,
             "value": value.round(),
-            "unit": "ops/s",
+            "unit": row.unit,
             "baseline": baseline.round(),
             "ratio": (ratio * 1000.0).round() / 1000.0,
         }));

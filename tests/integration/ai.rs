@@ -1189,3 +1189,159 @@ async fn spans_name_the_request_by_operation_and_digest_never_by_its_text() {
         "{output}"
     );
 }
+
+#[tokio::test]
+async fn serve_stale_when_the_model_fails_or_is_too_slow() {
+    use aicache::ReadStatus;
+    let server = server();
+    for with_redis in [true, false] {
+        let base = if with_redis {
+            ai_config(&server)
+        } else {
+            AiCacheConfig::default()
+        };
+        let config =
+            base.with_serve_stale(Duration::from_secs(60), Some(Duration::from_millis(100)));
+        let cache: AIResponseCache<String> = AIResponseCache::connect(config).await.unwrap();
+        let key = cache
+            .key(&AiRequest::new("summarize", &format!("stale {with_redis}")))
+            .unwrap();
+        let short = RequestControls::default().with_ttl(Ttl::from_millis(300).unwrap());
+        let ok = |answer: &'static str| async move { Ok::<_, std::io::Error>(answer.to_string()) };
+        let first = cache
+            .get_or_compute(&key, &short, || ok("v1"))
+            .await
+            .unwrap();
+        assert_eq!(first.source, Source::Computed);
+        if with_redis {
+            let pttl: i64 = raw(&server).await.pttl(cache.full_key(&key)).await.unwrap();
+            assert!(pttl > 50_000, "Redis keeps TTL + window, got {pttl} ms");
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(
+            cache.get(&key).await.unwrap().is_none(),
+            "a plain read past the TTL is a miss (redis: {with_redis})"
+        );
+        let failed = cache
+            .get_or_compute(&key, &short, || async {
+                Err::<String, _>(std::io::Error::other("model down"))
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                failed.source,
+                failed.status(),
+                failed.response.metadata.stale
+            ),
+            (Source::Stale, ReadStatus::Stale, true)
+        );
+        assert_eq!(*failed.response.value, "v1");
+        let finished = Arc::new(AtomicU64::new(0));
+        let slow = cache
+            .get_or_compute(&key, &short, || {
+                let finished = Arc::clone(&finished);
+                async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    finished.fetch_add(1, Ordering::Relaxed);
+                    Ok::<_, std::io::Error>("v2".to_string())
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (slow.source, slow.response.value.as_str()),
+            (Source::Stale, "v1")
+        );
+        assert_eq!(
+            finished.load(Ordering::Relaxed),
+            0,
+            "the slow computation was abandoned"
+        );
+        assert_eq!(cache.stats().by_operation["summarize"].stale_served, 2);
+        // A computation that succeeds replaces the stale answer.
+        let fresh = cache
+            .get_or_compute(&key, &short, || ok("v3"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (fresh.source, fresh.response.value.as_str()),
+            (Source::Computed, "v3")
+        );
+        assert!(!fresh.response.metadata.stale);
+        // Without a stale answer, a slow computation is waited for.
+        let other = cache
+            .key(&AiRequest::new(
+                "summarize",
+                &format!("never stored {with_redis}"),
+            ))
+            .unwrap();
+        let waited = cache
+            .get_or_compute(&other, &short, || async {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                Ok::<_, std::io::Error>("late".to_string())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            (waited.source, waited.response.value.as_str()),
+            (Source::Computed, "late")
+        );
+    }
+    // Without a window a failed computation is the caller's error, as before.
+    let plain: AIResponseCache<String> =
+        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let key = plain
+        .key(&AiRequest::new("summarize", "no window"))
+        .unwrap();
+    let short = RequestControls::default().with_ttl(Ttl::from_millis(100).unwrap());
+    plain
+        .get_or_compute(&key, &short, || async {
+            Ok::<_, std::io::Error>("v1".to_string())
+        })
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let failed = plain
+        .get_or_compute(&key, &short, || async {
+            Err::<String, _>(std::io::Error::other("model down"))
+        })
+        .await;
+    assert!(failed.is_err());
+}
+
+#[tokio::test]
+async fn reads_report_their_status_and_time_per_layer() {
+    use aicache::ReadStatus;
+    let server = server();
+    let cache: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+        .await
+        .unwrap();
+    let key = cache.key(&AiRequest::new("qa", "status")).unwrap();
+    writer
+        .put(&key, json!({"a": 1}), &RequestControls::default())
+        .await
+        .unwrap();
+    let (hit, report) = cache.get_with_status(&key).await.unwrap();
+    assert!(hit.is_some());
+    assert_eq!(report.status, ReadStatus::HitL2);
+    assert!(
+        report.l1_time.is_some() && report.l2_time.is_some(),
+        "{report:?}"
+    );
+    let (_, report) = cache.get_with_status(&key).await.unwrap();
+    assert_eq!(report.status, ReadStatus::HitL1, "promoted on the L2 hit");
+    assert!(
+        report.l1_time.is_some() && report.l2_time.is_none(),
+        "{report:?}"
+    );
+    let missing = cache.key(&AiRequest::new("qa", "never stored")).unwrap();
+    let (none, report) = cache.get_with_status(&missing).await.unwrap();
+    assert!(none.is_none());
+    assert_eq!(report.status, ReadStatus::Miss);
+    assert!(report.l2_time.is_some());
+    let (_, report) = writer.get_with_status(&key).await.unwrap();
+    assert_eq!(report.status, ReadStatus::HitL2);
+    assert!(report.l1_time.is_none(), "no L1 on this instance");
+}

@@ -685,3 +685,39 @@ fn breaker_and_replay_settings_are_checked_and_reach_the_redis_tier() {
     assert_eq!(redis.breaker_failure_threshold, 7);
     assert_eq!(redis.replay_queue_capacity, 42);
 }
+
+#[test]
+fn serve_stale_settings_are_checked_and_reach_the_ai_cache() {
+    let base = AIResponseCacheConfig::default();
+    let check = |overrides: Value| base.merge(&overrides).unwrap().validate();
+    for (overrides, field) in [
+        (json!({"stale_after_ms": 500}), "stale_after_ms"),
+        (
+            json!({"stale_window": 60, "stale_after_ms": 0}),
+            "stale_after_ms",
+        ),
+        (json!({"stale_window": 40_000_000}), "stale_window"),
+    ] {
+        let result = check(overrides.clone());
+        assert_eq!(result.errors.len(), 1, "{overrides}");
+        assert_eq!(result.errors[0].field, field, "{overrides}");
+    }
+    let vars = env(&[
+        ("AICACHE_STALE_WINDOW", "3600"),
+        ("AICACHE_STALE_AFTER_MS", "5000"),
+    ]);
+    let ai = AIResponseCacheConfig::load_with_env(None, vars)
+        .unwrap()
+        .to_ai_cache_config()
+        .unwrap();
+    assert_eq!(ai.stale_window, std::time::Duration::from_secs(3600));
+    assert_eq!(ai.stale_after, Some(std::time::Duration::from_millis(5000)));
+    // The AI layer's own configuration holds the same rule.
+    let lone_after = aicache::AiCacheConfig::default()
+        .with_serve_stale(
+            std::time::Duration::ZERO,
+            Some(std::time::Duration::from_secs(1)),
+        )
+        .validate();
+    assert_eq!(lone_after.errors[0].field, "stale_after");
+}

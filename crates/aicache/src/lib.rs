@@ -57,8 +57,8 @@ pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, Secre
 #[cfg(feature = "monitoring")]
 pub use cache_monitoring::{
     CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
-    LatencySummary, MemoryUsageMetric, MetricsRecorder, MonitorConfig, MonitorSnapshot,
-    PerformanceMetric, SavingsMetric, Severity,
+    LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder, MonitorConfig,
+    MonitorSnapshot, PerformanceMetric, SavingsMetric, Severity,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).

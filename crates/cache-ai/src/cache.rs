@@ -12,8 +12,8 @@ use tracing::Instrument as _;
 
 use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
 use cache_core::{
-    CacheKey, CacheOp, Error, ErrorKind, KeyPattern, Layer, MemoryReading, Outcome, Recorder,
-    RequestEvent, Result, TextTier, Ttl, Usage, unix_millis,
+    CacheKey, CacheOp, Error, ErrorKind, KeyPattern, Layer, MemoryReading, Outcome, ReadReport,
+    ReadStatus, Recorder, RequestEvent, Result, TextTier, Ttl, Usage, unix_millis,
 };
 use cache_memory::{ByteSize, InMemoryCache, MemoryCacheStats, WriteEpochs};
 use cache_monitoring::LatencyWindow;
@@ -46,6 +46,9 @@ pub struct ResponseMetadata {
     pub key: Arc<str>,
     /// The tier that answered a hit.
     pub layer: Option<Layer>,
+    /// True when the answer is past its TTL, served by `get_or_compute` because computing a
+    /// fresh one failed or took too long (serve-stale).
+    pub stale: bool,
 }
 
 /// A cached (or freshly computed) answer.
@@ -95,6 +98,9 @@ pub enum Source {
     Computed,
     /// Another caller computing the same key shared its answer.
     Joined,
+    /// Computing failed or took too long, and an answer past its TTL (within the stale window)
+    /// was served instead (its metadata says `stale`).
+    Stale,
 }
 
 /// The answer of [`get_or_compute`](AIResponseCache::get_or_compute).
@@ -109,6 +115,19 @@ pub struct Computed<T> {
     pub compute_time: Option<Duration>,
     /// Whether the answer was stored (false for hits, refusals and `no_store`).
     pub stored: bool,
+}
+
+impl<T> Computed<T> {
+    /// The read status this answer stands for: HIT_L1, HIT_L2, STALE, or MISS (computed here or
+    /// by another caller).
+    pub fn status(&self) -> ReadStatus {
+        match self.source {
+            Source::L1 => ReadStatus::HitL1,
+            Source::L2 => ReadStatus::HitL2,
+            Source::Stale => ReadStatus::Stale,
+            _ => ReadStatus::Miss,
+        }
+    }
 }
 
 /// Counters per operation.
@@ -142,6 +161,8 @@ pub struct OperationStats {
     pub cost_used_micros: u64,
     /// What the hits spared, in millionths of the caller's currency (with a usage meter).
     pub cost_saved_micros: u64,
+    /// Stale answers `get_or_compute` served because computing failed or took too long.
+    pub stale_served: u64,
 }
 
 impl OperationStats {
@@ -247,6 +268,7 @@ pub(crate) struct OpCounters {
     tokens_saved: AtomicU64,
     cost_used_micros: AtomicU64,
     cost_saved_micros: AtomicU64,
+    stale_served: AtomicU64,
 }
 
 impl OpCounters {
@@ -268,6 +290,7 @@ impl OpCounters {
             tokens_saved: zero(),
             cost_used_micros: zero(),
             cost_saved_micros: zero(),
+            stale_served: zero(),
         }
     }
 
@@ -292,6 +315,7 @@ impl OpCounters {
             tokens_saved: load(&self.tokens_saved),
             cost_used_micros: load(&self.cost_used_micros),
             cost_saved_micros: load(&self.cost_saved_micros),
+            stale_served: load(&self.stale_served),
         }
     }
 }
@@ -301,6 +325,9 @@ struct L1Entry<T> {
     metadata: Arc<ResponseMetadata>,
     rendered: Rendered,
     size: usize,
+    /// The answer's soft expiry (ms since the epoch): memory-only with a stale window, L1 keeps
+    /// the entry past it for the serve-stale path, and plain reads treat it as a miss.
+    fresh_until_ms: u64,
 }
 
 impl<T> Clone for L1Entry<T> {
@@ -310,6 +337,7 @@ impl<T> Clone for L1Entry<T> {
             metadata: Arc::clone(&self.metadata),
             rendered: Arc::clone(&self.rendered),
             size: self.size,
+            fresh_until_ms: self.fresh_until_ms,
         }
     }
 }
@@ -707,7 +735,29 @@ where
             return Ok(hit);
         }
         let started = Instant::now();
-        match compute().await {
+        let serve_stale = !self.inner.config.stale_window.is_zero();
+        let mut computation = std::pin::pin!(compute());
+        let result = match self.inner.config.stale_after {
+            Some(after) if serve_stale => {
+                match tokio::time::timeout(after, computation.as_mut()).await {
+                    Ok(result) => result,
+                    // Too slow: a stale answer, when there is one, wins over waiting longer.
+                    Err(_) => match self.stale_answer(key).await {
+                        Some(stale) => {
+                            tracing::warn!(
+                                waited_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                                "computation too slow; serving a stale answer"
+                            );
+                            leader.land(Ok(stale.clone()));
+                            return Ok(stale_computed(stale));
+                        }
+                        None => computation.await,
+                    },
+                }
+            }
+            _ => computation.await,
+        };
+        match result {
             Ok(value) => {
                 let compute_time = started.elapsed();
                 self.account_computation(key, &value, compute_time);
@@ -745,6 +795,14 @@ where
                 })
             }
             Err(error) => {
+                if serve_stale && let Some(stale) = self.stale_answer(key).await {
+                    tracing::warn!(
+                        operation = key.operation(),
+                        "computation failed; serving a stale answer"
+                    );
+                    leader.land(Ok(stale.clone()));
+                    return Ok(stale_computed(stale));
+                }
                 let error = Arc::new(error);
                 leader.land(Err(
                     Arc::clone(&error) as Arc<dyn std::any::Any + Send + Sync>
@@ -752,6 +810,72 @@ where
                 Err(error)
             }
         }
+    }
+
+    /// An answer past its TTL but within the stale window, marked `stale`, from L1 (memory-only)
+    /// or Redis; counted as served.
+    async fn stale_answer(&self, key: &RequestKey) -> Option<CachedResponse<T>> {
+        let window = self.inner.config.stale_window;
+        let now = unix_millis();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let found = if let Some(l2) = &self.inner.l2 {
+            let frame = match l2.get_stale_entry(key.cache_key(), window).await {
+                Ok(frame) => frame?,
+                Err(e) => {
+                    tracing::warn!(error = %e, "no stale answer: Redis read failed");
+                    return None;
+                }
+            };
+            let value: T = decode_msgpack(&frame.payload).ok()?;
+            let counters = self.counters(key.operation());
+            let mut metadata = self.metadata(
+                key,
+                &counters.name,
+                frame.meta.cached_at_ms,
+                true,
+                Some(Layer::L2),
+            );
+            metadata.text_tier = frame.meta.text_tier.or(Some(key.tier()));
+            metadata.stale = frame.meta.expires_at_ms <= now;
+            CachedResponse::new(Arc::new(value), Arc::new(metadata))
+        } else {
+            let (entry, _) = self.inner.l1.as_ref()?.peek(key.cache_key().as_str())?;
+            if entry.fresh_until_ms.saturating_add(window_ms) <= now {
+                return None;
+            }
+            let metadata = ResponseMetadata {
+                stale: entry.fresh_until_ms <= now,
+                ..(*entry.metadata).clone()
+            };
+            CachedResponse::new(entry.value, Arc::new(metadata))
+        };
+        if found.metadata.stale {
+            self.counters(key.operation())
+                .stale_served
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        Some(found)
+    }
+
+    /// Reads `key` like [`get`](Self::get) and reports who answered (HIT_L1, HIT_L2 or MISS)
+    /// with the time spent in each layer.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn get_with_status(
+        &self,
+        key: &RequestKey,
+    ) -> Result<(Option<CachedResponse<T>>, ReadReport)> {
+        let mut report = ReadReport::new(ReadStatus::Miss);
+        let found = self
+            .lookup_timed(key, &RequestControls::default(), true, Some(&mut report))
+            .await?;
+        report.status = match found.as_ref().and_then(|hit| hit.metadata.layer) {
+            Some(Layer::L1) => ReadStatus::HitL1,
+            Some(_) => ReadStatus::HitL2,
+            None => ReadStatus::Miss,
+        };
+        Ok((found, report))
     }
 
     /// Removes the answer stored for `key` from L1 and Redis; true when either held it.
@@ -948,6 +1072,7 @@ where
             ai_version: Arc::clone(ai_version()),
             key: self.full_key_arc(key),
             layer,
+            stale: false,
         }
     }
 
@@ -998,7 +1123,8 @@ where
         let ttl = if self.inner.l2.is_some() {
             ttl.min(self.inner.l1_max_ttl)
         } else {
-            ttl
+            // Memory-only, L1 is where serve-stale finds answers past their TTL.
+            self.with_stale_window(ttl)
         };
         match l1.insert(key.cache_key().clone(), entry, ttl) {
             Ok(()) => true,
@@ -1018,11 +1144,24 @@ where
         controls: &RequestControls,
         count: bool,
     ) -> Result<Option<CachedResponse<T>>> {
+        self.lookup_timed(key, controls, count, None).await
+    }
+
+    /// [`lookup`](Self::lookup), filling `report` with the time spent per layer when given.
+    async fn lookup_timed(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        count: bool,
+        report: Option<&mut ReadReport>,
+    ) -> Result<Option<CachedResponse<T>>> {
         let monitoring = count && self.inner.config.monitoring_enabled;
         let sampled = monitoring && sample(self.inner.config.latency_sample_every);
         let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
         let counters = self.counters(key.operation());
-        let found = self.lookup_uncounted(key, &counters, controls, count).await;
+        let found = self
+            .lookup_uncounted(key, &counters, controls, count, report)
+            .await;
         if monitoring {
             let tier = &self.inner.tiers[tier_index(key.tier())];
             let counter = if matches!(found, Ok(Some(_))) {
@@ -1110,7 +1249,9 @@ where
         counters: &OpCounters,
         controls: &RequestControls,
         count: bool,
+        mut report: Option<&mut ReadReport>,
     ) -> Result<Option<CachedResponse<T>>> {
+        let l1_started = report.is_some().then(Instant::now);
         let bump = |counter: &AtomicU64| {
             if count {
                 counter.fetch_add(1, Ordering::Relaxed);
@@ -1125,6 +1266,17 @@ where
                 l1.peek(name).map(|(entry, _)| entry)
             }
         });
+        // Memory-only with a stale window, L1 keeps answers past their TTL for serve-stale only.
+        let from_l1 = from_l1.filter(|entry| {
+            self.inner.l2.is_some()
+                || self.inner.config.stale_window.is_zero()
+                || entry.fresh_until_ms > unix_millis()
+        });
+        if let (Some(report), Some(started), Some(_)) =
+            (report.as_deref_mut(), l1_started, &self.inner.l1)
+        {
+            report.l1_time = Some(started.elapsed());
+        }
         if let Some(entry) = from_l1 {
             bump(&counters.l1_hits);
             return Ok(Some(CachedResponse {
@@ -1138,7 +1290,13 @@ where
             return Ok(None);
         };
         let epoch = self.inner.epochs.current(key.cache_key().as_str());
-        let Some(frame) = l2.get_entry(key.cache_key()).await? else {
+        let asks_redis = l2.is_l2_available();
+        let l2_started = report.is_some().then(Instant::now);
+        let read = l2.get_entry(key.cache_key()).await;
+        if let (Some(report), Some(started), true) = (report, l2_started, asks_redis) {
+            report.l2_time = Some(started.elapsed());
+        }
+        let Some(frame) = read? else {
             bump(&counters.misses);
             return Ok(None);
         };
@@ -1182,6 +1340,7 @@ where
                 }),
                 rendered: Rendered::default(),
                 size: frame.payload.len() + 256,
+                fresh_until_ms: frame.meta.expires_at_ms,
             };
             if self.fill_l1(key, entry, ttl) {
                 counters.promotions.fetch_add(1, Ordering::Relaxed);
@@ -1247,12 +1406,13 @@ where
         }
         let stored_l2 = match &self.inner.l2 {
             Some(l2) => {
+                let kept = self.with_stale_window(ttl);
                 l2.set_entry(
                     key.cache_key(),
                     Codec::MessagePack,
                     &frame_meta,
                     &payload,
-                    ttl,
+                    kept,
                 )
                 .await?
             }
@@ -1278,6 +1438,7 @@ where
                 }),
                 rendered: Rendered::default(),
                 size: payload.len() + 256,
+                fresh_until_ms: frame_meta.expires_at_ms,
             };
             self.fill_l1(key, entry, l1_ttl)
         } else {
@@ -1288,6 +1449,13 @@ where
         }
         counters.stores.fetch_add(1, Ordering::Relaxed);
         Ok(Some(metadata))
+    }
+
+    /// How long an entry of `ttl` is kept: its TTL plus the stale window (capped at the longest
+    /// TTL).
+    fn with_stale_window(&self, ttl: Ttl) -> Ttl {
+        let kept = (ttl.as_duration() + self.inner.config.stale_window).min(Ttl::MAX);
+        Ttl::new(kept).unwrap_or(ttl)
     }
 
     fn jittered(&self, ttl: Duration) -> Result<Ttl> {
@@ -1316,5 +1484,21 @@ where
             }
         }
         Ok(u64::try_from(removed.len()).unwrap_or(u64::MAX))
+    }
+}
+
+/// A stale answer as `get_or_compute` returns it.
+fn stale_computed<T>(response: CachedResponse<T>) -> Computed<T> {
+    // Another instance may have stored a fresh answer meanwhile: then it is a plain hit.
+    let source = match (response.metadata.stale, response.metadata.layer) {
+        (true, _) => Source::Stale,
+        (false, Some(Layer::L1)) => Source::L1,
+        (false, _) => Source::L2,
+    };
+    Computed {
+        response,
+        source,
+        compute_time: None,
+        stored: false,
     }
 }

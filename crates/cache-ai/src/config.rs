@@ -61,6 +61,15 @@ pub struct AiCacheConfig {
     /// Time one read in this many (hit and miss counts stay exact): timing every read costs about
     /// 10 % of an L1 hit. Default: 16; 1 times every read.
     pub latency_sample_every: u32,
+    /// Serve-stale: how long past its TTL an answer is kept for
+    /// [`get_or_compute`](crate::AIResponseCache::get_or_compute) to fall back on when computing a
+    /// fresh one fails (or takes longer than `stale_after`). Plain reads past the TTL stay misses.
+    /// Redis keeps each entry for TTL + window (memory-only, L1 does). Default: 0 (off).
+    pub stale_window: Duration,
+    /// With a `stale_window`: a computation still running after this long is abandoned in favour
+    /// of a stale answer, when one exists (without one, the computation goes on). `None`: only a
+    /// failed computation falls back. Default: `None`.
+    pub stale_after: Option<Duration>,
 }
 
 /// The seed's per-operation TTLs, in seconds (DESIGN §6).
@@ -93,6 +102,8 @@ impl Default for AiCacheConfig {
             text_hash_threshold: 1000,
             monitoring_enabled: true,
             latency_sample_every: 16,
+            stale_window: Duration::ZERO,
+            stale_after: None,
         }
     }
 }
@@ -165,6 +176,15 @@ impl AiCacheConfig {
     #[must_use]
     pub fn with_ttl_jitter(mut self, jitter: f64) -> Self {
         self.ttl_jitter = jitter;
+        self
+    }
+
+    /// Turns serve-stale on: answers are kept `window` past their TTL for `get_or_compute` to fall
+    /// back on when a computation fails, or runs longer than `after`.
+    #[must_use]
+    pub fn with_serve_stale(mut self, window: Duration, after: Option<Duration>) -> Self {
+        self.stale_window = window;
+        self.stale_after = after;
         self
     }
 
@@ -242,6 +262,29 @@ impl AiCacheConfig {
                 ">= 1",
                 "1 times every read; 16 keeps the overhead small",
             ));
+        }
+        if self.stale_window > Duration::from_secs(365 * 24 * 3600) {
+            r.error(ValidationIssue::new(
+                "stale_window",
+                format!("{:?}", self.stale_window),
+                "0 ..= 1 year",
+                "a stale answer is a fallback during an outage of the model: hours, not years",
+            ));
+        }
+        match self.stale_after {
+            Some(after) if self.stale_window.is_zero() => r.error(ValidationIssue::new(
+                "stale_after",
+                format!("{after:?}"),
+                "unset unless stale_window > 0",
+                "set stale_window too: without it there is no stale answer to serve",
+            )),
+            Some(after) if after.is_zero() => r.error(ValidationIssue::new(
+                "stale_after",
+                "0s",
+                "> 0",
+                "zero would abandon every computation that has a stale answer",
+            )),
+            _ => {}
         }
         if !(0.0..=0.5).contains(&self.ttl_jitter) {
             r.error(ValidationIssue::new(

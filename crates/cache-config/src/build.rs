@@ -128,6 +128,10 @@ impl AIResponseCacheConfig {
         config.text_hash_threshold = self.text_hash_threshold;
         config.stable_operations.clone_from(&self.stable_operations);
         config.promotion_hit_threshold = self.promotion_hit_threshold;
+        config = config.with_serve_stale(
+            Duration::from_secs(self.stale_window),
+            self.stale_after_ms.map(Duration::from_millis),
+        );
         if let Some(tenant) = &self.tenant {
             config = config.with_tenant(tenant.clone());
         }

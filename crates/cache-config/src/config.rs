@@ -209,6 +209,12 @@ pub struct AIResponseCacheConfig {
     pub breaker_failure_threshold: u32,
     /// Writes, deletes and invalidations kept for replay while Redis is unavailable (0: off).
     pub replay_queue_capacity: usize,
+    /// Serve-stale: seconds an answer is kept past its TTL for `get_or_compute` to fall back on
+    /// when computing fails (0: off).
+    pub stale_window: u64,
+    /// With `stale_window`: a computation running longer than this many milliseconds is abandoned
+    /// for a stale answer when one exists. Unset: only failures fall back.
+    pub stale_after_ms: Option<u64>,
     /// Operations whose medium texts are promoted into L1.
     pub stable_operations: Vec<String>,
     /// Hits after which any small or medium text of an operation is promoted into L1.
@@ -251,6 +257,8 @@ impl Default for AIResponseCacheConfig {
             breaker_enabled: true,
             breaker_failure_threshold: 3,
             replay_queue_capacity: 10_000,
+            stale_window: 0,
+            stale_after_ms: None,
             stable_operations: ["sentiment", "summarize", "key_points", "classify"]
                 .map(String::from)
                 .to_vec(),
@@ -293,6 +301,8 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("breaker_enabled", &self.breaker_enabled)
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("replay_queue_capacity", &self.replay_queue_capacity)
+            .field("stale_window", &self.stale_window)
+            .field("stale_after_ms", &self.stale_after_ms)
             .field("stable_operations", &self.stable_operations)
             .field("promotion_hit_threshold", &self.promotion_hit_threshold)
             .field("monitoring_enabled", &self.monitoring_enabled)

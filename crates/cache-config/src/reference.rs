@@ -178,6 +178,18 @@ const FIELDS: &[Field] = &[
         example: "10000",
     },
     Field {
+        name: "stale_window",
+        kind: "seconds",
+        rule: "0..=31536000 (0: off); answers are kept this long past their TTL (Redis TTL = TTL + window) for get_or_compute to serve, marked stale, when computing fails",
+        example: "3600",
+    },
+    Field {
+        name: "stale_after_ms",
+        kind: "milliseconds, optional",
+        rule: ">= 1, only with stale_window > 0; a computation running longer is abandoned for a stale answer when one exists",
+        example: "5000",
+    },
+    Field {
         name: "stable_operations",
         kind: "list of operations",
         rule: "operation names; their medium texts are promoted into L1",

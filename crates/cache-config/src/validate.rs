@@ -386,6 +386,32 @@ impl AIResponseCacheConfig {
                 "each queued write holds its value in memory: size the queue for one outage",
             );
         }
+        if self.stale_window > 365 * 24 * 3600 {
+            err(
+                &mut r,
+                "stale_window",
+                self.stale_window,
+                "0..=31536000 seconds (0: off)",
+                "a stale answer is a fallback while the model is failing: hours, not years",
+            );
+        }
+        match self.stale_after_ms {
+            Some(after) if self.stale_window == 0 => err(
+                &mut r,
+                "stale_after_ms",
+                after,
+                "unset unless stale_window > 0",
+                "set stale_window too: without it there is no stale answer to serve",
+            ),
+            Some(0) => err(
+                &mut r,
+                "stale_after_ms",
+                0,
+                ">= 1",
+                "zero would abandon every computation that has a stale answer",
+            ),
+            _ => {}
+        }
         for operation in &self.stable_operations {
             if validate_operation(operation).is_err() {
                 err(

@@ -460,6 +460,27 @@ impl GenericRedisCache {
     /// # Errors
     /// Redis errors other than unavailability, for example [`ErrorKind::Auth`].
     pub async fn get_entry(&self, key: &CacheKey) -> Result<Option<Frame>> {
+        self.read_entry(key, 0).await
+    }
+
+    /// Reads the frame under `key` even if it is past its soft expiry by at most `max_stale`
+    /// (serve-stale: the writer gave Redis a TTL that long beyond the frame's expiry). The
+    /// caller tells a stale frame by its `expires_at_ms`. `Ok(None)` as for
+    /// [`get_entry`](Self::get_entry).
+    ///
+    /// # Errors
+    /// As [`get_entry`](Self::get_entry).
+    pub async fn get_stale_entry(
+        &self,
+        key: &CacheKey,
+        max_stale: Duration,
+    ) -> Result<Option<Frame>> {
+        let grace = u64::try_from(max_stale.as_millis()).unwrap_or(u64::MAX);
+        self.read_entry(key, grace).await
+    }
+
+    /// `GET` and decode; a frame counts while `now < expires_at + grace_ms`.
+    async fn read_entry(&self, key: &CacheKey, grace_ms: u64) -> Result<Option<Frame>> {
         let Some((mut conn, generation)) = self.connection()? else {
             if self.inner.link.is_some() {
                 bump(&self.inner.counters.l2_skipped);
@@ -476,7 +497,7 @@ impl GenericRedisCache {
             })
             .await;
         let frame = match read {
-            Ok(Some(raw)) => self.decode_frame(&redis_key, raw).await,
+            Ok(Some(raw)) => self.decode_frame(&redis_key, raw, grace_ms).await,
             Ok(None) => None,
             Err(e) if e.is_transient() => None,
             Err(e) => return Err(e),
@@ -1077,11 +1098,13 @@ impl GenericRedisCache {
 
     /// Decodes a value read from Redis. A corrupt frame is deleted (if unchanged) and counted; a
     /// frame this build cannot read is counted and left alone; both are misses, and so is a frame
-    /// past its own expiry.
-    async fn decode_frame(&self, redis_key: &str, raw: Vec<u8>) -> Option<Frame> {
+    /// past its own expiry plus `grace_ms`.
+    async fn decode_frame(&self, redis_key: &str, raw: Vec<u8>, grace_ms: u64) -> Option<Frame> {
         let stored = Bytes::from(raw);
         let error = match self.inner.codec.decode(redis_key, stored.clone()) {
-            Ok(frame) if frame.meta.remaining_ms(unix_millis()) > 0 => return Some(frame),
+            Ok(frame) if frame.meta.expires_at_ms.saturating_add(grace_ms) > unix_millis() => {
+                return Some(frame);
+            }
             Ok(_) => return None,
             Err(e) => e,
         };
@@ -1359,7 +1382,7 @@ impl CacheInterface for GenericRedisCache {
             Ok(raws) => {
                 for ((index, raw), name) in missing.into_iter().zip(raws).zip(&names) {
                     let frame = match raw {
-                        Some(raw) => self.decode_frame(name, raw).await,
+                        Some(raw) => self.decode_frame(name, raw, 0).await,
                         None => None,
                     };
                     let counter = match frame {
