@@ -265,7 +265,32 @@ fn presets_load_validate_and_are_overridden() {
             let with_url = config
                 .merge(&json!({"redis_url": "redis://h:6379"}))
                 .unwrap();
-            assert!(with_url.validate().is_valid(), "{:?}", with_url.validate());
+            let fields: Vec<String> = with_url
+                .validate()
+                .errors
+                .into_iter()
+                .map(|e| e.field)
+                .collect();
+            assert_eq!(
+                fields,
+                vec!["redis_auth", "use_tls"],
+                "production is fail-secure: AUTH and TLS"
+            );
+            let secured = with_url
+                .merge(&json!({"redis_url": "rediss://h:6379", "redis_auth": "pw"}))
+                .unwrap();
+            assert!(secured.validate().is_valid(), "{:?}", secured.validate());
+            let unverified = secured
+                .merge(&json!({"tls_verify_certificates": false}))
+                .unwrap()
+                .validate();
+            assert_eq!(unverified.errors[0].field, "tls_verify_certificates");
+            let overridden = with_url
+                .merge(&json!({"allow_insecure_production": true}))
+                .unwrap()
+                .validate();
+            assert!(overridden.is_valid(), "{overridden:?}");
+            assert_eq!(overridden.warnings.len(), 2, "still said, as warnings");
             assert_eq!(with_url.ttl_jitter, 0.1);
         } else {
             assert!(result.is_valid(), "{}: {:?}", preset.name, result);
@@ -295,8 +320,8 @@ fn validation_catches_values_and_inconsistencies() {
         (json!({"compression_level": 6}), "compression_level"),
         (json!({"memory_cache_size": 0}), "memory_cache_size"),
         (
-            json!({"redis_url": "redis://h", "use_tls": true}),
-            "use_tls",
+            json!({"redis_url": "redis://h", "use_tls": true, "tls_ca_file": "/nonexistent"}),
+            "tls_ca_file",
         ),
         (
             json!({"redis_url": "redis://:a@h", "redis_auth": "b"}),
@@ -438,9 +463,38 @@ fn every_validation_rule_has_a_valid_and_an_invalid_case() {
             json!({"redis_url": "mysql://h"}),
         ),
         (
-            "use_tls",
-            json!({"redis_url": "redis://h", "use_tls": false}),
+            "tls_client_key_file",
             json!({"redis_url": "rediss://h"}),
+            json!({"redis_url": "rediss://h", "tls_client_cert_file": "/etc/hosts"}),
+        ),
+        (
+            "tls_ca_file",
+            json!({"redis_url": "rediss://h", "tls_ca_file": "/etc/hosts"}),
+            json!({"redis_url": "rediss://h", "tls_ca_file": "/nonexistent/ca.pem"}),
+        ),
+        (
+            "redis_auth",
+            json!({"redis_url": "redis://h", "redis_username": "app", "redis_auth": "pw"}),
+            json!({"redis_url": "redis://h", "redis_username": "app"}),
+        ),
+        (
+            "encryption_key",
+            json!({"redis_url": "redis://h", "encryption_key": "ab".repeat(32)}),
+            json!({"redis_url": "redis://h", "encryption_key": "not hex"}),
+        ),
+        (
+            "encryption_previous_key_id",
+            json!({"redis_url": "redis://h", "encryption_key": "ab".repeat(32),
+                   "encryption_key_id": 2, "encryption_previous_key": "cd".repeat(32),
+                   "encryption_previous_key_id": 1}),
+            json!({"redis_url": "redis://h", "encryption_key": "ab".repeat(32),
+                   "encryption_previous_key": "cd".repeat(32), "encryption_key_id": 1,
+                   "encryption_previous_key_id": 1}),
+        ),
+        (
+            "encryption_algorithm",
+            json!({"encryption_algorithm": "aes256gcm"}),
+            json!({"encryption_algorithm": "rot13"}),
         ),
         (
             "redis_auth",

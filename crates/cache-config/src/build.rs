@@ -1,6 +1,7 @@
 //! Turning a configuration into caches (the seed's `to_ai_cache_kwargs` and
 //! `to_generic_cache_kwargs`).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use cache_ai::{AIResponseCache, AiCacheConfig, HashAlgorithm, TierThresholds};
@@ -8,45 +9,11 @@ use cache_core::Result;
 use cache_core::frame::Compression;
 use cache_memory::MemoryCacheConfig;
 use cache_redis::{GenericRedisCache, RedisCacheConfig};
+use cache_security::{AeadAlgorithm, EncryptionConfig, SecurityConfig, TlsConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::AIResponseCacheConfig;
-
-/// Percent-encodes a password for the userinfo part of a URL.
-fn encode_userinfo(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for byte in raw.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
-/// `url` with `password` as its AUTH password (kept when the URL already has one: validation
-/// has checked that they agree).
-fn with_password(url: &str, password: &str) -> String {
-    if crate::validate::url_password(url).is_some() {
-        return url.to_string();
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    if scheme.ends_with("unix") {
-        let separator = if rest.contains('?') { '&' } else { '?' };
-        return format!("{url}{separator}pass={}", encode_userinfo(password));
-    }
-    match rest.split_once('@') {
-        // A user name without a password: `redis://user@host`.
-        Some((user, host)) if !user.contains('/') => {
-            format!("{scheme}://{user}:{}@{host}", encode_userinfo(password))
-        }
-        _ => format!("{scheme}://:{}@{rest}", encode_userinfo(password)),
-    }
-}
 
 impl AIResponseCacheConfig {
     /// The memory tier's settings, when L1 is enabled.
@@ -98,13 +65,50 @@ impl AIResponseCacheConfig {
             .with_breaker(self.breaker_enabled, self.breaker_failure_threshold)
             .with_replay_queue_capacity(self.replay_queue_capacity);
         if let Some(url) = &self.redis_url {
-            let url = match &self.redis_auth {
-                Some(password) => with_password(url, password.expose()),
-                None => url.clone(),
-            };
-            redis = redis.with_redis_url(url);
+            redis = redis
+                .with_redis_url(url.clone())
+                .with_security(self.security_config())
+                .with_encryption(self.encryption_config());
         }
         Ok(redis)
+    }
+
+    /// The security settings: AUTH password or ACL user, and TLS when `use_tls` is set or the
+    /// URL is `rediss://`.
+    pub fn security_config(&self) -> SecurityConfig {
+        let mut security = SecurityConfig::default();
+        security.username.clone_from(&self.redis_username);
+        security.password.clone_from(&self.redis_auth);
+        let tls_in_url = self
+            .redis_url
+            .as_deref()
+            .is_some_and(|url| url.starts_with("rediss://") || url.starts_with("valkeys://"));
+        if self.use_tls || tls_in_url {
+            let mut tls = TlsConfig::default();
+            tls.ca_file = self.tls_ca_file.as_ref().map(PathBuf::from);
+            tls.client_cert_file = self.tls_client_cert_file.as_ref().map(PathBuf::from);
+            tls.client_key_file = self.tls_client_key_file.as_ref().map(PathBuf::from);
+            tls.verify_certificates = self.tls_verify_certificates;
+            security = security.with_tls(tls);
+        }
+        security
+    }
+
+    /// Encryption at rest, when `encryption_key` is set.
+    pub fn encryption_config(&self) -> Option<EncryptionConfig> {
+        let key = self.encryption_key.clone()?;
+        let algorithm = match self.encryption_algorithm.as_str() {
+            "aes256gcm" => AeadAlgorithm::Aes256Gcm,
+            _ => AeadAlgorithm::ChaCha20Poly1305,
+        };
+        let config = match &self.encryption_previous_key {
+            Some(previous) => {
+                EncryptionConfig::new(algorithm, self.encryption_previous_key_id, previous.clone())
+                    .rotate_to(self.encryption_key_id, key)
+            }
+            None => EncryptionConfig::new(algorithm, self.encryption_key_id, key),
+        };
+        Some(config)
     }
 
     /// The AI cache's settings.
@@ -156,24 +160,5 @@ impl AIResponseCacheConfig {
     /// As [`build_ai_cache`](Self::build_ai_cache).
     pub async fn build_generic_cache(&self) -> Result<GenericRedisCache> {
         GenericRedisCache::connect(self.to_redis_cache_config()?).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_are_encoded_into_the_url() {
-        assert_eq!(
-            with_password("redis://h:1/0", "p@ss:w/rd"),
-            "redis://:p%40ss%3Aw%2Frd@h:1/0"
-        );
-        assert_eq!(with_password("redis://app@h:1", "pw"), "redis://app:pw@h:1");
-        assert_eq!(with_password("redis://:old@h", "new"), "redis://:old@h");
-        assert_eq!(
-            with_password("redis+unix:///tmp/r.sock", "pw"),
-            "redis+unix:///tmp/r.sock?pass=pw"
-        );
     }
 }

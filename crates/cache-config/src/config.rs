@@ -3,88 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use cache_security::{Secret, lenient_string};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// A secret (a Redis password): never printed, never serialized, always a string.
-///
-/// ```
-/// use cache_config::Secret;
-///
-/// let secret = Secret::new("0123");
-/// assert_eq!(secret.expose(), "0123");
-/// assert_eq!(format!("{secret:?} {secret}"), "*** ***");
-/// ```
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; call only where it is used.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("***")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        lenient_string(deserializer).map(Self)
-    }
-}
-
-/// Accepts a string, or a number or boolean written where a string was meant (environment
-/// variables and YAML turn `0123` or `yes` into other types), as its text.
-pub(crate) fn lenient_string<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<String, D::Error> {
-    struct Visitor;
-    impl serde::de::Visitor<'_> for Visitor {
-        type Value = String;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a string")
-        }
-        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_string<E: serde::de::Error>(self, v: String) -> Result<String, E> {
-            Ok(v)
-        }
-        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<String, E> {
-            Ok(v.to_string())
-        }
-    }
-    deserializer.deserialize_any(Visitor)
-}
 
 /// [`lenient_string`] for optional fields: `null` (or `~` in YAML) unsets the field.
 fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
@@ -150,8 +70,49 @@ pub struct AIResponseCacheConfig {
     /// The Redis password (AUTH), kept out of every printout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_auth: Option<Secret>,
-    /// Connect with TLS (`rediss://`).
+    /// Connect with TLS (also implied by a `rediss://` URL).
     pub use_tls: bool,
+    /// The ACL user the cache authenticates as (with `redis_auth` as its password).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub redis_username: Option<String>,
+    /// PEM file of the CA that signed Redis's certificate; unset: the system's roots.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub tls_ca_file: Option<String>,
+    /// PEM file of the client certificate (mutual TLS).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub tls_client_cert_file: Option<String>,
+    /// PEM file of the client certificate's key (mutual TLS).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub tls_client_key_file: Option<String>,
+    /// Verify Redis's certificate; turning it off is warned about and refused in production.
+    pub tls_verify_certificates: bool,
+    /// Start with the production preset even without AUTH, TLS or verification (explicit, logged).
+    pub allow_insecure_production: bool,
+    /// Encryption at rest: the key (64 hex digits) new values are encrypted with; unset: off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_key: Option<Secret>,
+    /// The id stored with values encrypted by `encryption_key`.
+    pub encryption_key_id: u32,
+    /// The previous key, still accepted for decryption while its entries live (rotation).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption_previous_key: Option<Secret>,
+    /// The previous key's id.
+    pub encryption_previous_key_id: u32,
+    /// The AEAD: `chacha20poly1305` (default) or `aes256gcm`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub encryption_algorithm: String,
     /// A tenant: keys live under `aicache:v1:t:{tenant}`.
     #[serde(
         skip_serializing_if = "Option::is_none",
@@ -234,6 +195,17 @@ impl Default for AIResponseCacheConfig {
             redis_url: None,
             redis_auth: None,
             use_tls: false,
+            redis_username: None,
+            tls_ca_file: None,
+            tls_client_cert_file: None,
+            tls_client_key_file: None,
+            tls_verify_certificates: true,
+            allow_insecure_production: false,
+            encryption_key: None,
+            encryption_key_id: 1,
+            encryption_previous_key: None,
+            encryption_previous_key_id: 0,
+            encryption_algorithm: "chacha20poly1305".to_string(),
             tenant: None,
             key_prefix: None,
             default_ttl: 3600,
@@ -278,6 +250,20 @@ impl fmt::Debug for AIResponseCacheConfig {
             )
             .field("redis_auth", &self.redis_auth)
             .field("use_tls", &self.use_tls)
+            .field("redis_username", &self.redis_username)
+            .field("tls_ca_file", &self.tls_ca_file)
+            .field("tls_client_cert_file", &self.tls_client_cert_file)
+            .field("tls_client_key_file", &self.tls_client_key_file)
+            .field("tls_verify_certificates", &self.tls_verify_certificates)
+            .field("allow_insecure_production", &self.allow_insecure_production)
+            .field("encryption_key", &self.encryption_key)
+            .field("encryption_key_id", &self.encryption_key_id)
+            .field("encryption_previous_key", &self.encryption_previous_key)
+            .field(
+                "encryption_previous_key_id",
+                &self.encryption_previous_key_id,
+            )
+            .field("encryption_algorithm", &self.encryption_algorithm)
             .field("tenant", &self.tenant)
             .field("key_prefix", &self.key_prefix)
             .field("default_ttl", &self.default_ttl)

@@ -29,7 +29,8 @@ mod presets;
 mod reference;
 mod validate;
 
-pub use config::{AIResponseCacheConfig, Secret, TextSizeTiers};
+pub use cache_security::Secret;
+pub use config::{AIResponseCacheConfig, TextSizeTiers};
 pub use load::{ENV_PREFIX, FileFormat};
 pub use presets::{PRESETS, Preset, preset};
 pub use reference::reference_markdown;

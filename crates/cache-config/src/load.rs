@@ -15,7 +15,12 @@ use crate::presets::preset;
 pub const ENV_PREFIX: &str = "AICACHE_";
 
 /// Fields whose values never appear in an error message.
-const SECRET_FIELDS: &[&str] = &["redis_auth", "redis_url"];
+const SECRET_FIELDS: &[&str] = &[
+    "redis_auth",
+    "redis_url",
+    "encryption_key",
+    "encryption_previous_key",
+];
 
 /// Fields read from the environment as raw strings (so `007` stays `007`).
 const STRING_FIELDS: &[&str] = &[
@@ -25,6 +30,13 @@ const STRING_FIELDS: &[&str] = &[
     "key_prefix",
     "hash_algorithm",
     "compression_algorithm",
+    "redis_username",
+    "tls_ca_file",
+    "tls_client_cert_file",
+    "tls_client_key_file",
+    "encryption_key",
+    "encryption_previous_key",
+    "encryption_algorithm",
 ];
 
 /// The formats a configuration file can be written in.

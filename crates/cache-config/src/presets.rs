@@ -62,7 +62,9 @@ pub const PRESETS: &[Preset] = &[
                     a 200-entry/128 MiB L1 bounded to 5 minutes so other instances' invalidations \
                     are seen quickly, 10 % TTL jitter so entries written together do not expire \
                     together, a 250 ms command timeout so a slow Redis never slows the service \
-                    more than that.",
+                    more than that. Fail-secure: validation refuses to start without a Redis \
+                    password (AUTH or an ACL user), TLS and certificate verification, unless \
+                    allow_insecure_production is set.",
         apply: |c| {
             c.default_ttl = 7200;
             c.memory_cache_size = 200;

@@ -24,20 +24,86 @@ const FIELDS: &[Field] = &[
     Field {
         name: "redis_url",
         kind: "string",
-        rule: "redis:// or redis+unix://; unset = memory-only (TLS, rediss://, comes with cache-security)",
+        rule: "redis://, rediss:// (TLS) or redis+unix://; unset = memory-only",
         example: "\"redis://cache.internal:6379/0\"",
     },
     Field {
         name: "redis_auth",
         kind: "secret string",
-        rule: "never printed or serialized; must match a password already in redis_url",
+        rule: "never printed or serialized; must match a password already in redis_url; the ACL user's password with redis_username",
         example: "\"s3cret\"",
     },
     Field {
         name: "use_tls",
         kind: "bool",
-        rule: "must be false until TLS support lands; true with redis:// is contradictory",
+        rule: "TLS (rustls, ring) even with a redis:// URL; a rediss:// URL implies it",
+        example: "true",
+    },
+    Field {
+        name: "redis_username",
+        kind: "string",
+        rule: "an ACL user; needs redis_auth",
+        example: "\"aicache\"",
+    },
+    Field {
+        name: "tls_ca_file",
+        kind: "path",
+        rule: "a PEM file; unset = the system's roots; only with TLS",
+        example: "\"/etc/redis/ca.pem\"",
+    },
+    Field {
+        name: "tls_client_cert_file",
+        kind: "path",
+        rule: "a PEM file, with tls_client_key_file (mutual TLS)",
+        example: "\"/etc/aicache/client.pem\"",
+    },
+    Field {
+        name: "tls_client_key_file",
+        kind: "path",
+        rule: "a PEM file, with tls_client_cert_file",
+        example: "\"/etc/aicache/client.key\"",
+    },
+    Field {
+        name: "tls_verify_certificates",
+        kind: "bool",
+        rule: "false is warned about, and refused by the production preset",
+        example: "true",
+    },
+    Field {
+        name: "allow_insecure_production",
+        kind: "bool",
+        rule: "true lets the production preset start without AUTH, TLS or verification (the checks become warnings)",
         example: "false",
+    },
+    Field {
+        name: "encryption_key",
+        kind: "secret string",
+        rule: "64 hex digits (32 bytes; openssl rand -hex 32); unset = no encryption at rest; needs redis_url",
+        example: "\"<64 hex digits>\"",
+    },
+    Field {
+        name: "encryption_key_id",
+        kind: "integer",
+        rule: "the id stored with each encrypted value; differs from encryption_previous_key_id",
+        example: "2",
+    },
+    Field {
+        name: "encryption_previous_key",
+        kind: "secret string",
+        rule: "64 hex digits; still decrypts while its entries live (key rotation); needs encryption_key",
+        example: "\"<64 hex digits>\"",
+    },
+    Field {
+        name: "encryption_previous_key_id",
+        kind: "integer",
+        rule: "the previous key's id",
+        example: "1",
+    },
+    Field {
+        name: "encryption_algorithm",
+        kind: "string",
+        rule: "chacha20poly1305 or aes256gcm",
+        example: "\"chacha20poly1305\"",
     },
     Field {
         name: "tenant",
@@ -393,6 +459,13 @@ mod tests {
             tenant: Some("t".into()),
             key_prefix: Some("p".into()),
             compression_level: Some(3),
+            redis_username: Some("u".into()),
+            tls_ca_file: Some("ca.pem".into()),
+            tls_client_cert_file: Some("c.pem".into()),
+            tls_client_key_file: Some("c.key".into()),
+            encryption_key: Some(crate::Secret::new("k")),
+            encryption_previous_key: Some(crate::Secret::new("k0")),
+            stale_after_ms: Some(1),
             ..AIResponseCacheConfig::default()
         };
         let serialized = serde_json::to_value(&config).unwrap();

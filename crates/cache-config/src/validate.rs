@@ -49,6 +49,20 @@ pub(crate) fn url_password(url: &str) -> Option<String> {
         .map(percent_decode)
 }
 
+/// The configuration field behind a `SecurityConfig` field name.
+fn config_field(security_field: &str) -> &str {
+    match security_field {
+        "security.username" => "redis_username",
+        "security.password" => "redis_auth",
+        "security.tls" => "use_tls",
+        "security.tls.ca_file" => "tls_ca_file",
+        "security.tls.client_cert_file" => "tls_client_cert_file",
+        "security.tls.client_key_file" => "tls_client_key_file",
+        "security.tls.verify_certificates" => "tls_verify_certificates",
+        other => other,
+    }
+}
+
 fn err(
     r: &mut ValidationResult,
     field: &str,
@@ -276,22 +290,24 @@ impl AIResponseCacheConfig {
                         "check the host, the port and the database number",
                     );
                 }
-                if self.use_tls && scheme == "redis" {
-                    err(
-                        &mut r,
-                        "use_tls",
-                        "true (with a redis:// URL)",
-                        "false, or a rediss:// URL",
-                        "use_tls with a redis:// URL is contradictory",
-                    );
-                } else if scheme == "rediss" || self.use_tls {
-                    err(
-                        &mut r,
-                        "use_tls",
-                        format!("{} (redis_url scheme {scheme})", self.use_tls),
-                        "false, with a redis:// URL",
-                        "TLS support arrives with cache-security; until then reach Redis over a trusted network",
-                    );
+                let security = self.security_config();
+                for mut issue in security.validate().errors {
+                    issue.field = config_field(&issue.field).to_string();
+                    r.error(issue);
+                }
+                if self.extends.as_deref() == Some("production") {
+                    let tls_in_url = matches!(scheme, "rediss" | "valkeys");
+                    for mut issue in security.production_requirements(tls_in_url).errors {
+                        issue.field = config_field(&issue.field).to_string();
+                        if self.allow_insecure_production {
+                            r.warning(issue);
+                        } else {
+                            issue.hint.push_str(
+                                " (or set allow_insecure_production = true to start anyway)",
+                            );
+                            r.error(issue);
+                        }
+                    }
                 }
                 if let (Some(in_url), Some(auth)) = (url_password(url), &self.redis_auth)
                     && in_url != auth.expose()
@@ -412,6 +428,28 @@ impl AIResponseCacheConfig {
             ),
             _ => {}
         }
+        self.validate_encryption(&mut r);
+        let tls = self.use_tls
+            || self
+                .redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("valkeys://"));
+        if !tls {
+            for (field, set) in [
+                ("tls_ca_file", self.tls_ca_file.is_some()),
+                ("tls_client_cert_file", self.tls_client_cert_file.is_some()),
+                ("tls_client_key_file", self.tls_client_key_file.is_some()),
+            ] {
+                if set {
+                    r.warning(ValidationIssue::new(
+                        field,
+                        "set",
+                        "only with use_tls or a rediss:// URL",
+                        "the file has no effect without TLS",
+                    ));
+                }
+            }
+        }
         for operation in &self.stable_operations {
             if validate_operation(operation).is_err() {
                 err(
@@ -440,5 +478,77 @@ impl AIResponseCacheConfig {
             ));
         }
         r
+    }
+
+    fn validate_encryption(&self, r: &mut ValidationResult) {
+        if !matches!(
+            self.encryption_algorithm.as_str(),
+            "chacha20poly1305" | "aes256gcm"
+        ) {
+            err(
+                r,
+                "encryption_algorithm",
+                format!("{:?}", self.encryption_algorithm),
+                "chacha20poly1305 or aes256gcm",
+                "chacha20poly1305 is the default",
+            );
+        }
+        if self.encryption_key.is_none() {
+            if self.encryption_previous_key.is_some() {
+                err(
+                    r,
+                    "encryption_previous_key",
+                    "***",
+                    "only with encryption_key",
+                    "rotation keeps the previous key next to a current one",
+                );
+            }
+            return;
+        }
+        if self.encryption_previous_key.is_some()
+            && self.encryption_previous_key_id == self.encryption_key_id
+        {
+            err(
+                r,
+                "encryption_previous_key_id",
+                self.encryption_previous_key_id,
+                format!(
+                    "an id other than encryption_key_id ({})",
+                    self.encryption_key_id
+                )
+                .as_str(),
+                "give each key its own id",
+            );
+        }
+        if let Some(config) = self.encryption_config()
+            && config.build().is_err()
+        {
+            for (field, key) in [
+                ("encryption_key", &self.encryption_key),
+                ("encryption_previous_key", &self.encryption_previous_key),
+            ] {
+                let valid = key.as_ref().is_none_or(|k| {
+                    let hex = k.expose().trim();
+                    hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+                if !valid {
+                    err(
+                        r,
+                        field,
+                        "***",
+                        "64 hex digits (32 bytes)",
+                        "generate one with `openssl rand -hex 32`",
+                    );
+                }
+            }
+        }
+        if self.redis_url.is_none() {
+            r.warning(ValidationIssue::new(
+                "encryption_key",
+                "***",
+                "only with redis_url",
+                "encryption at rest protects what Redis stores; memory-only there is nothing stored",
+            ));
+        }
     }
 }

@@ -18,10 +18,10 @@ use cache_memory::{InMemoryCache, MemoryCacheStats, WriteEpochs};
 use redis::aio::{ConnectionManager, MultiplexedConnection};
 
 use crate::config::RedisCacheConfig;
-use crate::connection::{ConnectionFactory, map_redis_error, with_timeout};
 use crate::events::{CacheEvent, CacheEventListener, Listeners};
 use crate::link::{BreakerSettings, L2Link};
 use crate::replay::{DELETE_IF_NOT_NEWER, Pending, ReplayQueue, SET_IF_NEWER};
+use cache_security::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
 use tokio::sync::Notify;
 
 /// The least time one step of a pattern walk (a `SCAN` page or an `UNLINK` batch) may take.
@@ -223,7 +223,9 @@ impl GenericRedisCache {
         let wake = Arc::new(Notify::new());
         let link = match &config.redis_url {
             Some(url) => {
-                let factory = ConnectionFactory::new(url, &config)?;
+                let timeouts =
+                    ConnectTimeouts::new(config.connect_timeout, config.reconnect_max_delay);
+                let factory = ConnectionFactory::new(url, &config.security, timeouts)?;
                 let settings = BreakerSettings {
                     probe_timeout: config.connect_timeout + config.command_timeout,
                     min_delay: config.reconnect_min_delay,
@@ -249,6 +251,10 @@ impl GenericRedisCache {
             )
             .with_compression_threshold(config.compression_threshold)
             .with_max_payload(config.max_value_size);
+        let codec = match &config.encryption {
+            Some(encryption) => codec.with_cipher(Arc::new(encryption.build()?)),
+            None => codec,
+        };
         let prefix = format!("{}:", config.key_prefix);
         let scan_prefix = escape_glob(&prefix);
         Ok(Self {

@@ -6,6 +6,8 @@ use std::time::Duration;
 use cache_core::frame::{Compression, DEFAULT_MAX_PAYLOAD};
 use cache_core::{Ttl, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
+pub use cache_security::redact_url;
+use cache_security::{EncryptionConfig, SecurityConfig};
 
 /// Settings of a [`GenericRedisCache`](crate::GenericRedisCache).
 ///
@@ -66,6 +68,11 @@ pub struct RedisCacheConfig {
     /// when it returns; when full, the oldest is dropped and counted. 0 turns replay off.
     /// Default: 10 000.
     pub replay_queue_capacity: usize,
+    /// AUTH password, ACL user and TLS, applied to every connection (they win over the URL's user
+    /// and password). Default: none beyond the URL.
+    pub security: SecurityConfig,
+    /// Encryption at rest of stored values (AEAD; key ids for rotation). Default: off.
+    pub encryption: Option<EncryptionConfig>,
 }
 
 impl Default for RedisCacheConfig {
@@ -88,6 +95,8 @@ impl Default for RedisCacheConfig {
             breaker_enabled: true,
             breaker_failure_threshold: 3,
             replay_queue_capacity: 10_000,
+            security: SecurityConfig::default(),
+            encryption: None,
         }
     }
 }
@@ -112,34 +121,10 @@ impl fmt::Debug for RedisCacheConfig {
             .field("breaker_enabled", &self.breaker_enabled)
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("replay_queue_capacity", &self.replay_queue_capacity)
+            .field("security", &self.security)
+            .field("encryption", &self.encryption)
             .finish()
     }
-}
-
-/// Replaces the password of a Redis URL with `***`: `redis://user:secret@host` → `redis://user:***@host`.
-///
-/// ```
-/// assert_eq!(cache_redis::redact_url("redis://:pw@h:1/0"), "redis://:***@h:1/0");
-/// assert_eq!(cache_redis::redact_url("redis://h:1"), "redis://h:1");
-/// ```
-pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end..];
-    let mut out = url.to_string();
-    // The last '@' ends the user information, even when a (badly encoded) password holds '/' or '?'.
-    if let Some(at) = rest.rfind('@') {
-        let userinfo = &rest[..at];
-        if let Some(colon) = userinfo.find(':') {
-            out.replace_range(scheme_end + colon + 1..scheme_end + at, "***");
-        }
-    }
-    if let Some(q) = out.find("pass=") {
-        let end = out[q..].find('&').map_or(out.len(), |e| q + e);
-        out.replace_range(q + 5..end, "***");
-    }
-    out
 }
 
 /// Whether redis-rs can use `url` (it is parsed, not connected to). The problem, on failure, never
@@ -154,7 +139,7 @@ pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
     }
 }
 
-const KNOWN_SCHEMES: &[&str] = &["redis", "redis+unix", "unix", "valkey"];
+const KNOWN_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "valkey", "valkeys"];
 
 impl RedisCacheConfig {
     /// Sets [`breaker_enabled`](Self::breaker_enabled) and
@@ -163,6 +148,20 @@ impl RedisCacheConfig {
     pub fn with_breaker(mut self, enabled: bool, failure_threshold: u32) -> Self {
         self.breaker_enabled = enabled;
         self.breaker_failure_threshold = failure_threshold;
+        self
+    }
+
+    /// Sets [`security`](Self::security).
+    #[must_use]
+    pub fn with_security(mut self, security: SecurityConfig) -> Self {
+        self.security = security;
+        self
+    }
+
+    /// Sets [`encryption`](Self::encryption).
+    #[must_use]
+    pub fn with_encryption(mut self, encryption: Option<EncryptionConfig>) -> Self {
+        self.encryption = encryption;
         self
     }
 
@@ -270,20 +269,12 @@ impl RedisCacheConfig {
         let mut r = ValidationResult::new();
         if let Some(url) = &self.redis_url {
             let scheme = url.split("://").next().unwrap_or_default();
-            if matches!(scheme, "rediss" | "valkeys") {
+            if !url.contains("://") || !KNOWN_SCHEMES.contains(&scheme) {
                 r.error(ValidationIssue::new(
                     "redis_url",
                     redact_url(url),
-                    "redis:// or redis+unix:// (this build has no TLS support yet)",
-                    "TLS arrives with cache-security; until then reach Redis over a trusted network \
-                     or a unix socket",
-                ));
-            } else if !url.contains("://") || !KNOWN_SCHEMES.contains(&scheme) {
-                r.error(ValidationIssue::new(
-                    "redis_url",
-                    redact_url(url),
-                    "redis:// or redis+unix:// URL",
-                    "write the URL as redis://[user:password@]host:port[/db]",
+                    "redis://, rediss:// (TLS) or redis+unix:// URL",
+                    "write the URL as redis[s]://[user:password@]host:port[/db]",
                 ));
             } else if let Err(problem) = check_redis_url(url) {
                 r.error(ValidationIssue::new(
@@ -293,6 +284,17 @@ impl RedisCacheConfig {
                     "check the host, the port and the database number",
                 ));
             }
+        }
+        r.merge(self.security.validate());
+        if let Some(encryption) = &self.encryption
+            && let Err(e) = encryption.build()
+        {
+            r.error(ValidationIssue::new(
+                "encryption",
+                e.to_string(),
+                "keys of 64 hex digits (32 bytes), the current key among them",
+                "generate a key with `openssl rand -hex 32`",
+            ));
         }
         if self.key_prefix.is_empty() || self.key_prefix.len() > 256 {
             r.error(ValidationIssue::new(

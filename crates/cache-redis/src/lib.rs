@@ -31,7 +31,6 @@
 
 mod cache;
 mod config;
-mod connection;
 mod events;
 mod link;
 mod replay;

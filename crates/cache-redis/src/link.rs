@@ -22,7 +22,7 @@ use cache_core::{BreakerState, Error, ErrorKind, Recorder, Result};
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
-use crate::connection::{ConnectionFactory, map_redis_error, with_timeout};
+use cache_security::{ConnectionFactory, map_redis_error, with_timeout};
 
 /// How the breaker behaves (from `RedisCacheConfig`).
 pub(crate) struct BreakerSettings {

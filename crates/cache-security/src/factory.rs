@@ -1,0 +1,318 @@
+//! The one place that opens connections to Redis, and the one place that maps redis-rs errors.
+//!
+//! Every connection aicache opens comes from [`ConnectionFactory`]: the shared multiplexed
+//! connection of the hot path, the dedicated connections of pattern walks and tools, and the
+//! connections that probe a server. It applies the [`SecurityConfig`] (AUTH, ACL user, TLS with
+//! rustls and the ring provider) to all of them.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use cache_core::{Error, ErrorKind, Result};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisError,
+    ServerErrorKind, TlsCertificates,
+};
+
+use crate::config::SecurityConfig;
+use crate::redact_url;
+
+/// The timeouts a factory gives its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectTimeouts {
+    /// The limit on opening a connection (TLS handshake and AUTH included).
+    pub connect: Duration,
+    /// The longest delay of redis-rs's own reconnection (the cache's breaker owns recovery).
+    pub reconnect_max_delay: Duration,
+}
+
+impl ConnectTimeouts {
+    /// `connect` to open a connection; `reconnect_max_delay` between redis-rs's retries.
+    pub const fn new(connect: Duration, reconnect_max_delay: Duration) -> Self {
+        Self {
+            connect,
+            reconnect_max_delay,
+        }
+    }
+}
+
+/// Opens connections to one Redis server with the cache's security settings and timeouts.
+///
+/// This is the only place in aicache that opens Redis connections. Its methods hand out redis-rs
+/// connection types: it serves aicache's own crates (cache-redis, migration tools).
+#[derive(Clone)]
+pub struct ConnectionFactory {
+    client: Client,
+    redacted_url: String,
+    connect_timeout: Duration,
+    reconnect_max_delay: Duration,
+    tls: bool,
+    username: Option<String>,
+    password_set: bool,
+}
+
+impl fmt::Debug for ConnectionFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionFactory")
+            .field("url", &self.redacted_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnectionFactory {
+    /// A factory for the server at `url` with `security` applied: its user and password win over
+    /// the URL's, and its TLS settings (CA, client certificate, verification) apply to a
+    /// `rediss://` URL or turn a `redis://` one into TLS.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] for an invalid URL or security setting, or an unreadable PEM file
+    /// (never printing a password).
+    pub fn new(url: &str, security: &SecurityConfig, timeouts: ConnectTimeouts) -> Result<Self> {
+        let redacted_url = redact_url(url);
+        let config_error = |message: &'static str, field: &'static str, value: String| {
+            Error::new(ErrorKind::Config, message)
+                .with_context("field", field)
+                .with_context("value", value)
+        };
+        security.validate().into_result()?;
+        let info = url.into_connection_info().map_err(|e| {
+            config_error("invalid Redis URL", "redis_url", redacted_url.clone()).with_source(e)
+        })?;
+        let mut redis_settings = info.redis_settings().clone();
+        if let Some(user) = &security.username {
+            redis_settings = redis_settings.set_username(user);
+        }
+        if let Some(password) = &security.password {
+            redis_settings = redis_settings.set_password(password.expose());
+        }
+        let username = redis_settings.username().map(str::to_string);
+        let password_set = redis_settings.password().is_some();
+        let info = info.set_redis_settings(redis_settings);
+        let (host, port, url_tls) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
+            ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, true),
+            _ => (String::new(), 0, false),
+        };
+        let tls = security.tls.is_some() || url_tls;
+        let client = if tls {
+            if host.is_empty() {
+                return Err(config_error(
+                    "TLS needs a TCP address (host:port), not a unix socket",
+                    "redis_url",
+                    redacted_url,
+                ));
+            }
+            install_crypto_provider();
+            let settings = security.tls.clone().unwrap_or_default();
+            if !settings.verify_certificates {
+                tracing::warn!(
+                    url = redacted_url,
+                    "TLS certificate verification is OFF: anyone on the path can impersonate Redis"
+                );
+            }
+            let info = info.set_addr(ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: !settings.verify_certificates,
+                tls_params: None,
+            });
+            let read = |field: &'static str, path: &std::path::Path| {
+                std::fs::read(path).map_err(|e| {
+                    config_error("cannot read a TLS file", field, path.display().to_string())
+                        .with_source(e)
+                })
+            };
+            let root_cert = match &settings.ca_file {
+                Some(path) => Some(read("security.tls.ca_file", path)?),
+                None => None,
+            };
+            let client_tls = match (&settings.client_cert_file, &settings.client_key_file) {
+                (Some(cert), Some(key)) => Some(ClientTlsConfig {
+                    client_cert: read("security.tls.client_cert_file", cert)?,
+                    client_key: read("security.tls.client_key_file", key)?,
+                }),
+                _ => None,
+            };
+            Client::build_with_tls(
+                info,
+                TlsCertificates {
+                    client_tls,
+                    root_cert,
+                },
+            )
+            .map_err(|e| {
+                config_error(
+                    "invalid TLS settings (certificate or key not PEM?)",
+                    "security.tls",
+                    redacted_url.clone(),
+                )
+                .with_source(e)
+            })?
+        } else {
+            Client::open(info).map_err(|e| {
+                config_error("invalid Redis URL", "redis_url", redacted_url.clone()).with_source(e)
+            })?
+        };
+        Ok(Self {
+            client,
+            redacted_url,
+            connect_timeout: timeouts.connect,
+            reconnect_max_delay: timeouts.reconnect_max_delay,
+            tls,
+            username,
+            password_set,
+        })
+    }
+
+    /// The URL with its password replaced by `***`.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// Whether connections use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Whether connections send a password (from the URL or the security settings).
+    pub fn has_password(&self) -> bool {
+        self.password_set
+    }
+
+    /// The ACL user connections authenticate as (`None`: the default user).
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    /// The shared hot-path connection. It connects on first use, so building it never fails
+    /// because Redis is down; redis-rs's own reconnect is kept short because the cache's link
+    /// state machine owns recovery. Every command already runs under the cache's own timeout, so
+    /// redis-rs's response timeout is off: one timer per command, not two.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when redis-rs refuses the settings.
+    pub fn manager(&self) -> Result<ConnectionManager> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None)
+            .set_number_of_retries(1)
+            .set_min_delay(Duration::from_millis(10))
+            .set_max_delay(self.reconnect_max_delay);
+        ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .map_err(|e| map_redis_error(e, "cannot create the Redis connection manager"))
+    }
+
+    /// Opens a connection of its own (not the shared one), for long pattern walks that must not
+    /// queue behind or in front of hot-path commands.
+    ///
+    /// # Errors
+    /// As [`map_redis_error`] maps a failure to connect (TLS and credential errors included), or
+    /// [`ErrorKind::Timeout`].
+    pub async fn dedicated(&self) -> Result<MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(None);
+        with_timeout(self.connect_timeout, "connect", async {
+            self.client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| map_redis_error(e, "cannot connect to Redis"))
+        })
+        .await
+    }
+}
+
+/// Installs ring as the process's rustls crypto provider, unless one is installed already.
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Losing a race with another installer is fine: a provider is installed either way.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+/// Runs `future` with a deadline of ours; a late answer is an [`ErrorKind::Timeout`].
+///
+/// # Errors
+/// The future's error, or [`ErrorKind::Timeout`].
+pub async fn with_timeout<T>(
+    limit: Duration,
+    what: &'static str,
+    future: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, future).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::new(ErrorKind::Timeout, "Redis call timed out")
+            .with_context("operation", what)
+            .with_context("timeout", format!("{limit:?}"))),
+    }
+}
+
+/// The TLS failure inside a redis-rs error, if that is what it is (rustls reports through the
+/// I/O error it returns).
+fn tls_failure(e: &RedisError) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(current) = source {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        source = current.source();
+    }
+    None
+}
+
+/// Maps a redis-rs error to the core error, keeping it as the source: a refused password or
+/// permission is [`ErrorKind::Auth`], a failed TLS handshake or certificate check
+/// [`ErrorKind::Tls`] (neither is transient: fix the configuration), a refused or broken
+/// connection [`ErrorKind::Connection`].
+pub fn map_redis_error(e: RedisError, message: &'static str) -> Error {
+    let code = e.code().unwrap_or_default();
+    if let Some(tls) = tls_failure(&e) {
+        return Error::new(ErrorKind::Tls, message)
+            .with_context("tls", tls)
+            .with_context(
+                "fix",
+                "check that security.tls.ca_file signed the server's certificate, that the \
+                 certificate is valid now and names the host in redis_url, and the client \
+                 certificate the server requires",
+            )
+            .with_source(e);
+    }
+    let kind = if e.is_timeout() {
+        ErrorKind::Timeout
+    } else if matches!(e.kind(), redis::ErrorKind::AuthenticationFailed)
+        || matches!(e.kind(), redis::ErrorKind::Server(ServerErrorKind::NoPerm))
+        || matches!(code, "NOAUTH" | "WRONGPASS" | "NOPERM")
+    {
+        ErrorKind::Auth
+    } else if e.is_connection_refusal() || e.is_io_error() || e.is_connection_dropped() {
+        ErrorKind::Connection
+    } else if matches!(e.kind(), redis::ErrorKind::InvalidClientConfig) {
+        ErrorKind::Config
+    } else if matches!(
+        e.kind(),
+        redis::ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown)
+    ) {
+        ErrorKind::Unavailable
+    } else {
+        ErrorKind::Backend
+    };
+    let hint = match kind {
+        ErrorKind::Auth => {
+            "check the password or ACL user in redis_url, and the user's permissions"
+        }
+        ErrorKind::Connection => "check that Redis is running and reachable at redis_url",
+        _ => "see the source error",
+    };
+    Error::new(kind, message)
+        .with_context("fix", hint)
+        .with_source(e)
+}
