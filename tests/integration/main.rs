@@ -14,4 +14,5 @@ mod ai;
 mod config;
 mod conformance;
 mod faults;
+mod security;
 mod support;

@@ -6,7 +6,7 @@
 //! | feature | what it brings |
 //! |---|---|
 //! | `memory` | [`InMemoryCache`]: the in-process tier |
-//! | `redis` | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL |
+//! | `redis` | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL; [`SecurityConfig`] (AUTH, ACL, TLS), [`RedisCacheSecurityManager`], encryption at rest |
 //! | `ai` (default) | [`AIResponseCache`]: keys, tiers, per-operation TTLs, promotion, single-flight |
 //! | `config` (default) | [`AIResponseCacheConfig`]: defaults, presets, files, environment, validation |
 //! | `monitoring` (default) | [`CachePerformanceMonitor`]: histograms, hit rates, findings |
@@ -42,6 +42,12 @@ pub use cache_redis::{
     RedisCacheConfig, RedisCacheStats, ShutdownReport,
 };
 
+#[cfg(feature = "redis")]
+pub use cache_security::{
+    AeadAlgorithm, AeadCipher, ConnectTimeouts, EncryptionConfig, RedisCacheSecurityManager,
+    Secret, SecurityConfig, SecurityFinding, SecurityValidationResult, TlsConfig,
+};
+
 #[cfg(feature = "ai")]
 pub use cache_ai::{
     AI_VERSION, AIResponseCache, AiCacheConfig, AiCacheStats, AiPerformanceSummary, AiRequest,
@@ -52,7 +58,7 @@ pub use cache_ai::{
 };
 
 #[cfg(feature = "config")]
-pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, Secret, TextSizeTiers};
+pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, TextSizeTiers};
 
 #[cfg(feature = "monitoring")]
 pub use cache_monitoring::{

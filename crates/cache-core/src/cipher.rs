@@ -26,6 +26,8 @@ pub trait Cipher: Send + Sync + Debug {
     /// Decrypts `ciphertext` written with key `key_id`.
     ///
     /// # Errors
-    /// When the key id is unknown or authentication fails.
+    /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) when the key id is not configured
+    /// here (another instance may hold it: the value is left alone); any other error when
+    /// authentication fails (the value is treated as corrupt).
     fn decrypt(&self, key_id: u32, ciphertext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>>;
 }

@@ -476,7 +476,15 @@ impl FrameCodec {
                 let aad = associated_data(key, &stored[..header_end]);
                 let plain = cipher
                     .decrypt(key_id, &stored[header_end..], &aad)
-                    .map_err(|e| corrupted("payload failed authentication").with_source(e))?;
+                    .map_err(|e| {
+                        // A key this instance lacks (a rotation in progress elsewhere) leaves the
+                        // value readable by others: unsupported here, not corrupt.
+                        if e.kind() == ErrorKind::Unsupported {
+                            e
+                        } else {
+                            corrupted("payload failed authentication").with_source(e)
+                        }
+                    })?;
                 Bytes::from(plain)
             }
             None => stored.slice(header_end..),

@@ -190,7 +190,15 @@ impl Cipher for AeadCipher {
 
     fn decrypt(&self, key_id: u32, ciphertext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>> {
         let key = self.keys.get(&key_id).ok_or_else(|| {
-            failed("encrypted with a key that is not configured").with_context("key_id", key_id)
+            Error::new(
+                ErrorKind::Unsupported,
+                "encrypted with a key that is not configured here",
+            )
+            .with_context("key_id", key_id)
+            .with_context(
+                "fix",
+                "add the key to encryption.keys to read these entries",
+            )
         })?;
         if ciphertext.len() < NONCE_LEN + TAG_LEN {
             return Err(failed("ciphertext too short"));

@@ -258,8 +258,13 @@ fn tls_failure(e: &RedisError) -> Option<String> {
         if let Some(tls) = current.downcast_ref::<rustls::Error>() {
             return Some(tls.to_string());
         }
-        if let Some(io) = current.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
+        // redis-rs keeps I/O errors behind an `Arc<dyn Error + Send + Sync>`.
+        let io = current.downcast_ref::<std::io::Error>().or_else(|| {
+            current
+                .downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>()
+                .and_then(|inner| inner.downcast_ref::<std::io::Error>())
+        });
+        if let Some(inner) = io.and_then(std::io::Error::get_ref)
             && let Some(tls) = inner.downcast_ref::<rustls::Error>()
         {
             return Some(tls.to_string());

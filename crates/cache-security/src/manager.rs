@@ -295,7 +295,7 @@ impl RedisCacheSecurityManager {
                 );
             }
         }
-        findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+        findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
         let penalty: u32 = findings
             .iter()
             .map(|f| u32::from(f.severity.penalty()))

@@ -16,10 +16,14 @@
 //! // The server is killed when `server` goes out of scope.
 //! ```
 
+mod certs;
 pub mod conformance;
 mod server;
 
-pub use server::{AclUser, LaunchError, RedisServer, ServerConfig, Transport, redis_server_binary};
+pub use certs::{CertFiles, TestCertificates};
+pub use server::{
+    AclUser, LaunchError, RedisServer, ServerConfig, ServerTls, Transport, redis_server_binary,
+};
 
 /// `size` deterministic pseudo-random bytes (xorshift): data that LZ4 cannot shrink, for tests and
 /// benches that must move exactly `size` bytes.

@@ -65,6 +65,22 @@ pub struct ServerConfig {
     pub extra_config: Vec<String>,
     /// The binary to run; default [`redis_server_binary`].
     pub binary: Option<String>,
+    /// Serve TLS only (`port 0`, `tls-port`), with these files.
+    pub tls: Option<ServerTls>,
+}
+
+/// The TLS files of a server (see [`crate::TestCertificates`]).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ServerTls {
+    /// The server certificate (PEM).
+    pub cert_file: PathBuf,
+    /// Its key (PEM).
+    pub key_file: PathBuf,
+    /// The CA that client certificates must chain to (PEM).
+    pub ca_file: PathBuf,
+    /// Require a client certificate (mutual TLS).
+    pub require_client_certificate: bool,
 }
 
 impl fmt::Debug for ServerConfig {
@@ -75,6 +91,7 @@ impl fmt::Debug for ServerConfig {
             .field("acl_users", &self.acl_users)
             .field("extra_config", &self.extra_config)
             .field("binary", &self.binary)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -105,6 +122,13 @@ impl ServerConfig {
     #[must_use]
     pub fn with_binary(mut self, binary: impl Into<String>) -> Self {
         self.binary = Some(binary.into());
+        self
+    }
+
+    /// Serves TLS only, with `tls`'s files.
+    #[must_use]
+    pub fn with_tls(mut self, tls: ServerTls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -237,8 +261,13 @@ impl RedisServer {
             .as_ref()
             .map(|p| format!(":{p}@"))
             .unwrap_or_default();
+        let scheme = if self.config.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match self.config.transport {
-            Transport::Tcp => format!("redis://{auth}127.0.0.1:{}", self.port),
+            Transport::Tcp => format!("{scheme}://{auth}127.0.0.1:{}", self.port),
             Transport::Unix => {
                 let pass = self
                     .config
@@ -253,15 +282,25 @@ impl RedisServer {
 
     /// A URL with no credentials.
     pub fn url_without_auth(&self) -> String {
+        let scheme = if self.config.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
         match self.config.transport {
-            Transport::Tcp => format!("redis://127.0.0.1:{}", self.port),
+            Transport::Tcp => format!("{scheme}://127.0.0.1:{}", self.port),
             Transport::Unix => format!("redis+unix://{}", self.socket_path().display()),
         }
     }
 
     /// A URL that logs in as ACL user `name` with `password`.
     pub fn url_for_user(&self, name: &str, password: &str) -> String {
-        format!("redis://{name}:{password}@127.0.0.1:{}", self.port)
+        let scheme = if self.config.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://{name}:{password}@127.0.0.1:{}", self.port)
     }
 
     /// The TCP port (0 for a unix socket server).
@@ -395,7 +434,10 @@ impl RedisServer {
         let dir = self.dir.path();
         let mut conf = vec![
             "bind 127.0.0.1".to_string(),
-            format!("port {port}"),
+            match &self.config.tls {
+                Some(_) => format!("port 0\ntls-port {port}"),
+                None => format!("port {port}"),
+            },
             "save \"\"".to_string(),
             "appendonly no".to_string(),
             "daemonize no".to_string(),
@@ -408,6 +450,19 @@ impl RedisServer {
         }
         if let Some(password) = &self.config.password {
             conf.push(format!("requirepass {password}"));
+        }
+        if let Some(tls) = &self.config.tls {
+            conf.push(format!("tls-cert-file {}", tls.cert_file.display()));
+            conf.push(format!("tls-key-file {}", tls.key_file.display()));
+            conf.push(format!("tls-ca-cert-file {}", tls.ca_file.display()));
+            conf.push(format!(
+                "tls-auth-clients {}",
+                if tls.require_client_certificate {
+                    "yes"
+                } else {
+                    "no"
+                }
+            ));
         }
         if !self.config.acl_users.is_empty() {
             conf.push("user default off".to_string());
