@@ -89,6 +89,7 @@ impl AIResponseCacheConfig {
             tls.client_cert_file = self.tls_client_cert_file.as_ref().map(PathBuf::from);
             tls.client_key_file = self.tls_client_key_file.as_ref().map(PathBuf::from);
             tls.verify_certificates = self.tls_verify_certificates;
+            tls.tls13_only = self.tls13_only;
             security = security.with_tls(tls);
         }
         security

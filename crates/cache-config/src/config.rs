@@ -98,6 +98,8 @@ pub struct AIResponseCacheConfig {
     pub tls_client_key_file: Option<String>,
     /// Verify Redis's certificate; turning it off is warned about and refused in production.
     pub tls_verify_certificates: bool,
+    /// Refuse TLS 1.2 (process-wide: see `TlsConfig::tls13_only`).
+    pub tls13_only: bool,
     /// Start with the production preset even without AUTH, TLS or verification (explicit, logged).
     pub allow_insecure_production: bool,
     /// Encryption at rest: the key (64 hex digits) new values are encrypted with; unset: off.
@@ -200,6 +202,7 @@ impl Default for AIResponseCacheConfig {
             tls_client_cert_file: None,
             tls_client_key_file: None,
             tls_verify_certificates: true,
+            tls13_only: false,
             allow_insecure_production: false,
             encryption_key: None,
             encryption_key_id: 1,
@@ -255,6 +258,7 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("tls_client_cert_file", &self.tls_client_cert_file)
             .field("tls_client_key_file", &self.tls_client_key_file)
             .field("tls_verify_certificates", &self.tls_verify_certificates)
+            .field("tls13_only", &self.tls13_only)
             .field("allow_insecure_production", &self.allow_insecure_production)
             .field("encryption_key", &self.encryption_key)
             .field("encryption_key_id", &self.encryption_key_id)

@@ -70,6 +70,12 @@ const FIELDS: &[Field] = &[
         example: "true",
     },
     Field {
+        name: "tls13_only",
+        kind: "bool",
+        rule: "refuses TLS 1.2; process-wide (the first TLS connection installs a TLS 1.3-only rustls provider), so it must come before any other TLS connection",
+        example: "false",
+    },
+    Field {
         name: "allow_insecure_production",
         kind: "bool",
         rule: "true lets the production preset start without AUTH, TLS or verification (the checks become warnings)",

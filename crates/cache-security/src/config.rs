@@ -20,6 +20,11 @@ pub struct TlsConfig {
     /// Verify the server's certificate chain and name. On by default; turning it off is explicit,
     /// is logged as a warning on every connect, and fails the production requirements.
     pub verify_certificates: bool,
+    /// Refuse TLS 1.2 (rustls speaks 1.2 and 1.3). redis-rs builds its TLS settings from the
+    /// process's rustls crypto provider, so this is process-wide: the first TLS connection
+    /// installs a TLS 1.3-only ring provider, and a process whose provider already allows TLS 1.2
+    /// gets a configuration error instead of a silently weaker connection.
+    pub tls13_only: bool,
 }
 
 impl Default for TlsConfig {
@@ -29,6 +34,7 @@ impl Default for TlsConfig {
             client_cert_file: None,
             client_key_file: None,
             verify_certificates: true,
+            tls13_only: false,
         }
     }
 }
@@ -43,6 +49,7 @@ impl fmt::Debug for TlsConfig {
                 &self.client_key_file.as_ref().map(|_| "<set>"),
             )
             .field("verify_certificates", &self.verify_certificates)
+            .field("tls13_only", &self.tls13_only)
             .finish()
     }
 }
@@ -64,6 +71,13 @@ impl TlsConfig {
     ) -> Self {
         self.client_cert_file = Some(cert.into());
         self.client_key_file = Some(key.into());
+        self
+    }
+
+    /// Refuses TLS 1.2 (see [`tls13_only`](Self::tls13_only)).
+    #[must_use]
+    pub fn tls13_only(mut self) -> Self {
+        self.tls13_only = true;
         self
     }
 

@@ -105,8 +105,11 @@ impl ConnectionFactory {
                     redacted_url,
                 ));
             }
-            install_crypto_provider();
             let settings = security.tls.clone().unwrap_or_default();
+            install_crypto_provider(settings.tls13_only).map_err(|e| {
+                e.with_context("field", "security.tls.tls13_only")
+                    .with_context("value", true)
+            })?;
             if !settings.verify_certificates {
                 tracing::warn!(
                     url = redacted_url,
@@ -225,12 +228,40 @@ impl ConnectionFactory {
     }
 }
 
-/// Installs ring as the process's rustls crypto provider, unless one is installed already.
-fn install_crypto_provider() {
+/// Installs ring as the process's rustls crypto provider unless one is installed already (with
+/// only TLS 1.3 cipher suites when `tls13_only`).
+///
+/// # Errors
+/// [`ErrorKind::Config`] when `tls13_only` is asked for but the installed provider allows TLS 1.2.
+fn install_crypto_provider(tls13_only: bool) -> Result<()> {
     if rustls::crypto::CryptoProvider::get_default().is_none() {
-        // Losing a race with another installer is fine: a provider is installed either way.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut provider = rustls::crypto::ring::default_provider();
+        if tls13_only {
+            provider
+                .cipher_suites
+                .retain(|suite| suite.version() == &rustls::version::TLS13);
+        }
+        // Losing a race with another installer is fine: a provider is installed either way, and
+        // is checked below.
+        let _ = provider.install_default();
     }
+    let allows_tls12 = rustls::crypto::CryptoProvider::get_default().is_some_and(|provider| {
+        provider
+            .cipher_suites
+            .iter()
+            .any(|suite| suite.version() == &rustls::version::TLS12)
+    });
+    if tls13_only && allows_tls12 {
+        return Err(Error::new(
+            ErrorKind::Config,
+            "TLS 1.3-only was asked for, but this process's rustls provider already allows TLS 1.2",
+        )
+        .with_context(
+            "fix",
+            "create the TLS 1.3-only cache before any other TLS connection in the process, or drop tls13_only",
+        ));
+    }
+    Ok(())
 }
 
 /// Runs `future` with a deadline of ours; a late answer is an [`ErrorKind::Timeout`].
@@ -320,4 +351,48 @@ pub fn map_redis_error(e: RedisError, message: &'static str) -> Error {
     Error::new(kind, message)
         .with_context("fix", hint)
         .with_source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TlsConfig;
+    use cache_testkit::{RedisServer, ServerConfig, TestCertificates};
+
+    // The provider choice is process-wide: this is the only test of this binary that opens TLS
+    // connections, so it sees a process whose first TLS connection asks for TLS 1.3 only.
+    #[tokio::test]
+    async fn tls13_only_refuses_a_server_that_speaks_only_tls12() {
+        let certs = TestCertificates::generate();
+        let tls = |extra: Option<&str>| {
+            let mut config =
+                ServerConfig::default().with_tls(certs.server_tls(&certs.server, false));
+            if let Some(line) = extra {
+                config = config.with_config_line(line);
+            }
+            RedisServer::start(config)
+        };
+        let modern = tls(None);
+        let legacy = tls(Some("tls-protocols \"TLSv1.2\""));
+        let security = SecurityConfig::default().with_tls(
+            TlsConfig::default()
+                .with_ca_file(&certs.ca_file)
+                .tls13_only(),
+        );
+        let timeouts = ConnectTimeouts::new(Duration::from_secs(2), Duration::from_secs(1));
+        let factory = ConnectionFactory::new(&modern.url(), &security, timeouts).unwrap();
+        let mut conn = factory.dedicated().await.unwrap();
+        let pong: String = redis::cmd("PING").query_async(&mut conn).await.unwrap();
+        assert_eq!(pong, "PONG");
+        let factory = ConnectionFactory::new(&legacy.url(), &security, timeouts).unwrap();
+        let err = factory.dedicated().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Tls, "{err}");
+        assert!(
+            rustls::crypto::CryptoProvider::get_default().is_some_and(|p| p
+                .cipher_suites
+                .iter()
+                .all(|s| s.version() == &rustls::version::TLS13)),
+            "the process's provider is TLS 1.3-only"
+        );
+    }
 }
