@@ -23,7 +23,7 @@ use cache_security::{EncryptionConfig, SecurityConfig};
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisCacheConfig {
-    /// The Redis URL (`redis://` or `redis+unix://`; `rediss://` comes with TLS support). `None`:
+    /// The Redis URL (`redis://`, `rediss://` for TLS, or `redis+unix://`). `None`:
     /// memory-only. Default: `None`.
     pub redis_url: Option<String>,
     /// The namespace of every Redis key: keys are stored as `{key_prefix}:{key}`, and `clear()`
