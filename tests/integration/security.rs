@@ -324,8 +324,17 @@ async fn encryption_at_rest_with_rotation_and_tampering() {
         );
     }
 
-    // A cache without the cipher cannot read encrypted entries: unreadable, left in place.
+    // A valid plaintext frame, as a writer without the key would forge it: refused too.
     let plain = redis_cache(test_config(&server.url()).with_l1(None)).await;
+    plain
+        .set(&key("e:forged"), "poison".into(), ttl())
+        .await
+        .unwrap();
+    assert_eq!(rotated.get(&key("e:forged")).await.unwrap(), None);
+    assert_eq!(rotated.stats().corrupt_entries - before, 4);
+    assert!(!conn.exists::<_, bool>("test:e:forged").await.unwrap());
+
+    // A cache without the cipher cannot read encrypted entries: unreadable, left in place.
     assert_eq!(plain.get(&key("e:1")).await.unwrap(), None);
     assert_eq!(plain.stats().unreadable_entries, 1);
     assert!(conn.exists::<_, bool>("test:e:1").await.unwrap());

@@ -455,6 +455,12 @@ impl FrameCodec {
         let text_tier = TextTier::from_byte(reader.u8()?)?;
         let operation = reader.label()?;
         let ai_version = reader.label()?;
+        if self.cipher.is_some() && !encrypted {
+            // With encryption on, a plaintext frame is what a writer without the key would forge.
+            return Err(corrupted(
+                "an unencrypted value where encryption is required",
+            ));
+        }
         let key_id = if encrypted { Some(reader.u32()?) } else { None };
         let header_end = reader.pos;
         let meta = FrameMeta {
