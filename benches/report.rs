@@ -9,6 +9,8 @@
 //! - `l2_outage_read_p99_us_breaker_vs_none`: p99 read latency (µs) while Redis is frozen, with the
 //!   circuit breaker against without it (lower is better; the command timeout is printed).
 //!
+//! - `l2_hit_1k_c50_tls_vs_plain`: the same L2 hit over TLS against plain TCP (the price of TLS).
+//!
 //! Output: a table on stdout and `target/aicache-bench/report.json`
 //! (`[{"name", "value", "unit", "baseline", "ratio"}]`, values in ops/s, ratio = contender/baseline).
 #![allow(clippy::print_stdout, reason = "a benchmark report prints its table")]
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use aicache::{
     AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheInterface, CacheKey,
     CachePerformanceMonitor, CompositeRecorder, GenericRedisCache, LatencyWindow, MetricsRecorder,
-    RedisCacheConfig, RequestControls, Ttl,
+    RedisCacheConfig, RequestControls, SecurityConfig, TlsConfig, Ttl,
 };
 use cache_testkit::{RedisServer, ServerConfig};
 use serde_json::{Value, json};
@@ -326,6 +328,59 @@ async fn monitoring_row(plan: &Plan, monitoring: Monitoring) -> Row {
     row
 }
 
+/// The price of TLS: a 1 KB L2 hit at 50 tasks through `GenericRedisCache` (L1 off) over TLS
+/// (rustls, ring; certificates made for the run) against the same over plain TCP, each against a
+/// server of its own.
+async fn tls_row(plan: &Plan) -> Row {
+    let certs = cache_testkit::TestCertificates::generate();
+    let tls_server = RedisServer::start(
+        ServerConfig::default().with_tls(certs.server_tls(&certs.server, false)),
+    );
+    let plain_server = RedisServer::start(ServerConfig::default());
+    let connect = |url: String, security: SecurityConfig| async move {
+        let config = RedisCacheConfig::default()
+            .with_redis_url(url)
+            .with_key_prefix("bench")
+            .with_l1(None)
+            .with_command_timeout(Duration::from_secs(5))
+            .with_security(security);
+        GenericRedisCache::connect(config).await.unwrap()
+    };
+    let tls = connect(
+        tls_server.url(),
+        SecurityConfig::default().with_tls(TlsConfig::default().with_ca_file(&certs.ca_file)),
+    )
+    .await;
+    let plain = connect(plain_server.url(), SecurityConfig::default()).await;
+    let key = CacheKey::new("row").unwrap();
+    let value = Bytes::from(cache_testkit::incompressible_bytes(1024));
+    for cache in [&tls, &plain] {
+        cache
+            .set(&key, value.clone(), Some(Ttl::from_secs(3600).unwrap()))
+            .await
+            .unwrap();
+    }
+    let mut row = Row {
+        name: "l2_hit_1k_c50_tls_vs_plain".into(),
+        unit: "ops/s",
+        contender: Vec::new(),
+        baseline: Vec::new(),
+    };
+    for _ in 0..plan.rounds {
+        for (cache, into) in [(&tls, &mut row.contender), (&plain, &mut row.baseline)] {
+            into.push(
+                throughput(50, plan.round_time, |deadline| {
+                    let cache = cache.clone();
+                    let k = key.clone();
+                    async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
+                })
+                .await,
+            );
+        }
+    }
+    row
+}
+
 /// The configured command timeout of the outage row.
 const OUTAGE_TIMEOUT: Duration = Duration::from_millis(50);
 
@@ -470,6 +525,7 @@ fn main() {
         rows.push(monitoring_row(&plan, Monitoring::Counters).await);
         rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
         rows.push(outage_row(&plan).await);
+        rows.push(tls_row(&plan).await);
         rows
     });
 
