@@ -1160,6 +1160,10 @@ async fn spans_name_the_request_by_operation_and_digest_never_by_its_text() {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary run get_or_compute on other threads with no subscriber: a
+    // callsite they register while this one is being installed can keep a stale "never"
+    // interest. Recompute every callsite's interest now that this subscriber is in place.
+    tracing::callsite::rebuild_interest_cache();
     let cache: AIResponseCache<String> = AIResponseCache::connect(AiCacheConfig::default())
         .await
         .unwrap();

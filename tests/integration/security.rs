@@ -40,6 +40,8 @@ pub(crate) const CACHE_ACL: &[&str] = &[
     "+script|load",
     "+acl|whoami",
     "+hello",
+    "+multi",
+    "+discard",
 ];
 
 fn tls_server(certs: &TestCertificates, require_client: bool) -> RedisServer {
@@ -111,9 +113,9 @@ async fn tls_with_a_trusted_ca_works_and_every_broken_certificate_is_a_tls_error
             .any(|f| f.issue == "tls_unverified")
     );
 
-    for (name, served) in [
-        ("expired", &certs.expired_server),
-        ("wrong host", &certs.wrong_host_server),
+    for (name, served, cause) in [
+        ("expired", &certs.expired_server, "xpired"),
+        ("wrong host", &certs.wrong_host_server, "name"),
     ] {
         let server =
             RedisServer::start(ServerConfig::default().with_tls(certs.server_tls(served, false)));
@@ -124,6 +126,7 @@ async fn tls_with_a_trusted_ca_works_and_every_broken_certificate_is_a_tls_error
         .await
         .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Tls, "{name}: {err}");
+        assert!(err.to_string().contains(cause), "{name}: {err}");
     }
 }
 
@@ -233,7 +236,7 @@ async fn the_manager_scores_an_open_server_and_probes_without_harm() {
     let report = manager.validate_connection_security().await.unwrap();
     assert_eq!(report.user, "default");
     assert!(!report.tls);
-    for command in ["FLUSHALL", "FLUSHDB", "CONFIG"] {
+    for command in ["FLUSHALL", "FLUSHDB", "KEYS", "CONFIG GET", "CONFIG SET"] {
         assert_eq!(report.dangerous_commands[command], Some(true), "{command}");
     }
     let issues: Vec<&str> = report.vulnerabilities.iter().map(|f| f.issue).collect();
@@ -245,6 +248,22 @@ async fn the_manager_scores_an_open_server_and_probes_without_harm() {
     // The probes changed nothing.
     let mut conn = raw(&server).await;
     assert!(conn.exists::<_, bool>("test:survivor").await.unwrap());
+    // A command the operator renamed away is not available to anyone.
+    let hardened = RedisServer::start(
+        ServerConfig::default().with_config_line("rename-command FLUSHALL \"\""),
+    );
+    let report = RedisCacheSecurityManager::new(
+        &hardened.url(),
+        SecurityConfig::default(),
+        ConnectTimeouts::new(Duration::from_secs(2), Duration::from_secs(1)),
+        Duration::from_secs(2),
+    )
+    .unwrap()
+    .validate_connection_security()
+    .await
+    .unwrap();
+    assert_eq!(report.dangerous_commands["FLUSHALL"], Some(false));
+    assert_eq!(report.dangerous_commands["FLUSHDB"], Some(true));
     let requirements = manager.check_requirements("production");
     let fields: Vec<&str> = requirements
         .errors

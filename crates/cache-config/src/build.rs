@@ -40,7 +40,19 @@ impl AIResponseCacheConfig {
     /// # Errors
     /// [`cache_core::ErrorKind::Config`] listing every validation error.
     pub fn to_redis_cache_config(&self) -> Result<RedisCacheConfig> {
-        self.validate().into_result()?;
+        let checked = self.validate();
+        // Warnings do not stop the build, but an operator must see them (an insecure production
+        // override, TLS verification off, …). Secret values are already `***` in them.
+        for warning in &checked.warnings {
+            tracing::warn!(
+                field = %warning.field,
+                value = %warning.value,
+                allowed = %warning.allowed,
+                hint = %warning.hint,
+                "configuration warning"
+            );
+        }
+        checked.into_result()?;
         let mut redis = RedisCacheConfig::default()
             .with_key_prefix(self.generic_key_prefix())
             .with_reconnect_delays(

@@ -100,7 +100,8 @@ pub struct AIResponseCacheConfig {
     pub tls_verify_certificates: bool,
     /// Refuse TLS 1.2 (process-wide: see `TlsConfig::tls13_only`).
     pub tls13_only: bool,
-    /// Start with the production preset even without AUTH, TLS or verification (explicit, logged).
+    /// Start with the production preset even without AUTH, TLS or verification: the missing
+    /// protections become warnings, logged when the caches are built.
     pub allow_insecure_production: bool,
     /// Encryption at rest: the key (64 hex digits) new values are encrypted with; unset: off.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -297,7 +297,11 @@ impl AIResponseCacheConfig {
                 }
                 if self.extends.as_deref() == Some("production") {
                     let tls_in_url = matches!(scheme, "rediss" | "valkeys");
-                    for mut issue in security.production_requirements(tls_in_url).errors {
+                    let password_in_url = url_password(url).is_some();
+                    for mut issue in security
+                        .production_requirements(tls_in_url, password_in_url)
+                        .errors
+                    {
                         issue.field = config_field(&issue.field).to_string();
                         if self.allow_insecure_production {
                             r.warning(issue);

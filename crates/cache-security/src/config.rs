@@ -18,7 +18,8 @@ pub struct TlsConfig {
     /// PEM file of the client certificate's private key.
     pub client_key_file: Option<PathBuf>,
     /// Verify the server's certificate chain and name. On by default; turning it off is explicit,
-    /// is logged as a warning on every connect, and fails the production requirements.
+    /// is a validation warning, is logged as a warning when the cache's connection factory is
+    /// built, and fails the production requirements.
     pub verify_certificates: bool,
     /// Refuse TLS 1.2 (rustls speaks 1.2 and 1.3). redis-rs builds its TLS settings from the
     /// process's rustls crypto provider, so this is process-wide: the first TLS connection
@@ -211,11 +212,16 @@ impl SecurityConfig {
         r
     }
 
-    /// The fail-secure requirements of a production deployment: a password (AUTH or ACL user),
-    /// TLS, and certificate verification. Each missing one is an error naming the field.
-    pub fn production_requirements(&self, tls_in_url: bool) -> ValidationResult {
+    /// The fail-secure requirements of a production deployment: a password (AUTH or ACL user,
+    /// here or in the URL: `password_in_url`), TLS (here or `rediss://`: `tls_in_url`), and
+    /// certificate verification. Each missing one is an error naming the field.
+    pub fn production_requirements(
+        &self,
+        tls_in_url: bool,
+        password_in_url: bool,
+    ) -> ValidationResult {
         let mut r = ValidationResult::new();
-        if self.password.is_none() {
+        if self.password.is_none() && !password_in_url {
             r.error(ValidationIssue::new(
                 "security.password",
                 "unset",

@@ -62,8 +62,8 @@ pub struct SecurityValidationResult {
     pub certificates_verified: bool,
     /// `ACL WHOAMI`: the user the connection is authenticated as.
     pub user: String,
-    /// For FLUSHALL, FLUSHDB and CONFIG: whether this user may run it (`None`: could not tell).
-    /// KEYS is never probed: it would scan the whole keyspace.
+    /// For FLUSHALL, FLUSHDB, KEYS, CONFIG GET and CONFIG SET: whether this user may run it
+    /// (`None`: could not tell). Checked without running any of them.
     pub dangerous_commands: BTreeMap<String, Option<bool>>,
     /// What is wrong, most serious first.
     pub vulnerabilities: Vec<SecurityFinding>,
@@ -136,13 +136,27 @@ impl fmt::Debug for RedisCacheSecurityManager {
     }
 }
 
-/// What a permission probe's answer says.
-fn permission(reply: redis::RedisResult<redis::Value>) -> Option<bool> {
+/// The commands whose permission is checked, each with harmless arguments (it is queued inside
+/// `MULTI` and discarded, never run).
+const DANGEROUS: &[(&str, &[&str])] = &[
+    ("FLUSHALL", &["FLUSHALL"]),
+    ("FLUSHDB", &["FLUSHDB"]),
+    ("KEYS", &["KEYS", "aicache-permission-probe"]),
+    ("CONFIG GET", &["CONFIG", "GET", "aicache-permission-probe"]),
+    (
+        "CONFIG SET",
+        &["CONFIG", "SET", "aicache-permission-probe", "x"],
+    ),
+];
+
+/// What the answer to a command queued inside `MULTI` says about the user's permission.
+fn permission(reply: &redis::RedisResult<redis::Value>) -> Option<bool> {
     match reply {
+        // QUEUED: the ACL let it through; DISCARD drops it unrun.
         Ok(_) => Some(true),
         Err(e) if e.code() == Some("NOPERM") => Some(false),
-        // The command itself refused the probe's argument: the user may run it.
-        Err(e) if e.code() == Some("ERR") => Some(true),
+        // Renamed away or disabled by the operator (or a managed service): not available.
+        Err(e) if e.to_string().contains("unknown command") => Some(false),
         Err(_) => None,
     }
 }
@@ -172,7 +186,7 @@ impl RedisCacheSecurityManager {
     pub fn check_requirements(&self, environment: &str) -> ValidationResult {
         if environment.eq_ignore_ascii_case("production") {
             self.security
-                .production_requirements(self.factory.uses_tls())
+                .production_requirements(self.factory.uses_tls(), self.factory.has_password())
         } else {
             ValidationResult::new()
         }
@@ -195,12 +209,14 @@ impl RedisCacheSecurityManager {
     }
 
     /// Connects as the cache would and inspects the connection: TLS, the authenticated user
-    /// (`ACL WHOAMI`), and whether that user may run FLUSHALL, FLUSHDB or CONFIG.
+    /// (`ACL WHOAMI`), and whether that user may run FLUSHALL, FLUSHDB, KEYS, CONFIG GET or
+    /// CONFIG SET.
     ///
-    /// The permission probes send those commands with an argument they reject (`FLUSHALL
-    /// aicache-permission-probe`, `CONFIG SET aicache-permission-probe x`): Redis checks the ACL
-    /// first, so a user without the permission gets `NOPERM`, and a user with it gets a syntax
-    /// error; nothing is flushed or changed either way. `KEYS` is never sent.
+    /// No dangerous or admin command is ever run. Each is sent inside a transaction that is then
+    /// discarded (`MULTI`, the command, `DISCARD`): Redis checks the ACL when it queues a
+    /// command, so the answer is `QUEUED` (allowed) or `NOPERM` (denied), and `DISCARD` drops
+    /// the queue unrun. A user that may not use `MULTI` gets "not verified" answers (`None`).
+    /// Denied checks leave entries in the server's `ACL LOG`, as any denied command does.
     ///
     /// # Errors
     /// Connecting fails: [`cache_core::ErrorKind::Auth`], [`cache_core::ErrorKind::Tls`],
@@ -220,16 +236,19 @@ impl RedisCacheSecurityManager {
             Err(e) => return Err(map_redis_error(e, "ACL WHOAMI failed")),
         };
         let mut dangerous_commands = BTreeMap::new();
-        for (name, args) in [
-            ("FLUSHALL", &["FLUSHALL", "aicache-permission-probe"][..]),
-            ("FLUSHDB", &["FLUSHDB", "aicache-permission-probe"][..]),
-            (
-                "CONFIG",
-                &["CONFIG", "SET", "aicache-permission-probe", "x"][..],
-            ),
-        ] {
-            let reply = self.ask(&mut conn, name, args).await?;
-            dangerous_commands.insert(name.to_string(), permission(reply));
+        for (name, args) in DANGEROUS {
+            let opened = self.ask(&mut conn, "MULTI", &["MULTI"]).await?;
+            let verdict = if opened.is_ok() {
+                let queued = self.ask(&mut conn, name, args).await;
+                // Always leave the transaction, whatever the queued command answered.
+                self.ask(&mut conn, "DISCARD", &["DISCARD"])
+                    .await?
+                    .map_err(|e| map_redis_error(e, "DISCARD failed"))?;
+                permission(&queued?)
+            } else {
+                None
+            };
+            dangerous_commands.insert((*name).to_string(), verdict);
         }
         let tls = self.factory.uses_tls();
         let verified = tls
@@ -280,19 +299,30 @@ impl RedisCacheSecurityManager {
         }
         for (command, severity) in [
             ("FLUSHALL", Severity::High),
-            ("CONFIG", Severity::High),
+            ("CONFIG SET", Severity::High),
+            ("CONFIG GET", Severity::High),
             ("FLUSHDB", Severity::Medium),
+            ("KEYS", Severity::Medium),
         ] {
-            if dangerous_commands.get(command) == Some(&Some(true)) {
-                find(
+            match dangerous_commands.get(command) {
+                Some(Some(true)) => find(
                     severity,
                     "dangerous_command",
-                    &format!("the cache's user may run {command}"),
+                    &format!(
+                        "the cache's user may run {command} (CONFIG GET reveals passwords; KEYS blocks Redis)"
+                    ),
                     &format!(
                         "remove it from the user's ACL (-{} or -@dangerous)",
-                        command.to_lowercase()
+                        command.to_lowercase().replace(' ', "|")
                     ),
-                );
+                ),
+                Some(None) => find(
+                    Severity::Low,
+                    "permission_not_verified",
+                    &format!("could not tell whether the cache's user may run {command}"),
+                    "allow the cache's user +multi +discard so the check can run, or review its ACL by hand",
+                ),
+                _ => {}
             }
         }
         findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
