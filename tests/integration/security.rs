@@ -395,3 +395,50 @@ mod conformance_over_tls_and_acl {
 
     cache_testkit::conformance_suite!(setup);
 }
+
+#[tokio::test]
+async fn tls_acl_and_encryption_come_from_the_configuration() {
+    use aicache::{AIResponseCache, AIResponseCacheConfig, AiRequest, RequestControls};
+    let certs = TestCertificates::generate();
+    let server = RedisServer::start(
+        ServerConfig::default()
+            .with_tls(certs.server_tls(&certs.server, false))
+            .with_acl_user(AclUser::new(
+                "cache",
+                "cachepw",
+                &[&["~aicache:*"], CACHE_ACL].concat(),
+            )),
+    );
+    let config = AIResponseCacheConfig::default()
+        .merge(&serde_json::json!({
+            "redis_url": server.url_without_auth(),
+            "redis_username": "cache",
+            "redis_auth": "cachepw",
+            "tls_ca_file": certs.ca_file.display().to_string(),
+            "encryption_key": "ab".repeat(32),
+            "encryption_key_id": 7,
+        }))
+        .unwrap();
+    assert!(config.validate().is_valid(), "{:?}", config.validate());
+    let cache: AIResponseCache<String> = config.build_ai_cache().await.unwrap();
+    let key = cache.key(&AiRequest::new("qa", "configured")).unwrap();
+    cache
+        .put(&key, "secret answer".into(), &RequestControls::default())
+        .await
+        .unwrap();
+    let stored = cache
+        .l2()
+        .unwrap()
+        .get_entry(key.cache_key())
+        .await
+        .unwrap()
+        .expect("stored in Redis over TLS as the ACL user");
+    assert!(stored.meta.expires_at_ms > stored.meta.cached_at_ms);
+    // The same server and credentials without the key: the entry is encrypted, so unreadable.
+    let without_key = config
+        .merge(&serde_json::json!({"encryption_key": null}))
+        .unwrap();
+    let reader: AIResponseCache<String> = without_key.build_ai_cache().await.unwrap();
+    assert!(reader.get(&key).await.unwrap().is_none());
+    assert_eq!(reader.l2().unwrap().stats().unreadable_entries, 1);
+}
