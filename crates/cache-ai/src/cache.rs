@@ -514,6 +514,17 @@ where
         })
     }
 
+    /// The cache's state for a setter: only while this handle is the only one (settings are fixed
+    /// once the cache is shared).
+    fn configurable(&mut self, what: &str) -> Result<&mut Inner<T>> {
+        Arc::get_mut(&mut self.inner).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("set the {what} before cloning the cache"),
+            )
+        })
+    }
+
     /// Sets the rule that decides which answers may be stored (in addition to refusing empty ones),
     /// for example refusing truncated or refused answers. Call before sharing the cache.
     ///
@@ -523,12 +534,7 @@ where
         &mut self,
         admit: impl Fn(&T) -> bool + Send + Sync + 'static,
     ) -> Result<()> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                "set the admission rule before cloning the cache",
-            )
-        })?;
+        let inner = self.configurable("admission rule")?;
         inner.admission = Some(Arc::new(admit));
         Ok(())
     }
@@ -545,12 +551,7 @@ where
         &mut self,
         meter: impl Fn(&T) -> Usage + Send + Sync + 'static,
     ) -> Result<()> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                "set the usage meter before cloning the cache",
-            )
-        })?;
+        let inner = self.configurable("usage meter")?;
         inner.usage_meter = Some(Arc::new(meter));
         Ok(())
     }
@@ -562,12 +563,7 @@ where
     /// # Errors
     /// [`ErrorKind::InvalidInput`] when the cache has already been cloned.
     pub fn set_recorder(&mut self, recorder: Arc<dyn Recorder>) -> Result<()> {
-        let inner = Arc::get_mut(&mut self.inner).ok_or_else(|| {
-            Error::new(
-                ErrorKind::InvalidInput,
-                "set the recorder before cloning the cache",
-            )
-        })?;
+        let inner = self.configurable("recorder")?;
         if let Some(l2) = &mut inner.l2 {
             l2.set_recorder(Arc::clone(&recorder))?;
         }
