@@ -203,9 +203,7 @@ async fn ai_l1_row(plan: &Plan, chars: usize, json_api: bool) -> Row {
         .collect();
     let text = Arc::new(text);
     let response = json!({"result": "a summary of about a hundred characters, as a model would write it for us"});
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(AiCacheConfig::default())
-        .await
-        .unwrap();
+    let cache: AIResponseCache<Value> = AIResponseCache::new(AiCacheConfig::default()).unwrap();
     let options = json!({});
     cache
         .cache_response(&text, "sentiment", &options, &response, None)
@@ -279,12 +277,13 @@ async fn monitoring_row(plan: &Plan, monitoring: Monitoring) -> Row {
     let mut caches = Vec::new();
     for enabled in [true, false] {
         let config = AiCacheConfig::default().with_monitoring(enabled);
-        let mut cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+        let mut builder = AIResponseCache::<Value>::builder(config);
         if enabled && matches!(monitoring, Monitoring::Recorders) {
             let monitor: Arc<dyn aicache::Recorder> = Arc::new(CachePerformanceMonitor::default());
             let both = CompositeRecorder::new(vec![monitor, Arc::new(MetricsRecorder::default())]);
-            cache.set_recorder(Arc::new(both)).unwrap();
+            builder = builder.recorder(Arc::new(both));
         }
+        let cache = builder.build().unwrap();
         let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
         cache
             .put(
@@ -437,14 +436,13 @@ async fn outage_row(plan: &Plan) -> Row {
 
 /// The AI L2 hit (L1 off) at 50 tasks against raw redis-rs GET of the same stored frame.
 async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
-    let config = AiCacheConfig::default()
-        .with_redis(
-            RedisCacheConfig::default()
-                .with_redis_url(server.url())
-                .with_command_timeout(Duration::from_secs(5)),
-        )
-        .with_l1(None);
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let redis = RedisCacheConfig::default()
+        .with_redis_url(server.url())
+        .with_command_timeout(Duration::from_secs(5));
+    let config = AiCacheConfig::default().with_l1(None);
+    let cache: AIResponseCache<Value> = aicache::connect_ai_cache(config, Some(&redis), None)
+        .await
+        .unwrap();
     let client = redis::Client::open(server.url()).unwrap();
     let raw = client.get_multiplexed_async_connection().await.unwrap();
     let text = "What does a cache in front of a language model save? ".repeat(4);

@@ -46,16 +46,27 @@ enum Fault {
     Stall,
 }
 
-fn config(url: &str) -> AiCacheConfig {
-    let redis = RedisCacheConfig::default()
+fn config() -> AiCacheConfig {
+    AiCacheConfig::default().with_l1(Some(MemoryCacheConfig::default().with_max_entries(100_000)))
+}
+
+fn redis_config(url: &str) -> RedisCacheConfig {
+    RedisCacheConfig::default()
         .with_redis_url(url)
         .with_command_timeout(COMMAND_TIMEOUT)
         .with_connect_timeout(Duration::from_millis(500))
         .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(200))
-        .with_replay_queue_capacity(1_000_000);
-    AiCacheConfig::default()
-        .with_redis(redis)
-        .with_l1(Some(MemoryCacheConfig::default().with_max_entries(100_000)))
+        .with_replay_queue_capacity(1_000_000)
+}
+
+async fn connect(
+    url: &str,
+    config: AiCacheConfig,
+    recorder: Option<Arc<dyn Recorder>>,
+) -> AIResponseCache<String> {
+    aicache::connect_ai_cache(config, Some(&redis_config(url)), recorder)
+        .await
+        .unwrap()
 }
 
 /// What the load saw.
@@ -172,10 +183,7 @@ async fn outage_under_load(fault: Fault) {
     let _serial = ONE_AT_A_TIME.lock().await;
     let mut server = RedisServer::start(ServerConfig::default());
     let transitions = Arc::new(Transitions::default());
-    let mut cache: AIResponseCache<String> = AIResponseCache::connect(config(&server.url()))
-        .await
-        .unwrap();
-    cache.set_recorder(transitions.clone()).unwrap();
+    let cache = connect(&server.url(), config(), Some(transitions.clone())).await;
     let observed = Arc::new(Observed::default());
     let started = Instant::now();
     let deadline = started + 3 * PHASE;
@@ -219,7 +227,7 @@ async fn outage_under_load(fault: Fault) {
             .put(&probe, "fresh".into(), &RequestControls::default())
             .await
             .unwrap();
-        if matches!(l2.get_entry(probe.cache_key()).await, Ok(Some(_))) {
+        if matches!(l2.read(probe.cache_key(), 0).await, Ok(Some(_))) {
             l2_hit_after = Some(back_at.elapsed());
             break;
         }
@@ -259,10 +267,7 @@ async fn outage_under_load(fault: Fault) {
 
     // Every value written during the outage reached Redis through the replay (their TTLs are
     // hours, so none expired). A second instance without L1 reads Redis alone.
-    let reader: AIResponseCache<String> =
-        AIResponseCache::connect(config(&server.url()).with_l1(None))
-            .await
-            .unwrap();
+    let reader = connect(&server.url(), config().with_l1(None), None).await;
     let written = observed.written_during_outage.lock().unwrap().clone();
     assert!(
         written.len() > 100,
@@ -284,7 +289,7 @@ async fn outage_under_load(fault: Fault) {
         written.len(),
         &missing[..missing.len().min(3)]
     );
-    let stats = l2.stats();
+    let stats = l2.stats().store;
     // A write that timed out against a frozen server may still be applied when it resumes: its
     // replay then finds the same value and is skipped.
     assert!(

@@ -15,15 +15,48 @@ use serde_json::{Value, json};
 
 use crate::support::{raw, server, test_config};
 
-fn ai_config(server: &RedisServer) -> AiCacheConfig {
+/// The AI layer's test settings (the store comes from [`ai_over`]).
+fn ai_config(_server: &RedisServer) -> AiCacheConfig {
     AiCacheConfig::default()
         .with_latency_sampling(1)
-        .with_redis(test_config(&server.url()))
         .with_l1(Some(MemoryCacheConfig::default().with_max_entries(1000)))
 }
 
+/// An AI cache over a Redis store on `server` (with the test timeouts).
+pub(crate) async fn ai_over<T>(
+    server: &RedisServer,
+    config: AiCacheConfig,
+) -> aicache::Result<AIResponseCache<T>>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    aicache::connect_ai_cache(config, Some(&test_config(&server.url())), None).await
+}
+
+/// A builder over a Redis store on `server`, the store reporting to `recorder` too.
+pub(crate) async fn ai_builder<T>(
+    server: &RedisServer,
+    config: AiCacheConfig,
+    recorder: Option<Arc<dyn aicache::Recorder>>,
+) -> aicache::AIResponseCacheBuilder<T>
+where
+    T: Serialize + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let redis = test_config(&server.url())
+        .with_l1(None)
+        .with_key_prefix(config.namespace());
+    let store = aicache::RedisStore::connect(&redis, recorder.clone())
+        .await
+        .unwrap();
+    let builder = AIResponseCache::builder(config).store(Arc::new(store));
+    match recorder {
+        Some(recorder) => builder.recorder(recorder),
+        None => builder,
+    }
+}
+
 async fn json_cache(server: &RedisServer) -> AIResponseCache<Value> {
-    AIResponseCache::connect(ai_config(server)).await.unwrap()
+    ai_over(server, ai_config(server)).await.unwrap()
 }
 
 fn text_of(tier: TextTier) -> String {
@@ -184,14 +217,18 @@ async fn generic_operations_reached_through_the_ai_cache() {
         "compressed in Redis: {} bytes",
         stored.len()
     );
-    use aicache::CacheInterface;
-    assert!(l2.exists(key.cache_key()).await.unwrap());
-    let ttl = l2.remaining_ttl(key.cache_key()).await.unwrap().unwrap();
+    let store = l2.store();
+    let ttl = store.remaining_ttl(key.cache_key()).await.unwrap().unwrap();
     assert!(ttl > Duration::from_secs(7000) && ttl <= Duration::from_secs(7200));
-    let found = l2
-        .scan(&aicache::KeyPattern::new("summarize:*").unwrap())
+    let page = store
+        .walk(
+            &aicache::KeyPattern::new("summarize:*").unwrap(),
+            None,
+            aicache::WalkMode::Keys,
+        )
         .await
         .unwrap();
+    let found: Vec<_> = page.entries.into_iter().map(|e| e.key).collect();
     assert_eq!(found, vec![key.cache_key().clone()]);
     assert_eq!(*cache.get(&key).await.unwrap().unwrap().value, big);
     assert_eq!(cache.invalidate_all().await.unwrap(), 1);
@@ -205,7 +242,7 @@ async fn invalidate_by_operation_is_exact_and_counts_l1_and_l2_once() {
     let server = server();
     let mut config = ai_config(&server);
     config = config.with_operation_ttl("sum", Duration::from_secs(60));
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let cache: AIResponseCache<Value> = ai_over(&server, config).await.unwrap();
     for i in 0..5 {
         let k = cache.key(&AiRequest::new("sum", &format!("t{i}"))).unwrap();
         cache
@@ -295,7 +332,7 @@ async fn invalidation_concurrent_with_reads_and_writes_leaves_nothing_behind() {
 #[tokio::test]
 async fn promotion_follows_tier_and_operation_rules() {
     let server = server();
-    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+    let writer: AIResponseCache<Value> = ai_over(&server, ai_config(&server).with_l1(None))
         .await
         .unwrap();
     let reader = json_cache(&server).await;
@@ -342,7 +379,7 @@ async fn promotion_follows_tier_and_operation_rules() {
 #[tokio::test]
 async fn medium_texts_of_any_operation_are_promoted_after_ten_hits() {
     let server = server();
-    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+    let writer: AIResponseCache<Value> = ai_over(&server, ai_config(&server).with_l1(None))
         .await
         .unwrap();
     let reader = json_cache(&server).await;
@@ -371,7 +408,7 @@ async fn medium_texts_of_any_operation_are_promoted_after_ten_hits() {
 async fn a_full_l1_evicts_and_keeps_its_limits() {
     let server = server();
     let config = ai_config(&server).with_l1(Some(MemoryCacheConfig::default().with_max_entries(8)));
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let cache: AIResponseCache<Value> = ai_over(&server, config).await.unwrap();
     for i in 0..40 {
         let k = cache
             .key(&AiRequest::new("sentiment", &format!("text {i}")))
@@ -415,8 +452,7 @@ where
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_identical_misses_compute_once() {
     let server = server();
-    let cache: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let key = cache
         .key(&AiRequest::new("summarize", "the same prompt"))
         .unwrap();
@@ -463,8 +499,7 @@ async fn a_thousand_identical_misses_compute_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compute_error_reaches_every_waiter_and_is_not_cached() {
     let server = server();
-    let cache: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let key = cache
         .key(&AiRequest::new("summarize", "failing prompt"))
         .unwrap();
@@ -504,8 +539,7 @@ async fn a_compute_error_reaches_every_waiter_and_is_not_cached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_leader_does_not_strand_the_waiters() {
     let server = server();
-    let cache: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let key = cache
         .key(&AiRequest::new("summarize", "slow prompt"))
         .unwrap();
@@ -554,8 +588,7 @@ async fn a_cancelled_leader_does_not_strand_the_waiters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forced_refresh_is_not_overwritten_by_an_older_computation() {
     let server = server();
-    let cache: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let key = cache.key(&AiRequest::new("qa", "refresh race")).unwrap();
     let release = Arc::new(tokio::sync::Notify::new());
     let old = {
@@ -597,8 +630,7 @@ async fn a_forced_refresh_is_not_overwritten_by_an_older_computation() {
 #[tokio::test]
 async fn per_request_controls() {
     let server = server();
-    let cache: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let mut conn = raw(&server).await;
     let key = cache.key(&AiRequest::new("qa", "controls")).unwrap();
     let answer =
@@ -678,9 +710,11 @@ struct Summary {
 #[tokio::test]
 async fn typed_answers_and_admission_rules() {
     let server = server();
-    let mut cache: AIResponseCache<Summary> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
-    cache.set_admission(|s: &Summary| !s.truncated).unwrap();
+    let cache: AIResponseCache<Summary> = ai_builder(&server, ai_config(&server), None)
+        .await
+        .admission(|s: &Summary| !s.truncated)
+        .build()
+        .unwrap();
     let controls = RequestControls::default();
     let good = Summary {
         text: "ok".into(),
@@ -703,8 +737,7 @@ async fn typed_answers_and_admission_rules() {
     assert!(cache.get(&k2).await.unwrap().is_none());
     assert_eq!(cache.stats().by_operation["summarize"].refused, 1);
 
-    let empty: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let empty: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let k3 = empty.key(&AiRequest::new("summarize", "three")).unwrap();
     assert!(
         !empty.put(&k3, String::new(), &controls).await.unwrap(),
@@ -718,9 +751,7 @@ async fn typed_answers_and_admission_rules() {
 
 #[tokio::test]
 async fn memory_only_ai_cache_needs_no_redis() {
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(AiCacheConfig::default())
-        .await
-        .unwrap();
+    let cache: AIResponseCache<Value> = AIResponseCache::new(AiCacheConfig::default()).unwrap();
     assert!(cache.l2().is_none());
     let text = text_of(TextTier::XLarge);
     cache
@@ -739,14 +770,12 @@ async fn memory_only_ai_cache_needs_no_redis() {
 #[tokio::test]
 async fn tenants_and_model_versions_separate_entries() {
     let server = server();
-    let a: AIResponseCache<Value> =
-        AIResponseCache::connect(ai_config(&server).with_tenant("acme"))
-            .await
-            .unwrap();
-    let b: AIResponseCache<Value> =
-        AIResponseCache::connect(ai_config(&server).with_tenant("globex"))
-            .await
-            .unwrap();
+    let a: AIResponseCache<Value> = ai_over(&server, ai_config(&server).with_tenant("acme"))
+        .await
+        .unwrap();
+    let b: AIResponseCache<Value> = ai_over(&server, ai_config(&server).with_tenant("globex"))
+        .await
+        .unwrap();
     let key = a.key(&AiRequest::new("qa", "shared text")).unwrap();
     a.put(&key, json!({"t": "acme"}), &RequestControls::default())
         .await
@@ -788,7 +817,7 @@ async fn tenants_and_model_versions_separate_entries() {
     assert!(a.get(&v1).await.unwrap().is_none());
     assert!(!a.delete(&v1).await.unwrap());
 
-    let err = AIResponseCache::<Value>::connect(ai_config(&server).with_tenant("a{b}"))
+    let err = ai_over::<Value>(&server, ai_config(&server).with_tenant("a{b}"))
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
@@ -799,9 +828,7 @@ async fn legacy_keys_follow_text_hash_threshold() {
     use aicache::{KeyFormat, LegacyVariant};
     let text = "twenty characters!!!";
     let options = json!({"max_length": 100});
-    let default: AIResponseCache<Value> = AIResponseCache::connect(AiCacheConfig::default())
-        .await
-        .unwrap();
+    let default: AIResponseCache<Value> = AIResponseCache::new(AiCacheConfig::default()).unwrap();
     let key = default
         .build_key_in(
             KeyFormat::Legacy(LegacyVariant::Head),
@@ -817,7 +844,7 @@ async fn legacy_keys_follow_text_hash_threshold() {
     );
     let mut config = AiCacheConfig::default();
     config.text_hash_threshold = 10;
-    let low: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
+    let low: AIResponseCache<Value> = AIResponseCache::new(config).unwrap();
     let key = low
         .build_key_in(
             KeyFormat::Legacy(LegacyVariant::Head),
@@ -842,8 +869,8 @@ async fn configured_tiers_jitter_and_hash_algorithm_take_effect() {
         .with_operation_ttl("qa", Duration::from_secs(1000))
         .with_ttl_jitter(0.5)
         .with_hash_algorithm(aicache::HashAlgorithm::Blake3);
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(config).await.unwrap();
-    let sha: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<Value> = ai_over(&server, config).await.unwrap();
+    let sha: AIResponseCache<Value> = ai_over(&server, ai_config(&server)).await.unwrap();
     let mut conn = raw(&server).await;
     let mut ttls = std::collections::BTreeSet::new();
     for i in 0..20 {
@@ -887,10 +914,12 @@ async fn a_monitor_sees_exact_hit_rates_by_tier() {
     use aicache::{CacheOp, CachePerformanceMonitor, Layer};
     let server = server();
     let monitor = Arc::new(CachePerformanceMonitor::default());
-    let mut cache: AIResponseCache<Value> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
-    cache.set_recorder(monitor.clone()).unwrap();
-    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+    let cache: AIResponseCache<Value> =
+        ai_builder(&server, ai_config(&server), Some(monitor.clone()))
+            .await
+            .build()
+            .unwrap();
+    let writer: AIResponseCache<Value> = ai_over(&server, ai_config(&server).with_l1(None))
         .await
         .unwrap();
     // 4 answers written by another instance (Redis only), 2 never written.
@@ -1019,8 +1048,7 @@ async fn performance_summaries_report_a_fixed_workload_exactly() {
 #[tokio::test]
 async fn get_or_compute_accounts_for_the_time_it_saves() {
     let server = server();
-    let cache: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let cache: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let key = cache
         .key(&AiRequest::new("summarize", "worth caching"))
         .unwrap();
@@ -1055,21 +1083,20 @@ async fn usage_and_memory_reach_the_stats_and_a_monitor() {
     use aicache::{CachePerformanceMonitor, CompositeRecorder, MetricsRecorder, Usage};
     let server = server();
     let monitor = Arc::new(CachePerformanceMonitor::default());
-    let mut cache: AIResponseCache<MeteredAnswer> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
-    cache
-        .set_recorder(Arc::new(CompositeRecorder::new(vec![
-            monitor.clone(),
-            Arc::new(MetricsRecorder::default()),
-        ])))
-        .unwrap();
+    let recorder: Arc<dyn aicache::Recorder> = Arc::new(CompositeRecorder::new(vec![
+        monitor.clone(),
+        Arc::new(MetricsRecorder::default()),
+    ]));
     // 2 tokens cost 0.001 (the caller's currency).
     #[expect(clippy::cast_precision_loss, reason = "small token counts")]
-    cache
-        .set_usage_meter(|answer: &MeteredAnswer| {
-            Usage::new(answer.tokens, answer.tokens as f64 * 0.0005)
-        })
-        .unwrap();
+    let cache: AIResponseCache<MeteredAnswer> =
+        ai_builder(&server, ai_config(&server), Some(recorder))
+            .await
+            .usage_meter(|answer: &MeteredAnswer| {
+                Usage::new(answer.tokens, answer.tokens as f64 * 0.0005)
+            })
+            .build()
+            .unwrap();
     // summarize: 2 texts computed (300 and 500 tokens), each then read 3 times by get_or_compute.
     for round in 0..4 {
         for (i, tokens) in [300u64, 500].into_iter().enumerate() {
@@ -1122,9 +1149,7 @@ async fn usage_and_memory_reach_the_stats_and_a_monitor() {
     assert_eq!(seen.redis_used_bytes, Some(redis.used_bytes));
     // The generic cache reports the same way, and without Redis there are no Redis figures.
     let memory_only: AIResponseCache<MeteredAnswer> =
-        AIResponseCache::connect(AiCacheConfig::default())
-            .await
-            .unwrap();
+        AIResponseCache::new(AiCacheConfig::default()).unwrap();
     assert_eq!(memory_only.report_memory().await.unwrap().redis, None);
     let generic = crate::support::redis_cache(test_config(&server.url())).await;
     assert!(generic.report_memory().await.unwrap().redis.is_some());
@@ -1164,9 +1189,7 @@ async fn spans_name_the_request_by_operation_and_digest_never_by_its_text() {
     // callsite they register while this one is being installed can keep a stale "never"
     // interest. Recompute every callsite's interest now that this subscriber is in place.
     tracing::callsite::rebuild_interest_cache();
-    let cache: AIResponseCache<String> = AIResponseCache::connect(AiCacheConfig::default())
-        .await
-        .unwrap();
+    let cache: AIResponseCache<String> = AIResponseCache::new(AiCacheConfig::default()).unwrap();
     let prompt = "PATIENT RECORD: confidential symptoms";
     let key = cache.key(&AiRequest::new("summarize", prompt)).unwrap();
     for _ in 0..2 {
@@ -1206,7 +1229,11 @@ async fn serve_stale_when_the_model_fails_or_is_too_slow() {
         };
         let config =
             base.with_serve_stale(Duration::from_secs(60), Some(Duration::from_millis(100)));
-        let cache: AIResponseCache<String> = AIResponseCache::connect(config).await.unwrap();
+        let cache: AIResponseCache<String> = if with_redis {
+            ai_over(&server, config).await.unwrap()
+        } else {
+            AIResponseCache::new(config).unwrap()
+        };
         let key = cache
             .key(&AiRequest::new("summarize", &format!("stale {with_redis}")))
             .unwrap();
@@ -1293,8 +1320,7 @@ async fn serve_stale_when_the_model_fails_or_is_too_slow() {
         );
     }
     // Without a window a failed computation is the caller's error, as before.
-    let plain: AIResponseCache<String> =
-        AIResponseCache::connect(ai_config(&server)).await.unwrap();
+    let plain: AIResponseCache<String> = ai_over(&server, ai_config(&server)).await.unwrap();
     let key = plain
         .key(&AiRequest::new("summarize", "no window"))
         .unwrap();
@@ -1318,8 +1344,8 @@ async fn serve_stale_when_the_model_fails_or_is_too_slow() {
 async fn reads_report_their_status_and_time_per_layer() {
     use aicache::ReadStatus;
     let server = server();
-    let cache: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server)).await.unwrap();
-    let writer: AIResponseCache<Value> = AIResponseCache::connect(ai_config(&server).with_l1(None))
+    let cache: AIResponseCache<Value> = ai_over(&server, ai_config(&server)).await.unwrap();
+    let writer: AIResponseCache<Value> = ai_over(&server, ai_config(&server).with_l1(None))
         .await
         .unwrap();
     let key = cache.key(&AiRequest::new("qa", "status")).unwrap();

@@ -68,3 +68,13 @@ mod redis_unix_socket_through_dyn {
 
     cache_testkit::conformance_suite!(setup);
 }
+
+mod memory_frame_store {
+    use aicache::memory::MemoryFrameStore;
+
+    async fn setup() -> (MemoryFrameStore, ()) {
+        (MemoryFrameStore::new("test"), ())
+    }
+
+    cache_testkit::frame_store_suite!(setup);
+}

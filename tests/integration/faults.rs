@@ -227,10 +227,9 @@ fn random_bytes_under_cache_keys_are_misses_deleted_and_counted() {
 #[tokio::test]
 async fn listeners_see_events_and_cannot_break_operations() {
     let server = server();
-    let cache = redis_cache(test_config(&server.url())).await;
     let seen = Arc::new(Mutex::new(Vec::<String>::new()));
     let log = Arc::clone(&seen);
-    cache.add_listener(Arc::new(
+    let builder = GenericRedisCache::builder(test_config(&server.url())).listener(Arc::new(
         move |event: &CacheEvent<'_>| -> Result<(), ListenerError> {
             let line = match event {
                 CacheEvent::GetSuccess { key, layer, .. } => format!("hit {key} {layer}"),
@@ -243,12 +242,16 @@ async fn listeners_see_events_and_cannot_break_operations() {
             Ok(())
         },
     ));
-    cache.add_listener(Arc::new(
-        |_: &CacheEvent<'_>| -> Result<(), ListenerError> { Err("listener failure".into()) },
-    ));
-    cache.add_listener(Arc::new(
-        |_: &CacheEvent<'_>| -> Result<(), ListenerError> { panic!("listener panic") },
-    ));
+    let cache = builder
+        .listener(Arc::new(
+            |_: &CacheEvent<'_>| -> Result<(), ListenerError> { Err("listener failure".into()) },
+        ))
+        .listener(Arc::new(
+            |_: &CacheEvent<'_>| -> Result<(), ListenerError> { panic!("listener panic") },
+        ))
+        .connect()
+        .await
+        .unwrap();
 
     assert_eq!(cache.get(&key("a")).await.unwrap(), None);
     cache.set(&key("a"), "1".into(), ttl(60)).await.unwrap();
@@ -413,8 +416,11 @@ impl Recorder for CountingRecorder {
 async fn the_recorder_sees_the_data_path() {
     let server = server();
     let recorder = Arc::new(CountingRecorder::default());
-    let mut cache = redis_cache(test_config(&server.url())).await;
-    cache.set_recorder(recorder.clone()).unwrap();
+    let cache = GenericRedisCache::builder(test_config(&server.url()))
+        .recorder(recorder.clone())
+        .connect()
+        .await
+        .unwrap();
     cache.get(&key("k")).await.unwrap();
     cache
         .set(&key("k"), "x".repeat(5000).into(), ttl(60))
@@ -506,15 +512,17 @@ async fn outage_writes_are_replayed_without_overwriting_newer_values() {
         .unwrap();
     // An entry written before the invalidation was issued, and one written after it.
     let old_ms = u64::try_from(before_invalidation.as_millis()).unwrap() - 10_000;
-    b.set_entry(
-        &key("inv:old"),
-        Codec::Raw,
-        &FrameMeta::new(old_ms, old_ms + 600_000),
-        b"stale",
-        Ttl::from_secs(600).unwrap(),
-    )
-    .await
-    .unwrap();
+    b.l2()
+        .unwrap()
+        .write(
+            &key("inv:old"),
+            &FrameMeta::new(old_ms, old_ms + 600_000),
+            Codec::Raw,
+            b"stale",
+            Ttl::from_secs(600).unwrap(),
+        )
+        .await
+        .unwrap();
     b.set(&key("inv:new"), "fresh".into(), ttl(600))
         .await
         .unwrap();

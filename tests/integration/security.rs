@@ -429,7 +429,7 @@ async fn tls_acl_and_encryption_come_from_the_configuration() {
     let stored = cache
         .l2()
         .unwrap()
-        .get_entry(key.cache_key())
+        .read(key.cache_key(), 0)
         .await
         .unwrap()
         .expect("stored in Redis over TLS as the ACL user");

@@ -27,38 +27,54 @@
 
 pub use bytes::Bytes;
 pub use cache_core::{
-    BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, Error, ErrorKind,
-    KeyPattern, Layer, MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory,
-    RequestEvent, Result, SharedCache, TextTier, Ttl, Usage, ValidationIssue, ValidationResult,
-    escape_glob, frame,
+    BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, DynFrameStore, Error,
+    ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Layer, MemoryReading, Outcome,
+    ReadReport, ReadStatus, Recorder, RedisMemory, RequestEvent, Result, SharedCache,
+    ShutdownReport, StoreInfo, StoreStats, StoreWrite, TextTier, Ttl, Usage, ValidationIssue,
+    ValidationResult, WalkCursor, WalkEntry, WalkMode, WalkPage, escape_glob, frame,
 };
 
 #[cfg(feature = "memory")]
-pub use cache_memory::{InMemoryCache, MemoryCacheConfig, MemoryCacheStats};
+pub use cache_memory::{
+    InMemoryCache, L2Stats, MemoryCacheConfig, MemoryCacheStats, MemoryFrameStore, NearCache,
+    SharedTier,
+};
+
+/// The in-process tier and the coherence protocol: [`InMemoryCache`](memory::InMemoryCache),
+/// [`NearCache`](memory::NearCache), [`SharedTier`](memory::SharedTier) and the in-memory
+/// [`FrameStore`](memory::MemoryFrameStore).
+#[cfg(feature = "memory")]
+pub mod memory {
+    #[doc(inline)]
+    pub use cache_memory::*;
+}
 
 #[cfg(feature = "redis")]
 pub use cache_redis::{
-    CacheEvent, CacheEventListener, GenericRedisCache, HealthReport, L2Health, ListenerError,
-    RedisCacheConfig, RedisCacheStats, ShutdownReport,
+    CacheEvent, CacheEventListener, ConnectTimeouts, GenericRedisCache, GenericRedisCacheBuilder,
+    ListenerError, RedisCacheConfig, RedisCacheSecurityManager, RedisCacheStats, RedisStore,
 };
 
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "ai"))]
 pub use cache_security::{
-    AeadAlgorithm, AeadCipher, ConnectTimeouts, EncryptionConfig, RedisCacheSecurityManager,
-    Secret, SecurityConfig, SecurityFinding, SecurityValidationResult, TlsConfig,
+    AeadAlgorithm, AeadCipher, EncryptionConfig, Secret, SecurityConfig, SecurityFinding,
+    SecurityValidationResult, TlsConfig,
 };
 
 #[cfg(feature = "ai")]
 pub use cache_ai::{
-    AI_VERSION, AIResponseCache, AiCacheConfig, AiCacheStats, AiPerformanceSummary, AiRequest,
-    CacheKeyGenerator, CacheParameterMapper, CachedResponse, Computed, HashAlgorithm, KeyFormat,
-    LegacyKeyGenerator, LegacyVariant, OperationPerformance, OperationStats, Priority, PyValue,
-    Recommendation, RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source,
-    TextTierStatistics, TierPerformance, TierThresholds, UsageMeter,
+    AI_VERSION, AIResponseCache, AIResponseCacheBuilder, AiCacheConfig, AiCacheStats,
+    AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper, CachedResponse,
+    Computed, HashAlgorithm, KeyFormat, LegacyKeyGenerator, LegacyVariant, OperationPerformance,
+    OperationStats, Priority, PyValue, Recommendation, RecommendationKind, RequestControls,
+    RequestKey, ResponseMetadata, Source, TextTierStatistics, TierPerformance, TierThresholds,
+    UsageMeter,
 };
 
 #[cfg(feature = "config")]
-pub use cache_config::{AIResponseCacheConfig, FileFormat, PRESETS, Preset, TextSizeTiers};
+pub use cache_config::{
+    AIResponseCacheConfig, FileFormat, PRESETS, Preset, TextSizeTiers, connect_ai_cache,
+};
 
 #[cfg(feature = "monitoring")]
 pub use cache_monitoring::{

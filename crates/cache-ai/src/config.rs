@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use cache_core::frame::FrameSettings;
 use cache_core::{Ttl, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
-use cache_redis::RedisCacheConfig;
+use cache_security::EncryptionConfig;
 
 use crate::keys::{HashAlgorithm, validate_operation};
 use crate::tiers::TierThresholds;
@@ -30,10 +31,17 @@ pub const AI_VERSION: &str = concat!("aicache-", env!("CARGO_PKG_VERSION"));
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct AiCacheConfig {
-    /// The Redis tier: URL (unset means memory-only), timeouts, compression, `default_ttl`,
-    /// `l1_max_ttl`. Its `key_prefix` and `l1` are set by the AI cache (namespace below; the AI cache
-    /// keeps its own L1 of decoded responses).
-    pub redis: RedisCacheConfig,
+    /// The TTL of operations without one of their own. Default: 3600 s.
+    pub default_ttl: Duration,
+    /// The longest an L1 copy lives while a shared tier backs it (other instances' writes and
+    /// removals reach this L1 within it). Default: 300 s.
+    pub l1_max_ttl: Duration,
+    /// How answers are framed in the shared tier: compression, its level and threshold, the size
+    /// limit. Default: [`FrameSettings::default`].
+    pub frames: FrameSettings,
+    /// Encryption at rest of the shared tier's frames (bound to each entry's full key).
+    /// Default: none.
+    pub encryption: Option<EncryptionConfig>,
     /// The L1 of decoded responses; `None` turns it off (only with Redis). Default: 100 entries.
     pub l1: Option<MemoryCacheConfig>,
     /// The digest of v1 keys. Default: SHA-256.
@@ -42,7 +50,7 @@ pub struct AiCacheConfig {
     pub tenant: Option<String>,
     /// Text-size tier thresholds, in characters. Default: 500 / 5,000 / 50,000.
     pub text_size_tiers: TierThresholds,
-    /// TTL per operation; others use `redis.default_ttl`. Default: summarize 7200 s, sentiment
+    /// TTL per operation; others use `default_ttl`. Default: summarize 7200 s, sentiment
     /// 86400 s, key_points 7200 s, questions 3600 s, qa 1800 s.
     pub operation_ttls: BTreeMap<String, Duration>,
     /// Spreads expiries: each TTL is shortened by a random fraction up to this (0.0 ..= 0.5).
@@ -88,7 +96,10 @@ impl Default for AiCacheConfig {
             .map(|(op, secs)| ((*op).to_string(), Duration::from_secs(*secs)))
             .collect();
         Self {
-            redis: RedisCacheConfig::default(),
+            default_ttl: Duration::from_secs(3600),
+            l1_max_ttl: Duration::from_secs(300),
+            frames: FrameSettings::default(),
+            encryption: None,
             l1: Some(MemoryCacheConfig::default()),
             hash_algorithm: HashAlgorithm::Sha256,
             tenant: None,
@@ -109,17 +120,31 @@ impl Default for AiCacheConfig {
 }
 
 impl AiCacheConfig {
-    /// Uses Redis at `url` as the shared tier.
+    /// Sets [`default_ttl`](Self::default_ttl).
     #[must_use]
-    pub fn with_redis_url(mut self, url: impl Into<String>) -> Self {
-        self.redis = self.redis.with_redis_url(url);
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
         self
     }
 
-    /// Replaces the Redis tier's settings.
+    /// Sets [`l1_max_ttl`](Self::l1_max_ttl).
     #[must_use]
-    pub fn with_redis(mut self, redis: RedisCacheConfig) -> Self {
-        self.redis = redis;
+    pub fn with_l1_max_ttl(mut self, ttl: Duration) -> Self {
+        self.l1_max_ttl = ttl;
+        self
+    }
+
+    /// Sets [`frames`](Self::frames).
+    #[must_use]
+    pub fn with_frames(mut self, frames: FrameSettings) -> Self {
+        self.frames = frames;
+        self
+    }
+
+    /// Sets [`encryption`](Self::encryption).
+    #[must_use]
+    pub fn with_encryption(mut self, encryption: Option<EncryptionConfig>) -> Self {
+        self.encryption = encryption;
         self
     }
 
@@ -201,15 +226,36 @@ impl AiCacheConfig {
         self.operation_ttls
             .get(operation)
             .copied()
-            .unwrap_or(self.redis.default_ttl)
+            .unwrap_or(self.default_ttl)
     }
 
-    /// Checks every field, the Redis tier's included.
+    /// Checks every field. Each layer's rules stay with the layer: the L1's, the frames' and the
+    /// encryption's are theirs, merged here.
     pub fn validate(&self) -> ValidationResult {
         let mut r = ValidationResult::new();
-        let mut redis = self.redis.clone().with_l1(self.l1.clone());
-        redis.key_prefix = self.namespace();
-        r.merge(redis.validate());
+        if let Some(l1) = &self.l1 {
+            for mut issue in l1.validate().errors {
+                issue.field = format!("l1.{}", issue.field);
+                r.error(issue);
+            }
+        }
+        r.merge(self.frames.validate());
+        if let Some(encryption) = &self.encryption {
+            r.merge(encryption.validate());
+        }
+        for (field, ttl) in [
+            ("default_ttl", self.default_ttl),
+            ("l1_max_ttl", self.l1_max_ttl),
+        ] {
+            if Ttl::new(ttl).is_err() {
+                r.error(ValidationIssue::new(
+                    field,
+                    format!("{ttl:?}"),
+                    "1 ms ..= 10 years",
+                    "set a positive duration",
+                ));
+            }
+        }
         r.merge(self.text_size_tiers.validate());
         if let Some(tenant) = &self.tenant {
             if !is_valid_tenant(tenant) {

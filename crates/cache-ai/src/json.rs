@@ -6,10 +6,11 @@ use std::sync::Arc;
 use cache_core::{Error, ErrorKind, Result};
 use serde_json::{Map, Value};
 
-use crate::cache::{AIResponseCache, CachedResponse};
+use crate::cache::AIResponseCache;
 use crate::controls::RequestControls;
 use crate::keys::AiRequest;
 use crate::legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
+use crate::response::CachedResponse;
 
 /// Which key format [`AIResponseCache::build_key_in`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -5,7 +5,9 @@
 //!   request (operation, text, options, question, model, prompt version) or of any serializable
 //!   request.
 //! - [`TierThresholds`]: small / medium / large / xlarge by character count.
-//! - [`AIResponseCache`]: L1 of decoded answers + Redis, per-operation TTLs, promotion rules,
+//! - [`AIResponseCache`]: a [`NearCache`](cache_memory::NearCache) of decoded answers over any
+//!   [`FrameStore`](cache_core::FrameStore) (Redis through cache-redis; this crate does not depend
+//!   on redis-rs), per-operation TTLs, promotion rules,
 //!   invalidation, [`get_or_compute`](AIResponseCache::get_or_compute) with single-flight, and
 //!   per-request [`RequestControls`].
 //!
@@ -14,7 +16,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let cache: AIResponseCache<String> = AIResponseCache::connect(AiCacheConfig::default()).await?;
+//! let cache: AIResponseCache<String> = AIResponseCache::new(AiCacheConfig::default())?;
 //! let key = cache.key(&AiRequest::new("summarize", "A long article …"))?;
 //! let first = cache
 //!     .get_or_compute(&key, &RequestControls::default(), || async {
@@ -34,6 +36,7 @@
 //! [`AIResponseCache::invalidate_by_operation`] reclaim them immediately.
 
 mod cache;
+mod compute;
 mod config;
 mod controls;
 mod flight;
@@ -41,14 +44,14 @@ mod json;
 pub use json::KeyFormat;
 mod keys;
 mod legacy;
+mod lookup;
 mod mapper;
+mod response;
+mod stats;
 mod summary;
 mod tiers;
 
-pub use cache::{
-    AIResponseCache, Admission, AiCacheStats, CachedResponse, Computed, OperationStats,
-    ResponseMetadata, Source, UsageMeter,
-};
+pub use cache::{AIResponseCache, AIResponseCacheBuilder, Admission, UsageMeter};
 pub use config::{
     AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, is_valid_tenant,
 };
@@ -59,6 +62,8 @@ pub use keys::{
 };
 pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
+pub use response::{CachedResponse, Computed, ResponseMetadata, Source};
+pub use stats::{AiCacheStats, OperationStats};
 pub use summary::{
     AiPerformanceSummary, OperationPerformance, Priority, Recommendation, RecommendationKind,
     TextTierStatistics, TierPerformance,

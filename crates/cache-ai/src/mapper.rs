@@ -169,7 +169,7 @@ impl CacheParameterMapper {
                 if !ok {
                     let shown = value
                         .as_str()
-                        .map_or_else(|| "(not a string)".to_string(), cache_redis::redact_url);
+                        .map_or_else(|| "(not a string)".to_string(), cache_security::redact_url);
                     r.error(ValidationIssue::new(
                         name,
                         shown,
@@ -309,14 +309,15 @@ impl CacheParameterMapper {
             |v: &Value| usize::try_from(v.as_u64().unwrap_or_default()).unwrap_or(usize::MAX);
         for (name, value) in &mapped.generic {
             match name.as_str() {
-                "redis_url" => config.redis.redis_url = value.as_str().map(String::from),
-                "default_ttl" => config.redis.default_ttl = secs(value),
-                "compression_threshold" => config.redis.compression_threshold = size(value),
+                // The store is built from `redis_url` by whoever builds the cache (cache-config);
+                // it stays in `MappedParameters::generic` for them.
+                "default_ttl" => config.default_ttl = secs(value),
+                "compression_threshold" => config.frames.compression_threshold = size(value),
                 "compression_algorithm" if value.as_str() == Some("zstd") => {
-                    config.redis.compression = cache_core::frame::Compression::Zstd;
+                    config.frames.compression = cache_core::frame::Compression::Zstd;
                 }
                 "compression_level" => {
-                    config.redis.compression_level =
+                    config.frames.compression_level =
                         value.as_i64().and_then(|level| i32::try_from(level).ok());
                 }
                 "l1_cache_size" => {
@@ -421,7 +422,7 @@ mod tests {
         let config =
             CacheParameterMapper::apply(params.as_object().unwrap(), AiCacheConfig::default())
                 .unwrap();
-        assert_eq!(config.redis.default_ttl, Duration::from_secs(900));
+        assert_eq!(config.default_ttl, Duration::from_secs(900));
         assert!(config.l1.is_none());
         assert_eq!(config.hash_algorithm, HashAlgorithm::Blake3);
         assert_eq!(config.ttl_for("qa"), Duration::from_secs(60));
@@ -432,10 +433,10 @@ mod tests {
             CacheParameterMapper::apply(zstd.as_object().unwrap(), AiCacheConfig::default())
                 .unwrap();
         assert_eq!(
-            config.redis.compression,
+            config.frames.compression,
             cache_core::frame::Compression::Zstd
         );
-        assert_eq!(config.redis.compression_level, Some(19));
+        assert_eq!(config.frames.compression_level, Some(19));
         let bad = json!({"default_ttl": 0});
         assert!(
             CacheParameterMapper::apply(bad.as_object().unwrap(), AiCacheConfig::default())

@@ -4,18 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cache_monitoring::LatencySummary;
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
-use crate::cache::{AIResponseCache, AiCacheStats, OperationStats};
-
-/// What the reports are computed from.
-pub(crate) struct Inputs {
-    pub(crate) operations: Vec<(String, OperationStats, LatencySummary)>,
-    pub(crate) tiers: [(u64, u64, LatencySummary); 4],
-    pub(crate) stats: AiCacheStats,
-}
+use crate::config::AiCacheConfig;
+use crate::stats::AiSnapshot;
 
 const TIER_NAMES: [&str; 4] = ["small", "medium", "large", "xlarge"];
 /// Operations with fewer reads are left out of the recommendations (the seed's rule).
@@ -190,7 +182,7 @@ fn recommendation(
 }
 
 /// The seed's rules, made typed.
-pub(crate) fn recommendations(inputs: &Inputs) -> Vec<Recommendation> {
+pub(crate) fn recommendations(inputs: &AiSnapshot) -> Vec<Recommendation> {
     let mut out = Vec::new();
     for (operation, stats, _) in &inputs.operations {
         let reads = stats.hits() + stats.misses;
@@ -277,161 +269,159 @@ pub(crate) fn recommendations(inputs: &Inputs) -> Vec<Recommendation> {
     out
 }
 
-impl<T> AIResponseCache<T>
-where
-    T: Serialize + DeserializeOwned + Send + Sync + 'static,
-{
-    /// Per operation: read latency (avg/min/max/p50/p95/p99 in ms, from a histogram) and the
-    /// configured TTL. Operations without timed reads are left out.
-    pub fn get_operation_performance(&self) -> BTreeMap<String, OperationPerformance> {
-        let inputs = self.summary_inputs();
-        inputs
-            .operations
-            .into_iter()
-            .filter(|(_, _, latency)| latency.count > 0)
-            .map(|(operation, _, l)| {
-                let ttl = self.config().ttl_for(&operation).as_secs();
-                let performance = OperationPerformance {
-                    count: l.count,
-                    avg_ms: l.mean_us / 1000.0,
-                    min_ms: ms(l.min_us),
-                    max_ms: ms(l.max_us),
-                    p50_ms: ms(l.p50_us),
-                    p95_ms: ms(l.p95_us),
-                    p99_ms: ms(l.p99_us),
-                    configured_ttl_secs: ttl,
-                };
-                (operation, performance)
-            })
-            .collect()
-    }
+/// Per operation: read latency (avg/min/max/p50/p95/p99 in ms, from a histogram) and the
+/// configured TTL. Operations without timed reads are left out.
+pub(crate) fn operation_performance(
+    inputs: &AiSnapshot,
+    config: &AiCacheConfig,
+) -> BTreeMap<String, OperationPerformance> {
+    inputs
+        .operations
+        .iter()
+        .filter(|(_, _, latency)| latency.count > 0)
+        .map(|(operation, _, l)| {
+            let ttl = config.ttl_for(operation).as_secs();
+            let performance = OperationPerformance {
+                count: l.count,
+                avg_ms: l.mean_us / 1000.0,
+                min_ms: ms(l.min_us),
+                max_ms: ms(l.max_us),
+                p50_ms: ms(l.p50_us),
+                p95_ms: ms(l.p95_us),
+                p99_ms: ms(l.p99_us),
+                configured_ttl_secs: ttl,
+            };
+            (operation.clone(), performance)
+        })
+        .collect()
+}
 
-    /// Tier thresholds, read distribution and per-tier performance with observations.
-    pub fn get_text_tier_statistics(&self) -> TextTierStatistics {
-        let inputs = self.summary_inputs();
-        let t = self.config().text_size_tiers;
-        let thresholds = [("small", t.small), ("medium", t.medium), ("large", t.large)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect();
-        let mut distribution = BTreeMap::new();
-        let mut performance = BTreeMap::new();
-        for (i, (hits, misses, latency)) in inputs.tiers.iter().enumerate() {
-            let name = TIER_NAMES[i];
-            let requests = hits + misses;
-            distribution.insert(name.to_string(), requests);
-            if requests == 0 {
-                continue;
-            }
-            let hit_rate = rate(*hits, requests);
-            let avg_ms = latency.mean_us / 1000.0;
-            let mut notes = Vec::new();
-            if hit_rate < 0.3 {
-                notes.push("Low hit rate".to_string());
-            } else if hit_rate > 0.9 {
-                notes.push("Excellent hit rate".to_string());
-            }
-            if avg_ms > 100.0 {
-                notes.push("Slow".to_string());
-            } else if avg_ms < 10.0 {
-                notes.push("Fast".to_string());
-            }
-            if name == "small" && hit_rate < 0.8 {
-                notes.push("check memory cache promotion".to_string());
-            }
-            if name == "xlarge" && hit_rate > 0.6 {
-                notes.push("verify thresholds".to_string());
-            }
-            performance.insert(
-                name.to_string(),
-                TierPerformance {
-                    requests,
-                    hit_rate,
-                    avg_ms,
-                    notes,
-                },
-            );
-        }
-        TextTierStatistics {
-            thresholds,
-            distribution,
-            performance,
-        }
-    }
-
-    /// Reads, hit rates by operation, tier distribution, key generation and recommendations; a
-    /// well-formed answer with zeros before any read.
-    pub fn get_ai_performance_summary(&self) -> AiPerformanceSummary {
-        let inputs = self.summary_inputs();
-        let (mut hits, mut reads) = (0, 0);
-        let mut hit_rate_by_operation = BTreeMap::new();
-        for (operation, stats, _) in &inputs.operations {
-            hits += stats.hits();
-            reads += stats.hits() + stats.misses;
-            hit_rate_by_operation.insert(operation.clone(), stats.hit_rate());
-        }
-        let keys = inputs.stats.key_generation;
-        let key_generation = [
-            ("keys_generated", keys.keys_generated),
-            ("average_nanos", keys.average_nanos()),
-            ("max_text_bytes", keys.max_text_bytes),
-        ]
+/// Tier thresholds, read distribution and per-tier performance with observations.
+pub(crate) fn text_tier_statistics(
+    inputs: &AiSnapshot,
+    config: &AiCacheConfig,
+) -> TextTierStatistics {
+    let t = config.text_size_tiers;
+    let thresholds = [("small", t.small), ("medium", t.medium), ("large", t.large)]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
-        let text_tier_distribution = TIER_NAMES
-            .iter()
-            .zip(&inputs.tiers)
-            .map(|(name, (h, m, _))| ((*name).to_string(), h + m))
-            .collect();
-        AiPerformanceSummary {
-            timestamp_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .unwrap_or(Duration::ZERO)
-                .as_millis()
-                .try_into()
-                .unwrap_or(u64::MAX),
-            total_ai_operations: reads,
-            overall_hit_rate: rate(hits, reads),
-            hit_rate_by_operation,
-            text_tier_distribution,
-            key_generation,
-            optimization_recommendations: recommendations(&inputs),
-            l1_entries: inputs.stats.l1.map(|l1| (l1.entries, l1.max_entries)),
-            time_saved_ms: inputs
-                .operations
-                .iter()
-                .map(|(_, stats, _)| {
-                    u64::try_from(stats.time_saved().as_millis()).unwrap_or(u64::MAX)
-                })
-                .sum(),
-            tokens_saved: inputs
-                .operations
-                .iter()
-                .map(|(_, s, _)| s.tokens_saved)
-                .sum(),
-            cost_saved: inputs
-                .operations
-                .iter()
-                .map(|(_, s, _)| s.cost_saved())
-                .sum(),
-            tokens_used: inputs
-                .operations
-                .iter()
-                .map(|(_, s, _)| s.tokens_used)
-                .sum(),
-            cost_used: inputs
-                .operations
-                .iter()
-                .map(|(_, s, _)| s.cost_used())
-                .sum(),
+    let mut distribution = BTreeMap::new();
+    let mut performance = BTreeMap::new();
+    for (i, (hits, misses, latency)) in inputs.tiers.iter().enumerate() {
+        let name = TIER_NAMES[i];
+        let requests = hits + misses;
+        distribution.insert(name.to_string(), requests);
+        if requests == 0 {
+            continue;
         }
+        let hit_rate = rate(*hits, requests);
+        let avg_ms = latency.mean_us / 1000.0;
+        let mut notes = Vec::new();
+        if hit_rate < 0.3 {
+            notes.push("Low hit rate".to_string());
+        } else if hit_rate > 0.9 {
+            notes.push("Excellent hit rate".to_string());
+        }
+        if avg_ms > 100.0 {
+            notes.push("Slow".to_string());
+        } else if avg_ms < 10.0 {
+            notes.push("Fast".to_string());
+        }
+        if name == "small" && hit_rate < 0.8 {
+            notes.push("check memory cache promotion".to_string());
+        }
+        if name == "xlarge" && hit_rate > 0.6 {
+            notes.push("verify thresholds".to_string());
+        }
+        performance.insert(
+            name.to_string(),
+            TierPerformance {
+                requests,
+                hit_rate,
+                avg_ms,
+                notes,
+            },
+        );
+    }
+    TextTierStatistics {
+        thresholds,
+        distribution,
+        performance,
+    }
+}
+
+/// Reads, hit rates by operation, tier distribution, key generation and recommendations; a
+/// well-formed answer with zeros before any read.
+pub(crate) fn ai_performance_summary(inputs: &AiSnapshot) -> AiPerformanceSummary {
+    let (mut hits, mut reads) = (0, 0);
+    let mut hit_rate_by_operation = BTreeMap::new();
+    for (operation, stats, _) in &inputs.operations {
+        hits += stats.hits();
+        reads += stats.hits() + stats.misses;
+        hit_rate_by_operation.insert(operation.clone(), stats.hit_rate());
+    }
+    let keys = inputs.stats.key_generation;
+    let key_generation = [
+        ("keys_generated", keys.keys_generated),
+        ("average_nanos", keys.average_nanos()),
+        ("max_text_bytes", keys.max_text_bytes),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let text_tier_distribution = TIER_NAMES
+        .iter()
+        .zip(&inputs.tiers)
+        .map(|(name, (h, m, _))| ((*name).to_string(), h + m))
+        .collect();
+    AiPerformanceSummary {
+        timestamp_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis()
+            .try_into()
+            .unwrap_or(u64::MAX),
+        total_ai_operations: reads,
+        overall_hit_rate: rate(hits, reads),
+        hit_rate_by_operation,
+        text_tier_distribution,
+        key_generation,
+        optimization_recommendations: recommendations(inputs),
+        l1_entries: inputs.stats.l1.map(|l1| (l1.entries, l1.max_entries)),
+        time_saved_ms: inputs
+            .operations
+            .iter()
+            .map(|(_, stats, _)| u64::try_from(stats.time_saved().as_millis()).unwrap_or(u64::MAX))
+            .sum(),
+        tokens_saved: inputs
+            .operations
+            .iter()
+            .map(|(_, s, _)| s.tokens_saved)
+            .sum(),
+        cost_saved: inputs
+            .operations
+            .iter()
+            .map(|(_, s, _)| s.cost_saved())
+            .sum(),
+        tokens_used: inputs
+            .operations
+            .iter()
+            .map(|(_, s, _)| s.tokens_used)
+            .sum(),
+        cost_used: inputs
+            .operations
+            .iter()
+            .map(|(_, s, _)| s.cost_used())
+            .sum(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::OperationStats;
+    use cache_monitoring::LatencySummary;
 
     fn latency(count: u64) -> LatencySummary {
         let window = cache_monitoring::LatencyWindow::new(Duration::from_secs(60));
@@ -449,12 +439,10 @@ mod tests {
         }
     }
 
-    async fn inputs(operations: Vec<(&str, OperationStats)>, tiers: [(u64, u64); 4]) -> Inputs {
-        let cache: AIResponseCache<String> =
-            AIResponseCache::connect(crate::AiCacheConfig::default())
-                .await
-                .unwrap();
-        Inputs {
+    fn inputs(operations: Vec<(&str, OperationStats)>, tiers: [(u64, u64); 4]) -> AiSnapshot {
+        let cache: crate::AIResponseCache<String> =
+            crate::AIResponseCache::new(crate::AiCacheConfig::default()).unwrap();
+        AiSnapshot {
             operations: operations
                 .into_iter()
                 .map(|(name, stats)| (name.to_string(), stats, latency(1)))
@@ -468,20 +456,20 @@ mod tests {
         recommendations.iter().map(|r| r.kind).collect()
     }
 
-    #[tokio::test]
-    async fn no_data_means_no_recommendations() {
-        let empty = inputs(vec![], [(0, 0); 4]).await;
+    #[test]
+    fn no_data_means_no_recommendations() {
+        let empty = inputs(vec![], [(0, 0); 4]);
         assert!(recommendations(&empty).is_empty());
     }
 
-    #[tokio::test]
-    async fn operations_under_ten_reads_are_skipped() {
-        let partial = inputs(vec![("qa", op(0, 9))], [(0, 9), (0, 0), (0, 0), (0, 0)]).await;
+    #[test]
+    fn operations_under_ten_reads_are_skipped() {
+        let partial = inputs(vec![("qa", op(0, 9))], [(0, 9), (0, 0), (0, 0), (0, 0)]);
         assert!(recommendations(&partial).is_empty());
     }
 
-    #[tokio::test]
-    async fn hit_rate_and_tier_rules() {
+    #[test]
+    fn hit_rate_and_tier_rules() {
         let full = inputs(
             vec![
                 ("qa", op(2, 18)),
@@ -489,8 +477,7 @@ mod tests {
                 ("summarize", op(10, 10)),
             ],
             [(40, 10), (5, 5), (0, 0), (0, 0)],
-        )
-        .await;
+        );
         let found = recommendations(&full);
         assert_eq!(
             kinds(&found),
@@ -504,7 +491,7 @@ mod tests {
         );
         assert_eq!(found[0].operation.as_deref(), Some("qa"));
         assert!((found[0].metrics["hit_rate"] - 0.1).abs() < 1e-9);
-        let long_texts = inputs(vec![], [(1, 1), (20, 20), (10, 0), (0, 0)]).await;
+        let long_texts = inputs(vec![], [(1, 1), (20, 20), (10, 0), (0, 0)]);
         assert_eq!(
             kinds(&recommendations(&long_texts)),
             vec![

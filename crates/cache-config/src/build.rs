@@ -2,18 +2,47 @@
 //! `to_generic_cache_kwargs`).
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use cache_ai::{AIResponseCache, AiCacheConfig, HashAlgorithm, TierThresholds};
-use cache_core::Result;
 use cache_core::frame::Compression;
+use cache_core::{Recorder, Result};
 use cache_memory::MemoryCacheConfig;
-use cache_redis::{GenericRedisCache, RedisCacheConfig};
+use cache_redis::{GenericRedisCache, RedisCacheConfig, RedisStore};
 use cache_security::{AeadAlgorithm, EncryptionConfig, SecurityConfig, TlsConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::config::AIResponseCacheConfig;
+
+/// Builds an AI cache over the Redis of `redis` (its URL, security, timeouts, breaker and replay
+/// settings; the key prefix becomes the AI cache's namespace), memory-only without it, reporting
+/// to `recorder`.
+///
+/// # Errors
+/// As [`AIResponseCacheBuilder::build`](cache_ai::AIResponseCacheBuilder::build) and
+/// [`RedisStore::connect`].
+pub async fn connect_ai_cache<T>(
+    ai: AiCacheConfig,
+    redis: Option<&RedisCacheConfig>,
+    recorder: Option<Arc<dyn Recorder>>,
+) -> Result<AIResponseCache<T>>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    let mut builder = AIResponseCache::builder(ai.clone());
+    if let Some(recorder) = &recorder {
+        builder = builder.recorder(Arc::clone(recorder));
+    }
+    if let Some(redis) = redis.filter(|r| r.redis_url.is_some()) {
+        let mut store_config = redis.clone().with_l1(None);
+        store_config.key_prefix = ai.namespace();
+        let store = RedisStore::connect(&store_config, recorder).await?;
+        builder = builder.store(Arc::new(store));
+    }
+    builder.build()
+}
 
 impl AIResponseCacheConfig {
     /// The memory tier's settings, when L1 is enabled.
@@ -94,7 +123,7 @@ impl AIResponseCacheConfig {
         let tls_in_url = self
             .redis_url
             .as_deref()
-            .is_some_and(|url| url.starts_with("rediss://") || url.starts_with("valkeys://"));
+            .is_some_and(cache_redis::url_uses_tls);
         if self.use_tls || tls_in_url {
             let mut tls = TlsConfig::default();
             tls.ca_file = self.tls_ca_file.as_ref().map(PathBuf::from);
@@ -130,8 +159,12 @@ impl AIResponseCacheConfig {
     /// [`cache_core::ErrorKind::Config`] listing every validation error.
     pub fn to_ai_cache_config(&self) -> Result<AiCacheConfig> {
         let tiers = self.text_size_tiers;
+        let redis = self.to_redis_cache_config()?;
         let mut config = AiCacheConfig::default()
-            .with_redis(self.to_redis_cache_config()?)
+            .with_default_ttl(redis.default_ttl)
+            .with_l1_max_ttl(redis.l1_max_ttl)
+            .with_frames(redis.frame_settings())
+            .with_encryption(redis.encryption)
             .with_l1(self.to_memory_cache_config())
             .with_hash_algorithm(HashAlgorithm::parse(&self.hash_algorithm)?)
             .with_text_size_tiers(TierThresholds::new(tiers.small, tiers.medium, tiers.large))
@@ -155,16 +188,37 @@ impl AIResponseCacheConfig {
         Ok(config)
     }
 
-    /// Validates and builds the AI cache (connecting to Redis when configured).
+    /// Validates and builds the AI cache, over Redis when `redis_url` is set.
     ///
     /// # Errors
-    /// [`cache_core::ErrorKind::Config`] for an invalid configuration; connection errors as
-    /// [`AIResponseCache::connect`] reports them.
+    /// [`cache_core::ErrorKind::Config`] for an invalid configuration; Redis refusing the
+    /// connection ([`cache_core::ErrorKind::Auth`], [`cache_core::ErrorKind::Tls`]).
     pub async fn build_ai_cache<T>(&self) -> Result<AIResponseCache<T>>
     where
         T: Serialize + DeserializeOwned + Send + Sync + 'static,
     {
-        AIResponseCache::connect(self.to_ai_cache_config()?).await
+        self.build_ai_cache_with(None).await
+    }
+
+    /// [`build_ai_cache`](Self::build_ai_cache), reporting to `recorder` (the cache and its Redis
+    /// store's breaker).
+    ///
+    /// # Errors
+    /// As [`build_ai_cache`](Self::build_ai_cache).
+    pub async fn build_ai_cache_with<T>(
+        &self,
+        recorder: Option<Arc<dyn Recorder>>,
+    ) -> Result<AIResponseCache<T>>
+    where
+        T: Serialize + DeserializeOwned + Send + Sync + 'static,
+    {
+        let ai = self.to_ai_cache_config()?;
+        let redis = self
+            .redis_url
+            .is_some()
+            .then(|| self.to_redis_cache_config())
+            .transpose()?;
+        connect_ai_cache(ai, redis.as_ref(), recorder).await
     }
 
     /// Validates and builds the generic two-tier cache.

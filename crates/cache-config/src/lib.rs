@@ -29,6 +29,7 @@ mod presets;
 mod reference;
 mod validate;
 
+pub use build::connect_ai_cache;
 pub use cache_security::Secret;
 pub use config::{AIResponseCacheConfig, TextSizeTiers};
 pub use load::{ENV_PREFIX, FileFormat};

@@ -3,7 +3,6 @@
 
 use cache_ai::{HashAlgorithm, validate_operation};
 use cache_core::{ValidationIssue, ValidationResult};
-use cache_redis::redact_url;
 
 use crate::config::AIResponseCacheConfig;
 use crate::presets::PRESETS;
@@ -269,34 +268,14 @@ impl AIResponseCacheConfig {
         }
         match &self.redis_url {
             Some(url) => {
-                let scheme = url.split("://").next().unwrap_or_default();
-                if !url.contains("://")
-                    || !matches!(scheme, "redis" | "rediss" | "redis+unix" | "unix")
-                {
-                    err(
-                        &mut r,
-                        "redis_url",
-                        redact_url(url),
-                        "redis://, rediss:// or redis+unix:// URL",
-                        "write it as redis://host:port[/db]",
-                    );
-                }
-                if let Err(problem) = cache_redis::check_redis_url(url) {
-                    err(
-                        &mut r,
-                        "redis_url",
-                        format!("{} {problem}", redact_url(url)),
-                        "a URL redis-rs parses: redis://[user:password@]host:port[/db]",
-                        "check the host, the port and the database number",
-                    );
-                }
+                r.merge(cache_redis::validate_redis_url(url));
                 let security = self.security_config();
                 for mut issue in security.validate().errors {
                     issue.field = config_field(&issue.field).to_string();
                     r.error(issue);
                 }
                 if self.extends.as_deref() == Some("production") {
-                    let tls_in_url = matches!(scheme, "rediss" | "valkeys");
+                    let tls_in_url = cache_redis::url_uses_tls(url);
                     let password_in_url = url_password(url).is_some();
                     for mut issue in security
                         .production_requirements(tls_in_url, password_in_url)
@@ -437,7 +416,7 @@ impl AIResponseCacheConfig {
             || self
                 .redis_url
                 .as_deref()
-                .is_some_and(|u| u.starts_with("rediss://") || u.starts_with("valkeys://"));
+                .is_some_and(cache_redis::url_uses_tls);
         if !tls {
             for (field, set) in [
                 ("tls_ca_file", self.tls_ca_file.is_some()),

@@ -4,6 +4,9 @@
 //!
 //! - [`CacheInterface`], the backend trait, with its dyn-compatible twin [`DynCache`] and the
 //!   type-erased handle [`SharedCache`];
+//! - [`FrameStore`], the shared-tier contract over encoded frames, with its dyn-compatible twin
+//!   [`DynFrameStore`] and the store-agnostic reports ([`HealthReport`], [`ShutdownReport`],
+//!   [`StoreStats`]);
 //! - [`CacheKey`], [`KeyPattern`] (Redis glob semantics) and [`Ttl`];
 //! - [`Capabilities`] that backends declare;
 //! - [`Error`] with its [`ErrorKind`], and [`ValidationResult`];
@@ -29,6 +32,7 @@ pub mod frame;
 mod key;
 mod recorder;
 mod status;
+mod store;
 mod ttl;
 mod validation;
 
@@ -43,6 +47,10 @@ pub use recorder::{
     Usage,
 };
 pub use status::{ReadReport, ReadStatus};
+pub use store::{
+    DynFrameStore, FrameStore, HealthReport, L2Health, RemovedSink, ShutdownReport, StoreInfo,
+    StoreStats, StoreWrite, WalkCursor, WalkEntry, WalkMode, WalkPage,
+};
 pub use ttl::Ttl;
 pub use validation::{ValidationIssue, ValidationResult};
 

@@ -1,4 +1,10 @@
-//! aicache's in-process memory tier.
+//! aicache's in-process memory tier, and the one L1/L2 coherence protocol.
+//!
+//! - [`InMemoryCache`]: the L1 itself.
+//! - [`NearCache`]: an L1 in front of a shared tier, with the write-epoch protocol that keeps a
+//!   removed or overwritten value from coming back into L1 (the only code that keeps epochs).
+//! - [`SharedTier`]: a [`FrameStore`](cache_core::FrameStore) seen through a frame codec.
+//! - [`MemoryFrameStore`]: a `FrameStore` in process memory, for tests and memory-only tools.
 //!
 //! [`InMemoryCache`] is a concurrent cache on [quick_cache] (S3-FIFO eviction, sharded locks) with
 //! what quick_cache leaves out: a per-entry TTL enforced on every read, a byte budget together with
@@ -24,8 +30,12 @@
 
 mod cache;
 mod config;
-mod epochs;
+mod near;
+mod store;
+mod tier;
 
 pub use cache::{ByteSize, InMemoryCache, MemoryCacheStats};
 pub use config::MemoryCacheConfig;
-pub use epochs::WriteEpochs;
+pub use near::{Fetched, Fill, Lookup, NearCache, ReadTicket};
+pub use store::MemoryFrameStore;
+pub use tier::{L2Stats, SharedTier};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use cache_core::frame::{Compression, DEFAULT_MAX_PAYLOAD};
+use cache_core::frame::{Compression, DEFAULT_MAX_PAYLOAD, FrameSettings};
 use cache_core::{Ttl, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
 pub use cache_security::redact_url;
@@ -141,6 +141,41 @@ pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
 
 const KNOWN_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "valkey", "valkeys"];
 
+/// Whether `url` asks for TLS by its scheme (`rediss://` or `valkeys://`): the one place this
+/// rule lives.
+///
+/// ```
+/// assert!(cache_redis::url_uses_tls("valkeys://h:6379"));
+/// assert!(!cache_redis::url_uses_tls("valkey://h:6379"));
+/// ```
+pub fn url_uses_tls(url: &str) -> bool {
+    matches!(url.split("://").next(), Some("rediss" | "valkeys")) && url.contains("://")
+}
+
+/// Checks a Redis URL: a scheme redis-rs speaks (`redis`, `rediss`, `redis+unix`, `unix`,
+/// `valkey`, `valkeys`) and a URL it parses. The one place these rules live; the messages never
+/// contain the password.
+pub fn validate_redis_url(url: &str) -> ValidationResult {
+    let mut r = ValidationResult::new();
+    let scheme = url.split("://").next().unwrap_or_default();
+    if !url.contains("://") || !KNOWN_SCHEMES.contains(&scheme) {
+        r.error(ValidationIssue::new(
+            "redis_url",
+            redact_url(url),
+            "redis://, rediss:// (TLS), valkey://, valkeys:// (TLS) or redis+unix:// URL",
+            "write the URL as redis[s]://[user:password@]host:port[/db]",
+        ));
+    } else if let Err(problem) = check_redis_url(url) {
+        r.error(ValidationIssue::new(
+            "redis_url",
+            format!("{} {problem}", redact_url(url)),
+            "a URL redis-rs parses: redis://[user:password@]host:port[/db]",
+            "check the host, the port and the database number",
+        ));
+    }
+    r
+}
+
 impl RedisCacheConfig {
     /// Sets [`breaker_enabled`](Self::breaker_enabled) and
     /// [`breaker_failure_threshold`](Self::breaker_failure_threshold).
@@ -264,37 +299,24 @@ impl RedisCacheConfig {
         self
     }
 
+    /// The frame codec settings (compression, level, threshold, size limit) of this
+    /// configuration.
+    pub fn frame_settings(&self) -> FrameSettings {
+        FrameSettings::default()
+            .with_compression(self.compression, self.compression_level)
+            .with_compression_threshold(self.compression_threshold)
+            .with_max_value_size(self.max_value_size)
+    }
+
     /// Checks every field; see [`ValidationResult`].
     pub fn validate(&self) -> ValidationResult {
         let mut r = ValidationResult::new();
         if let Some(url) = &self.redis_url {
-            let scheme = url.split("://").next().unwrap_or_default();
-            if !url.contains("://") || !KNOWN_SCHEMES.contains(&scheme) {
-                r.error(ValidationIssue::new(
-                    "redis_url",
-                    redact_url(url),
-                    "redis://, rediss:// (TLS) or redis+unix:// URL",
-                    "write the URL as redis[s]://[user:password@]host:port[/db]",
-                ));
-            } else if let Err(problem) = check_redis_url(url) {
-                r.error(ValidationIssue::new(
-                    "redis_url",
-                    format!("{} {problem}", redact_url(url)),
-                    "a URL redis-rs parses: redis://[user:password@]host:port[/db]",
-                    "check the host, the port and the database number",
-                ));
-            }
+            r.merge(validate_redis_url(url));
         }
         r.merge(self.security.validate());
-        if let Some(encryption) = &self.encryption
-            && let Err(e) = encryption.build()
-        {
-            r.error(ValidationIssue::new(
-                "encryption",
-                e.to_string(),
-                "keys of 64 hex digits (32 bytes), the current key among them",
-                "generate a key with `openssl rand -hex 32`",
-            ));
+        if let Some(encryption) = &self.encryption {
+            r.merge(encryption.validate());
         }
         if self.key_prefix.is_empty() || self.key_prefix.len() > 256 {
             r.error(ValidationIssue::new(
@@ -335,33 +357,7 @@ impl RedisCacheConfig {
             )),
             None => {}
         }
-        match (self.compression, self.compression_level) {
-            (Compression::Zstd, Some(level)) if !(1..=22).contains(&level) => {
-                r.error(ValidationIssue::new(
-                    "compression_level",
-                    level,
-                    "1..=22 (zstd)",
-                    "pick a zstd level; 3 is fast, 19 is small",
-                ));
-            }
-            (Compression::Lz4 | Compression::None, Some(level)) => {
-                r.error(ValidationIssue::new(
-                    "compression_level",
-                    level,
-                    "unset unless compression is zstd",
-                    "LZ4 has no levels: remove compression_level or choose zstd",
-                ));
-            }
-            _ => {}
-        }
-        if self.max_value_size == 0 || self.max_value_size > 512 * 1024 * 1024 {
-            r.error(ValidationIssue::new(
-                "max_value_size",
-                self.max_value_size,
-                "1..=536870912 bytes (Redis' string limit)",
-                "set a positive size limit",
-            ));
-        }
+        r.merge(self.frame_settings().validate());
         for (field, value) in [
             ("command_timeout", self.command_timeout),
             ("connect_timeout", self.connect_timeout),

@@ -1,5 +1,12 @@
-//! aicache's shared tier: [`GenericRedisCache`], Redis (L2) behind an optional in-process
-//! [`InMemoryCache`](cache_memory::InMemoryCache) (L1).
+//! aicache's Redis tier: the only code that speaks to Redis.
+//!
+//! - [`RedisStore`]: one Redis server as a [`FrameStore`](cache_core::FrameStore), with the
+//!   connection factory (AUTH, ACL user, TLS), our timeouts, the circuit breaker, write replay and
+//!   pooled walk connections.
+//! - [`GenericRedisCache`]: a [`NearCache`](cache_memory::NearCache) of bytes over a store (Redis
+//!   by default, any `FrameStore` through the builder).
+//! - [`RedisCacheSecurityManager`]: probes a live connection and scores it with cache-security's
+//!   rules.
 //!
 //! - **Memory-only by default.** Without a Redis URL the cache is its L1 alone: the embedded default.
 //! - **One multiplexed connection** (redis-rs `ConnectionManager`, built lazily, cloned per call)
@@ -29,12 +36,22 @@
 //! # Ok(()) }
 //! ```
 
+mod backend;
 mod cache;
+mod client;
 mod config;
 mod events;
 mod link;
+mod manager;
+mod pattern;
 mod replay;
+mod stats;
+mod store;
 
-pub use cache::{GenericRedisCache, HealthReport, L2Health, RedisCacheStats, ShutdownReport};
-pub use config::{RedisCacheConfig, check_redis_url, redact_url};
+pub use cache::{GenericRedisCache, GenericRedisCacheBuilder, frame_codec};
+pub use client::ConnectTimeouts;
+pub use config::{RedisCacheConfig, check_redis_url, redact_url, url_uses_tls, validate_redis_url};
 pub use events::{CacheEvent, CacheEventListener, ListenerError};
+pub use manager::RedisCacheSecurityManager;
+pub use stats::RedisCacheStats;
+pub use store::RedisStore;

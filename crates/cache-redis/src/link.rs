@@ -22,7 +22,7 @@ use cache_core::{BreakerState, Error, ErrorKind, Recorder, Result};
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
-use cache_security::{ConnectionFactory, map_redis_error, with_timeout};
+use crate::client::{ConnectionFactory, map_redis_error, with_timeout};
 
 /// How the breaker behaves (from `RedisCacheConfig`).
 pub(crate) struct BreakerSettings {
@@ -59,7 +59,7 @@ pub(crate) struct L2Link {
     enabled: bool,
     /// Woken when the breaker closes again, so queued writes are replayed.
     recovered: Arc<Notify>,
-    recorder: Mutex<Option<Arc<dyn Recorder>>>,
+    recorder: Option<Arc<dyn Recorder>>,
     unavailable_since: Mutex<Option<Instant>>,
     last_error: Mutex<Option<String>>,
     refusal: Mutex<Option<(ErrorKind, String)>>,
@@ -113,6 +113,7 @@ impl L2Link {
         factory: ConnectionFactory,
         settings: BreakerSettings,
         recovered: Arc<Notify>,
+        recorder: Option<Arc<dyn Recorder>>,
     ) -> Result<Arc<Self>> {
         let BreakerSettings {
             probe_timeout,
@@ -145,7 +146,7 @@ impl L2Link {
             failure_threshold: failure_threshold.max(1),
             enabled,
             recovered,
-            recorder: Mutex::new(None),
+            recorder,
             unavailable_since: Mutex::new((!available).then(Instant::now)),
             last_error: Mutex::new(None),
             refusal: Mutex::new(None),
@@ -161,15 +162,6 @@ impl L2Link {
             *lock(&link.last_error) = Some(e.to_string());
         }
         Ok(link)
-    }
-
-    pub(crate) fn factory(&self) -> &ConnectionFactory {
-        &self.factory
-    }
-
-    /// Where breaker transitions are reported.
-    pub(crate) fn set_recorder(&self, recorder: Arc<dyn Recorder>) {
-        *lock(&self.recorder) = Some(recorder);
     }
 
     /// Closed, open, or half-open (a probe is running).
@@ -196,7 +188,7 @@ impl L2Link {
                 tracing::debug!(url = self.factory.redacted_url(), %from, %to, "circuit breaker half-open: probing Redis");
             }
         }
-        if let Some(recorder) = lock(&self.recorder).as_ref() {
+        if let Some(recorder) = &self.recorder {
             recorder.record_breaker(from, to);
         }
     }

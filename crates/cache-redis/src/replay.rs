@@ -12,10 +12,12 @@
 //! - an entry whose Redis TTL passed while it waited is not replayed.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
-use cache_core::{CacheKey, KeyPattern};
+use cache_core::{CacheKey, ErrorKind, KeyPattern, Result, ShutdownReport};
 use tokio::sync::Notify;
 
 /// Writes `ARGV[1]` under `KEYS[1]` until `ARGV[3]` (ms since the epoch) unless the key holds a
@@ -83,6 +85,8 @@ pub(crate) struct ReplayQueue {
     /// Woken when Redis returns (by the link) and when an item is queued while Redis looks
     /// available (a lone timeout), so the replayer runs.
     pub(crate) wake: Arc<Notify>,
+    replayer_started: AtomicBool,
+    replaying: tokio::sync::Mutex<()>,
 }
 
 impl ReplayQueue {
@@ -92,7 +96,14 @@ impl ReplayQueue {
             capacity,
             counters: ReplayCounters::default(),
             wake,
+            replayer_started: AtomicBool::new(false),
+            replaying: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Whether a replay is running right now.
+    pub(crate) fn is_replaying(&self) -> bool {
+        self.replaying.try_lock().is_err()
     }
 
     /// Whether replay is on (capacity above 0).
@@ -205,6 +216,135 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the replayer replays into: the store's side of the protocol.
+pub(crate) trait ReplayTarget: Send + Sync + 'static {
+    /// The queue.
+    fn replay_queue(&self) -> &ReplayQueue;
+    /// Whether the store looks available.
+    fn is_available(&self) -> bool;
+    /// Asks for the connection, so that a probe may run.
+    fn poke(self: &Arc<Self>);
+    /// The first and the longest wait between retries.
+    fn retry_delays(&self) -> (Duration, Duration);
+    /// Applies one item: true when applied, false when skipped (expired, or a newer value).
+    fn apply(self: &Arc<Self>, item: &Pending) -> impl Future<Output = Result<bool>> + Send;
+}
+
+/// Queues `item` for replay, starting the replayer on first use; false when replay is off.
+pub(crate) fn queue_item<T: ReplayTarget>(target: &Arc<T>, item: Pending) -> bool {
+    let queue = target.replay_queue();
+    if !queue.push(item) {
+        return false;
+    }
+    if !queue.replayer_started.swap(true, Ordering::AcqRel) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(replayer(Arc::downgrade(target), Arc::clone(&queue.wake)));
+            }
+            Err(_) => queue.replayer_started.store(false, Ordering::Release),
+        }
+    }
+    // A lone failure leaves the breaker closed: replay soon rather than at the next outage.
+    if target.is_available() {
+        queue.wake.notify_one();
+    }
+    true
+}
+
+/// Applies queued items while the store takes them; returns how many left the queue. Stops (the
+/// item stays queued) when the store is unavailable again.
+///
+/// # Errors
+/// The store refusing the cache ([`ErrorKind::Auth`]); the item stays queued.
+pub(crate) async fn replay_pending<T: ReplayTarget>(target: &Arc<T>) -> Result<u64> {
+    let queue = target.replay_queue();
+    let _only_one = queue.replaying.lock().await;
+    let counters = &queue.counters;
+    let bump = |c: &AtomicU64| c.fetch_add(1, Ordering::Relaxed);
+    let mut done = 0;
+    while let Some(taken) = queue.take() {
+        let Some(item) = taken.item() else {
+            break;
+        };
+        match target.apply(item).await {
+            Ok(true) => bump(&counters.replayed),
+            Ok(false) => bump(&counters.skipped),
+            Err(e) if e.is_transient() => return Ok(done),
+            Err(e) if e.kind() == ErrorKind::Auth => return Err(e),
+            Err(e) => {
+                bump(&counters.failed);
+                tracing::warn!(error = %e, "Redis refused a replayed operation; dropping it");
+                0
+            }
+        };
+        taken.done();
+        done += 1;
+    }
+    Ok(done)
+}
+
+/// Flushes the queue, waiting up to `limit` for the store to come back.
+pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> ShutdownReport {
+    let queue = target.replay_queue();
+    let deadline = tokio::time::Instant::now()
+        .checked_add(limit)
+        .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+    let mut flushed = 0;
+    while queue.depth() > 0 {
+        match tokio::time::timeout_at(deadline, replay_pending(target)).await {
+            Ok(Ok(n)) => flushed += n,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "Redis refuses the cache; the replay queue is not flushed");
+                break;
+            }
+            Err(_) => break,
+        }
+        if queue.depth() == 0 || tokio::time::Instant::now() >= deadline {
+            break;
+        }
+        // The store is unavailable: asking for the connection lets a probe run; wait for it.
+        target.poke();
+        tokio::time::sleep_until(
+            deadline.min(tokio::time::Instant::now() + Duration::from_millis(20)),
+        )
+        .await;
+    }
+    let remaining = queue.depth();
+    if remaining > 0 {
+        tracing::warn!(remaining, "shutdown: queued writes could not reach Redis");
+    }
+    ShutdownReport::new(flushed, remaining)
+}
+
+/// Replays the queue each time it is woken (the store returned, or an item was queued while it
+/// looked available). When a replay stops on a passing failure while the store still looks
+/// available (a lone timeout, or the breaker turned off), it tries again with a doubling delay.
+/// Holds the store only while replaying, and ends when the store is dropped.
+async fn replayer<T: ReplayTarget>(target: Weak<T>, wake: Arc<Notify>) {
+    loop {
+        wake.notified().await;
+        let mut delay: Option<Duration> = None;
+        loop {
+            let Some(target) = target.upgrade() else {
+                return;
+            };
+            match replay_pending(&target).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(replayed = n, "replayed queued writes to Redis"),
+                Err(e) => tracing::warn!(error = %e, "replay stopped: Redis refuses the cache"),
+            }
+            if target.replay_queue().depth() == 0 || !target.is_available() {
+                break;
+            }
+            let (min, max) = target.retry_delays();
+            let next = delay.map_or(min, |d| (d * 2).min(max));
+            delay = Some(next);
+            drop(target);
+            tokio::time::sleep(next).await;
+        }
+    }
 }
 
 #[cfg(test)]

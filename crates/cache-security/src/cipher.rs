@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use cache_core::{Cipher, Error, ErrorKind, Result};
+use cache_core::{Cipher, Error, ErrorKind, Result, ValidationIssue, ValidationResult};
 use ring::aead::{AES_256_GCM, Aad, CHACHA20_POLY1305, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 
@@ -89,6 +89,20 @@ impl EncryptionConfig {
         self.keys.insert(key_id, key);
         self.current_key_id = key_id;
         self
+    }
+
+    /// Checks that the keys build a cipher (the one place this rule lives); never prints a key.
+    pub fn validate(&self) -> ValidationResult {
+        let mut r = ValidationResult::new();
+        if let Err(e) = self.build() {
+            r.error(ValidationIssue::new(
+                "encryption",
+                e.to_string(),
+                "keys of 64 hex digits (32 bytes), the current key among them",
+                "generate a key with `openssl rand -hex 32`",
+            ));
+        }
+        r
     }
 
     /// The cipher.

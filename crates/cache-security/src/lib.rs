@@ -2,26 +2,23 @@
 //!
 //! - [`SecurityConfig`]: AUTH password, ACL user, TLS (CA, client certificate, verification),
 //!   with fail-secure [production requirements](SecurityConfig::production_requirements).
-//! - [`ConnectionFactory`]: the one place aicache opens Redis connections; it applies the
-//!   security settings to every connection (rustls with the ring provider for TLS) and maps
-//!   failures to typed errors: a wrong password or a denied permission is `Auth`, an untrusted,
-//!   expired or misnamed certificate is `Tls`; neither is ever turned into "memory-only mode".
-//! - [`RedisCacheSecurityManager`]: inspects a live connection (TLS, the authenticated user, which
-//!   dangerous commands that user may run) and reports a score, vulnerabilities and fixes.
+//! - The security manager's rules: [`assess`] scores what a probe of a live connection saw
+//!   ([`ProbeReport`]: TLS, the authenticated user, which dangerous commands it may run) into a
+//!   [`SecurityValidationResult`] with vulnerabilities and fixes. The probing itself, like every
+//!   Redis connection, belongs to cache-redis (`RedisCacheSecurityManager`, the connection
+//!   factory): this crate does no I/O and does not depend on redis-rs.
 //! - [`AeadCipher`]: encryption at rest (ChaCha20-Poly1305 or AES-256-GCM through ring) behind
 //!   core's `Cipher`, with key ids for rotation.
 //! - [`Secret`]: passwords and keys that never appear in `Debug`, `Display` or serialized output.
 
+mod assess;
 mod cipher;
 mod config;
-mod factory;
-mod manager;
 mod secret;
 
+pub use assess::{ProbeReport, SecurityFinding, SecurityValidationResult, Severity, assess};
 pub use cipher::{AeadAlgorithm, AeadCipher, EncryptionConfig};
 pub use config::{SecurityConfig, TlsConfig};
-pub use factory::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
-pub use manager::{RedisCacheSecurityManager, SecurityFinding, SecurityValidationResult, Severity};
 pub use secret::{Secret, lenient_string};
 
 /// Replaces the password of a Redis URL with `***`: `redis://user:secret@host` → `redis://user:***@host`.

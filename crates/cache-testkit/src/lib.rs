@@ -7,6 +7,8 @@
 //!   loud failure that names the install command, never a skip.
 //! - [`conformance`] is the backend contract as executable cases, and [`conformance_suite!`] turns
 //!   them into one `#[tokio::test]` per case for a backend of yours.
+//! - [`store_conformance`] is the shared-tier contract ([`FrameStore`](cache_core::FrameStore)) as
+//!   executable cases, and [`frame_store_suite!`] turns them into tests for a store of yours.
 //!
 //! ```no_run
 //! use cache_testkit::{RedisServer, ServerConfig};
@@ -19,6 +21,7 @@
 mod certs;
 pub mod conformance;
 mod server;
+pub mod store_conformance;
 
 pub use certs::{CertFiles, TestCertificates};
 pub use server::{

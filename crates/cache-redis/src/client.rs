@@ -1,5 +1,8 @@
 //! The one place that opens connections to Redis, and the one place that maps redis-rs errors.
 //!
+//! It applies cache-security's settings (AUTH, ACL user, TLS) to every connection; nothing of
+//! redis-rs leaves this crate.
+//!
 //! Every connection aicache opens comes from [`ConnectionFactory`]: the shared multiplexed
 //! connection of the hot path, the dedicated connections of pattern walks and tools, and the
 //! connections that probe a server. It applies the [`SecurityConfig`] (AUTH, ACL user, TLS with
@@ -16,8 +19,7 @@ use redis::{
     ServerErrorKind, TlsCertificates,
 };
 
-use crate::config::SecurityConfig;
-use crate::redact_url;
+use cache_security::{SecurityConfig, redact_url};
 
 /// The timeouts a factory gives its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,10 +43,9 @@ impl ConnectTimeouts {
 
 /// Opens connections to one Redis server with the cache's security settings and timeouts.
 ///
-/// This is the only place in aicache that opens Redis connections. Its methods hand out redis-rs
-/// connection types: it serves aicache's own crates (cache-redis, migration tools).
+/// This is the only place in aicache that opens Redis connections.
 #[derive(Clone)]
-pub struct ConnectionFactory {
+pub(crate) struct ConnectionFactory {
     client: Client,
     redacted_url: String,
     connect_timeout: Duration,
@@ -70,7 +71,11 @@ impl ConnectionFactory {
     /// # Errors
     /// [`ErrorKind::Config`] for an invalid URL or security setting, or an unreadable PEM file
     /// (never printing a password).
-    pub fn new(url: &str, security: &SecurityConfig, timeouts: ConnectTimeouts) -> Result<Self> {
+    pub(crate) fn new(
+        url: &str,
+        security: &SecurityConfig,
+        timeouts: ConnectTimeouts,
+    ) -> Result<Self> {
         let redacted_url = redact_url(url);
         let config_error = |message: &'static str, field: &'static str, value: String| {
             Error::new(ErrorKind::Config, message)
@@ -171,22 +176,22 @@ impl ConnectionFactory {
     }
 
     /// The URL with its password replaced by `***`.
-    pub fn redacted_url(&self) -> &str {
+    pub(crate) fn redacted_url(&self) -> &str {
         &self.redacted_url
     }
 
     /// Whether connections use TLS.
-    pub fn uses_tls(&self) -> bool {
+    pub(crate) fn uses_tls(&self) -> bool {
         self.tls
     }
 
     /// Whether connections send a password (from the URL or the security settings).
-    pub fn has_password(&self) -> bool {
+    pub(crate) fn has_password(&self) -> bool {
         self.password_set
     }
 
     /// The ACL user connections authenticate as (`None`: the default user).
-    pub fn username(&self) -> Option<&str> {
+    pub(crate) fn username(&self) -> Option<&str> {
         self.username.as_deref()
     }
 
@@ -197,7 +202,7 @@ impl ConnectionFactory {
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when redis-rs refuses the settings.
-    pub fn manager(&self) -> Result<ConnectionManager> {
+    pub(crate) fn manager(&self) -> Result<ConnectionManager> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None)
@@ -214,7 +219,7 @@ impl ConnectionFactory {
     /// # Errors
     /// As [`map_redis_error`] maps a failure to connect (TLS and credential errors included), or
     /// [`ErrorKind::Timeout`].
-    pub async fn dedicated(&self) -> Result<MultiplexedConnection> {
+    pub(crate) async fn dedicated(&self) -> Result<MultiplexedConnection> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None);
@@ -268,7 +273,7 @@ fn install_crypto_provider(tls13_only: bool) -> Result<()> {
 ///
 /// # Errors
 /// The future's error, or [`ErrorKind::Timeout`].
-pub async fn with_timeout<T>(
+pub(crate) async fn with_timeout<T>(
     limit: Duration,
     what: &'static str,
     future: impl Future<Output = Result<T>>,
@@ -309,7 +314,7 @@ fn tls_failure(e: &RedisError) -> Option<String> {
 /// permission is [`ErrorKind::Auth`], a failed TLS handshake or certificate check
 /// [`ErrorKind::Tls`] (neither is transient: fix the configuration), a refused or broken
 /// connection [`ErrorKind::Connection`].
-pub fn map_redis_error(e: RedisError, message: &'static str) -> Error {
+pub(crate) fn map_redis_error(e: RedisError, message: &'static str) -> Error {
     let code = e.code().unwrap_or_default();
     if let Some(tls) = tls_failure(&e) {
         return Error::new(ErrorKind::Tls, message)
@@ -356,7 +361,7 @@ pub fn map_redis_error(e: RedisError, message: &'static str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::TlsConfig;
+    use cache_security::TlsConfig;
     use cache_testkit::{RedisServer, ServerConfig, TestCertificates};
 
     // The provider choice is process-wide: this is the only test of this binary that opens TLS

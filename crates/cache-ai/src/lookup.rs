@@ -1,0 +1,643 @@
+//! The read and write paths of [`AIResponseCache`]: lookups (L1, then the shared tier),
+//! stores, deletes and invalidations, each through the [`NearCache`](cache_memory::NearCache)
+//! protocol.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
+use cache_core::{
+    CacheKey, CacheOp, KeyPattern, Layer, Outcome, ReadReport, ReadStatus, RequestEvent, Result,
+    StoreWrite, TextTier, Ttl, unix_millis,
+};
+use cache_memory::Fill;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::cache::{AIResponseCache, L1Entry, ai_version, tier_index};
+use crate::config::AI_VERSION;
+use crate::controls::RequestControls;
+use crate::keys::{RequestKey, validate_operation};
+use crate::response::{CachedResponse, Computed, Rendered, ResponseMetadata, Source};
+use crate::stats::{OpCounters, sample};
+
+/// How much of a lookup to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// L1, then the shared tier.
+    Both,
+    /// L1 only; a miss there is not counted (the caller goes on and counts the read once).
+    L1Only,
+    /// L1 already missed (its counters saw it): re-check L1 without counting it, then the
+    /// shared tier.
+    AfterL1Miss,
+}
+
+fn system_time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// MessagePack encodings of `nil`, `""`, `[]` and `{}`: answers the default admission refuses.
+fn is_empty_payload(payload: &[u8]) -> bool {
+    matches!(payload, [0xc0] | [0xa0] | [0x90] | [0x80])
+}
+
+impl<T> AIResponseCache<T>
+where
+    T: Serialize + DeserializeOwned + Send + Sync + 'static,
+{
+    /// Reads the answer stored for `key`.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability (for example [`ErrorKind::Auth`]).
+    pub async fn get(&self, key: &RequestKey) -> Result<Option<CachedResponse<T>>> {
+        self.lookup(key, &RequestControls::default(), true, Stage::Both)
+            .await
+    }
+
+    /// Stores `value` as the answer for `key`. Returns whether it was stored (false when the
+    /// admission rule refuses it or the controls forbid storing).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Serialization`] when `value` cannot be encoded; [`ErrorKind::CapacityExceeded`]
+    /// above the size limit; Redis errors other than unavailability.
+    pub async fn put(
+        &self,
+        key: &RequestKey,
+        value: T,
+        controls: &RequestControls,
+    ) -> Result<bool> {
+        let value = Arc::new(value);
+        Ok(self.store(key, &value, controls).await?.is_some())
+    }
+
+    /// Reads `key` like [`get`](Self::get) and reports who answered (HIT_L1, HIT_L2 or MISS)
+    /// with the time spent in each layer.
+    ///
+    /// # Errors
+    /// As [`get`](Self::get).
+    pub async fn get_with_status(
+        &self,
+        key: &RequestKey,
+    ) -> Result<(Option<CachedResponse<T>>, ReadReport)> {
+        let mut report = ReadReport::new(ReadStatus::Miss);
+        let found = self
+            .lookup_timed(
+                key,
+                &RequestControls::default(),
+                true,
+                Some(&mut report),
+                Stage::Both,
+            )
+            .await?;
+        report.status = match found.as_ref().and_then(|hit| hit.metadata.layer) {
+            Some(Layer::L1) => ReadStatus::HitL1,
+            Some(_) => ReadStatus::HitL2,
+            None => ReadStatus::Miss,
+        };
+        Ok((found, report))
+    }
+
+    /// Removes the answer stored for `key` from L1 and the shared tier; true when either held it.
+    ///
+    /// # Errors
+    /// Store errors other than unavailability.
+    pub async fn delete(&self, key: &RequestKey) -> Result<bool> {
+        let (in_l1, in_l2) = self
+            .inner
+            .near
+            .remove(key.cache_key(), async {
+                match &self.inner.l2 {
+                    Some(l2) => l2.store().delete(key.cache_key()).await,
+                    None => Ok(false),
+                }
+            })
+            .await;
+        Ok(in_l2? || in_l1)
+    }
+
+    /// Removes every entry of `operation` (exactly that operation: `sum` never matches
+    /// `summarize`) from L1 and Redis; returns how many entries were removed.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for an invalid operation; Redis errors other than unavailability.
+    pub async fn invalidate_by_operation(&self, operation: &str) -> Result<u64> {
+        validate_operation(operation)?;
+        let removed = self
+            .invalidate_matching(&KeyPattern::new(format!("{operation}:*"))?)
+            .await?;
+        self.counters(operation)
+            .invalidated
+            .fetch_add(removed, Ordering::Relaxed);
+        Ok(removed)
+    }
+
+    /// Removes the entries whose key (`{operation}:{digest}`, inside this cache's namespace) matches
+    /// the glob `pattern`, from L1 and Redis alike; returns how many were removed. `*` removes
+    /// everything.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a pattern longer than the key limit; Redis errors other than
+    /// unavailability.
+    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        self.invalidate_matching(&KeyPattern::new(pattern)?).await
+    }
+
+    /// Removes every entry of this cache's namespace; returns how many were removed.
+    ///
+    /// # Errors
+    /// Redis errors other than unavailability.
+    pub async fn invalidate_all(&self) -> Result<u64> {
+        self.invalidate_matching(&KeyPattern::all()).await
+    }
+
+    pub(crate) async fn lookup_quietly(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        stage: Stage,
+    ) -> Option<Computed<T>> {
+        match self.lookup(key, controls, true, stage).await {
+            Ok(Some(response)) => {
+                let source = match response.metadata.layer {
+                    Some(Layer::L1) => Source::L1,
+                    _ => Source::L2,
+                };
+                Some(Computed {
+                    response,
+                    source,
+                    compute_time: None,
+                    stored: false,
+                })
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, operation = key.operation(), "cache read failed; computing");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn metadata(
+        &self,
+        key: &RequestKey,
+        operation: &Arc<str>,
+        cached_at_ms: u64,
+        cache_hit: bool,
+        layer: Option<Layer>,
+    ) -> ResponseMetadata {
+        ResponseMetadata {
+            cached_at: system_time(cached_at_ms),
+            cache_hit,
+            text_tier: Some(key.tier()),
+            operation: Arc::clone(operation),
+            ai_version: Arc::clone(ai_version()),
+            key: self.full_key_arc(key),
+            layer,
+            stale: false,
+        }
+    }
+
+    /// [`full_key`](Self::full_key), allocated once (assembled on the stack when it fits).
+    fn full_key_arc(&self, key: &RequestKey) -> Arc<str> {
+        let (namespace, logical) = (
+            self.inner.namespace.as_bytes(),
+            key.cache_key().as_str().as_bytes(),
+        );
+        let mut buffer = [0u8; 256];
+        let len = namespace.len() + 1 + logical.len();
+        if len > buffer.len() {
+            return Arc::from(self.full_key(key));
+        }
+        buffer[..namespace.len()].copy_from_slice(namespace);
+        buffer[namespace.len()] = b':';
+        buffer[namespace.len() + 1..len].copy_from_slice(logical);
+        match std::str::from_utf8(&buffer[..len]) {
+            Ok(text) => Arc::from(text),
+            Err(_) => Arc::from(self.full_key(key)),
+        }
+    }
+
+    /// Whether an entry of `tier` for `operation` belongs in L1 (DESIGN §5's promotion rules).
+    fn belongs_in_l1(&self, tier: TextTier, operation: &str, hits: u64) -> bool {
+        if self.inner.l2.is_none() {
+            return true;
+        }
+        let stable = || {
+            self.inner
+                .config
+                .stable_operations
+                .iter()
+                .any(|op| op == operation)
+        };
+        match tier {
+            TextTier::Small => true,
+            TextTier::Medium => stable() || hits >= self.inner.config.promotion_hit_threshold,
+            TextTier::Large => operation == "sentiment",
+            _ => false,
+        }
+    }
+
+    /// How long an L1 copy of an entry with `ttl` left may live.
+    fn l1_ttl(&self, ttl: Ttl) -> Ttl {
+        if self.inner.l2.is_some() {
+            ttl.min(self.inner.l1_max_ttl)
+        } else {
+            // Memory-only, L1 is where serve-stale finds answers past their TTL.
+            self.with_stale_window(ttl)
+        }
+    }
+
+    /// Counts what became of an L1 fill; true when L1 holds the entry now.
+    fn filled(&self, fill: Fill) -> bool {
+        if fill == Fill::TooLarge {
+            self.inner
+                .l1_skipped_too_large
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        fill == Fill::Filled
+    }
+
+    /// Reads L1, then Redis. `count` is false for re-checks of a read already counted.
+    async fn lookup(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        count: bool,
+        stage: Stage,
+    ) -> Result<Option<CachedResponse<T>>> {
+        self.lookup_timed(key, controls, count, None, stage).await
+    }
+
+    /// [`lookup`](Self::lookup), filling `report` with the time spent per layer when given.
+    async fn lookup_timed(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        count: bool,
+        report: Option<&mut ReadReport>,
+        stage: Stage,
+    ) -> Result<Option<CachedResponse<T>>> {
+        let monitoring = count && self.inner.config.monitoring_enabled;
+        let sampled = monitoring && sample(self.inner.config.latency_sample_every);
+        let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
+        let counters = self.counters(key.operation());
+        let found = self
+            .lookup_uncounted(key, &counters, controls, count, report, stage)
+            .await;
+        if stage == Stage::L1Only && matches!(found, Ok(None)) {
+            // Not the read's outcome yet: the caller goes on to the shared tier.
+            return found;
+        }
+        if count {
+            self.inner.by_tier[tier_index(key.tier())].fetch_add(1, Ordering::Relaxed);
+        }
+        if monitoring {
+            let tier = &self.inner.tiers[tier_index(key.tier())];
+            let counter = if matches!(found, Ok(Some(_))) {
+                &tier.hits
+            } else {
+                &tier.misses
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            if let (true, Some(started)) = (sampled, started) {
+                let elapsed = started.elapsed();
+                tier.latency.record(elapsed);
+                counters.latency.record(elapsed);
+            }
+        }
+        let saved = match (&found, &self.inner.usage_meter) {
+            (Ok(Some(hit)), Some(meter)) if count => {
+                let usage = meter(&hit.value);
+                OpCounters::add_usage(&counters.tokens_saved, &counters.cost_saved_micros, usage);
+                Some(usage)
+            }
+            _ => None,
+        };
+        if let (Some(recorder), Some(started)) = (&self.inner.recorder, started) {
+            let elapsed = started.elapsed();
+            let no_l2 = self.inner.l2.is_none();
+            let (layer, outcome) = match &found {
+                Ok(Some(hit)) => (hit.metadata.layer.unwrap_or(Layer::L2), Outcome::Hit),
+                Ok(None) if no_l2 => (Layer::L1, Outcome::Miss),
+                Ok(None) => (Layer::L2, Outcome::Miss),
+                Err(e) => (Layer::L2, Outcome::Failed(e.kind())),
+            };
+            recorder.record_operation(CacheOp::Get, layer, outcome, elapsed);
+            recorder.record_request(
+                &RequestEvent::new(&counters.name, key.tier().as_str(), outcome, layer, elapsed)
+                    .with_saved(saved),
+            );
+        }
+        found
+    }
+
+    fn record(&self, op: CacheOp, layer: Layer, outcome: Outcome, started: Option<Instant>) {
+        if let (Some(recorder), Some(started)) = (&self.inner.recorder, started) {
+            recorder.record_operation(op, layer, outcome, started.elapsed());
+        }
+    }
+
+    /// Counts the read of a caller that joined another caller's flight: a hit when the leader
+    /// found the answer in the shared tier, a miss when it computed it.
+    pub(crate) fn count_joined(&self, key: &RequestKey, response: &CachedResponse<T>) {
+        let counters = self.counters(key.operation());
+        let hit = response.metadata.cache_hit;
+        let counter = if hit {
+            &counters.l2_hits
+        } else {
+            &counters.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        let index = tier_index(key.tier());
+        self.inner.by_tier[index].fetch_add(1, Ordering::Relaxed);
+        if self.inner.config.monitoring_enabled {
+            let tier = &self.inner.tiers[index];
+            let counter = if hit { &tier.hits } else { &tier.misses };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one computation of `key`'s answer, with its usage when a meter is set, and tells the
+    /// recorder.
+    pub(crate) fn account_computation(&self, key: &RequestKey, value: &T, compute_time: Duration) {
+        let counters = self.counters(key.operation());
+        counters.computed.fetch_add(1, Ordering::Relaxed);
+        counters.compute_micros.fetch_add(
+            u64::try_from(compute_time.as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+        let usage = self.inner.usage_meter.as_ref().map(|meter| meter(value));
+        if let Some(usage) = usage {
+            OpCounters::add_usage(&counters.tokens_used, &counters.cost_used_micros, usage);
+        }
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record_compute(&counters.name, compute_time, usage);
+        }
+    }
+
+    async fn lookup_uncounted(
+        &self,
+        key: &RequestKey,
+        counters: &OpCounters,
+        controls: &RequestControls,
+        count: bool,
+        mut report: Option<&mut ReadReport>,
+        stage: Stage,
+    ) -> Result<Option<CachedResponse<T>>> {
+        let l1_started = report.is_some().then(Instant::now);
+        let bump = |counter: &AtomicU64| {
+            if count {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        };
+        let name = key.cache_key().as_str();
+        let near = &self.inner.near;
+        let from_l1 = if count && stage != Stage::AfterL1Miss {
+            near.get(name)
+        } else {
+            near.peek(name).map(|(entry, _)| entry)
+        };
+        // Memory-only with a stale window, L1 keeps answers past their TTL for serve-stale only.
+        let from_l1 = from_l1.filter(|entry| {
+            self.inner.l2.is_some()
+                || self.inner.config.stale_window.is_zero()
+                || entry.fresh_until_ms > unix_millis()
+        });
+        if let (Some(report), Some(started), Some(_)) =
+            (report.as_deref_mut(), l1_started, near.l1())
+        {
+            report.l1_time = Some(started.elapsed());
+        }
+        if let Some(entry) = from_l1 {
+            bump(&counters.l1_hits);
+            return Ok(Some(CachedResponse {
+                value: entry.value,
+                metadata: entry.metadata,
+                rendered: entry.rendered,
+            }));
+        }
+        if stage == Stage::L1Only {
+            return Ok(None);
+        }
+        let Some(l2) = &self.inner.l2 else {
+            bump(&counters.misses);
+            return Ok(None);
+        };
+        let ticket = near.begin_read(name);
+        let asks_redis = l2.is_available();
+        let l2_started = report.is_some().then(Instant::now);
+        let read = l2.read(key.cache_key(), 0).await;
+        if let (Some(report), Some(started), true) = (report, l2_started, asks_redis) {
+            report.l2_time = Some(started.elapsed());
+        }
+        let Some(frame) = read? else {
+            bump(&counters.misses);
+            return Ok(None);
+        };
+        let value: T = match decode_msgpack(&frame.payload) {
+            Ok(value) => value,
+            Err(e) => {
+                self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, operation = key.operation(), "cached answer no longer decodes; treating it as a miss");
+                bump(&counters.misses);
+                return Ok(None);
+            }
+        };
+        bump(&counters.l2_hits);
+        let hits =
+            counters.l2_hits.load(Ordering::Relaxed) + counters.l1_hits.load(Ordering::Relaxed);
+        let value = Arc::new(value);
+        let tier = frame.meta.text_tier.unwrap_or(key.tier());
+        let mut metadata = self.metadata(
+            key,
+            &counters.name,
+            frame.meta.cached_at_ms,
+            true,
+            Some(Layer::L2),
+        );
+        metadata.text_tier = Some(tier);
+        if let Some(version) = &frame.meta.ai_version {
+            metadata.ai_version = Arc::clone(version);
+        }
+        let remaining = frame.meta.remaining_ms(unix_millis());
+        if !controls.read_only
+            && near.l1().is_some()
+            && self.belongs_in_l1(tier, key.operation(), hits)
+            && let Ok(ttl) = Ttl::from_millis(remaining)
+        {
+            let entry = L1Entry {
+                value: Arc::clone(&value),
+                metadata: Arc::new(ResponseMetadata {
+                    layer: Some(Layer::L1),
+                    ..metadata.clone()
+                }),
+                rendered: Rendered::default(),
+                size: frame.payload.len() + 256,
+                fresh_until_ms: frame.meta.expires_at_ms,
+            };
+            let fill = near.promote(key.cache_key(), ticket, entry, self.l1_ttl(ttl));
+            if self.filled(fill) {
+                counters.promotions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(Some(CachedResponse::new(value, Arc::new(metadata))))
+    }
+
+    /// Stores an answer; returns its metadata when stored.
+    pub(crate) async fn store(
+        &self,
+        key: &RequestKey,
+        value: &Arc<T>,
+        controls: &RequestControls,
+    ) -> Result<Option<ResponseMetadata>> {
+        let started = self.inner.recorder.as_ref().map(|_| Instant::now());
+        let stored = self.store_unrecorded(key, value, controls).await;
+        if let Ok(Some(_)) = &stored {
+            let layer = if self.inner.l2.is_some() {
+                Layer::L2
+            } else {
+                Layer::L1
+            };
+            self.record(CacheOp::Set, layer, Outcome::Done, started);
+        }
+        stored
+    }
+
+    async fn store_unrecorded(
+        &self,
+        key: &RequestKey,
+        value: &Arc<T>,
+        controls: &RequestControls,
+    ) -> Result<Option<ResponseMetadata>> {
+        if !controls.stores() {
+            return Ok(None);
+        }
+        let counters = self.counters(key.operation());
+        let payload = encode_msgpack(value.as_ref())?;
+        let admitted = !is_empty_payload(&payload)
+            && self
+                .inner
+                .admission
+                .as_ref()
+                .is_none_or(|admit| admit(value));
+        if !admitted {
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            return Ok(None);
+        }
+        let ttl = match controls.ttl {
+            Some(ttl) => ttl,
+            None => self.jittered(self.inner.config.ttl_for(key.operation()))?,
+        };
+        let now = unix_millis();
+        let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
+            .with_operation(Arc::clone(&counters.name))
+            .with_text_tier(key.tier())
+            .with_ai_version(AI_VERSION);
+        let metadata = self.metadata(key, &counters.name, now, false, None);
+        let hits =
+            counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
+        let l1_entry = |stored: bool| {
+            if !stored || !self.belongs_in_l1(key.tier(), key.operation(), hits) {
+                return None;
+            }
+            let l1_ttl = Ttl::from_millis(frame_meta.remaining_ms(unix_millis())).ok()?;
+            let entry = L1Entry {
+                value: Arc::clone(value),
+                metadata: Arc::new(ResponseMetadata {
+                    cache_hit: true,
+                    layer: Some(Layer::L1),
+                    ..metadata.clone()
+                }),
+                rendered: Rendered::default(),
+                size: payload.len() + 256,
+                fresh_until_ms: frame_meta.expires_at_ms,
+            };
+            Some((entry, self.l1_ttl(l1_ttl)))
+        };
+        let kept = self.with_stale_window(ttl);
+        let (written, fill) = self
+            .inner
+            .near
+            .write(
+                key.cache_key(),
+                async {
+                    match &self.inner.l2 {
+                        Some(l2) => l2
+                            .write(
+                                key.cache_key(),
+                                &frame_meta,
+                                Codec::MessagePack,
+                                &payload,
+                                kept,
+                            )
+                            .await
+                            .map(Some),
+                        None => Ok(None),
+                    }
+                },
+                |written| l1_entry(written.is_ok()),
+            )
+            .await;
+        let stored_l2 = matches!(written?, Some(StoreWrite::Written | StoreWrite::Queued));
+        let stored_l1 = self.filled(fill);
+        if !stored_l1 && !stored_l2 {
+            return Ok(None);
+        }
+        counters.stores.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(metadata))
+    }
+
+    /// How long an entry of `ttl` is kept: its TTL plus the stale window (capped at the longest
+    /// TTL).
+    fn with_stale_window(&self, ttl: Ttl) -> Ttl {
+        let kept = (ttl.as_duration() + self.inner.config.stale_window).min(Ttl::MAX);
+        Ttl::new(kept).unwrap_or(ttl)
+    }
+
+    fn jittered(&self, ttl: Duration) -> Result<Ttl> {
+        let jitter = self.inner.config.ttl_jitter;
+        if jitter <= 0.0 {
+            return Ttl::new(ttl);
+        }
+        let factor = 1.0 - jitter * fastrand::f64();
+        Ttl::new(ttl.mul_f64(factor))
+    }
+
+    pub(crate) async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
+        let in_l1: HashSet<CacheKey> = self
+            .inner
+            .near
+            .l1()
+            .map(|l1| l1.keys_matching(pattern).into_iter().collect())
+            .unwrap_or_default();
+        let mut also_in_l1 = 0u64;
+        let (l1_removed, walked) = self
+            .inner
+            .near
+            .invalidate(pattern, async {
+                let Some(l2) = &self.inner.l2 else {
+                    return Ok(0);
+                };
+                let mut seen = |key: &CacheKey| {
+                    if in_l1.contains(key) {
+                        also_in_l1 += 1;
+                    }
+                };
+                l2.store().remove_matching(pattern, &mut seen).await
+            })
+            .await;
+        let from_l2 = walked?;
+        let l1_only = l1_removed.iter().filter(|key| in_l1.contains(*key)).count();
+        let l1_only = u64::try_from(l1_only)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(also_in_l1);
+        let count = from_l2 + l1_only;
+        if let Some(recorder) = &self.inner.recorder {
+            recorder.record_invalidation(pattern.as_str(), count);
+        }
+        Ok(count)
+    }
+}

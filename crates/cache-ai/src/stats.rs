@@ -1,0 +1,245 @@
+//! The AI cache's counters: per operation, per text tier, and the snapshot the reports are built
+//! from.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cache_core::Usage;
+use cache_memory::{L2Stats, MemoryCacheStats};
+use cache_monitoring::{LatencySummary, LatencyWindow};
+
+use crate::keys::KeyGenerationStats;
+
+/// Counters per operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct OperationStats {
+    /// Reads answered by L1.
+    pub l1_hits: u64,
+    /// Reads answered by Redis.
+    pub l2_hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+    /// Answers stored.
+    pub stores: u64,
+    /// Answers the admission rule refused.
+    pub refused: u64,
+    /// Redis hits promoted into L1.
+    pub promotions: u64,
+    /// Entries removed by invalidation.
+    pub invalidated: u64,
+    /// Answers computed by `get_or_compute` (the model was called).
+    pub computed: u64,
+    /// Time spent computing them, in microseconds.
+    pub compute_micros: u64,
+    /// Tokens the computations used (with a usage meter, see
+    /// the builder's `usage_meter`).
+    pub tokens_used: u64,
+    /// Tokens the hits spared (with a usage meter).
+    pub tokens_saved: u64,
+    /// What the computations cost, in millionths of the caller's currency (with a usage meter).
+    pub cost_used_micros: u64,
+    /// What the hits spared, in millionths of the caller's currency (with a usage meter).
+    pub cost_saved_micros: u64,
+    /// Stale answers `get_or_compute` served because computing failed or took too long.
+    pub stale_served: u64,
+}
+
+impl OperationStats {
+    /// The mean time one computation took, or zero before the first.
+    pub fn mean_compute_time(&self) -> Duration {
+        Duration::from_micros(self.compute_micros.checked_div(self.computed).unwrap_or(0))
+    }
+
+    /// Time saved: every hit spared one computation of the mean observed cost. Zero until an
+    /// answer of this operation has been computed here.
+    pub fn time_saved(&self) -> Duration {
+        self.mean_compute_time()
+            .saturating_mul(u32::try_from(self.hits()).unwrap_or(u32::MAX))
+    }
+
+    /// What the hits spared, in the caller's currency (with a usage meter).
+    pub fn cost_saved(&self) -> f64 {
+        micros_to_amount(self.cost_saved_micros)
+    }
+
+    /// What the computations cost, in the caller's currency (with a usage meter).
+    pub fn cost_used(&self) -> f64 {
+        micros_to_amount(self.cost_used_micros)
+    }
+
+    /// All hits.
+    pub fn hits(&self) -> u64 {
+        self.l1_hits + self.l2_hits
+    }
+
+    /// hits / (hits + misses), or 0 without reads.
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hits() + self.misses;
+        if reads == 0 {
+            return 0.0;
+        }
+        #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
+        let rate = self.hits() as f64 / reads as f64;
+        rate
+    }
+}
+
+#[expect(
+    clippy::cast_precision_loss,
+    reason = "sums of millionths far below 2^52"
+)]
+pub(crate) fn micros_to_amount(micros: u64) -> f64 {
+    micros as f64 / 1_000_000.0
+}
+
+#[expect(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "a non-negative, finite amount rounded to millionths; saturates above u64::MAX"
+)]
+pub(crate) fn amount_to_micros(amount: f64) -> u64 {
+    if amount.is_finite() && amount > 0.0 {
+        (amount * 1_000_000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+/// A snapshot of an [`AIResponseCache`](crate::AIResponseCache)'s counters.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct AiCacheStats {
+    /// Per operation.
+    pub by_operation: BTreeMap<String, OperationStats>,
+    /// Reads per text tier: small, medium, large, xlarge.
+    pub by_tier: [u64; 4],
+    /// Values in Redis that no longer decode as the response type (a schema change).
+    pub decode_failures: u64,
+    /// Values kept out of L1 because they were too large for it.
+    pub l1_skipped_too_large: u64,
+    /// The L1 of decoded responses.
+    pub l1: Option<MemoryCacheStats>,
+    /// The shared tier (how this cache used it, and the store's own counters).
+    pub l2: Option<L2Stats>,
+    /// Key generation.
+    pub key_generation: KeyGenerationStats,
+    /// Computations in progress right now.
+    pub flights_in_progress: usize,
+    /// Callers waiting for one of those computations right now.
+    pub callers_waiting: usize,
+}
+
+/// The counters of one operation, with its name interned (shared by every response's metadata).
+pub(crate) struct OpCounters {
+    pub(crate) name: Arc<str>,
+    /// Read latency (when monitoring is on).
+    pub(crate) latency: LatencyWindow,
+    pub(crate) l1_hits: AtomicU64,
+    pub(crate) l2_hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) stores: AtomicU64,
+    pub(crate) refused: AtomicU64,
+    pub(crate) promotions: AtomicU64,
+    pub(crate) invalidated: AtomicU64,
+    pub(crate) computed: AtomicU64,
+    pub(crate) compute_micros: AtomicU64,
+    pub(crate) tokens_used: AtomicU64,
+    pub(crate) tokens_saved: AtomicU64,
+    pub(crate) cost_used_micros: AtomicU64,
+    pub(crate) cost_saved_micros: AtomicU64,
+    pub(crate) stale_served: AtomicU64,
+}
+
+impl OpCounters {
+    pub(crate) fn new(name: &str) -> Self {
+        let zero = || AtomicU64::new(0);
+        Self {
+            name: Arc::from(name),
+            latency: LatencyWindow::new(READ_LATENCY_WINDOW),
+            l1_hits: zero(),
+            l2_hits: zero(),
+            misses: zero(),
+            stores: zero(),
+            refused: zero(),
+            promotions: zero(),
+            invalidated: zero(),
+            computed: zero(),
+            compute_micros: zero(),
+            tokens_used: zero(),
+            tokens_saved: zero(),
+            cost_used_micros: zero(),
+            cost_saved_micros: zero(),
+            stale_served: zero(),
+        }
+    }
+
+    pub(crate) fn add_usage(tokens: &AtomicU64, cost_micros: &AtomicU64, usage: Usage) {
+        tokens.fetch_add(usage.tokens, Ordering::Relaxed);
+        cost_micros.fetch_add(amount_to_micros(usage.cost), Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self) -> OperationStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        OperationStats {
+            l1_hits: load(&self.l1_hits),
+            l2_hits: load(&self.l2_hits),
+            misses: load(&self.misses),
+            stores: load(&self.stores),
+            refused: load(&self.refused),
+            promotions: load(&self.promotions),
+            invalidated: load(&self.invalidated),
+            computed: load(&self.computed),
+            compute_micros: load(&self.compute_micros),
+            tokens_used: load(&self.tokens_used),
+            tokens_saved: load(&self.tokens_saved),
+            cost_used_micros: load(&self.cost_used_micros),
+            cost_saved_micros: load(&self.cost_saved_micros),
+            stale_served: load(&self.stale_served),
+        }
+    }
+}
+
+/// Whether this read is one of the 1-in-`every` whose time is recorded (a per-thread counter:
+/// no shared cache line).
+pub(crate) fn sample(every: u32) -> bool {
+    thread_local! {
+        static READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    }
+    READS.with(|reads| {
+        let n = reads.get().wrapping_add(1);
+        reads.set(n);
+        every <= 1 || n % every == 0
+    })
+}
+
+/// How long read latencies count in the summaries.
+const READ_LATENCY_WINDOW: Duration = Duration::from_secs(3600);
+
+/// Reads per text tier, for the tier statistics.
+pub(crate) struct TierCounters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) latency: LatencyWindow,
+}
+
+impl Default for TierCounters {
+    fn default() -> Self {
+        Self {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            latency: LatencyWindow::new(READ_LATENCY_WINDOW),
+        }
+    }
+}
+
+/// What the performance reports are built from: every operation's counters and latency, every
+/// tier's reads and latency, and the cache's stats.
+#[derive(Debug, Clone)]
+pub(crate) struct AiSnapshot {
+    pub(crate) operations: Vec<(String, OperationStats, LatencySummary)>,
+    pub(crate) tiers: [(u64, u64, LatencySummary); 4],
+    pub(crate) stats: AiCacheStats,
+}

@@ -1,0 +1,122 @@
+//! Byte-level helpers of the frame: the bounded reader, labels, the AEAD associated data, and the
+//! MessagePack payload codec.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, ErrorKind, Result};
+
+use super::MAX_LABEL_LEN;
+
+/// Serializes `value` as MessagePack with named fields, the payload codec of [`Codec::MessagePack`].
+///
+/// # Errors
+/// [`ErrorKind::Serialization`] when `value` cannot be serialized.
+pub fn encode_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    rmp_serde::to_vec_named(value).map_err(|e| {
+        Error::new(
+            ErrorKind::Serialization,
+            "cannot encode value as MessagePack",
+        )
+        .with_source(e)
+    })
+}
+
+/// Deserializes a MessagePack payload.
+///
+/// # Errors
+/// [`ErrorKind::Serialization`] when the bytes are not a valid `T`.
+pub fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    rmp_serde::from_slice(bytes).map_err(|e| {
+        Error::new(ErrorKind::Serialization, "cannot decode MessagePack value").with_source(e)
+    })
+}
+
+pub(super) fn corrupted(message: &'static str) -> Error {
+    Error::new(ErrorKind::Corrupted, message)
+}
+
+pub(super) fn label_bytes<'a>(field: &'static str, label: Option<&'a str>) -> Result<&'a [u8]> {
+    let bytes = label.unwrap_or_default().as_bytes();
+    if bytes.len() > MAX_LABEL_LEN {
+        return Err(
+            Error::new(ErrorKind::InvalidInput, "frame label is too long")
+                .with_context("field", field)
+                .with_context("length", bytes.len())
+                .with_context("allowed", format!("0..={MAX_LABEL_LEN} bytes")),
+        );
+    }
+    Ok(bytes)
+}
+
+pub(super) fn push_label(out: &mut Vec<u8>, label: &[u8]) {
+    // label_bytes bounded the length to MAX_LABEL_LEN (255).
+    out.push(u8::try_from(label.len()).unwrap_or(u8::MAX));
+    out.extend_from_slice(label);
+}
+
+/// The AEAD associated data: the key's length and bytes, then the frame header. Binding the key means
+/// a ciphertext copied under another key fails to authenticate; binding the header means metadata
+/// cannot be altered.
+pub(super) fn associated_data(key: &str, header: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(8 + key.len() + header.len());
+    aad.extend_from_slice(&(key.len() as u64).to_be_bytes());
+    aad.extend_from_slice(key.as_bytes());
+    aad.extend_from_slice(header);
+    aad
+}
+
+pub(super) struct Reader<'a> {
+    bytes: &'a [u8],
+    pub(super) pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    pub(super) fn new(bytes: &'a [u8]) -> Self {
+        Self { bytes, pos: 0 }
+    }
+
+    pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|end| *end <= self.bytes.len())
+            .ok_or_else(|| {
+                corrupted("frame is truncated")
+                    .with_context("offset", self.pos)
+                    .with_context("needed", n)
+            })?;
+        let slice = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(slice)
+    }
+
+    pub(super) fn u8(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(super) fn u32(&mut self) -> Result<u32> {
+        let mut buf = [0u8; 4];
+        buf.copy_from_slice(self.take(4)?);
+        Ok(u32::from_be_bytes(buf))
+    }
+
+    pub(super) fn u64(&mut self) -> Result<u64> {
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(buf))
+    }
+
+    pub(super) fn label(&mut self) -> Result<Option<Arc<str>>> {
+        let len = usize::from(self.u8()?);
+        if len == 0 {
+            return Ok(None);
+        }
+        let bytes = self.take(len)?;
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| corrupted("frame label is not UTF-8").with_source(e))?;
+        Ok(Some(Arc::from(text)))
+    }
+}

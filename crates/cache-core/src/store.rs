@@ -1,0 +1,545 @@
+//! The shared-tier contract: [`FrameStore`], its dyn-compatible twin [`DynFrameStore`], and the
+//! store-agnostic reports (health, shutdown, statistics) every store returns.
+//!
+//! A `FrameStore` holds encoded [frames](crate::frame) under the logical keys of one namespace. It
+//! never decodes them: codecs, compression and encryption live above it, so a backup copies frames
+//! byte for byte and an encrypted frame stays encrypted. Redis, Redis Cluster and a team's own store
+//! implement it; the conformance suite in `cache-testkit` is the executable form of this page.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::backend::BoxFuture;
+use crate::error::Result;
+use crate::key::{CacheKey, KeyPattern};
+use crate::recorder::{BreakerState, RedisMemory};
+use crate::ttl::Ttl;
+
+/// Where a write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreWrite {
+    /// The store took it.
+    Written,
+    /// The store is unavailable; the write waits in its replay queue.
+    Queued,
+    /// Nowhere: the store is unavailable and keeps no replay queue (or the queue refused it).
+    Dropped,
+}
+
+impl StoreWrite {
+    /// Whether the write reached the store or will when it returns.
+    pub const fn is_kept(self) -> bool {
+        matches!(self, Self::Written | Self::Queued)
+    }
+}
+
+/// What a store is, for reports and tools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreInfo {
+    /// A short name of the implementation: `"redis"`, `"memory"`, …
+    pub kind: &'static str,
+    /// The namespace every key lives under (the Redis key is `{namespace}:{key}`).
+    pub namespace: String,
+    /// Whether other processes see the same entries.
+    pub shared: bool,
+    /// The largest frame the store accepts, in bytes.
+    pub max_frame_size: usize,
+}
+
+impl StoreInfo {
+    /// Describes a store of `kind` over `namespace`.
+    pub fn new(kind: &'static str, namespace: impl Into<String>, max_frame_size: usize) -> Self {
+        Self {
+            kind,
+            namespace: namespace.into(),
+            shared: false,
+            max_frame_size,
+        }
+    }
+
+    /// Marks the store as shared between processes.
+    #[must_use]
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The full key of `key` in this namespace: `{namespace}:{key}` (what encryption binds to).
+    pub fn full_key(&self, key: &CacheKey) -> String {
+        let mut out = String::with_capacity(self.namespace.len() + 1 + key.len());
+        out.push_str(&self.namespace);
+        out.push(':');
+        out.push_str(key.as_str());
+        out
+    }
+}
+
+/// Where a walk resumes. Opaque: only the store that returned it can read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WalkCursor(Vec<u8>);
+
+impl WalkCursor {
+    /// A cursor holding `state` (for store implementations).
+    pub fn from_state(state: Vec<u8>) -> Self {
+        Self(state)
+    }
+
+    /// The state a store put in (for store implementations).
+    pub fn state(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for WalkCursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WalkCursor({} bytes)", self.0.len())
+    }
+}
+
+/// What a walk reads of each entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum WalkMode {
+    /// Keys only.
+    Keys,
+    /// Keys, frames as stored, and remaining TTLs.
+    Frames,
+}
+
+/// One entry met by a walk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WalkEntry {
+    /// The logical key.
+    pub key: CacheKey,
+    /// The frame as stored (with [`WalkMode::Frames`]; `None` with [`WalkMode::Keys`]).
+    pub frame: Option<Bytes>,
+    /// The time the entry has left (with [`WalkMode::Frames`]).
+    pub remaining_ttl: Option<Duration>,
+}
+
+impl WalkEntry {
+    /// An entry of `key` with what a walk read of it.
+    pub fn new(key: CacheKey, frame: Option<Bytes>, remaining_ttl: Option<Duration>) -> Self {
+        Self {
+            key,
+            frame,
+            remaining_ttl,
+        }
+    }
+}
+
+/// One page of a walk: at most about `page_size` entries, and where to go on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct WalkPage {
+    /// The entries of this page. A key may appear again in a later page (Redis `SCAN` may return
+    /// a key twice): consumers count from effects, not from pages.
+    pub entries: Vec<WalkEntry>,
+    /// Where the next page starts; `None` when the walk is complete.
+    pub next: Option<WalkCursor>,
+}
+
+impl WalkPage {
+    /// A page of `entries` that continues at `next`.
+    pub fn new(entries: Vec<WalkEntry>, next: Option<WalkCursor>) -> Self {
+        Self { entries, next }
+    }
+}
+
+/// The state of the shared tier, as `health()` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum L2Health {
+    /// No shared tier is configured: memory-only.
+    Disabled,
+    /// The store answered.
+    Connected {
+        /// The round trip of the health check.
+        latency: Duration,
+    },
+    /// The store is unavailable (or refuses the cache); the cache serves from L1.
+    Unavailable {
+        /// How long it has been unavailable, when known.
+        since: Option<Duration>,
+        /// The last error seen.
+        last_error: Option<String>,
+        /// When the next background probe may run.
+        next_probe_in: Option<Duration>,
+    },
+}
+
+/// What `health()` reports, for a store and for the caches over it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HealthReport {
+    /// The shared tier.
+    pub l2: L2Health,
+    /// The circuit breaker in front of it (`None` when it has none).
+    pub breaker: Option<BreakerState>,
+    /// Writes, deletes and invalidations waiting for the store.
+    pub replay_queue_depth: usize,
+    /// Live L1 entries, when the cache has an L1.
+    pub l1_entries: Option<u64>,
+    /// How many times the store went from available to unavailable.
+    pub outages: u64,
+    /// How many background reconnection probes ran.
+    pub probes: u64,
+}
+
+impl HealthReport {
+    /// A report of a healthy tier (`l2`), without breaker, queue or L1.
+    pub fn new(l2: L2Health) -> Self {
+        Self {
+            l2,
+            breaker: None,
+            replay_queue_depth: 0,
+            l1_entries: None,
+            outages: 0,
+            probes: 0,
+        }
+    }
+
+    /// The report of a cache without a shared tier.
+    pub fn disabled() -> Self {
+        Self::new(L2Health::Disabled)
+    }
+
+    /// The same report with the L1's live entries.
+    #[must_use]
+    pub fn with_l1_entries(mut self, entries: Option<u64>) -> Self {
+        self.l1_entries = entries;
+        self
+    }
+}
+
+/// What `shutdown()` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Items replayed (or skipped as stale or superseded) during the shutdown.
+    pub flushed: u64,
+    /// Items still queued when the time ran out (the store never came back); they are lost.
+    pub remaining: usize,
+}
+
+impl ShutdownReport {
+    /// A report of `flushed` items, `remaining` left.
+    pub const fn new(flushed: u64, remaining: usize) -> Self {
+        Self { flushed, remaining }
+    }
+}
+
+/// A store's own counters (how the cache above used it is counted by the cache).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct StoreStats {
+    /// Calls that failed (including timeouts).
+    pub errors: u64,
+    /// Calls that skipped the store because it was unavailable.
+    pub skipped: u64,
+    /// Writes, deletes and invalidations queued for replay.
+    pub replay_queued: u64,
+    /// Queued items dropped because the queue was full.
+    pub replay_dropped: u64,
+    /// Queued items replaced by a newer write, delete or invalidation of the same key.
+    pub replay_superseded: u64,
+    /// Queued items applied.
+    pub replayed: u64,
+    /// Queued items not applied: their TTL had passed, or the store held a newer value.
+    pub replay_skipped: u64,
+    /// Queued items the store refused (for example a permission error); they are not retried.
+    pub replay_failed: u64,
+}
+
+/// Receives the keys a pattern removal removed, page by page (each key once per removal that
+/// took it: a key `SCAN` returned twice is removed, and reported, once).
+pub type RemovedSink<'a> = &'a mut (dyn FnMut(&CacheKey) + Send);
+
+/// A shared tier of encoded frames under one namespace.
+///
+/// # Behavior
+/// - Keys are logical [`CacheKey`]s; the store adds its namespace. Patterns are [`KeyPattern`]s
+///   over logical keys and never reach outside the namespace.
+/// - Frames are opaque bytes to the store, except that conditional writes read the `cached_at`
+///   field of a stored [frame](crate::frame) (bytes 5..13, big-endian milliseconds).
+/// - Every entry has a TTL; a miss is `Ok(None)`.
+/// - While the store is unavailable, `get` answers `Ok(None)`, `set` queues (when the store keeps
+///   a replay queue) and says so with [`StoreWrite::Queued`]; removals that cannot run are queued
+///   too and reported as errors of kind [`Unavailable`](crate::ErrorKind::Unavailable) where the
+///   caller must know (pattern removal). Configuration and authentication errors are returned.
+/// - Methods are cancellation-safe: a dropped future leaves each key either written or not.
+///
+/// # Implementing
+/// Methods return `impl Future + Send`; the blanket [`DynFrameStore`] impl gives every store a
+/// dyn-compatible form, which the caches hold as `Arc<dyn DynFrameStore>`.
+pub trait FrameStore: Send + Sync {
+    /// What this store is.
+    fn info(&self) -> StoreInfo;
+
+    /// Whether the store looks available now (no network call): a closed breaker.
+    fn is_available(&self) -> bool;
+
+    /// Reads the frame of `key`.
+    fn get(&self, key: &CacheKey) -> impl Future<Output = Result<Option<Bytes>>> + Send;
+
+    /// Reads several frames; one slot per key, in order.
+    fn get_many(
+        &self,
+        keys: &[CacheKey],
+    ) -> impl Future<Output = Result<Vec<Option<Bytes>>>> + Send;
+
+    /// Writes `frame` under `key` for `ttl`, replacing any frame.
+    fn set(
+        &self,
+        key: &CacheKey,
+        frame: Bytes,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<StoreWrite>> + Send;
+
+    /// Writes several frames with one TTL.
+    fn set_many(
+        &self,
+        entries: &[(CacheKey, Bytes)],
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<StoreWrite>> + Send;
+
+    /// Writes `frame` only if `key` holds nothing; true when written.
+    fn set_if_absent(
+        &self,
+        key: &CacheKey,
+        frame: Bytes,
+        ttl: Ttl,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Writes `frame` until `expires_at_ms` (ms since the Unix epoch) unless `key` holds a frame
+    /// written at or after `frame`'s own `cached_at`; true when written. A stored value that is
+    /// not a frame is overwritten; a frame of another version is left alone.
+    fn set_unless_newer(
+        &self,
+        key: &CacheKey,
+        frame: Bytes,
+        expires_at_ms: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes `key`; true when it existed.
+    fn delete(&self, key: &CacheKey) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes `key` only if it still holds exactly `expected`; true when removed.
+    fn delete_if_unchanged(
+        &self,
+        key: &CacheKey,
+        expected: Bytes,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Removes `key` unless it holds a frame written after `issued_at_ms` (or a frame of another
+    /// version); true when removed.
+    fn delete_unless_newer(
+        &self,
+        key: &CacheKey,
+        issued_at_ms: u64,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The time `key` has left, or `None` when it does not exist.
+    fn remaining_ttl(
+        &self,
+        key: &CacheKey,
+    ) -> impl Future<Output = Result<Option<Duration>>> + Send;
+
+    /// One page of the entries whose keys match `pattern`, starting at `cursor` (`None`: the
+    /// beginning). Memory stays bounded by the page, whatever the namespace holds.
+    fn walk(
+        &self,
+        pattern: &KeyPattern,
+        cursor: Option<WalkCursor>,
+        mode: WalkMode,
+    ) -> impl Future<Output = Result<WalkPage>> + Send;
+
+    /// Removes every key matching `pattern`, page by page, telling `removed` each key it removed;
+    /// returns how many it removed. When the store cannot finish (unavailable, or failing
+    /// part-way) the removal is queued for replay where the store keeps a queue, and the error
+    /// says [`Unavailable`](crate::ErrorKind::Unavailable).
+    fn remove_matching<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        removed: RemovedSink<'a>,
+    ) -> impl Future<Output = Result<u64>> + Send + 'a;
+
+    /// Checks the store (one round trip when it is available).
+    fn health(&self) -> impl Future<Output = HealthReport> + Send;
+
+    /// The server's memory figures (`INFO memory` for Redis); `Ok(None)` when it has none or is
+    /// unavailable.
+    fn server_memory(&self) -> impl Future<Output = Result<Option<RedisMemory>>> + Send;
+
+    /// The store's counters.
+    fn stats(&self) -> StoreStats;
+
+    /// Flushes what waits for the store, waiting up to `limit` for it to come back.
+    fn shutdown(&self, limit: Duration) -> impl Future<Output = ShutdownReport> + Send;
+}
+
+/// The dyn-compatible form of [`FrameStore`], implemented for every store.
+#[allow(
+    missing_docs,
+    reason = "each method mirrors the FrameStore method of the same name"
+)]
+pub trait DynFrameStore: Send + Sync {
+    fn info(&self) -> StoreInfo;
+    fn is_available(&self) -> bool;
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>>>;
+    fn get_many<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>>;
+    fn set<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        frame: Bytes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<StoreWrite>>;
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(CacheKey, Bytes)],
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<StoreWrite>>;
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        frame: Bytes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn set_unless_newer<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        frame: Bytes,
+        expires_at_ms: u64,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn delete<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<bool>>;
+    fn delete_if_unchanged<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        expected: Bytes,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn delete_unless_newer<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        issued_at_ms: u64,
+    ) -> BoxFuture<'a, Result<bool>>;
+    fn remaining_ttl<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Duration>>>;
+    fn walk<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        cursor: Option<WalkCursor>,
+        mode: WalkMode,
+    ) -> BoxFuture<'a, Result<WalkPage>>;
+    fn remove_matching<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        removed: RemovedSink<'a>,
+    ) -> BoxFuture<'a, Result<u64>>;
+    fn health(&self) -> BoxFuture<'_, HealthReport>;
+    fn server_memory(&self) -> BoxFuture<'_, Result<Option<RedisMemory>>>;
+    fn stats(&self) -> StoreStats;
+    fn shutdown(&self, limit: Duration) -> BoxFuture<'_, ShutdownReport>;
+}
+
+impl<S: FrameStore + ?Sized> DynFrameStore for S {
+    fn info(&self) -> StoreInfo {
+        FrameStore::info(self)
+    }
+    fn is_available(&self) -> bool {
+        FrameStore::is_available(self)
+    }
+    fn get<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Bytes>>> {
+        Box::pin(FrameStore::get(self, key))
+    }
+    fn get_many<'a>(&'a self, keys: &'a [CacheKey]) -> BoxFuture<'a, Result<Vec<Option<Bytes>>>> {
+        Box::pin(FrameStore::get_many(self, keys))
+    }
+    fn set<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        frame: Bytes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<StoreWrite>> {
+        Box::pin(FrameStore::set(self, key, frame, ttl))
+    }
+    fn set_many<'a>(
+        &'a self,
+        entries: &'a [(CacheKey, Bytes)],
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<StoreWrite>> {
+        Box::pin(FrameStore::set_many(self, entries, ttl))
+    }
+    fn set_if_absent<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        frame: Bytes,
+        ttl: Ttl,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(FrameStore::set_if_absent(self, key, frame, ttl))
+    }
+    fn set_unless_newer<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        frame: Bytes,
+        expires_at_ms: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(FrameStore::set_unless_newer(
+            self,
+            key,
+            frame,
+            expires_at_ms,
+        ))
+    }
+    fn delete<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(FrameStore::delete(self, key))
+    }
+    fn delete_if_unchanged<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        expected: Bytes,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(FrameStore::delete_if_unchanged(self, key, expected))
+    }
+    fn delete_unless_newer<'a>(
+        &'a self,
+        key: &'a CacheKey,
+        issued_at_ms: u64,
+    ) -> BoxFuture<'a, Result<bool>> {
+        Box::pin(FrameStore::delete_unless_newer(self, key, issued_at_ms))
+    }
+    fn remaining_ttl<'a>(&'a self, key: &'a CacheKey) -> BoxFuture<'a, Result<Option<Duration>>> {
+        Box::pin(FrameStore::remaining_ttl(self, key))
+    }
+    fn walk<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        cursor: Option<WalkCursor>,
+        mode: WalkMode,
+    ) -> BoxFuture<'a, Result<WalkPage>> {
+        Box::pin(FrameStore::walk(self, pattern, cursor, mode))
+    }
+    fn remove_matching<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        removed: RemovedSink<'a>,
+    ) -> BoxFuture<'a, Result<u64>> {
+        Box::pin(FrameStore::remove_matching(self, pattern, removed))
+    }
+    fn health(&self) -> BoxFuture<'_, HealthReport> {
+        Box::pin(FrameStore::health(self))
+    }
+    fn server_memory(&self) -> BoxFuture<'_, Result<Option<RedisMemory>>> {
+        Box::pin(FrameStore::server_memory(self))
+    }
+    fn stats(&self) -> StoreStats {
+        FrameStore::stats(self)
+    }
+    fn shutdown(&self, limit: Duration) -> BoxFuture<'_, ShutdownReport> {
+        Box::pin(FrameStore::shutdown(self, limit))
+    }
+}

@@ -1,0 +1,322 @@
+//! [`MemoryFrameStore`]: a [`FrameStore`] in process memory, for tests and memory-only tools.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_core::frame::{Stamp, stamp};
+use cache_core::{
+    CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, RedisMemory,
+    RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor,
+    WalkEntry, WalkMode, WalkPage, unix_millis,
+};
+
+/// Entries a walk page holds at most.
+const PAGE_SIZE: usize = 1000;
+
+struct Stored {
+    frame: Bytes,
+    expires_at: Instant,
+}
+
+/// A [`FrameStore`] kept in this process: a sorted map under one lock, with TTLs enforced on read.
+///
+/// It is not a cache (no byte budget, no eviction) and not shared between processes; it exists so
+/// that tools and tests can run against the same contract as Redis. Cloning shares the entries.
+///
+/// ```
+/// # tokio_test_block_on(async {
+/// use cache_core::{CacheKey, FrameStore, Ttl};
+/// use cache_memory::MemoryFrameStore;
+///
+/// let store = MemoryFrameStore::new("app");
+/// let key = CacheKey::new("k")?;
+/// store.set(&key, "frame".into(), Ttl::from_secs(60)?).await?;
+/// assert_eq!(store.get(&key).await?.as_deref(), Some(&b"frame"[..]));
+/// assert_eq!(store.info().full_key(&key), "app:k");
+/// # Ok::<(), cache_core::Error>(()) }).unwrap();
+/// # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct MemoryFrameStore {
+    namespace: Arc<str>,
+    entries: Arc<Mutex<BTreeMap<CacheKey, Stored>>>,
+    max_frame_size: usize,
+}
+
+impl fmt::Debug for MemoryFrameStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryFrameStore")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MemoryFrameStore {
+    /// An empty store over `namespace`, accepting frames up to 64 MiB.
+    pub fn new(namespace: impl AsRef<str>) -> Self {
+        Self {
+            namespace: Arc::from(namespace.as_ref()),
+            entries: Arc::new(Mutex::new(BTreeMap::new())),
+            max_frame_size: cache_core::frame::DEFAULT_MAX_PAYLOAD,
+        }
+    }
+
+    /// The same store accepting frames up to `max_frame_size` bytes.
+    #[must_use]
+    pub fn with_max_frame_size(mut self, max_frame_size: usize) -> Self {
+        self.max_frame_size = max_frame_size;
+        self
+    }
+
+    /// How many live entries the store holds.
+    pub fn len(&self) -> usize {
+        let now = Instant::now();
+        self.lock().values().filter(|s| s.expires_at > now).count()
+    }
+
+    /// Whether the store holds no live entry.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<CacheKey, Stored>> {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn live(&self, key: &CacheKey) -> Option<Bytes> {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some(stored) if stored.expires_at > now => Some(stored.frame.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn check_size(&self, frame: &Bytes) -> Result<()> {
+        if frame.len() > self.max_frame_size {
+            return Err(
+                Error::new(ErrorKind::CapacityExceeded, "frame too large for the store")
+                    .with_context("size", frame.len())
+                    .with_context("allowed", format!("0..={} bytes", self.max_frame_size)),
+            );
+        }
+        Ok(())
+    }
+
+    fn put(&self, key: &CacheKey, frame: Bytes, expires_at: Instant) {
+        self.lock()
+            .insert(key.clone(), Stored { frame, expires_at });
+    }
+}
+
+fn instant_of(expires_at_ms: u64) -> Option<Instant> {
+    let left = expires_at_ms
+        .checked_sub(unix_millis())
+        .filter(|ms| *ms > 0)?;
+    Instant::now().checked_add(Duration::from_millis(left))
+}
+
+#[deny(clippy::missing_trait_methods)]
+impl FrameStore for MemoryFrameStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo::new("memory", &*self.namespace, self.max_frame_size)
+    }
+
+    fn is_available(&self) -> bool {
+        true
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
+        Ok(self.live(key))
+    }
+
+    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
+        Ok(keys.iter().map(|key| self.live(key)).collect())
+    }
+
+    async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
+        self.check_size(&frame)?;
+        self.put(key, frame, Instant::now() + ttl.as_duration());
+        Ok(StoreWrite::Written)
+    }
+
+    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Ttl) -> Result<StoreWrite> {
+        for (_, frame) in entries {
+            self.check_size(frame)?;
+        }
+        let expires_at = Instant::now() + ttl.as_duration();
+        for (key, frame) in entries {
+            self.put(key, frame.clone(), expires_at);
+        }
+        Ok(StoreWrite::Written)
+    }
+
+    async fn set_if_absent(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<bool> {
+        self.check_size(&frame)?;
+        if self.live(key).is_some() {
+            return Ok(false);
+        }
+        self.put(key, frame, Instant::now() + ttl.as_duration());
+        Ok(true)
+    }
+
+    async fn set_unless_newer(
+        &self,
+        key: &CacheKey,
+        frame: Bytes,
+        expires_at_ms: u64,
+    ) -> Result<bool> {
+        self.check_size(&frame)?;
+        let Some(expires_at) = instant_of(expires_at_ms) else {
+            return Ok(false);
+        };
+        let Stamp::WrittenAt(incoming) = stamp(&frame) else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "set_unless_newer needs a frame of this version",
+            ));
+        };
+        let blocked = match self.live(key).as_deref().map(stamp) {
+            Some(Stamp::OtherVersion) => true,
+            Some(Stamp::WrittenAt(stored)) => stored >= incoming,
+            Some(_) | None => false,
+        };
+        if blocked {
+            return Ok(false);
+        }
+        self.put(key, frame, expires_at);
+        Ok(true)
+    }
+
+    async fn delete(&self, key: &CacheKey) -> Result<bool> {
+        Ok(self.live(key).is_some() && self.lock().remove(key).is_some())
+    }
+
+    async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
+        let mut entries = self.lock();
+        if entries.get(key).is_some_and(|s| s.frame == expected) {
+            entries.remove(key);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
+        let blocked = match self.live(key).as_deref().map(stamp) {
+            None => return Ok(false),
+            Some(Stamp::OtherVersion) => true,
+            Some(Stamp::WrittenAt(stored)) => stored > issued_at_ms,
+            Some(_) => false,
+        };
+        Ok(!blocked && self.lock().remove(key).is_some())
+    }
+
+    async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .get(key)
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.expires_at - now))
+    }
+
+    async fn walk(
+        &self,
+        pattern: &KeyPattern,
+        cursor: Option<WalkCursor>,
+        mode: WalkMode,
+    ) -> Result<WalkPage> {
+        let start = match &cursor {
+            None => Bound::Unbounded,
+            Some(cursor) => {
+                let after = std::str::from_utf8(cursor.state())
+                    .ok()
+                    .and_then(|text| CacheKey::new(text).ok())
+                    .ok_or_else(|| {
+                        Error::new(ErrorKind::InvalidInput, "not a cursor of this store")
+                    })?;
+                Bound::Excluded(after)
+            }
+        };
+        let now = Instant::now();
+        let entries = self.lock();
+        let mut page = Vec::new();
+        let mut last = None;
+        for (key, stored) in entries.range((start, Bound::Unbounded)) {
+            if page.len() >= PAGE_SIZE {
+                break;
+            }
+            last = Some(key.clone());
+            if stored.expires_at <= now || !pattern.matches(key.as_str()) {
+                continue;
+            }
+            let (frame, ttl) = match mode {
+                WalkMode::Frames => (Some(stored.frame.clone()), Some(stored.expires_at - now)),
+                _ => (None, None),
+            };
+            page.push(WalkEntry::new(key.clone(), frame, ttl));
+        }
+        let more = last.as_ref().is_some_and(|last| {
+            entries
+                .range((Bound::Excluded(last.clone()), Bound::Unbounded))
+                .next()
+                .is_some()
+        });
+        let next = last
+            .filter(|_| more)
+            .map(|last| WalkCursor::from_state(last.as_str().as_bytes().to_vec()));
+        Ok(WalkPage::new(page, next))
+    }
+
+    async fn remove_matching<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        removed: RemovedSink<'a>,
+    ) -> Result<u64> {
+        let mut cursor = None;
+        let mut count = 0;
+        loop {
+            let page = FrameStore::walk(self, pattern, cursor, WalkMode::Keys).await?;
+            for entry in &page.entries {
+                if self.lock().remove(&entry.key).is_some() {
+                    removed(&entry.key);
+                    count += 1;
+                }
+            }
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(count),
+            }
+        }
+    }
+
+    async fn health(&self) -> HealthReport {
+        HealthReport::new(L2Health::Connected {
+            latency: Duration::ZERO,
+        })
+    }
+
+    async fn server_memory(&self) -> Result<Option<RedisMemory>> {
+        Ok(None)
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+
+    async fn shutdown(&self, _limit: Duration) -> ShutdownReport {
+        ShutdownReport::default()
+    }
+}

@@ -1,0 +1,261 @@
+//! [`SharedTier`]: a [`FrameStore`](cache_core::FrameStore) seen through a frame codec — what both
+//! two-tier caches put behind their [`NearCache`](crate::NearCache).
+//!
+//! It encodes values into frames (compression, encryption bound to the full key), decodes what the
+//! store returns, and applies the stored-bytes rules in one place: a corrupt frame is a miss, is
+//! deleted if unchanged and is counted; a frame this build cannot read is a miss left in place; a
+//! frame past its soft expiry is a miss.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use cache_core::frame::{Codec, Compression, Frame, FrameCodec, FrameMeta};
+use cache_core::{
+    CacheKey, DynFrameStore, ErrorKind, Layer, Recorder, Result, StoreInfo, StoreStats, StoreWrite,
+    Ttl, unix_millis,
+};
+
+/// How a [`SharedTier`] was used, with its store's own counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct L2Stats {
+    /// Reads the store answered with a readable, fresh frame.
+    pub hits: u64,
+    /// Reads that found nothing usable (absent, expired, undecodable, or failed).
+    pub misses: u64,
+    /// Stored values that were not valid frames; each was deleted.
+    pub corrupt_entries: u64,
+    /// Stored frames this build cannot read (a newer frame version, or encrypted with a key it
+    /// lacks); they are misses and are left in place for the instances that can read them.
+    pub unreadable_entries: u64,
+    /// The store's own counters (errors, replay queue).
+    pub store: StoreStats,
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    corrupt: AtomicU64,
+    unreadable: AtomicU64,
+}
+
+/// A frame store with the codec that reads and writes its frames.
+#[derive(Clone)]
+pub struct SharedTier {
+    store: Arc<dyn DynFrameStore>,
+    info: Arc<StoreInfo>,
+    codec: FrameCodec,
+    recorder: Option<Arc<dyn Recorder>>,
+    counters: Arc<Counters>,
+}
+
+impl fmt::Debug for SharedTier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SharedTier")
+            .field("store", &self.info)
+            .field("codec", &self.codec)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl SharedTier {
+    /// `store` read and written through `codec`, reporting to `recorder`.
+    pub fn new(
+        store: Arc<dyn DynFrameStore>,
+        codec: FrameCodec,
+        recorder: Option<Arc<dyn Recorder>>,
+    ) -> Self {
+        let info = Arc::new(store.info());
+        Self {
+            store,
+            info,
+            codec,
+            recorder,
+            counters: Arc::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn DynFrameStore> {
+        &self.store
+    }
+
+    /// What the store is (its namespace and limits).
+    pub fn info(&self) -> &StoreInfo {
+        &self.info
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &FrameCodec {
+        &self.codec
+    }
+
+    /// The full key of `key`: `{namespace}:{key}`.
+    pub fn full_key(&self, key: &CacheKey) -> String {
+        self.info.full_key(key)
+    }
+
+    /// Whether the store looks available (no network call).
+    pub fn is_available(&self) -> bool {
+        self.store.is_available()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> L2Stats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        L2Stats {
+            hits: load(&self.counters.hits),
+            misses: load(&self.counters.misses),
+            corrupt_entries: load(&self.counters.corrupt),
+            unreadable_entries: load(&self.counters.unreadable),
+            store: self.store.stats(),
+        }
+    }
+
+    /// Reads and decodes the frame of `key`; a frame counts while `now < expires_at + grace_ms`
+    /// (serve-stale reads pass the window as grace). Counted as a hit or a miss.
+    ///
+    /// # Errors
+    /// Store errors other than unavailability (for example [`ErrorKind::Auth`]).
+    pub async fn read(&self, key: &CacheKey, grace_ms: u64) -> Result<Option<Frame>> {
+        let frame = match self.store.get(key).await {
+            Ok(Some(raw)) => self.decode(key, raw, grace_ms).await,
+            Ok(None) => None,
+            Err(e) if e.is_transient() => None,
+            Err(e) => return Err(e),
+        };
+        bump(if frame.is_some() {
+            &self.counters.hits
+        } else {
+            &self.counters.misses
+        });
+        Ok(frame)
+    }
+
+    /// Reads and decodes several frames (one round trip); one slot per key.
+    ///
+    /// # Errors
+    /// As [`read`](Self::read).
+    pub async fn read_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Frame>>> {
+        let raws = match self.store.get_many(keys).await {
+            Ok(raws) => raws,
+            Err(e) if e.is_transient() => vec![None; keys.len()],
+            Err(e) => return Err(e),
+        };
+        let mut frames = Vec::with_capacity(keys.len());
+        for (key, raw) in keys.iter().zip(raws) {
+            let frame = match raw {
+                Some(raw) => self.decode(key, raw, 0).await,
+                None => None,
+            };
+            bump(if frame.is_some() {
+                &self.counters.hits
+            } else {
+                &self.counters.misses
+            });
+            frames.push(frame);
+        }
+        Ok(frames)
+    }
+
+    /// Encodes `payload` as the frame of `key` (recording what compression did).
+    ///
+    /// # Errors
+    /// [`ErrorKind::CapacityExceeded`] above the codec's limit; what the cipher returns.
+    pub fn encode(
+        &self,
+        key: &CacheKey,
+        meta: &FrameMeta,
+        codec: Codec,
+        payload: &[u8],
+    ) -> Result<Bytes> {
+        let started = self.recorder.as_ref().map(|_| Instant::now());
+        let encoded = self
+            .codec
+            .encode(&self.full_key(key), meta, codec, payload)?;
+        if let (Some(recorder), Some(started)) = (&self.recorder, started)
+            && encoded.compression != Compression::None
+        {
+            recorder.record_compression(
+                encoded.original_size,
+                encoded.bytes.len(),
+                started.elapsed(),
+            );
+        }
+        Ok(Bytes::from(encoded.bytes))
+    }
+
+    /// Writes `payload` as the frame of `key`, kept by the store for `ttl`. The frame's soft expiry
+    /// is clamped to `ttl`, so it never claims more life than the store gives the key.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode); store errors other than unavailability.
+    pub async fn write(
+        &self,
+        key: &CacheKey,
+        meta: &FrameMeta,
+        codec: Codec,
+        payload: &[u8],
+        ttl: Ttl,
+    ) -> Result<StoreWrite> {
+        let latest_expiry = unix_millis().saturating_add(ttl.as_millis());
+        let frame = if meta.expires_at_ms > latest_expiry {
+            let mut clamped = meta.clone();
+            clamped.expires_at_ms = latest_expiry;
+            self.encode(key, &clamped, codec, payload)?
+        } else {
+            self.encode(key, meta, codec, payload)?
+        };
+        self.store.set(key, frame, ttl).await
+    }
+
+    /// Writes several payloads with one metadata and TTL.
+    ///
+    /// # Errors
+    /// As [`write`](Self::write); nothing is written when one payload cannot be encoded.
+    pub async fn write_many(
+        &self,
+        entries: &[(CacheKey, Bytes)],
+        meta: &FrameMeta,
+        codec: Codec,
+        ttl: Ttl,
+    ) -> Result<StoreWrite> {
+        let mut frames = Vec::with_capacity(entries.len());
+        for (key, payload) in entries {
+            frames.push((key.clone(), self.encode(key, meta, codec, payload)?));
+        }
+        self.store.set_many(&frames, ttl).await
+    }
+
+    async fn decode(&self, key: &CacheKey, stored: Bytes, grace_ms: u64) -> Option<Frame> {
+        let error = match self.codec.decode(&self.full_key(key), stored.clone()) {
+            Ok(frame) if frame.meta.expires_at_ms.saturating_add(grace_ms) > unix_millis() => {
+                return Some(frame);
+            }
+            Ok(_) => return None,
+            Err(e) => e,
+        };
+        if let Some(recorder) = &self.recorder {
+            recorder.record_corrupt_entry(Layer::L2, error.kind());
+        }
+        if error.kind() != ErrorKind::Corrupted {
+            bump(&self.counters.unreadable);
+            tracing::debug!(error = %error, "unreadable value in the shared tier left in place");
+            return None;
+        }
+        bump(&self.counters.corrupt);
+        tracing::warn!(error = %error, "undecodable value in the shared tier; deleting it");
+        if let Err(e) = self.store.delete_if_unchanged(key, stored).await {
+            tracing::debug!(error = %e, "could not delete the undecodable value");
+        }
+        None
+    }
+}

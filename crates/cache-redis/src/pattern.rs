@@ -1,0 +1,232 @@
+//! Pattern work on a connection of its own: `SCAN MATCH … COUNT` pages, pipelined `UNLINK`s
+//! counted from their replies, and frame reads for walks. Never `KEYS`.
+//!
+//! Walks take their connection from a small pool built on the one connection factory, so a long
+//! walk never queues in front of hot-path commands, its slowness never trips the breaker, and a
+//! walk does not pay TCP + TLS + AUTH anew. A connection that failed a step is discarded instead of
+//! going back to the pool.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cache_core::{CacheKey, Error, ErrorKind, Result, WalkCursor, WalkEntry};
+use deadpool::managed::{self, Metrics, Object, Pool, RecycleResult};
+use redis::aio::MultiplexedConnection;
+
+use crate::client::{ConnectionFactory, map_redis_error, with_timeout};
+
+/// The least time one step of a walk (a `SCAN` page, an `UNLINK` batch) may take.
+pub(crate) const WALK_STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections a store keeps for walks.
+const WALK_POOL_SIZE: usize = 4;
+
+/// Opens walk connections through the factory.
+pub(crate) struct WalkConnections {
+    factory: ConnectionFactory,
+}
+
+impl managed::Manager for WalkConnections {
+    type Type = MultiplexedConnection;
+    type Error = Error;
+
+    async fn create(&self) -> Result<MultiplexedConnection> {
+        self.factory.dedicated().await
+    }
+
+    async fn recycle(
+        &self,
+        _conn: &mut MultiplexedConnection,
+        _: &Metrics,
+    ) -> RecycleResult<Error> {
+        // No PING per checkout (a round trip each): a connection that fails a step is discarded
+        // by `WalkConnection::discard` instead.
+        Ok(())
+    }
+}
+
+/// A pooled walk connection.
+pub(crate) type WalkConnection = Object<WalkConnections>;
+
+/// The pool of walk connections.
+pub(crate) struct WalkPool {
+    pool: Pool<WalkConnections>,
+    step_timeout: Duration,
+    connect_timeout: Duration,
+}
+
+impl WalkPool {
+    pub(crate) fn new(
+        factory: ConnectionFactory,
+        command_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self> {
+        let pool = Pool::builder(WalkConnections { factory })
+            .max_size(WALK_POOL_SIZE)
+            .build()
+            .map_err(|e| {
+                Error::new(ErrorKind::Config, "cannot build the walk connection pool")
+                    .with_source(e)
+            })?;
+        Ok(Self {
+            pool,
+            step_timeout: command_timeout.max(WALK_STEP_TIMEOUT),
+            connect_timeout,
+        })
+    }
+
+    /// A connection for one walk step, under the connect timeout (waiting for a free one
+    /// included).
+    pub(crate) async fn get(&self) -> Result<WalkConnection> {
+        with_timeout(self.connect_timeout, "walk connection", async {
+            self.pool.get().await.map_err(|e| match e {
+                managed::PoolError::Backend(e) => e,
+                other => Error::new(ErrorKind::Connection, "no walk connection").with_source(other),
+            })
+        })
+        .await
+    }
+
+    /// Runs one step on `conn`; a failed step discards the connection.
+    pub(crate) async fn step<T, F>(
+        &self,
+        conn: &mut Option<WalkConnection>,
+        what: &'static str,
+        command: impl FnOnce(MultiplexedConnection) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        let Some(object) = conn.as_ref() else {
+            return Err(Error::new(ErrorKind::Connection, "walk connection lost"));
+        };
+        // A multiplexed connection is a cheap handle: the step owns a clone of it.
+        let handle = MultiplexedConnection::clone(object);
+        let result = with_timeout(self.step_timeout, what, async {
+            command(handle)
+                .await
+                .map_err(|e| map_redis_error(e, "Redis walk step failed"))
+        })
+        .await;
+        if result.is_err()
+            && let Some(object) = conn.take()
+        {
+            drop(Object::take(object));
+        }
+        result
+    }
+}
+
+/// A SCAN cursor as a walk cursor (8 bytes, big-endian).
+pub(crate) fn cursor_of(next: u64) -> Option<WalkCursor> {
+    (next != 0).then(|| WalkCursor::from_state(next.to_be_bytes().to_vec()))
+}
+
+/// The SCAN cursor a walk cursor holds.
+pub(crate) fn scan_cursor(cursor: Option<&WalkCursor>) -> Result<u64> {
+    let Some(cursor) = cursor else {
+        return Ok(0);
+    };
+    let bytes: [u8; 8] = cursor.state().try_into().map_err(|_| {
+        Error::new(ErrorKind::InvalidInput, "not a cursor of a Redis store")
+            .with_context("cursor_len", cursor.state().len())
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+/// One `SCAN` page: the next cursor and the logical keys found under `prefix`.
+pub(crate) async fn scan_page(
+    pool: &WalkPool,
+    conn: &mut Option<WalkConnection>,
+    cursor: u64,
+    full_pattern: &str,
+    prefix: &str,
+    count: usize,
+) -> Result<(u64, Vec<CacheKey>)> {
+    let (next, batch) = pool
+        .step(conn, "SCAN", |mut c| async move {
+            redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(full_pattern)
+                .arg("COUNT")
+                .arg(count)
+                .query_async::<(u64, Vec<Vec<u8>>)>(&mut c)
+                .await
+        })
+        .await?;
+    let keys = batch
+        .into_iter()
+        .filter_map(|raw| String::from_utf8(raw).ok())
+        .filter_map(|name| {
+            name.strip_prefix(prefix)
+                .and_then(|logical| CacheKey::new(logical).ok())
+        })
+        .collect();
+    Ok((next, keys))
+}
+
+/// Pipelined `UNLINK`s of `keys`; one flag per key, true when it existed.
+pub(crate) async fn unlink(
+    pool: &WalkPool,
+    conn: &mut Option<WalkConnection>,
+    prefix: &str,
+    keys: &[CacheKey],
+) -> Result<Vec<bool>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for key in keys {
+        pipe.cmd("UNLINK").arg(format!("{prefix}{key}"));
+    }
+    let replies = pool
+        .step(conn, "UNLINK", |mut c| async move {
+            pipe.query_async::<Vec<i64>>(&mut c).await
+        })
+        .await?;
+    Ok(replies.into_iter().map(|n| n > 0).collect())
+}
+
+/// Pipelined `GET` + `PTTL` of `keys`: the frames as stored and their remaining TTLs (keys gone
+/// since the SCAN are left out).
+pub(crate) async fn read_frames(
+    pool: &WalkPool,
+    conn: &mut Option<WalkConnection>,
+    prefix: &str,
+    keys: Vec<CacheKey>,
+) -> Result<Vec<WalkEntry>> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut pipe = redis::pipe();
+    for key in &keys {
+        let name = format!("{prefix}{key}");
+        pipe.cmd("GET").arg(&name).cmd("PTTL").arg(&name);
+    }
+    let replies = pool
+        .step(conn, "GET + PTTL", |mut c| async move {
+            pipe.query_async::<Vec<redis::Value>>(&mut c).await
+        })
+        .await?;
+    let mut entries = Vec::with_capacity(keys.len());
+    let mut replies = replies.into_iter();
+    for key in keys {
+        let (Some(frame), Some(ttl)) = (replies.next(), replies.next()) else {
+            break;
+        };
+        let frame = match frame {
+            redis::Value::BulkString(bytes) => Bytes::from(bytes),
+            _ => continue,
+        };
+        let ttl = match ttl {
+            redis::Value::Int(ms) if ms >= 0 => {
+                Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+            }
+            _ => None,
+        };
+        entries.push(WalkEntry::new(key, Some(frame), ttl));
+    }
+    Ok(entries)
+}

@@ -1,0 +1,407 @@
+//! [`RedisStore`]: one Redis server as a [`FrameStore`].
+//!
+//! Hot-path commands share one multiplexed connection behind the circuit breaker (`link.rs`),
+//! each under our timeout; walks run on pooled connections of their own (`pattern.rs`); what Redis
+//! cannot take while it is unavailable waits in the replay queue (`replay.rs`).
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use cache_core::frame::{Stamp, stamp};
+use cache_core::{
+    CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Recorder,
+    RedisMemory, RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl,
+    WalkCursor, WalkMode, WalkPage, escape_glob, unix_millis,
+};
+use redis::aio::ConnectionManager;
+use tokio::sync::Notify;
+
+use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
+use crate::config::RedisCacheConfig;
+use crate::link::{BreakerSettings, L2Link};
+use crate::pattern::{WalkPool, cursor_of, read_frames, scan_cursor, scan_page, unlink};
+use crate::replay::{
+    DELETE_IF_NOT_NEWER, Pending, ReplayQueue, ReplayTarget, SET_IF_NEWER, flush, queue_item,
+};
+
+/// Deletes a key only if it still holds the bytes that were read, so deleting an undecodable value
+/// never removes a valid one written meanwhile by another instance.
+const DELETE_IF_UNCHANGED: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('UNLINK', KEYS[1])
+end
+return 0
+";
+
+#[derive(Default)]
+struct Counters {
+    errors: AtomicU64,
+    skipped: AtomicU64,
+}
+
+pub(crate) struct StoreInner {
+    namespace: String,
+    prefix: String,
+    scan_prefix: String,
+    link: Arc<L2Link>,
+    walks: WalkPool,
+    command_timeout: Duration,
+    reconnect_delays: (Duration, Duration),
+    scan_count: usize,
+    max_frame_size: usize,
+    replay: ReplayQueue,
+    counters: Counters,
+    set_if_newer: redis::Script,
+    delete_if_not_newer: redis::Script,
+    delete_if_unchanged: redis::Script,
+}
+
+impl Drop for StoreInner {
+    fn drop(&mut self) {
+        // Lets the replayer task see that the store is gone and end.
+        self.replay.wake.notify_one();
+    }
+}
+
+/// One Redis server as the shared tier: the [`FrameStore`] behind [`GenericRedisCache`] and the AI
+/// cache. Cloning is cheap and shares the connection, breaker and replay queue.
+///
+/// - Every command runs under `command_timeout`; connection errors, or `breaker_failure_threshold`
+///   timeouts in a row, open the circuit breaker, and while it is open calls skip Redis at no
+///   network cost (reads miss, writes and removals are queued for replay).
+/// - Replay never overwrites a newer value written meanwhile by another instance, and a replayed
+///   removal never removes a value written after it was issued.
+/// - Wrong credentials, a denied permission or a TLS failure are errors, never degraded mode.
+///
+/// [`GenericRedisCache`]: crate::GenericRedisCache
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<StoreInner>,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("namespace", &self.inner.namespace)
+            .field("link", &self.inner.link)
+            .finish_non_exhaustive()
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+fn unavailable() -> Error {
+    Error::new(ErrorKind::Unavailable, "Redis is unavailable")
+}
+
+impl RedisStore {
+    /// Connects to the Redis of `config.redis_url` under the namespace `config.key_prefix`,
+    /// reporting breaker transitions to `recorder`.
+    ///
+    /// Redis being unreachable is not an error: the store starts with its breaker open and
+    /// reconnects in the background.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] without a URL or with an invalid one; [`ErrorKind::Auth`] or
+    /// [`ErrorKind::Tls`] when Redis refuses the connection.
+    pub async fn connect(
+        config: &RedisCacheConfig,
+        recorder: Option<Arc<dyn Recorder>>,
+    ) -> Result<Self> {
+        config.validate().into_result()?;
+        let url = config.redis_url.as_deref().ok_or_else(|| {
+            Error::new(ErrorKind::Config, "a Redis store needs a URL")
+                .with_context("field", "redis_url")
+                .with_context("value", "unset")
+        })?;
+        let timeouts = ConnectTimeouts::new(config.connect_timeout, config.reconnect_max_delay);
+        let factory = ConnectionFactory::new(url, &config.security, timeouts)?;
+        let wake = Arc::new(Notify::new());
+        let settings = BreakerSettings {
+            probe_timeout: config.connect_timeout + config.command_timeout,
+            min_delay: config.reconnect_min_delay,
+            max_delay: config.reconnect_max_delay,
+            failure_threshold: config.breaker_failure_threshold,
+            enabled: config.breaker_enabled,
+        };
+        let walks = WalkPool::new(
+            factory.clone(),
+            config.command_timeout,
+            config.connect_timeout,
+        )?;
+        let link = L2Link::connect(factory, settings, Arc::clone(&wake), recorder).await?;
+        let prefix = format!("{}:", config.key_prefix);
+        Ok(Self {
+            inner: Arc::new(StoreInner {
+                namespace: config.key_prefix.clone(),
+                scan_prefix: escape_glob(&prefix),
+                prefix,
+                link,
+                walks,
+                command_timeout: config.command_timeout,
+                reconnect_delays: (config.reconnect_min_delay, config.reconnect_max_delay),
+                scan_count: config.scan_count.max(1),
+                max_frame_size: config.max_value_size.saturating_add(1024),
+                replay: ReplayQueue::new(config.replay_queue_capacity, wake),
+                counters: Counters::default(),
+                set_if_newer: redis::Script::new(SET_IF_NEWER),
+                delete_if_not_newer: redis::Script::new(DELETE_IF_NOT_NEWER),
+                delete_if_unchanged: redis::Script::new(DELETE_IF_UNCHANGED),
+            }),
+        })
+    }
+
+    /// The Redis key of `key`: `{namespace}:{key}`.
+    pub fn redis_key(&self, key: &CacheKey) -> String {
+        self.inner.redis_key(key)
+    }
+}
+
+impl StoreInner {
+    fn redis_key(&self, key: &CacheKey) -> String {
+        let mut out = String::with_capacity(self.prefix.len() + key.len());
+        out.push_str(&self.prefix);
+        out.push_str(key.as_str());
+        out
+    }
+
+    /// The shared connection; `Ok(None)` (counted) when Redis is unavailable; the refusal when
+    /// Redis refuses the cache.
+    fn connection(self: &Arc<Self>) -> Result<Option<(ConnectionManager, u64)>> {
+        let found = self.link.connection()?;
+        if found.is_none() {
+            bump(&self.counters.skipped);
+        }
+        Ok(found)
+    }
+
+    /// Runs one hot-path command under our timeout; failures feed the breaker.
+    async fn run<T>(
+        &self,
+        generation: u64,
+        what: &'static str,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
+        let result = with_timeout(self.command_timeout, what, async {
+            command
+                .await
+                .map_err(|e| map_redis_error(e, "Redis command failed"))
+        })
+        .await;
+        match &result {
+            Ok(_) => self.link.observe_success(),
+            Err(e) => {
+                bump(&self.counters.errors);
+                self.link.observe_failure(e, generation);
+                tracing::debug!(operation = what, error = %e, "Redis command failed");
+            }
+        }
+        result
+    }
+
+    /// Runs `command` on the shared connection; `Err(Unavailable)` when the breaker is open.
+    async fn hot<T, F>(
+        self: &Arc<Self>,
+        what: &'static str,
+        command: impl FnOnce(ConnectionManager) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        let Some((conn, generation)) = self.connection()? else {
+            return Err(unavailable());
+        };
+        self.run(generation, what, command(conn)).await
+    }
+
+    fn queue(self: &Arc<Self>, item: Pending) -> StoreWrite {
+        if queue_item(self, item) {
+            StoreWrite::Queued
+        } else {
+            StoreWrite::Dropped
+        }
+    }
+
+    fn pending_set(key: &CacheKey, frame: Bytes, ttl: Ttl) -> Pending {
+        let cached_at_ms = match stamp(&frame) {
+            Stamp::WrittenAt(at) => at,
+            _ => unix_millis(),
+        };
+        Pending::Set {
+            key: key.clone(),
+            frame: frame.to_vec(),
+            cached_at_ms,
+            expires_at_ms: unix_millis().saturating_add(ttl.as_millis()),
+        }
+    }
+
+    /// After a delete or invalidation reached Redis: queued writes of the keys it covers must not
+    /// bring them back. A write being replayed right now is not in the queue, so the removal is
+    /// queued too (replayed after it) in that case.
+    fn after_removal(self: &Arc<Self>, pattern: &KeyPattern, pending: impl FnOnce() -> Pending) {
+        if !self.replay.is_enabled() {
+            return;
+        }
+        if self.replay.depth() > 0 {
+            self.replay.forget(pattern);
+        }
+        if self.replay.is_replaying() {
+            self.queue(pending());
+        }
+    }
+
+    fn full_pattern(&self, pattern: &KeyPattern) -> String {
+        format!("{}{}", self.scan_prefix, pattern.as_str())
+    }
+
+    /// Walks and unlinks page by page, telling `removed` each key removed.
+    async fn unlink_matching(
+        self: &Arc<Self>,
+        pattern: &KeyPattern,
+        removed: RemovedSink<'_>,
+    ) -> Result<u64> {
+        if self.link.connection()?.is_none() {
+            return Err(unavailable());
+        }
+        let full = self.full_pattern(pattern);
+        let mut conn = Some(self.walks.get().await?);
+        let (mut cursor, mut count) = (0, 0);
+        loop {
+            let (next, keys) = scan_page(
+                &self.walks,
+                &mut conn,
+                cursor,
+                &full,
+                &self.prefix,
+                self.scan_count,
+            )
+            .await?;
+            let gone = unlink(&self.walks, &mut conn, &self.prefix, &keys).await?;
+            for (key, existed) in keys.iter().zip(gone) {
+                if existed {
+                    removed(key);
+                    count += 1;
+                }
+            }
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+}
+
+impl ReplayTarget for StoreInner {
+    fn replay_queue(&self) -> &ReplayQueue {
+        &self.replay
+    }
+
+    fn is_available(&self) -> bool {
+        self.link.is_available()
+    }
+
+    fn poke(self: &Arc<Self>) {
+        let _ = self.link.connection();
+    }
+
+    fn retry_delays(&self) -> (Duration, Duration) {
+        self.reconnect_delays
+    }
+
+    async fn apply(self: &Arc<Self>, item: &Pending) -> Result<bool> {
+        match item {
+            Pending::Set {
+                key,
+                frame,
+                cached_at_ms,
+                expires_at_ms,
+            } => {
+                if *expires_at_ms <= unix_millis() {
+                    return Ok(false);
+                }
+                let mut invocation = self.set_if_newer.key(self.redis_key(key));
+                invocation
+                    .arg(frame.as_slice())
+                    .arg(*cached_at_ms)
+                    .arg(*expires_at_ms);
+                let applied = self
+                    .hot("replay SET", |mut c| async move {
+                        invocation.invoke_async::<i64>(&mut c).await
+                    })
+                    .await?;
+                Ok(applied == 1)
+            }
+            Pending::Delete { key, at_ms } => {
+                let mut invocation = self.delete_if_not_newer.key(self.redis_key(key));
+                invocation.arg(*at_ms);
+                let reply = self
+                    .hot("replay UNLINK", |mut c| async move {
+                        invocation.invoke_async::<i64>(&mut c).await
+                    })
+                    .await?;
+                Ok(reply >= 0)
+            }
+            Pending::Invalidate { pattern, at_ms } => {
+                if self.link.connection()?.is_none() {
+                    return Err(unavailable());
+                }
+                let full = self.full_pattern(pattern);
+                let mut conn = Some(self.walks.get().await?);
+                let mut cursor = 0;
+                loop {
+                    let (next, keys) = scan_page(
+                        &self.walks,
+                        &mut conn,
+                        cursor,
+                        &full,
+                        &self.prefix,
+                        self.scan_count,
+                    )
+                    .await?;
+                    for key in keys {
+                        let mut invocation = self.delete_if_not_newer.key(self.redis_key(&key));
+                        invocation.arg(*at_ms);
+                        self.walks
+                            .step(&mut conn, "replay invalidation", |mut c| async move {
+                                invocation.invoke_async::<i64>(&mut c).await
+                            })
+                            .await?;
+                    }
+                    if next == 0 {
+                        return Ok(true);
+                    }
+                    cursor = next;
+                }
+            }
+        }
+    }
+}
+
+fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: bool) -> Error {
+    let error = Error::new(
+        ErrorKind::Unavailable,
+        "invalidation reached L1 only: Redis could not be walked, and may still hold matching keys",
+    )
+    .with_context("pattern", pattern.as_str())
+    .with_context("queued_for_replay", queued)
+    .with_context(
+        "fix",
+        if queued {
+            "nothing to do: it is replayed when Redis returns (retry to make sure sooner)"
+        } else {
+            "retry when Redis is available"
+        },
+    );
+    match cause {
+        Some(cause) => error.with_source(cause),
+        None => error,
+    }
+}
+
+mod frame_store;

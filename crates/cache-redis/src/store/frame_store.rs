@@ -1,0 +1,360 @@
+//! The [`FrameStore`] methods of [`RedisStore`].
+
+use super::*;
+
+#[deny(clippy::missing_trait_methods)]
+impl FrameStore for RedisStore {
+    fn info(&self) -> StoreInfo {
+        StoreInfo::new("redis", &self.inner.namespace, self.inner.max_frame_size).shared(true)
+    }
+
+    fn is_available(&self) -> bool {
+        self.inner.link.is_available()
+    }
+
+    async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
+        let name = self.inner.redis_key(key);
+        match self
+            .inner
+            .hot("GET", |mut c| async move {
+                redis::cmd("GET")
+                    .arg(&name)
+                    .query_async::<Option<Vec<u8>>>(&mut c)
+                    .await
+            })
+            .await
+        {
+            Ok(found) => Ok(found.map(Bytes::from)),
+            Err(e) if e.is_transient() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(|k| self.inner.redis_key(k)).collect();
+        match self
+            .inner
+            .hot("MGET", |mut c| async move {
+                redis::cmd("MGET")
+                    .arg(&names)
+                    .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                    .await
+            })
+            .await
+        {
+            Ok(found) => Ok(found.into_iter().map(|v| v.map(Bytes::from)).collect()),
+            Err(e) if e.is_transient() => Ok(vec![None; keys.len()]),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
+        let name = self.inner.redis_key(key);
+        let sent = frame.clone();
+        match self
+            .inner
+            .hot("SET", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(sent.as_ref())
+                    .arg("PX")
+                    .arg(ttl.as_millis())
+                    .query_async::<()>(&mut c)
+                    .await
+            })
+            .await
+        {
+            Ok(()) => Ok(StoreWrite::Written),
+            Err(e) if e.is_transient() => {
+                Ok(self.inner.queue(StoreInner::pending_set(key, frame, ttl)))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Ttl) -> Result<StoreWrite> {
+        if entries.is_empty() {
+            return Ok(StoreWrite::Written);
+        }
+        let mut pipe = redis::pipe();
+        for (key, frame) in entries {
+            pipe.cmd("SET")
+                .arg(self.inner.redis_key(key))
+                .arg(frame.as_ref())
+                .arg("PX")
+                .arg(ttl.as_millis())
+                .ignore();
+        }
+        match self
+            .inner
+            .hot("SET (pipeline)", |mut c| async move {
+                pipe.query_async::<()>(&mut c).await
+            })
+            .await
+        {
+            Ok(()) => Ok(StoreWrite::Written),
+            Err(e) if e.is_transient() => {
+                let mut outcome = StoreWrite::Queued;
+                for (key, frame) in entries {
+                    let queued = self
+                        .inner
+                        .queue(StoreInner::pending_set(key, frame.clone(), ttl));
+                    if queued == StoreWrite::Dropped {
+                        outcome = StoreWrite::Dropped;
+                    }
+                }
+                Ok(outcome)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn set_if_absent(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<bool> {
+        let name = self.inner.redis_key(key);
+        let reply = self
+            .inner
+            .hot("SET NX", |mut c| async move {
+                redis::cmd("SET")
+                    .arg(&name)
+                    .arg(frame.as_ref())
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl.as_millis())
+                    .query_async::<Option<String>>(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(reply.is_some())
+    }
+
+    async fn set_unless_newer(
+        &self,
+        key: &CacheKey,
+        frame: Bytes,
+        expires_at_ms: u64,
+    ) -> Result<bool> {
+        if expires_at_ms <= unix_millis() {
+            return Ok(false);
+        }
+        let Stamp::WrittenAt(cached_at) = stamp(&frame) else {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "set_unless_newer needs a frame of this version",
+            ));
+        };
+        let mut invocation = self.inner.set_if_newer.key(self.inner.redis_key(key));
+        invocation
+            .arg(frame.as_ref())
+            .arg(cached_at)
+            .arg(expires_at_ms);
+        let applied = self
+            .inner
+            .hot("SET if newer", |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        Ok(applied == 1)
+    }
+
+    async fn delete(&self, key: &CacheKey) -> Result<bool> {
+        let queued = || Pending::Delete {
+            key: key.clone(),
+            at_ms: unix_millis(),
+        };
+        let name = self.inner.redis_key(key);
+        match self
+            .inner
+            .hot("UNLINK", |mut c| async move {
+                redis::cmd("UNLINK")
+                    .arg(&name)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await
+        {
+            Ok(n) => {
+                if let Ok(exact) = KeyPattern::new(escape_glob(key.as_str())) {
+                    self.inner.after_removal(&exact, queued);
+                }
+                Ok(n > 0)
+            }
+            Err(e) if e.is_transient() => {
+                self.inner.queue(queued());
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
+        let mut invocation = self
+            .inner
+            .delete_if_unchanged
+            .key(self.inner.redis_key(key));
+        invocation.arg(expected.as_ref());
+        let removed = self
+            .inner
+            .hot("UNLINK if unchanged", |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        Ok(removed > 0)
+    }
+
+    async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
+        let mut invocation = self
+            .inner
+            .delete_if_not_newer
+            .key(self.inner.redis_key(key));
+        invocation.arg(issued_at_ms);
+        let reply = self
+            .inner
+            .hot("UNLINK unless newer", |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await
+            })
+            .await?;
+        Ok(reply > 0)
+    }
+
+    async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        let name = self.inner.redis_key(key);
+        let ms = self
+            .inner
+            .hot("PTTL", |mut c| async move {
+                redis::cmd("PTTL")
+                    .arg(&name)
+                    .query_async::<i64>(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(match ms {
+            // -2: no such key; -1: a key without expiry (never written by this cache).
+            -2 => None,
+            -1 => Some(Ttl::MAX),
+            ms => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        })
+    }
+
+    async fn walk(
+        &self,
+        pattern: &KeyPattern,
+        cursor: Option<WalkCursor>,
+        mode: WalkMode,
+    ) -> Result<WalkPage> {
+        let inner = &self.inner;
+        let start = scan_cursor(cursor.as_ref())?;
+        if inner.link.connection()?.is_none() {
+            return Err(unavailable());
+        }
+        let full = inner.full_pattern(pattern);
+        let mut conn = Some(inner.walks.get().await?);
+        let (next, keys) = scan_page(
+            &inner.walks,
+            &mut conn,
+            start,
+            &full,
+            &inner.prefix,
+            inner.scan_count,
+        )
+        .await?;
+        let entries = match mode {
+            WalkMode::Frames => read_frames(&inner.walks, &mut conn, &inner.prefix, keys).await?,
+            _ => keys
+                .into_iter()
+                .map(|key| cache_core::WalkEntry::new(key, None, None))
+                .collect(),
+        };
+        Ok(WalkPage::new(entries, cursor_of(next)))
+    }
+
+    async fn remove_matching<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        removed: RemovedSink<'a>,
+    ) -> Result<u64> {
+        let issued_at = unix_millis();
+        let pending = || Pending::Invalidate {
+            pattern: pattern.clone(),
+            at_ms: issued_at,
+        };
+        match self.inner.unlink_matching(pattern, removed).await {
+            Ok(count) => {
+                self.inner.after_removal(pattern, pending);
+                Ok(count)
+            }
+            Err(e) if e.is_transient() => {
+                let queued = self.inner.queue(pending()) == StoreWrite::Queued;
+                Err(invalidation_incomplete(pattern, Some(e), queued))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn health(&self) -> HealthReport {
+        let link = &self.inner.link;
+        let started = Instant::now();
+        let ping = self
+            .inner
+            .hot("PING", |mut c| async move {
+                redis::cmd("PING").query_async::<String>(&mut c).await
+            })
+            .await;
+        let state = link.state();
+        let l2 = if ping.is_ok() {
+            L2Health::Connected {
+                latency: started.elapsed(),
+            }
+        } else {
+            L2Health::Unavailable {
+                since: state.unavailable_for,
+                last_error: state.last_error,
+                next_probe_in: state.next_probe_in,
+            }
+        };
+        let mut report = HealthReport::new(l2);
+        report.breaker = Some(link.breaker_state());
+        report.replay_queue_depth = self.inner.replay.depth();
+        report.outages = state.outages;
+        report.probes = state.probes;
+        report
+    }
+
+    async fn server_memory(&self) -> Result<Option<RedisMemory>> {
+        let info = self
+            .inner
+            .hot("INFO memory", |mut c| async move {
+                redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async::<String>(&mut c)
+                    .await
+            })
+            .await;
+        match info {
+            Ok(text) => Ok(RedisMemory::parse_info(&text)),
+            Err(e) if e.is_transient() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let replay = &self.inner.replay.counters;
+        let mut stats = StoreStats::default();
+        stats.errors = load(&self.inner.counters.errors);
+        stats.skipped = load(&self.inner.counters.skipped);
+        stats.replay_queued = load(&replay.queued);
+        stats.replay_dropped = load(&replay.dropped);
+        stats.replay_superseded = load(&replay.superseded);
+        stats.replayed = load(&replay.replayed);
+        stats.replay_skipped = load(&replay.skipped);
+        stats.replay_failed = load(&replay.failed);
+        stats
+    }
+
+    async fn shutdown(&self, limit: Duration) -> ShutdownReport {
+        flush(&self.inner, limit).await
+    }
+}
