@@ -78,3 +78,16 @@ mod memory_frame_store {
 
     cache_testkit::frame_store_suite!(setup);
 }
+
+mod redis_frame_store {
+    use aicache::RedisStore;
+    use cache_testkit::RedisServer;
+
+    async fn setup() -> (RedisStore, RedisServer) {
+        let server = crate::support::server();
+        let config = crate::support::test_config(&server.url()).with_l1(None);
+        (RedisStore::connect(&config, None).await.unwrap(), server)
+    }
+
+    cache_testkit::frame_store_suite!(setup);
+}

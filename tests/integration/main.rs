@@ -11,6 +11,7 @@
 )]
 
 mod ai;
+mod coherence;
 mod config;
 mod conformance;
 mod faults;

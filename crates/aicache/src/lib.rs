@@ -53,6 +53,7 @@ pub mod memory {
 pub use cache_redis::{
     CacheEvent, CacheEventListener, ConnectTimeouts, GenericRedisCache, GenericRedisCacheBuilder,
     ListenerError, RedisCacheConfig, RedisCacheSecurityManager, RedisCacheStats, RedisStore,
+    url_uses_tls, validate_redis_url,
 };
 
 #[cfg(any(feature = "redis", feature = "ai"))]

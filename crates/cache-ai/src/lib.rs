@@ -50,6 +50,7 @@ mod response;
 mod stats;
 mod summary;
 mod tiers;
+mod write;
 
 pub use cache::{AIResponseCache, AIResponseCacheBuilder, Admission, UsageMeter};
 pub use config::{

@@ -1,25 +1,22 @@
-//! The read and write paths of [`AIResponseCache`]: lookups (L1, then the shared tier),
-//! stores, deletes and invalidations, each through the [`NearCache`](cache_memory::NearCache)
-//! protocol.
+//! The read path of [`AIResponseCache`]: lookups (L1, then the shared tier) through the
+//! [`NearCache`](cache_memory::NearCache) protocol, and the counting around them.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use cache_core::frame::{Codec, FrameMeta, decode_msgpack, encode_msgpack};
+use cache_core::frame::decode_msgpack;
 use cache_core::{
-    CacheKey, CacheOp, KeyPattern, Layer, Outcome, ReadReport, ReadStatus, RequestEvent, Result,
-    StoreWrite, TextTier, Ttl, unix_millis,
+    CacheOp, Layer, Outcome, ReadReport, ReadStatus, RequestEvent, Result, TextTier, Ttl,
+    unix_millis,
 };
 use cache_memory::Fill;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::cache::{AIResponseCache, L1Entry, ai_version, tier_index};
-use crate::config::AI_VERSION;
 use crate::controls::RequestControls;
-use crate::keys::{RequestKey, validate_operation};
+use crate::keys::RequestKey;
 use crate::response::{CachedResponse, Computed, Rendered, ResponseMetadata, Source};
 use crate::stats::{OpCounters, sample};
 
@@ -39,10 +36,6 @@ fn system_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-/// MessagePack encodings of `nil`, `""`, `[]` and `{}`: answers the default admission refuses.
-fn is_empty_payload(payload: &[u8]) -> bool {
-    matches!(payload, [0xc0] | [0xa0] | [0x90] | [0x80])
-}
 
 impl<T> AIResponseCache<T>
 where
@@ -55,22 +48,6 @@ where
     pub async fn get(&self, key: &RequestKey) -> Result<Option<CachedResponse<T>>> {
         self.lookup(key, &RequestControls::default(), true, Stage::Both)
             .await
-    }
-
-    /// Stores `value` as the answer for `key`. Returns whether it was stored (false when the
-    /// admission rule refuses it or the controls forbid storing).
-    ///
-    /// # Errors
-    /// [`ErrorKind::Serialization`] when `value` cannot be encoded; [`ErrorKind::CapacityExceeded`]
-    /// above the size limit; Redis errors other than unavailability.
-    pub async fn put(
-        &self,
-        key: &RequestKey,
-        value: T,
-        controls: &RequestControls,
-    ) -> Result<bool> {
-        let value = Arc::new(value);
-        Ok(self.store(key, &value, controls).await?.is_some())
     }
 
     /// Reads `key` like [`get`](Self::get) and reports who answered (HIT_L1, HIT_L2 or MISS)
@@ -98,59 +75,6 @@ where
             None => ReadStatus::Miss,
         };
         Ok((found, report))
-    }
-
-    /// Removes the answer stored for `key` from L1 and the shared tier; true when either held it.
-    ///
-    /// # Errors
-    /// Store errors other than unavailability.
-    pub async fn delete(&self, key: &RequestKey) -> Result<bool> {
-        let (in_l1, in_l2) = self
-            .inner
-            .near
-            .remove(key.cache_key(), async {
-                match &self.inner.l2 {
-                    Some(l2) => l2.store().delete(key.cache_key()).await,
-                    None => Ok(false),
-                }
-            })
-            .await;
-        Ok(in_l2? || in_l1)
-    }
-
-    /// Removes every entry of `operation` (exactly that operation: `sum` never matches
-    /// `summarize`) from L1 and Redis; returns how many entries were removed.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an invalid operation; Redis errors other than unavailability.
-    pub async fn invalidate_by_operation(&self, operation: &str) -> Result<u64> {
-        validate_operation(operation)?;
-        let removed = self
-            .invalidate_matching(&KeyPattern::new(format!("{operation}:*"))?)
-            .await?;
-        self.counters(operation)
-            .invalidated
-            .fetch_add(removed, Ordering::Relaxed);
-        Ok(removed)
-    }
-
-    /// Removes the entries whose key (`{operation}:{digest}`, inside this cache's namespace) matches
-    /// the glob `pattern`, from L1 and Redis alike; returns how many were removed. `*` removes
-    /// everything.
-    ///
-    /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a pattern longer than the key limit; Redis errors other than
-    /// unavailability.
-    pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
-        self.invalidate_matching(&KeyPattern::new(pattern)?).await
-    }
-
-    /// Removes every entry of this cache's namespace; returns how many were removed.
-    ///
-    /// # Errors
-    /// Redis errors other than unavailability.
-    pub async fn invalidate_all(&self) -> Result<u64> {
-        self.invalidate_matching(&KeyPattern::all()).await
     }
 
     pub(crate) async fn lookup_quietly(
@@ -221,7 +145,7 @@ where
     }
 
     /// Whether an entry of `tier` for `operation` belongs in L1 (DESIGN §5's promotion rules).
-    fn belongs_in_l1(&self, tier: TextTier, operation: &str, hits: u64) -> bool {
+    pub(crate) fn belongs_in_l1(&self, tier: TextTier, operation: &str, hits: u64) -> bool {
         if self.inner.l2.is_none() {
             return true;
         }
@@ -241,7 +165,7 @@ where
     }
 
     /// How long an L1 copy of an entry with `ttl` left may live.
-    fn l1_ttl(&self, ttl: Ttl) -> Ttl {
+    pub(crate) fn l1_ttl(&self, ttl: Ttl) -> Ttl {
         if self.inner.l2.is_some() {
             ttl.min(self.inner.l1_max_ttl)
         } else {
@@ -251,7 +175,7 @@ where
     }
 
     /// Counts what became of an L1 fill; true when L1 holds the entry now.
-    fn filled(&self, fill: Fill) -> bool {
+    pub(crate) fn filled(&self, fill: Fill) -> bool {
         if fill == Fill::TooLarge {
             self.inner
                 .l1_skipped_too_large
@@ -334,7 +258,13 @@ where
         found
     }
 
-    fn record(&self, op: CacheOp, layer: Layer, outcome: Outcome, started: Option<Instant>) {
+    pub(crate) fn record(
+        &self,
+        op: CacheOp,
+        layer: Layer,
+        outcome: Outcome,
+        started: Option<Instant>,
+    ) {
         if let (Some(recorder), Some(started)) = (&self.inner.recorder, started) {
             recorder.record_operation(op, layer, outcome, started.elapsed());
         }
@@ -486,158 +416,10 @@ where
         Ok(Some(CachedResponse::new(value, Arc::new(metadata))))
     }
 
-    /// Stores an answer; returns its metadata when stored.
-    pub(crate) async fn store(
-        &self,
-        key: &RequestKey,
-        value: &Arc<T>,
-        controls: &RequestControls,
-    ) -> Result<Option<ResponseMetadata>> {
-        let started = self.inner.recorder.as_ref().map(|_| Instant::now());
-        let stored = self.store_unrecorded(key, value, controls).await;
-        if let Ok(Some(_)) = &stored {
-            let layer = if self.inner.l2.is_some() {
-                Layer::L2
-            } else {
-                Layer::L1
-            };
-            self.record(CacheOp::Set, layer, Outcome::Done, started);
-        }
-        stored
-    }
-
-    async fn store_unrecorded(
-        &self,
-        key: &RequestKey,
-        value: &Arc<T>,
-        controls: &RequestControls,
-    ) -> Result<Option<ResponseMetadata>> {
-        if !controls.stores() {
-            return Ok(None);
-        }
-        let counters = self.counters(key.operation());
-        let payload = encode_msgpack(value.as_ref())?;
-        let admitted = !is_empty_payload(&payload)
-            && self
-                .inner
-                .admission
-                .as_ref()
-                .is_none_or(|admit| admit(value));
-        if !admitted {
-            counters.refused.fetch_add(1, Ordering::Relaxed);
-            return Ok(None);
-        }
-        let ttl = match controls.ttl {
-            Some(ttl) => ttl,
-            None => self.jittered(self.inner.config.ttl_for(key.operation()))?,
-        };
-        let now = unix_millis();
-        let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
-            .with_operation(Arc::clone(&counters.name))
-            .with_text_tier(key.tier())
-            .with_ai_version(AI_VERSION);
-        let metadata = self.metadata(key, &counters.name, now, false, None);
-        let hits =
-            counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
-        let l1_entry = |stored: bool| {
-            if !stored || !self.belongs_in_l1(key.tier(), key.operation(), hits) {
-                return None;
-            }
-            let l1_ttl = Ttl::from_millis(frame_meta.remaining_ms(unix_millis())).ok()?;
-            let entry = L1Entry {
-                value: Arc::clone(value),
-                metadata: Arc::new(ResponseMetadata {
-                    cache_hit: true,
-                    layer: Some(Layer::L1),
-                    ..metadata.clone()
-                }),
-                rendered: Rendered::default(),
-                size: payload.len() + 256,
-                fresh_until_ms: frame_meta.expires_at_ms,
-            };
-            Some((entry, self.l1_ttl(l1_ttl)))
-        };
-        let kept = self.with_stale_window(ttl);
-        let (written, fill) = self
-            .inner
-            .near
-            .write(
-                key.cache_key(),
-                async {
-                    match &self.inner.l2 {
-                        Some(l2) => l2
-                            .write(
-                                key.cache_key(),
-                                &frame_meta,
-                                Codec::MessagePack,
-                                &payload,
-                                kept,
-                            )
-                            .await
-                            .map(Some),
-                        None => Ok(None),
-                    }
-                },
-                |written| l1_entry(written.is_ok()),
-            )
-            .await;
-        let stored_l2 = matches!(written?, Some(StoreWrite::Written | StoreWrite::Queued));
-        let stored_l1 = self.filled(fill);
-        if !stored_l1 && !stored_l2 {
-            return Ok(None);
-        }
-        counters.stores.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(metadata))
-    }
-
     /// How long an entry of `ttl` is kept: its TTL plus the stale window (capped at the longest
     /// TTL).
-    fn with_stale_window(&self, ttl: Ttl) -> Ttl {
+    pub(crate) fn with_stale_window(&self, ttl: Ttl) -> Ttl {
         let kept = (ttl.as_duration() + self.inner.config.stale_window).min(Ttl::MAX);
         Ttl::new(kept).unwrap_or(ttl)
-    }
-
-    fn jittered(&self, ttl: Duration) -> Result<Ttl> {
-        let jitter = self.inner.config.ttl_jitter;
-        if jitter <= 0.0 {
-            return Ttl::new(ttl);
-        }
-        let factor = 1.0 - jitter * fastrand::f64();
-        Ttl::new(ttl.mul_f64(factor))
-    }
-
-    pub(crate) async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
-        let in_l1: HashSet<CacheKey> = self
-            .inner
-            .near
-            .l1()
-            .map(|l1| l1.keys_matching(pattern).into_iter().collect())
-            .unwrap_or_default();
-        let mut also_in_l1 = 0u64;
-        let (l1_removed, walked) = self
-            .inner
-            .near
-            .invalidate(pattern, async {
-                let Some(l2) = &self.inner.l2 else {
-                    return Ok(0);
-                };
-                let mut seen = |key: &CacheKey| {
-                    if in_l1.contains(key) {
-                        also_in_l1 += 1;
-                    }
-                };
-                l2.store().remove_matching(pattern, &mut seen).await
-            })
-            .await;
-        let from_l2 = walked?;
-        let l1_only = l1_removed.iter().filter(|key| in_l1.contains(*key)).count();
-        let l1_only = u64::try_from(l1_only)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(also_in_l1);
-        let count = from_l2 + l1_only;
-        if let Some(recorder) = &self.inner.recorder {
-            recorder.record_invalidation(pattern.as_str(), count);
-        }
-        Ok(count)
     }
 }

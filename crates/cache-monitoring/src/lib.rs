@@ -1,7 +1,7 @@
 //! aicache's monitoring.
 //!
 //! [`CachePerformanceMonitor`] implements [`cache_core::Recorder`]: hand it to a cache
-//! (`GenericRedisCache::set_recorder`) and it keeps, per operation and tier, windowed latency
+//! (`GenericRedisCache::builder(..).recorder(..)`) and it keeps, per operation and tier, windowed latency
 //! histograms (hdrhistogram: percentiles without sorting copies) and hit/miss counts (hit rate
 //! over reads only), compression figures, undecodable entries, memory readings and invalidation
 //! events, bounded by a time window and a sample count. It performs no I/O; the caches hand it the

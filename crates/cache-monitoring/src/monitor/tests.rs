@@ -1,4 +1,5 @@
 use super::*;
+use cache_core::{ErrorKind, MemoryReading, Outcome, Recorder, RequestEvent};
 
 fn us(v: u64) -> Duration {
     Duration::from_micros(v)
