@@ -36,7 +36,6 @@ fn system_time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
-
 impl<T> AIResponseCache<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,

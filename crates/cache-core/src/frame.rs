@@ -320,7 +320,12 @@ impl FrameCodec {
         self
     }
 
-    /// The largest payload accepted.
+    /// Whether frames are encrypted (and so bound to their full key).
+    pub fn is_encrypting(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// The largest payload accepted, in bytes.
     pub fn max_payload(&self) -> usize {
         self.max_payload
     }

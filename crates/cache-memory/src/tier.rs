@@ -103,6 +103,16 @@ impl SharedTier {
         self.info.full_key(key)
     }
 
+    /// The key a frame is bound to: the full key when frames are encrypted (the AEAD's associated
+    /// data); nothing otherwise, so that a read does not allocate it for nothing.
+    fn bound_key(&self, key: &CacheKey) -> String {
+        if self.codec.is_encrypting() {
+            self.full_key(key)
+        } else {
+            String::new()
+        }
+    }
+
     /// Whether the store looks available (no network call).
     pub fn is_available(&self) -> bool {
         self.store.is_available()
@@ -126,7 +136,23 @@ impl SharedTier {
     /// # Errors
     /// Store errors other than unavailability (for example [`ErrorKind::Auth`]).
     pub async fn read(&self, key: &CacheKey, grace_ms: u64) -> Result<Option<Frame>> {
-        let frame = match self.store.get(key).await {
+        let fetched = self.store.get(key).await;
+        self.accept(key, fetched, grace_ms).await
+    }
+
+    /// What [`read`](Self::read) does with the store's answer: decodes, applies the stored-bytes
+    /// rules and counts. For a caller that asked the store itself (statically dispatched, without
+    /// the boxed future of the dyn store).
+    ///
+    /// # Errors
+    /// `fetched`'s error, unless it is transient (then a miss).
+    pub async fn accept(
+        &self,
+        key: &CacheKey,
+        fetched: Result<Option<Bytes>>,
+        grace_ms: u64,
+    ) -> Result<Option<Frame>> {
+        let frame = match fetched {
             Ok(Some(raw)) => self.decode(key, raw, grace_ms).await,
             Ok(None) => None,
             Err(e) if e.is_transient() => None,
@@ -180,7 +206,7 @@ impl SharedTier {
         let started = self.recorder.as_ref().map(|_| Instant::now());
         let encoded = self
             .codec
-            .encode(&self.full_key(key), meta, codec, payload)?;
+            .encode(&self.bound_key(key), meta, codec, payload)?;
         if let (Some(recorder), Some(started)) = (&self.recorder, started)
             && encoded.compression != Compression::None
         {
@@ -236,7 +262,7 @@ impl SharedTier {
     }
 
     async fn decode(&self, key: &CacheKey, stored: Bytes, grace_ms: u64) -> Option<Frame> {
-        let error = match self.codec.decode(&self.full_key(key), stored.clone()) {
+        let error = match self.codec.decode(&self.bound_key(key), stored.clone()) {
             Ok(frame) if frame.meta.expires_at_ms.saturating_add(grace_ms) > unix_millis() => {
                 return Some(frame);
             }

@@ -29,7 +29,12 @@ impl CacheInterface for GenericRedisCache {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
-        Ok(self.read(key, self.clock()).await?.0)
+        let started = self.clock();
+        // The L1 hit inline: no nested future on the hot path.
+        if let Some(value) = self.l1_hit(key, started) {
+            return Ok(Some(value));
+        }
+        Ok(self.read_after_l1_miss(key, started).await?.0)
     }
 
     async fn set(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {

@@ -12,7 +12,7 @@ use cache_core::{
     MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory, Result, ShutdownReport,
     StoreWrite, Ttl, unix_millis,
 };
-use cache_memory::{Fetched, Fill, InMemoryCache, Lookup, NearCache, SharedTier};
+use cache_memory::{Fill, InMemoryCache, Lookup, NearCache, SharedTier};
 
 use crate::config::RedisCacheConfig;
 use crate::events::{CacheEvent, CacheEventListener, Listeners};
@@ -23,6 +23,9 @@ pub(crate) struct Inner {
     pub(crate) config: RedisCacheConfig,
     pub(crate) near: NearCache<Bytes>,
     pub(crate) l2: Option<SharedTier>,
+    /// The same store as `l2`'s when it is a [`RedisStore`] built here: reads call it directly,
+    /// without the boxed future of the dyn store.
+    pub(crate) redis: Option<RedisStore>,
     pub(crate) default_ttl: Ttl,
     pub(crate) l1_max_ttl: Ttl,
     pub(crate) recorder: Option<Arc<dyn Recorder>>,
@@ -121,11 +124,13 @@ impl GenericRedisCacheBuilder {
             store,
         } = self;
         config.validate().into_result()?;
-        let store: Option<Arc<dyn DynFrameStore>> = match (store, &config.redis_url) {
+        let redis = match (&store, &config.redis_url) {
+            (None, Some(_)) => Some(RedisStore::connect(&config, recorder.clone()).await?),
+            _ => None,
+        };
+        let store: Option<Arc<dyn DynFrameStore>> = match (store, &redis) {
             (Some(store), _) => Some(store),
-            (None, Some(_)) => Some(Arc::new(
-                RedisStore::connect(&config, recorder.clone()).await?,
-            )),
+            (None, Some(redis)) => Some(Arc::new(redis.clone())),
             (None, None) => None,
         };
         let l2 = match store {
@@ -147,6 +152,7 @@ impl GenericRedisCacheBuilder {
                 l1_max_ttl: Ttl::new(config.l1_max_ttl)?,
                 config,
                 l2,
+                redis,
                 recorder,
                 listeners: registered,
                 counters: CacheCounters::default(),
@@ -363,35 +369,49 @@ impl GenericRedisCache {
         key: &CacheKey,
         started: Option<Instant>,
     ) -> Result<(Option<Bytes>, Layer)> {
-        let l1_max_ttl = self.inner.l1_max_ttl;
-        let lookup = self
-            .inner
-            .near
-            .read(key, async {
-                let Some(l2) = &self.inner.l2 else {
-                    return Ok(None);
+        if let Some(value) = self.l1_hit(key, started) {
+            return Ok((Some(value), Layer::L1));
+        }
+        self.read_after_l1_miss(key, started).await
+    }
+
+    /// The rest of a read once L1 missed: the shared tier, promotion, recording.
+    pub(crate) async fn read_after_l1_miss(
+        &self,
+        key: &CacheKey,
+        started: Option<Instant>,
+    ) -> Result<(Option<Bytes>, Layer)> {
+        let near = &self.inner.near;
+        let lookup = match &self.inner.l2 {
+            None => Ok(Lookup::<Bytes, Bytes>::Miss),
+            Some(l2) => {
+                let ticket = near.begin_read(key.as_str());
+                let frame = match &self.inner.redis {
+                    Some(redis) => {
+                        let fetched = cache_core::FrameStore::get(redis, key).await;
+                        l2.accept(key, fetched, 0).await
+                    }
+                    None => l2.read(key, 0).await,
                 };
-                let Some(frame) = l2.read(key, 0).await? else {
-                    return Ok(None);
-                };
-                let ttl = Ttl::from_millis(frame.meta.remaining_ms(unix_millis())).ok();
-                Ok(Some(Fetched {
-                    promote: ttl.map(|ttl| (frame.payload.clone(), ttl.min(l1_max_ttl))),
-                    answer: frame.payload,
-                }))
-            })
-            .await;
+                frame.map(|frame| match frame {
+                    None => Lookup::Miss,
+                    Some(frame) => {
+                        let fill = match Ttl::from_millis(frame.meta.remaining_ms(unix_millis())) {
+                            Ok(ttl) => near.promote(
+                                key,
+                                ticket,
+                                frame.payload.clone(),
+                                ttl.min(self.inner.l1_max_ttl),
+                            ),
+                            Err(_) => Fill::Skipped,
+                        };
+                        Lookup::L2(frame.payload, fill)
+                    }
+                })
+            }
+        };
         let layer = self.l2_layer();
         match lookup {
-            Ok(Lookup::L1(value)) => {
-                self.record(CacheOp::Get, Layer::L1, Outcome::Hit, started);
-                self.fire(CacheEvent::GetSuccess {
-                    key,
-                    value: &value,
-                    layer: Layer::L1,
-                });
-                Ok((Some(value), Layer::L1))
-            }
             Ok(Lookup::L2(value, fill)) => {
                 if fill == Fill::TooLarge {
                     bump(&self.inner.counters.l1_skipped_too_large);
@@ -404,7 +424,7 @@ impl GenericRedisCache {
                 });
                 Ok((Some(value), layer))
             }
-            Ok(Lookup::Miss) => {
+            Ok(_) => {
                 self.record(CacheOp::Get, layer, Outcome::Miss, started);
                 self.fire(CacheEvent::GetMiss { key });
                 Ok((None, layer))
@@ -414,6 +434,19 @@ impl GenericRedisCache {
                 Err(e)
             }
         }
+    }
+
+    /// A counted L1 read, recorded and reported when it hits.
+    #[inline]
+    pub(crate) fn l1_hit(&self, key: &CacheKey, started: Option<Instant>) -> Option<Bytes> {
+        let value = self.inner.near.get(key.as_str())?;
+        self.record(CacheOp::Get, Layer::L1, Outcome::Hit, started);
+        self.fire(CacheEvent::GetSuccess {
+            key,
+            value: &value,
+            layer: Layer::L1,
+        });
+        Some(value)
     }
 
     pub(crate) async fn write(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
