@@ -62,12 +62,12 @@ impl OperationStats {
 
     /// What the hits spared, in the caller's currency (with a usage meter).
     pub fn cost_saved(&self) -> f64 {
-        micros_to_amount(self.cost_saved_micros)
+        Usage::amount_of_micros(self.cost_saved_micros)
     }
 
     /// What the computations cost, in the caller's currency (with a usage meter).
     pub fn cost_used(&self) -> f64 {
-        micros_to_amount(self.cost_used_micros)
+        Usage::amount_of_micros(self.cost_used_micros)
     }
 
     /// All hits.
@@ -84,27 +84,6 @@ impl OperationStats {
         #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
         let rate = self.hits() as f64 / reads as f64;
         rate
-    }
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "sums of millionths far below 2^52"
-)]
-pub(crate) fn micros_to_amount(micros: u64) -> f64 {
-    micros as f64 / 1_000_000.0
-}
-
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a non-negative, finite amount rounded to millionths; saturates above u64::MAX"
-)]
-pub(crate) fn amount_to_micros(amount: f64) -> u64 {
-    if amount.is_finite() && amount > 0.0 {
-        (amount * 1_000_000.0).round() as u64
-    } else {
-        0
     }
 }
 
@@ -178,7 +157,7 @@ impl OpCounters {
 
     pub(crate) fn add_usage(tokens: &AtomicU64, cost_micros: &AtomicU64, usage: Usage) {
         tokens.fetch_add(usage.tokens, Ordering::Relaxed);
-        cost_micros.fetch_add(amount_to_micros(usage.cost), Ordering::Relaxed);
+        cost_micros.fetch_add(usage.cost_micros(), Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> OperationStats {

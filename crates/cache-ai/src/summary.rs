@@ -2,7 +2,6 @@
 //! `get_text_tier_statistics`, and the optimisation recommendations.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 
@@ -376,12 +375,7 @@ pub(crate) fn ai_performance_summary(inputs: &AiSnapshot) -> AiPerformanceSummar
         .map(|(name, (h, m, _))| ((*name).to_string(), h + m))
         .collect();
     AiPerformanceSummary {
-        timestamp_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_millis()
-            .try_into()
-            .unwrap_or(u64::MAX),
+        timestamp_ms: cache_core::unix_millis(),
         total_ai_operations: reads,
         overall_hit_rate: rate(hits, reads),
         hit_rate_by_operation,
@@ -420,6 +414,8 @@ pub(crate) fn ai_performance_summary(inputs: &AiSnapshot) -> AiPerformanceSummar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use crate::stats::OperationStats;
     use cache_monitoring::LatencySummary;
 

@@ -44,7 +44,7 @@ pub use frame::TextTier;
 pub use key::{CacheKey, KeyPattern, MAX_KEY_LEN, escape_glob};
 pub use recorder::{
     BreakerState, CacheOp, Layer, MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent,
-    Usage,
+    Severity, Usage,
 };
 pub use status::{ReadReport, ReadStatus};
 pub use store::{

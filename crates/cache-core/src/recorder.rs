@@ -140,6 +140,53 @@ impl Usage {
     pub const fn new(tokens: u64, cost: f64) -> Self {
         Self { tokens, cost }
     }
+
+    /// The cost in millionths of the currency unit, the form counters accumulate it in (atomics
+    /// hold integers); negative, NaN or infinite costs count as zero, and it saturates.
+    ///
+    /// ```
+    /// let usage = cache_core::Usage::new(10, 0.0036);
+    /// assert_eq!(usage.cost_micros(), 3_600);
+    /// assert_eq!(cache_core::Usage::amount_of_micros(3_600), 0.0036);
+    /// ```
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a non-negative, finite amount rounded to millionths; saturates above u64::MAX"
+    )]
+    pub fn cost_micros(&self) -> u64 {
+        if self.cost.is_finite() && self.cost > 0.0 {
+            (self.cost * 1_000_000.0).round() as u64
+        } else {
+            0
+        }
+    }
+
+    /// An amount accumulated as millionths, in the currency unit.
+    #[expect(
+        clippy::cast_precision_loss,
+        reason = "sums of millionths far below 2^52"
+    )]
+    pub fn amount_of_micros(micros: u64) -> f64 {
+        micros as f64 / 1_000_000.0
+    }
+}
+
+/// How serious a finding is, from a note to something to fix now: one scale for the monitor's
+/// findings and the security manager's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[non_exhaustive]
+pub enum Severity {
+    /// Worth knowing.
+    Info,
+    /// Worth tightening.
+    Low,
+    /// Fix soon.
+    Medium,
+    /// Fix before production.
+    High,
+    /// Fix now.
+    Critical,
 }
 
 /// One request of the AI layer, as a [`Recorder`] sees it: its operation and text tier (never its

@@ -142,7 +142,7 @@ fn record_usage(operation: &metrics::SharedString, kind: &'static str, usage: Us
     metrics::counter!("aicache_tokens_total", "operation" => operation.clone(), "kind" => kind)
         .increment(usage.tokens);
     metrics::counter!("aicache_cost_micros_total", "operation" => operation.clone(), "kind" => kind)
-        .increment(crate::monitor::cost_units(usage.cost));
+        .increment(usage.cost_micros());
 }
 
 /// The Prometheus exporter (feature `prometheus`): build a recorder with

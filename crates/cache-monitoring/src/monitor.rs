@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use cache_core::{CacheOp, Layer, Usage};
+use cache_core::{CacheOp, Layer, Usage, unix_millis};
 
 use crate::window::WindowedHistogram;
 
@@ -59,36 +59,6 @@ fn micros(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
-/// Currency amounts are accumulated in atomics as millionths.
-const COST_SCALE: f64 = 1_000_000.0;
-
-#[expect(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "a non-negative, finite amount rounded to millionths; saturates above u64::MAX"
-)]
-pub(crate) fn cost_units(cost: f64) -> u64 {
-    if cost.is_finite() && cost > 0.0 {
-        (cost * COST_SCALE).round() as u64
-    } else {
-        0
-    }
-}
-
-#[expect(
-    clippy::cast_precision_loss,
-    reason = "sums of millionths far below 2^52"
-)]
-fn cost_amount(units: u64) -> f64 {
-    units as f64 / COST_SCALE
-}
-
 /// Model usage counters.
 #[derive(Default)]
 struct Savings {
@@ -104,7 +74,7 @@ struct Savings {
 impl Savings {
     fn add_usage(tokens: &AtomicU64, cost: &AtomicU64, usage: Usage) {
         tokens.fetch_add(usage.tokens, Ordering::Relaxed);
-        cost.fetch_add(cost_units(usage.cost), Ordering::Relaxed);
+        cost.fetch_add(usage.cost_micros(), Ordering::Relaxed);
     }
 
     fn reset(&self) {
@@ -244,7 +214,7 @@ impl CachePerformanceMonitor {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), *v))
                 .collect(),
-            latency: lock(&s.latency).summary(now_ms()),
+            latency: lock(&s.latency).summary(unix_millis()),
         }
     }
 
@@ -263,14 +233,14 @@ impl CachePerformanceMonitor {
             original_bytes: original,
             stored_bytes: stored,
             ratio,
-            time: lock(&self.compression_time).summary(now_ms()),
+            time: lock(&self.compression_time).summary(unix_millis()),
         }
     }
 
     /// Hands the monitor a memory reading (the caches' `report_memory` does it through
     /// [`Recorder::record_memory`]).
     pub fn record_memory_usage(&self, mut reading: MemoryUsageMetric) {
-        reading.timestamp_ms = now_ms();
+        reading.timestamp_ms = unix_millis();
         push_bounded(
             &mut lock(&self.memory),
             reading,
@@ -303,7 +273,7 @@ impl CachePerformanceMonitor {
             });
         } else if total >= self.config.memory_warning_bytes {
             findings.push(Finding {
-                severity: Severity::Warning,
+                severity: Severity::Medium,
                 issue: "memory",
                 message: "cache memory is above the warning threshold".into(),
                 value: total_f,
@@ -317,7 +287,7 @@ impl CachePerformanceMonitor {
             #[expect(clippy::cast_precision_loss, reason = "byte counts are far below 2^52")]
             let fill = used as f64 / max as f64;
             findings.push(Finding {
-                severity: Severity::Warning,
+                severity: Severity::Medium,
                 issue: "redis_maxmemory",
                 message: "Redis is above 90 % of maxmemory: it will evict (or refuse writes); raise maxmemory or shorten TTLs".into(),
                 value: fill,
@@ -345,7 +315,7 @@ impl CachePerformanceMonitor {
 
     /// Invalidation frequency over the last hour.
     pub fn invalidation_stats(&self) -> InvalidationStats {
-        let since = now_ms().saturating_sub(3_600_000);
+        let since = unix_millis().saturating_sub(3_600_000);
         let events = lock(&self.invalidations);
         let recent: Vec<&InvalidationMetric> =
             events.iter().filter(|e| e.timestamp_ms >= since).collect();
@@ -394,7 +364,7 @@ impl CachePerformanceMonitor {
             });
         } else if stats.last_hour >= self.config.invalidation_warning_per_hour {
             findings.push(Finding {
-                severity: Severity::Warning,
+                severity: Severity::Medium,
                 issue: "invalidation_rate",
                 message: "invalidations are frequent: check what triggers them".into(),
                 value: rate,
@@ -426,7 +396,7 @@ impl CachePerformanceMonitor {
             });
         } else if stats.mean_keys > 100.0 {
             findings.push(Finding {
-                severity: Severity::Warning,
+                severity: Severity::Medium,
                 issue: "broad_invalidations",
                 message: "invalidations remove over 100 entries on average: narrow the patterns"
                     .into(),
@@ -456,7 +426,7 @@ impl CachePerformanceMonitor {
         let slow_operations: Vec<PerformanceMetric> = lock(&self.slow).iter().cloned().collect();
         let savings = self.savings();
         MonitorSnapshot {
-            timestamp_ms: now_ms(),
+            timestamp_ms: unix_millis(),
             hit_rate: self.hit_rate(),
             hits,
             misses,
@@ -491,13 +461,13 @@ impl CachePerformanceMonitor {
             .unwrap_or(0);
         SavingsMetric {
             computations,
-            compute_time: lock(&self.compute_time).summary(now_ms()),
+            compute_time: lock(&self.compute_time).summary(unix_millis()),
             hits,
             time_saved_ms: mean_micros.saturating_mul(hits) / 1000,
             tokens_used: load(&s.tokens_used),
             tokens_saved: load(&s.tokens_saved),
-            cost_used: cost_amount(load(&s.cost_used)),
-            cost_saved: cost_amount(load(&s.cost_saved)),
+            cost_used: Usage::amount_of_micros(load(&s.cost_used)),
+            cost_saved: Usage::amount_of_micros(load(&s.cost_saved)),
         }
     }
 

@@ -1,5 +1,6 @@
 //! A latency histogram that forgets: samples older than the retention window stop counting.
 
+use cache_core::unix_millis;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -32,12 +33,6 @@ impl std::fmt::Debug for LatencyWindow {
     }
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-}
-
 impl LatencyWindow {
     /// A window over the last `retention`.
     pub fn new(retention: Duration) -> Self {
@@ -52,7 +47,7 @@ impl LatencyWindow {
         self.histogram
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(now_ms(), micros);
+            .record(unix_millis(), micros);
     }
 
     /// The durations recorded within the window.
@@ -60,7 +55,7 @@ impl LatencyWindow {
         self.histogram
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .summary(now_ms())
+            .summary(unix_millis())
     }
 }
 

@@ -10,28 +10,16 @@ use serde::Serialize;
 
 use crate::config::SecurityConfig;
 
-/// How serious a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[non_exhaustive]
-pub enum Severity {
-    /// Worth tightening.
-    Low,
-    /// Fix soon.
-    Medium,
-    /// Fix before production.
-    High,
-    /// Anyone who reaches Redis owns the cache.
-    Critical,
-}
+pub use cache_core::Severity;
 
-impl Severity {
-    fn penalty(self) -> u8 {
-        match self {
-            Self::Low => 5,
-            Self::Medium => 10,
-            Self::High => 20,
-            Self::Critical => 40,
-        }
+/// What a finding costs the score.
+fn penalty(severity: Severity) -> u8 {
+    match severity {
+        Severity::Low => 5,
+        Severity::Medium => 10,
+        Severity::High => 20,
+        Severity::Critical => 40,
+        _ => 0,
     }
 }
 
@@ -236,7 +224,7 @@ pub fn assess(probe: ProbeReport, security: &SecurityConfig) -> SecurityValidati
     findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
     let penalty: u32 = findings
         .iter()
-        .map(|f| u32::from(f.severity.penalty()))
+        .map(|f| u32::from(penalty(f.severity)))
         .sum();
     let score = u8::try_from(100u32.saturating_sub(penalty)).unwrap_or(0);
     let recommendations = findings.iter().map(|f| f.fix.clone()).collect();

@@ -6,6 +6,8 @@ use cache_core::{
     CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
 
+use cache_core::unix_millis;
+
 use super::*;
 
 impl Recorder for CachePerformanceMonitor {
@@ -20,7 +22,7 @@ impl Recorder for CachePerformanceMonitor {
             }
             _ => s.done.fetch_add(1, Ordering::Relaxed),
         };
-        let now = now_ms();
+        let now = unix_millis();
         lock(&s.latency).record(now, micros(elapsed));
         if elapsed > self.config.slow_operation {
             let metric = PerformanceMetric {
@@ -43,7 +45,7 @@ impl Recorder for CachePerformanceMonitor {
             u64::try_from(stored_bytes).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        lock(&self.compression_time).record(now_ms(), micros(elapsed));
+        lock(&self.compression_time).record(unix_millis(), micros(elapsed));
     }
 
     fn record_corrupt_entry(&self, layer: Layer, _kind: ErrorKind) {
@@ -52,7 +54,7 @@ impl Recorder for CachePerformanceMonitor {
 
     fn record_invalidation(&self, pattern: &str, removed: u64) {
         let event = InvalidationMetric {
-            timestamp_ms: now_ms(),
+            timestamp_ms: unix_millis(),
             pattern: pattern.to_string(),
             removed,
         };
@@ -78,7 +80,7 @@ impl Recorder for CachePerformanceMonitor {
         self.savings
             .compute_micros
             .fetch_add(micros(elapsed), Ordering::Relaxed);
-        lock(&self.compute_time).record(now_ms(), micros(elapsed));
+        lock(&self.compute_time).record(unix_millis(), micros(elapsed));
         if let Some(usage) = usage {
             Savings::add_usage(&self.savings.tokens_used, &self.savings.cost_used, usage);
         }

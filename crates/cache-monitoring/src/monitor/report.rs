@@ -147,17 +147,7 @@ pub struct InvalidationMetric {
     pub removed: u64,
 }
 
-/// How urgent a finding is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[non_exhaustive]
-pub enum Severity {
-    /// Worth knowing.
-    Info,
-    /// Worth fixing.
-    Warning,
-    /// Fix now.
-    Critical,
-}
+pub use cache_core::Severity;
 
 /// A finding about memory or invalidations, with the numbers behind it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -92,7 +92,7 @@ fn memory_warnings_at_each_threshold() {
     m.record_memory_usage(MemoryUsageMetric::new(10, 100, 500, None));
     assert!(m.memory_warnings().is_empty());
     m.record_memory_usage(MemoryUsageMetric::new(10, 100, 500, Some(600)));
-    assert_eq!(m.memory_warnings()[0].severity, Severity::Warning);
+    assert_eq!(m.memory_warnings()[0].severity, Severity::Medium);
     m.record_memory_usage(MemoryUsageMetric::new(95, 100, 500, Some(1600)));
     let findings = m.memory_warnings();
     assert_eq!(findings[0].severity, Severity::Critical);
