@@ -35,11 +35,13 @@ pub struct TextSizeTiers {
 }
 
 impl Default for TextSizeTiers {
+    /// The AI layer's thresholds (`TierThresholds::default`).
     fn default() -> Self {
+        let tiers = cache_ai::TierThresholds::default();
         Self {
-            small: 500,
-            medium: 5000,
-            large: 50_000,
+            small: tiers.small,
+            medium: tiers.medium,
+            large: tiers.large,
         }
     }
 }
@@ -188,58 +190,72 @@ pub struct AIResponseCacheConfig {
 }
 
 impl Default for AIResponseCacheConfig {
+    /// Each layer's own defaults: the Redis tier's (`RedisCacheConfig::default`), the memory
+    /// tier's (`MemoryCacheConfig::default`), the AI layer's (`AiCacheConfig::default`), the
+    /// frames' (`FrameSettings::default`) and the TLS settings' (`TlsConfig::default`), so that a
+    /// default lives in one place.
     fn default() -> Self {
-        let operation_ttls = cache_ai::DEFAULT_OPERATION_TTLS
+        let redis = cache_redis::RedisCacheConfig::default();
+        let memory = cache_memory::MemoryCacheConfig::default();
+        let ai = cache_ai::AiCacheConfig::default();
+        let frames = cache_core::frame::FrameSettings::default();
+        let tls = cache_security::TlsConfig::default();
+        let secs = |d: std::time::Duration| d.as_secs();
+        let millis = |d: std::time::Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let operation_ttls = ai
+            .operation_ttls
             .iter()
-            .map(|(op, secs)| ((*op).to_string(), *secs))
+            .map(|(op, ttl)| (op.clone(), secs(*ttl)))
             .collect();
         Self {
             extends: None,
-            redis_url: None,
+            redis_url: redis.redis_url.clone(),
             redis_auth: None,
             use_tls: false,
             redis_username: None,
             tls_ca_file: None,
             tls_client_cert_file: None,
             tls_client_key_file: None,
-            tls_verify_certificates: true,
-            tls13_only: false,
+            tls_verify_certificates: tls.verify_certificates,
+            tls13_only: tls.tls13_only,
             allow_insecure_production: false,
             encryption_key: None,
             encryption_key_id: 1,
             encryption_previous_key: None,
             encryption_previous_key_id: 0,
             encryption_algorithm: "chacha20poly1305".to_string(),
-            tenant: None,
+            tenant: ai.tenant.clone(),
             key_prefix: None,
-            default_ttl: 3600,
+            default_ttl: secs(ai.default_ttl),
             operation_ttls,
-            ttl_jitter: 0.0,
-            enable_l1_cache: true,
-            memory_cache_size: 100,
-            memory_cache_bytes: 64 * 1024 * 1024,
-            l1_max_ttl: 300,
-            compression_threshold: 1000,
-            compression_algorithm: "lz4".to_string(),
-            compression_level: None,
-            text_hash_threshold: 1000,
-            hash_algorithm: "sha256".to_string(),
+            ttl_jitter: ai.ttl_jitter,
+            enable_l1_cache: ai.l1.is_some(),
+            memory_cache_size: memory.max_entries,
+            memory_cache_bytes: memory.max_bytes,
+            l1_max_ttl: secs(ai.l1_max_ttl),
+            compression_threshold: frames.compression_threshold,
+            compression_algorithm: match frames.compression {
+                cache_core::frame::Compression::Zstd => "zstd",
+                _ => "lz4",
+            }
+            .to_string(),
+            compression_level: frames.compression_level.map(i64::from),
+            text_hash_threshold: ai.text_hash_threshold,
+            hash_algorithm: ai.hash_algorithm.as_str().to_string(),
             text_size_tiers: TextSizeTiers::default(),
-            max_value_size: 64 * 1024 * 1024,
-            command_timeout_ms: 500,
-            connect_timeout_ms: 2000,
-            reconnect_min_delay_ms: 100,
-            reconnect_max_delay_ms: 1000,
-            breaker_enabled: true,
-            breaker_failure_threshold: 3,
-            replay_queue_capacity: 10_000,
-            stale_window: 0,
-            stale_after_ms: None,
-            stable_operations: ["sentiment", "summarize", "key_points", "classify"]
-                .map(String::from)
-                .to_vec(),
-            promotion_hit_threshold: 10,
-            monitoring_enabled: true,
+            max_value_size: frames.max_value_size,
+            command_timeout_ms: millis(redis.command_timeout),
+            connect_timeout_ms: millis(redis.connect_timeout),
+            reconnect_min_delay_ms: millis(redis.reconnect_min_delay),
+            reconnect_max_delay_ms: millis(redis.reconnect_max_delay),
+            breaker_enabled: redis.breaker_enabled,
+            breaker_failure_threshold: redis.breaker_failure_threshold,
+            replay_queue_capacity: redis.replay_queue_capacity,
+            stale_window: secs(ai.stale_window),
+            stale_after_ms: ai.stale_after.map(millis),
+            stable_operations: ai.stable_operations.clone(),
+            promotion_hit_threshold: ai.promotion_hit_threshold,
+            monitoring_enabled: ai.monitoring_enabled,
         }
     }
 }

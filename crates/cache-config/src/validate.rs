@@ -2,6 +2,7 @@
 //! settings, each naming the field, the value, what is allowed and how to fix it.
 
 use cache_ai::{HashAlgorithm, validate_operation};
+use cache_core::frame::{Compression, FrameSettings};
 use cache_core::{ValidationIssue, ValidationResult};
 
 use crate::config::AIResponseCacheConfig;
@@ -177,29 +178,30 @@ impl AIResponseCacheConfig {
                 "pick one of them",
             );
         }
-        match (self.compression_algorithm.as_str(), self.compression_level) {
-            ("lz4", Some(level)) => err(
-                &mut r,
-                "compression_level",
-                level,
-                "unset with lz4",
-                "LZ4 has no levels (the seed's 1..9 came from zlib): remove it, or choose zstd",
-            ),
-            ("zstd", Some(level)) if !(1..=22).contains(&level) => err(
-                &mut r,
-                "compression_level",
-                level,
-                "1..=22 with zstd",
-                "3 is fast, 19 is small; unset means 6",
-            ),
-            ("lz4" | "zstd", _) => {}
-            (other, _) => err(
-                &mut r,
-                "compression_algorithm",
-                format!("{other:?}"),
-                "lz4, zstd",
-                "lz4 is the fast default; zstd compresses smaller",
-            ),
+        let compression = match self.compression_algorithm.as_str() {
+            "lz4" => Some(Compression::Lz4),
+            "zstd" => Some(Compression::Zstd),
+            other => {
+                err(
+                    &mut r,
+                    "compression_algorithm",
+                    format!("{other:?}"),
+                    "lz4, zstd",
+                    "lz4 is the fast default; zstd compresses smaller",
+                );
+                None
+            }
+        };
+        // The frames' own rules (level per algorithm, size limit), stated once in cache-core.
+        let level = self
+            .compression_level
+            .map(|level| i32::try_from(level).unwrap_or(i32::MAX));
+        let frames = FrameSettings::default()
+            .with_compression(compression.unwrap_or(Compression::Lz4), level)
+            .with_compression_threshold(self.compression_threshold)
+            .with_max_value_size(self.max_value_size);
+        if compression.is_some() || level.is_none() {
+            r.merge(frames.validate());
         }
         if self.compression_threshold > 16 * 1024 * 1024 {
             err(
@@ -210,32 +212,22 @@ impl AIResponseCacheConfig {
                 "use 1000 unless measurements say otherwise",
             );
         }
-        if self.enable_l1_cache && !(1..=100_000_000).contains(&self.memory_cache_size) {
-            err(
-                &mut r,
-                "memory_cache_size",
-                self.memory_cache_size.to_string(),
-                "1..=100000000 entries",
-                "give L1 a positive size, or set enable_l1_cache = false",
-            );
-        }
-        if self.enable_l1_cache && self.memory_cache_bytes < 4096 {
-            err(
-                &mut r,
-                "memory_cache_bytes",
-                self.memory_cache_bytes.to_string(),
-                ">= 4096",
-                "give L1 a byte budget of at least 4 KiB",
-            );
-        }
-        if self.max_value_size == 0 || self.max_value_size > 512 * 1024 * 1024 {
-            err(
-                &mut r,
-                "max_value_size",
-                self.max_value_size.to_string(),
-                "1..=536870912 bytes",
-                "Redis strings hold at most 512 MiB",
-            );
+        if self.enable_l1_cache
+            && let Some(memory) = self.to_memory_cache_config()
+        {
+            // The memory tier's own rules, under this configuration's names.
+            // (Its default_ttl is this configuration's, checked above under that name.)
+            for mut issue in memory.validate().errors {
+                if issue.field == "default_ttl" {
+                    continue;
+                }
+                issue.field = match issue.field.as_str() {
+                    "max_entries" => "memory_cache_size".to_string(),
+                    "max_bytes" => "memory_cache_bytes".to_string(),
+                    other => other.to_string(),
+                };
+                r.error(issue);
+            }
         }
         if self.command_timeout_ms == 0 {
             err(
