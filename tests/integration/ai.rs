@@ -291,7 +291,7 @@ async fn invalidation_concurrent_with_reads_and_writes_leaves_nothing_behind() {
                 let k = cache
                     .key(&AiRequest::new("sentiment", &format!("w{w}-{}", i % 20)))
                     .unwrap();
-                if i % 2 == 0 {
+                if i.is_multiple_of(2) {
                     cache
                         .put(&k, json!({"s": i}), &RequestControls::default())
                         .await

@@ -2,8 +2,11 @@
 //!
 //! - `test`: makes sure `redis-server` exists (installing it with apt on Debian as root), then runs
 //!   every test of the workspace, the top-level `tests/` included.
-//! - `ci`: `cargo fmt --check`, clippy with warnings denied, `test`, and `cargo doc` with warnings
-//!   denied.
+//! - `ci`: what `.ci/run` runs: `test`, then `cargo fmt --check`, the generated docs check, the
+//!   MSRV check (no dependency declares a newer `rust-version`), clippy with warnings denied on
+//!   all targets (workspace with all features, then the facade with no features, each feature
+//!   alone), the memory-only builds' tests (no redis-rs pulled in), and `cargo doc` with warnings
+//!   denied; each phase prints its time.
 //! - `codegen [--check]`: regenerates `docs/configuration.md` (or checks it is current).
 //! - `bench [--quick]`: the ratio report (`target/aicache-bench/report.json`) and the criterion
 //!   micro-benches.
@@ -210,27 +213,193 @@ fn codegen(check: bool) -> Outcome {
     Ok(())
 }
 
+/// The facade's features, checked one at a time (and all together, and none) by `ci`.
+const FEATURES: [&str; 6] = [
+    "memory",
+    "redis",
+    "ai",
+    "config",
+    "monitoring",
+    "prometheus",
+];
+
+/// What `.ci/run` runs: the tests first (the README's second command), then every habit the
+/// project keeps, each a phase with its time.
 fn ci() -> Outcome {
-    let mut fmt = cargo();
-    fmt.args(["fmt", "--all", "--check"]);
-    run(fmt)?;
-    codegen(true)?;
-    let mut clippy = cargo();
-    clippy.args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ]);
-    run(clippy)?;
-    test()?;
-    let mut doc = cargo();
-    doc.args(["doc", "--workspace", "--no-deps", "--locked"])
+    phase("tests (cargo xtask test)", test)?;
+    phase("format", || {
+        let mut fmt = cargo();
+        fmt.args(["fmt", "--all", "--check"]);
+        run(fmt)
+    })?;
+    phase("generated docs", || codegen(true))?;
+    phase("minimum supported Rust version", msrv)?;
+    phase("clippy, workspace, all targets and features", || {
+        clippy(&["--workspace", "--all-targets", "--all-features"])
+    })?;
+    phase("feature matrix (clippy on the facade)", || {
+        clippy(&["-p", "aicache", "--all-targets", "--no-default-features"])?;
+        for feature in FEATURES {
+            clippy(&[
+                "-p",
+                "aicache",
+                "--all-targets",
+                "--no-default-features",
+                "--features",
+                feature,
+            ])?;
+        }
+        Ok(())
+    })?;
+    phase(
+        "memory-only builds pass their tests, without redis-rs",
+        memory_only,
+    )?;
+    phase("docs", || {
+        let mut doc = cargo();
+        doc.args([
+            "doc",
+            "--workspace",
+            "--no-deps",
+            "--locked",
+            "--all-features",
+        ])
         .env("RUSTDOCFLAGS", "-D warnings");
-    run(doc)
+        run(doc)
+    })
+}
+
+fn phase(name: &str, step: impl FnOnce() -> Outcome) -> Outcome {
+    let started = std::time::Instant::now();
+    println!("xtask: phase {name}");
+    let outcome = step();
+    println!(
+        "xtask: phase {name}: {} in {:.0?}",
+        if outcome.is_ok() { "ok" } else { "FAILED" },
+        started.elapsed()
+    );
+    outcome
+}
+
+fn clippy(args: &[&str]) -> Outcome {
+    let mut clippy = cargo();
+    clippy
+        .arg("clippy")
+        .args(args)
+        .args(["--locked", "--", "-D", "warnings"]);
+    run(clippy)
+}
+
+/// The memory-only builds (`memory` alone, `ai` without `redis`) pass the facade's tests and pull
+/// in no redis-rs.
+fn memory_only() -> Outcome {
+    for feature in ["memory", "ai"] {
+        let mut test = cargo();
+        test.args([
+            "test",
+            "-p",
+            "aicache",
+            "--locked",
+            "--no-default-features",
+            "--features",
+            feature,
+        ]);
+        run(test)?;
+        let mut tree = cargo();
+        tree.args([
+            "tree",
+            "-p",
+            "aicache",
+            "-e",
+            "normal",
+            "--locked",
+            "--no-default-features",
+            "--features",
+            feature,
+        ]);
+        println!("$ {tree:?}");
+        let output = tree
+            .output()
+            .map_err(|e| format!("cannot run {tree:?}: {e}"))?;
+        let listing = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(format!("{tree:?} failed"));
+        }
+        if let Some(line) = listing.lines().find(|l| l.contains(" redis v")) {
+            return Err(format!(
+                "the `{feature}`-only facade pulls in redis-rs: {}",
+                line.trim()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks that no dependency declares a `rust-version` newer than the workspace's (language
+/// features are not checked: only one toolchain, stable, exists here).
+fn msrv() -> Outcome {
+    let mut metadata = cargo();
+    metadata.args(["metadata", "--format-version", "1", "--locked"]);
+    let output = metadata
+        .output()
+        .map_err(|e| format!("cannot run cargo metadata: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| format!("cargo metadata printed something else than JSON: {e}"))?;
+    let ours = workspace_rust_version()?;
+    let members: Vec<&str> = json["workspace_members"]
+        .as_array()
+        .map(|m| m.iter().filter_map(serde_json::Value::as_str).collect())
+        .unwrap_or_default();
+    let mut newer = Vec::new();
+    for package in json["packages"].as_array().into_iter().flatten() {
+        let id = package["id"].as_str().unwrap_or_default();
+        let Some(theirs) = package["rust_version"].as_str() else {
+            continue;
+        };
+        if !members.contains(&id) && version_key(theirs) > version_key(&ours) {
+            newer.push(format!(
+                "{} {} needs {theirs}",
+                package["name"].as_str().unwrap_or("?"),
+                package["version"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if newer.is_empty() {
+        println!("xtask: every dependency builds with rust-version {ours}");
+        Ok(())
+    } else {
+        Err(format!(
+            "dependencies need a newer Rust than the workspace's rust-version {ours}: {}",
+            newer.join(", ")
+        ))
+    }
+}
+
+/// `rust-version` of `[workspace.package]` in the root `Cargo.toml`.
+fn workspace_rust_version() -> Result<String, String> {
+    let manifest = std::fs::read_to_string(root().join("Cargo.toml"))
+        .map_err(|e| format!("cannot read Cargo.toml: {e}"))?;
+    manifest
+        .lines()
+        .find_map(|line| {
+            let value = line.trim().strip_prefix("rust-version")?.trim();
+            let value = value.strip_prefix('=')?.trim();
+            Some(value.trim_matches('"').to_string())
+        })
+        .ok_or_else(|| "no rust-version in the root Cargo.toml".to_string())
+}
+
+fn version_key(version: &str) -> Vec<u64> {
+    version
+        .split('.')
+        .map(|part| part.parse().unwrap_or(0))
+        .collect()
 }
 
 fn bench(quick: bool) -> Outcome {

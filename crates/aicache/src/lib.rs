@@ -1,93 +1,183 @@
 //! aicache caches AI/LLM responses so that services stop paying seconds and money for answers they
 //! already have.
 //!
-//! This facade re-exports the layers a service needs; each layer is also usable on its own:
+//! ```
+//! # #[cfg(feature = "ai")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use aicache::prelude::*;
 //!
-//! | feature | what it brings |
-//! |---|---|
-//! | `memory` | [`InMemoryCache`]: the in-process tier |
-//! | `redis` | [`GenericRedisCache`]: Redis behind the in-process tier, memory-only without a URL; [`SecurityConfig`] (AUTH, ACL, TLS), [`RedisCacheSecurityManager`], encryption at rest |
-//! | `ai` (default) | [`AIResponseCache`]: keys, tiers, per-operation TTLs, promotion, single-flight |
-//! | `config` (default) | [`AIResponseCacheConfig`]: defaults, presets, files, environment, validation |
-//! | `monitoring` (default) | [`CachePerformanceMonitor`]: histograms, hit rates, findings |
-//!
-//! ```no_run
-//! use aicache::{CacheInterface, CacheKey, GenericRedisCache, RedisCacheConfig};
-//!
-//! # async fn demo() -> aicache::Result<()> {
-//! // Memory-only: no Redis needed. Add `.with_redis_url(...)` to share entries through Redis.
-//! let cache = GenericRedisCache::connect(RedisCacheConfig::default()).await?;
-//! let key = CacheKey::new("summarize:doc-1")?;
-//! if cache.get(&key).await?.is_none() {
-//!     let answer = "a summary the model took two seconds to write";
-//!     cache.set(&key, answer.into(), None).await?;
+//! // Memory-only: no Redis needed (with the `config` feature, `AIResponseCacheConfig` adds Redis).
+//! let cache: AIResponseCache<String> = AIResponseCache::new(AiCacheConfig::default())?;
+//! let key = cache.key(&AiRequest::new("summarize", "A long article …"))?;
+//! for _ in 0..2 {
+//!     let answer = cache
+//!         .get_or_compute(&key, &RequestControls::default(), || async {
+//!             Ok::<_, std::io::Error>("A summary.".to_string()) // the model call, made once
+//!         })
+//!         .await?;
+//!     println!("{} ({:?})", answer.response.value, answer.source);
 //! }
 //! # Ok(()) }
+//! # #[cfg(not(feature = "ai"))]
+//! # fn main() {}
 //! ```
+//!
+//! This facade re-exports the layers a service needs, one module per layer, and each layer is also
+//! a crate of its own. The names a first user needs are in [`prelude`]; every name of the design's
+//! export plan is also at the root.
+//!
+//! | feature | module | what it brings |
+//! |---|---|---|
+//! | `memory` | [`memory`] | the in-process tier, `NearCache` (the coherence protocol), an in-memory store |
+//! | `redis` | [`redis`] | Redis as the shared tier (`RedisStore`, `GenericRedisCache`), the security manager |
+//! | `ai` (default) | [`ai`], [`security`] | `AIResponseCache` over any store: keys, tiers, TTLs, promotion, single-flight; encryption settings |
+//! | `config` (default) | [`config`] | `AIResponseCacheConfig`: defaults, presets, files, environment, validation; wires Redis (implies `ai`, `redis`) |
+//! | `monitoring` (default) | [`monitoring`] | `CachePerformanceMonitor`, the `metrics` facade recorder |
+//! | `prometheus` | [`monitoring`] | a Prometheus exporter for the `metrics` facade (implies `monitoring`) |
+//!
+//! A first user adds `aicache` with its default features; a service that must not link redis-rs
+//! uses `default-features = false, features = ["ai"]` (memory-only, or a store of its own).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub use bytes::Bytes;
 pub use cache_core::{
-    BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, DynCache, DynFrameStore, Error,
-    ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Layer, MemoryReading, Outcome,
-    ReadReport, ReadStatus, Recorder, RedisMemory, RequestEvent, Result, SharedCache,
-    ShutdownReport, StoreInfo, StoreStats, StoreWrite, TextTier, Ttl, Usage, ValidationIssue,
-    ValidationResult, WalkCursor, WalkEntry, WalkMode, WalkPage, escape_glob, frame,
-};
-
-#[cfg(feature = "memory")]
-pub use cache_memory::{
-    InMemoryCache, L2Stats, MemoryCacheConfig, MemoryCacheStats, MemoryFrameStore, NearCache,
-    SharedTier,
-};
-
-/// The in-process tier and the coherence protocol: [`InMemoryCache`](memory::InMemoryCache),
-/// [`NearCache`](memory::NearCache), [`SharedTier`](memory::SharedTier) and the in-memory
-/// [`FrameStore`](memory::MemoryFrameStore).
-#[cfg(feature = "memory")]
-pub mod memory {
-    #[doc(inline)]
-    pub use cache_memory::*;
-}
-
-#[cfg(feature = "redis")]
-pub use cache_redis::{
-    CacheEvent, CacheEventListener, ConnectTimeouts, GenericRedisCache, GenericRedisCacheBuilder,
-    ListenerError, RedisCacheConfig, RedisCacheSecurityManager, RedisCacheStats, RedisStore,
-    url_uses_tls, validate_redis_url,
-};
-
-#[cfg(any(feature = "redis", feature = "ai"))]
-pub use cache_security::{
-    AeadAlgorithm, AeadCipher, EncryptionConfig, Secret, SecurityConfig, SecurityFinding,
-    SecurityValidationResult, TlsConfig,
-};
-
-#[cfg(feature = "ai")]
-pub use cache_ai::{
-    AI_VERSION, AIResponseCache, AIResponseCacheBuilder, AiCacheConfig, AiCacheStats,
-    AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper, CachedResponse,
-    Computed, HashAlgorithm, KeyFormat, LegacyKeyGenerator, LegacyVariant, OperationPerformance,
-    OperationStats, Priority, PyValue, Recommendation, RecommendationKind, RequestControls,
-    RequestKey, ResponseMetadata, Source, TextTierStatistics, TierPerformance, TierThresholds,
-    UsageMeter,
-};
-
-#[cfg(feature = "config")]
-pub use cache_config::{
-    AIResponseCacheConfig, FileFormat, PRESETS, Preset, TextSizeTiers, connect_ai_cache,
-};
-
-#[cfg(feature = "monitoring")]
-pub use cache_monitoring::{
-    CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
-    LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder, MonitorConfig,
-    MonitorSnapshot, PerformanceMetric, SavingsMetric, Severity,
+    BoxFuture, BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, Cipher, DynCache,
+    DynFrameStore, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Layer,
+    MAX_KEY_LEN, MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory,
+    RemovedSink, RequestEvent, Result, Severity, SharedCache, ShutdownReport, StoreInfo,
+    StoreStats, StoreWrite, TextTier, Ttl, Usage, ValidationIssue, ValidationResult, WalkCursor,
+    WalkEntry, WalkMode, WalkPage, escape_glob, frame, unix_millis,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).
 pub const REDIS_AVAILABLE: bool = cfg!(feature = "redis");
 
+/// The in-process tier and the coherence protocol.
+#[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
+pub mod memory {
+    #[doc(inline)]
+    pub use cache_memory::*;
+}
+
+/// Redis as the shared tier: the store, the generic two-tier cache, the security manager.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub mod redis {
+    #[doc(inline)]
+    pub use cache_redis::*;
+}
+
+/// The AI response layer.
+#[cfg(feature = "ai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ai")))]
+pub mod ai {
+    #[doc(inline)]
+    pub use cache_ai::*;
+}
+
+/// Security settings: TLS, ACL users, secrets, encryption at rest, and the security rules.
+#[cfg(any(feature = "redis", feature = "ai"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "ai"))))]
+pub mod security {
+    #[doc(inline)]
+    pub use cache_security::*;
+}
+
+/// Layered configuration that builds caches.
+#[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
+pub mod config {
+    #[doc(inline)]
+    pub use cache_config::*;
+}
+
+/// Monitoring: the performance monitor and the `metrics` facade recorder.
+#[cfg(feature = "monitoring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "monitoring")))]
+pub mod monitoring {
+    #[doc(inline)]
+    pub use cache_monitoring::*;
+}
+
+/// The names a first user needs: `use aicache::prelude::*;`.
+pub mod prelude {
+    pub use cache_core::{CacheInterface, CacheKey, Error, ErrorKind, Result, Ttl};
+
+    #[cfg(feature = "ai")]
+    #[doc(no_inline)]
+    pub use cache_ai::{
+        AIResponseCache, AiCacheConfig, AiRequest, CachedResponse, Computed, RequestControls,
+        RequestKey, Source,
+    };
+    #[cfg(feature = "config")]
+    #[doc(no_inline)]
+    pub use cache_config::AIResponseCacheConfig;
+    #[cfg(feature = "memory")]
+    #[doc(no_inline)]
+    pub use cache_memory::{InMemoryCache, MemoryCacheConfig};
+    #[cfg(feature = "monitoring")]
+    #[doc(no_inline)]
+    pub use cache_monitoring::CachePerformanceMonitor;
+    #[cfg(feature = "redis")]
+    #[doc(no_inline)]
+    pub use cache_redis::{GenericRedisCache, RedisCacheConfig};
+}
+
+// The design's export plan (and what its methods return) at the root.
+
+#[cfg(feature = "memory")]
+pub use cache_memory::{
+    ByteSize, Fetched, Fill, InMemoryCache, L2Stats, Lookup, MemoryCacheConfig, MemoryCacheStats,
+    MemoryFrameStore, NearCache, ReadTicket, SharedTier,
+};
+
+#[cfg(feature = "redis")]
+pub use cache_redis::{
+    CacheEvent, CacheEventListener, ConnectTimeouts, GenericRedisCache, GenericRedisCacheBuilder,
+    ListenerError, RedisCacheConfig, RedisCacheSecurityManager, RedisCacheStats, RedisStore,
+    check_redis_url, frame_codec, url_uses_tls, validate_redis_url,
+};
+
+#[cfg(any(feature = "redis", feature = "ai"))]
+pub use cache_security::{
+    AeadAlgorithm, AeadCipher, EncryptionConfig, ProbeReport, Secret, SecurityConfig,
+    SecurityFinding, SecurityValidationResult, TlsConfig, assess, redact_url,
+};
+
+#[cfg(feature = "ai")]
+pub use cache_ai::{
+    AI_PARAMETERS, AI_VERSION, AIResponseCache, AIResponseCacheBuilder, Admission, AiCacheConfig,
+    AiCacheStats, AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper,
+    CachedResponse, Computed, DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm,
+    KEY_NAMESPACE, KeyFormat, KeyGenerationStats, LegacyKeyGenerator, LegacyVariant,
+    MAX_OPERATION_LEN, MappedParameters, OperationPerformance, OperationStats, Priority, PyValue,
+    Recommendation, RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source,
+    TextTierStatistics, TierPerformance, TierThresholds, UsageMeter, is_valid_tenant,
+    validate_operation,
+};
+
+#[cfg(feature = "config")]
+pub use cache_config::{
+    AIResponseCacheConfig, ENV_PREFIX, FileFormat, PRESETS, Preset, TextSizeTiers,
+    connect_ai_cache, preset, reference_markdown,
+};
+
+#[cfg(feature = "monitoring")]
+pub use cache_monitoring::{
+    CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
+    InvalidationStats, LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder,
+    MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric, SavingsMetric,
+};
+
+#[cfg(feature = "prometheus")]
+pub use cache_monitoring::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
 /// Compiles the README's examples as doctests, so the README cannot drift from the code.
 #[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "config", feature = "monitoring"))]
 pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod tests;

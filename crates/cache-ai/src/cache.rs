@@ -189,7 +189,7 @@ where
     /// Builds the cache.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] for an invalid configuration, a store of another namespace, or
+    /// [`ErrorKind::Config`](cache_core::ErrorKind::Config) for an invalid configuration, a store of another namespace, or
     /// neither a store nor an L1 (nothing would be cached).
     pub fn build(self) -> Result<AIResponseCache<T>> {
         let Self {
@@ -307,7 +307,7 @@ where
     /// The key of `request`.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an invalid operation name.
+    /// [`ErrorKind::InvalidInput`](cache_core::ErrorKind::InvalidInput) for an invalid operation name.
     pub fn key(&self, request: &AiRequest<'_>) -> Result<RequestKey> {
         self.inner.keys.key_for(request)
     }
@@ -432,7 +432,7 @@ where
     /// scrape.
     ///
     /// # Errors
-    /// Store errors other than unavailability, for example [`ErrorKind::Auth`] when an ACL user
+    /// Store errors other than unavailability, for example [`ErrorKind::Auth`](cache_core::ErrorKind::Auth) when an ACL user
     /// may not run `INFO`.
     pub async fn report_memory(&self) -> Result<MemoryReading> {
         let mut reading = self

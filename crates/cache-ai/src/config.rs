@@ -257,16 +257,16 @@ impl AiCacheConfig {
             }
         }
         r.merge(self.text_size_tiers.validate());
-        if let Some(tenant) = &self.tenant {
-            if !is_valid_tenant(tenant) {
-                r.error(ValidationIssue::new(
-                    "tenant",
-                    format!("{tenant:?}"),
-                    "[A-Za-z0-9_-]{1,64}",
-                    "use letters, digits, '_' or '-' (braces would become a Redis Cluster hash tag, \
-                     ':' or '*' could reach another tenant's keys)",
-                ));
-            }
+        if let Some(tenant) = &self.tenant
+            && !is_valid_tenant(tenant)
+        {
+            r.error(ValidationIssue::new(
+                "tenant",
+                format!("{tenant:?}"),
+                "[A-Za-z0-9_-]{1,64}",
+                "use letters, digits, '_' or '-' (braces would become a Redis Cluster hash tag, \
+                 ':' or '*' could reach another tenant's keys)",
+            ));
         }
         for (operation, ttl) in &self.operation_ttls {
             if validate_operation(operation).is_err() {

@@ -43,7 +43,7 @@ where
     /// Reads the answer stored for `key`.
     ///
     /// # Errors
-    /// Redis errors other than unavailability (for example [`ErrorKind::Auth`]).
+    /// Redis errors other than unavailability (for example [`ErrorKind::Auth`](cache_core::ErrorKind::Auth)).
     pub async fn get(&self, key: &RequestKey) -> Result<Option<CachedResponse<T>>> {
         self.lookup(key, &RequestControls::default(), true, Stage::Both)
             .await

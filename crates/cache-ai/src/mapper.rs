@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use cache_core::{Result, ValidationIssue, ValidationResult};
+use cache_core::{Error, ErrorKind, Result, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
 use serde_json::{Map, Value};
 
@@ -304,13 +304,25 @@ impl CacheParameterMapper {
     pub fn apply(params: &Map<String, Value>, mut config: AiCacheConfig) -> Result<AiCacheConfig> {
         let mapped = Self::map(params);
         mapped.validation.into_result()?;
+        if let Some(url) = mapped.generic.get("redis_url").and_then(Value::as_str) {
+            // The AI layer's settings cannot hold a store: dropping the URL would silently run
+            // memory-only.
+            return Err(Error::new(
+                ErrorKind::Config,
+                "redis_url cannot be applied to the AI layer's settings",
+            )
+            .with_context("field", "redis_url")
+            .with_context("value", cache_security::redact_url(url))
+            .with_context(
+                "fix",
+                "build the store from MappedParameters::generic (cache-config's connect_ai_cache or AIResponseCacheConfig), or leave redis_url out",
+            ));
+        }
         let secs = |v: &Value| Duration::from_secs(v.as_u64().unwrap_or_default());
         let size =
             |v: &Value| usize::try_from(v.as_u64().unwrap_or_default()).unwrap_or(usize::MAX);
         for (name, value) in &mapped.generic {
             match name.as_str() {
-                // The store is built from `redis_url` by whoever builds the cache (cache-config);
-                // it stays in `MappedParameters::generic` for them.
                 "default_ttl" => config.default_ttl = secs(value),
                 "compression_threshold" => config.frames.compression_threshold = size(value),
                 "compression_algorithm" if value.as_str() == Some("zstd") => {
@@ -417,7 +429,6 @@ mod tests {
             "default_ttl": 900, "enable_l1_cache": false, "hash_algorithm": "blake3",
             "text_hash_threshold": 500,
             "operation_ttls": {"qa": 60}, "text_size_tiers": {"small": 10, "medium": 20, "large": 30},
-            "redis_url": "redis://127.0.0.1:6379",
         });
         let config =
             CacheParameterMapper::apply(params.as_object().unwrap(), AiCacheConfig::default())
@@ -437,6 +448,15 @@ mod tests {
             cache_core::frame::Compression::Zstd
         );
         assert_eq!(config.frames.compression_level, Some(19));
+        let with_url = json!({"redis_url": "redis://:pw@127.0.0.1:6379"});
+        let err =
+            CacheParameterMapper::apply(with_url.as_object().unwrap(), AiCacheConfig::default())
+                .unwrap_err();
+        assert_eq!(err.kind(), cache_core::ErrorKind::Config);
+        assert!(
+            err.to_string().contains("redis_url") && !err.to_string().contains("pw"),
+            "{err}"
+        );
         let bad = json!({"default_ttl": 0});
         assert!(
             CacheParameterMapper::apply(bad.as_object().unwrap(), AiCacheConfig::default())

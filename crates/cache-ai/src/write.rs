@@ -32,7 +32,7 @@ where
     /// admission rule refuses it or the controls forbid storing).
     ///
     /// # Errors
-    /// [`ErrorKind::Serialization`] when `value` cannot be encoded; [`ErrorKind::CapacityExceeded`]
+    /// [`ErrorKind::Serialization`](cache_core::ErrorKind::Serialization) when `value` cannot be encoded; [`ErrorKind::CapacityExceeded`](cache_core::ErrorKind::CapacityExceeded)
     /// above the size limit; Redis errors other than unavailability.
     pub async fn put(
         &self,
@@ -66,7 +66,7 @@ where
     /// `summarize`) from L1 and Redis; returns how many entries were removed.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an invalid operation; Redis errors other than unavailability.
+    /// [`ErrorKind::InvalidInput`](cache_core::ErrorKind::InvalidInput) for an invalid operation; Redis errors other than unavailability.
     pub async fn invalidate_by_operation(&self, operation: &str) -> Result<u64> {
         validate_operation(operation)?;
         let removed = self
@@ -83,7 +83,7 @@ where
     /// everything.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for a pattern longer than the key limit; Redis errors other than
+    /// [`ErrorKind::InvalidInput`](cache_core::ErrorKind::InvalidInput) for a pattern longer than the key limit; Redis errors other than
     /// unavailability.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
         self.invalidate_matching(&KeyPattern::new(pattern)?).await

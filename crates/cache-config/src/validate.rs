@@ -247,16 +247,16 @@ impl AIResponseCacheConfig {
                 "for example 2000",
             );
         }
-        if let Some(tenant) = &self.tenant {
-            if !cache_ai::is_valid_tenant(tenant) {
-                err(
-                    &mut r,
-                    "tenant",
-                    format!("{tenant:?}"),
-                    "[A-Za-z0-9_-]{1,64}",
-                    "braces, ':' or '*' could reach another tenant's keys",
-                );
-            }
+        if let Some(tenant) = &self.tenant
+            && !cache_ai::is_valid_tenant(tenant)
+        {
+            err(
+                &mut r,
+                "tenant",
+                format!("{tenant:?}"),
+                "[A-Za-z0-9_-]{1,64}",
+                "braces, ':' or '*' could reach another tenant's keys",
+            );
         }
         match &self.redis_url {
             Some(url) => {

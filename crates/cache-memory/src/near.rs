@@ -111,7 +111,10 @@ pub enum Lookup<V, R> {
     Miss,
 }
 
-/// An L1 over a shared tier, with the coherence protocol described in the [module docs](self).
+/// An L1 over a shared tier, kept coherent by write epochs (`ARCHITECTURE.md` states the
+/// protocol): a read promotes only if no write or removal of its key began after it did (checked
+/// under the key's shard lock); a removal fences before its shared-tier step and again after it,
+/// also when dropped half-way; a write fences, then fills L1 only if nothing raced it.
 pub struct NearCache<V> {
     l1: Option<InMemoryCache<V>>,
     fences: Option<Box<Fences>>,

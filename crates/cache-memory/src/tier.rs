@@ -134,7 +134,7 @@ impl SharedTier {
     /// (serve-stale reads pass the window as grace). Counted as a hit or a miss.
     ///
     /// # Errors
-    /// Store errors other than unavailability (for example [`ErrorKind::Auth`]).
+    /// Store errors other than unavailability (for example [`ErrorKind::Auth`](cache_core::ErrorKind::Auth)).
     pub async fn read(&self, key: &CacheKey, grace_ms: u64) -> Result<Option<Frame>> {
         let fetched = self.store.get(key).await;
         self.accept(key, fetched, grace_ms).await
@@ -195,7 +195,7 @@ impl SharedTier {
     /// Encodes `payload` as the frame of `key` (recording what compression did).
     ///
     /// # Errors
-    /// [`ErrorKind::CapacityExceeded`] above the codec's limit; what the cipher returns.
+    /// [`ErrorKind::CapacityExceeded`](cache_core::ErrorKind::CapacityExceeded) above the codec's limit; what the cipher returns.
     pub fn encode(
         &self,
         key: &CacheKey,

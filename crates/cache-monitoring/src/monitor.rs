@@ -238,7 +238,7 @@ impl CachePerformanceMonitor {
     }
 
     /// Hands the monitor a memory reading (the caches' `report_memory` does it through
-    /// [`Recorder::record_memory`]).
+    /// [`Recorder::record_memory`](cache_core::Recorder::record_memory)).
     pub fn record_memory_usage(&self, mut reading: MemoryUsageMetric) {
         reading.timestamp_ms = unix_millis();
         push_bounded(

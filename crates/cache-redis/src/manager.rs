@@ -14,7 +14,7 @@ use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_ti
 /// fail-secure requirements of an environment.
 ///
 /// Unlike the original (whose `connect()` bypassed its security manager), the manager uses the
-/// very [`ConnectionFactory`] the cache uses, so what it reports is what the cache gets.
+/// very connection factory the cache uses, so what it reports is what the cache gets.
 pub struct RedisCacheSecurityManager {
     factory: ConnectionFactory,
     security: SecurityConfig,
@@ -59,7 +59,7 @@ impl RedisCacheSecurityManager {
     /// A manager for the server at `url` with `security` (as the cache would connect).
     ///
     /// # Errors
-    /// As [`ConnectionFactory::new`].
+    /// [`cache_core::ErrorKind::Config`] for an invalid URL or security setting.
     pub fn new(
         url: &str,
         security: SecurityConfig,

@@ -37,7 +37,8 @@ pub struct SecurityFinding {
     pub fix: String,
 }
 
-/// What [`RedisCacheSecurityManager::validate_connection_security`] found on the live connection.
+/// What the security manager (cache-redis's `RedisCacheSecurityManager`) found on the live
+/// connection, scored by [`assess`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[non_exhaustive]
 pub struct SecurityValidationResult {

@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 use super::MAX_LABEL_LEN;
 
-/// Serializes `value` as MessagePack with named fields, the payload codec of [`Codec::MessagePack`].
+/// Serializes `value` as MessagePack with named fields, the payload codec of [`Codec::MessagePack`](super::Codec::MessagePack).
 ///
 /// # Errors
 /// [`ErrorKind::Serialization`] when `value` cannot be serialized.

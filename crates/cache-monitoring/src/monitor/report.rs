@@ -1,4 +1,4 @@
-//! What [`CachePerformanceMonitor`](super::CachePerformanceMonitor) reports: its settings, metrics,
+//! What [`CachePerformanceMonitor`](super::CachePerformanceMonitor)(super::CachePerformanceMonitor) reports: its settings, metrics,
 //! findings and snapshots.
 
 use std::collections::BTreeMap;
@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::window::LatencySummary;
 
-/// Settings of a [`CachePerformanceMonitor`] (the seed's defaults).
+/// Settings of a [`CachePerformanceMonitor`](super::CachePerformanceMonitor) (the seed's defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct MonitorConfig {
