@@ -395,11 +395,10 @@ fn workspace_rust_version() -> Result<String, String> {
         .ok_or_else(|| "no rust-version in the root Cargo.toml".to_string())
 }
 
-fn version_key(version: &str) -> Vec<u64> {
-    version
-        .split('.')
-        .map(|part| part.parse().unwrap_or(0))
-        .collect()
+/// `major.minor.patch` as numbers, a missing part counting as 0 (`1.88` is `1.88.0`).
+fn version_key(version: &str) -> [u64; 3] {
+    let mut parts = version.split('.').map(|part| part.parse().unwrap_or(0));
+    [(); 3].map(|()| parts.next().unwrap_or(0))
 }
 
 fn bench(quick: bool) -> Outcome {

@@ -56,7 +56,11 @@ pub struct MappedParameters {
 /// let mapped = CacheParameterMapper::map(params.as_object().unwrap());
 /// assert!(mapped.validation.is_valid());
 /// assert_eq!(mapped.generic["l1_cache_size"], 500);
-/// let config = CacheParameterMapper::apply(params.as_object().unwrap(), Default::default())?;
+/// assert_eq!(mapped.generic["redis_url"], "redis://localhost:6379");
+/// // The AI layer's settings hold no store: a redis_url is refused, never silently dropped.
+/// assert!(CacheParameterMapper::apply(params.as_object().unwrap(), Default::default()).is_err());
+/// let ai_only = json!({"memory_cache_size": 500, "operation_ttls": {"summarize": 7200}});
+/// let config = CacheParameterMapper::apply(ai_only.as_object().unwrap(), Default::default())?;
 /// assert_eq!(config.l1.unwrap().max_entries, 500);
 /// # Ok::<(), cache_core::Error>(())
 /// ```

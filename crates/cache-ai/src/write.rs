@@ -169,30 +169,36 @@ where
             Some((entry, self.l1_ttl(l1_ttl)))
         };
         let kept = self.with_stale_window(ttl);
+        let Some(l2) = &self.inner.l2 else {
+            // Memory-only: the L1 copy is the only one, inserted under its shard's lock.
+            let stored = match l1_entry(true) {
+                Some((entry, l1_ttl)) => {
+                    self.filled(self.inner.near.insert(key.cache_key(), entry, l1_ttl))
+                }
+                None => false,
+            };
+            if stored {
+                counters.stores.fetch_add(1, Ordering::Relaxed);
+                return Ok(Some(metadata));
+            }
+            return Ok(None);
+        };
         let (written, fill) = self
             .inner
             .near
             .write(
                 key.cache_key(),
-                async {
-                    match &self.inner.l2 {
-                        Some(l2) => l2
-                            .write(
-                                key.cache_key(),
-                                &frame_meta,
-                                Codec::MessagePack,
-                                &payload,
-                                kept,
-                            )
-                            .await
-                            .map(Some),
-                        None => Ok(None),
-                    }
-                },
+                l2.write(
+                    key.cache_key(),
+                    &frame_meta,
+                    Codec::MessagePack,
+                    &payload,
+                    kept,
+                ),
                 |written| l1_entry(written.is_ok()),
             )
             .await;
-        let stored_l2 = matches!(written?, Some(StoreWrite::Written | StoreWrite::Queued));
+        let stored_l2 = matches!(written?, StoreWrite::Written | StoreWrite::Queued);
         let stored_l1 = self.filled(fill);
         if !stored_l1 && !stored_l2 {
             return Ok(None);

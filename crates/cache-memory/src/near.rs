@@ -12,8 +12,11 @@
 //!   before the first fence cannot promote; one that began between the fences either finds the
 //!   epoch moved or has its copy dropped by the second fence;
 //! - a **write** fences first (so a cancelled write never leaves the old value in L1), runs its
-//!   shared-tier step, then fills L1 only if no other write or removal of the shard ran meanwhile,
-//!   bumping the epoch again so that reads which raced it cannot promote the old value.
+//!   shared-tier step, then, under the lock, bumps the epoch again and drops any copy a racing read
+//!   promoted, and fills L1 only if no other write or removal of the shard ran meanwhile (when one
+//!   did, L1 keeps no copy: the shared tier's last value is not known here);
+//! - a cache **without** a shared tier inserts under the lock ([`NearCache::insert`]): its L1
+//!   copy is the only one and must not be lost to a racing fence.
 //!
 //! Unrelated keys share shards, so a write may occasionally cost another key a promotion (the next
 //! read promotes); never the reverse. Without an L1 there is nothing to keep coherent and every
@@ -82,8 +85,8 @@ pub struct ReadTicket {
 pub enum Fill {
     /// L1 holds the value now.
     Filled,
-    /// A write or removal of the key began meanwhile: L1 was left alone (its value is newer, or
-    /// the key is gone).
+    /// A write or removal of the key's shard began meanwhile: which value the shared tier holds
+    /// last is unknown here, so L1 holds none (the next read fetches it).
     Raced,
     /// The value is too large for L1 (counted by the L1); the shared tier still holds it.
     TooLarge,
@@ -255,7 +258,7 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> NearCache<V> {
         };
         let outcome = shared.await;
         std::mem::forget(pending);
-        let filled = self.finish_write(fences, key, epoch, fill(&outcome));
+        let (filled, _) = self.finish_write(fences, key, epoch, fill(&outcome));
         (outcome, filled)
     }
 
@@ -273,7 +276,15 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> NearCache<V> {
         let Some(fences) = &self.fences else {
             return (shared.await, vec![Fill::Skipped; keys.len()]);
         };
-        let epochs: Vec<u64> = keys.iter().map(|key| self.fence(key.as_str())).collect();
+        for key in keys {
+            self.fence(key.as_str());
+        }
+        // Read the epochs after every fence: keys of one batch may share a shard, and a key's
+        // own fence is not its shard's last.
+        let epochs: Vec<u64> = keys
+            .iter()
+            .map(|key| fences.shard(key.as_str()).epoch.load(Ordering::Acquire))
+            .collect();
         let pending: Vec<FenceOnDrop<'_, V>> = keys
             .iter()
             .map(|key| FenceOnDrop {
@@ -284,15 +295,35 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> NearCache<V> {
         let outcome = shared.await;
         // The shared-tier step finished: the fills below take over from the guards.
         pending.into_iter().for_each(std::mem::forget);
-        let fills = keys
-            .iter()
-            .zip(epochs)
-            .enumerate()
-            .map(|(index, (key, epoch))| {
-                self.finish_write(fences, key, epoch, fill(&outcome, index))
-            })
-            .collect();
+        // A key's own finish moves its shard's epoch: later keys of the batch in that shard expect
+        // it. A raced shard stays raced for the rest of the batch.
+        let mut expected: Vec<(usize, u64)> = Vec::new();
+        let mut fills = Vec::with_capacity(keys.len());
+        for (index, (key, epoch)) in keys.iter().zip(epochs).enumerate() {
+            let shard = shard_of(key.as_str());
+            let slot = expected.iter().position(|(s, _)| *s == shard);
+            let at = slot.map_or(epoch, |i| expected[i].1);
+            let (filled, next) = self.finish_write(fences, key, at, fill(&outcome, index));
+            let next = next.unwrap_or(at);
+            match slot {
+                Some(i) => expected[i].1 = next,
+                None => expected.push((shard, next)),
+            }
+            fills.push(filled);
+        }
         (outcome, fills)
+    }
+
+    /// Stores `value` as the only copy (a cache without a shared tier): bumps the key's epoch and
+    /// inserts under the shard's lock, so no concurrent fence can make the write vanish.
+    pub fn insert(&self, key: &CacheKey, value: V, ttl: Ttl) -> Fill {
+        let (Some(l1), Some(fences)) = (&self.l1, &self.fences) else {
+            return Fill::Skipped;
+        };
+        let shard = fences.shard(key.as_str());
+        let _guard = locked(&shard.lock);
+        shard.epoch.fetch_add(1, Ordering::AcqRel);
+        insert(l1, key, value, ttl)
     }
 
     /// Removes `key`: fences, runs `shared` (the shared-tier removal), fences again (also when
@@ -356,29 +387,35 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> NearCache<V> {
         l1.remove_matching(pattern)
     }
 
+    /// Ends a write begun at `epoch`; returns what became of the fill and, unless it raced, the
+    /// shard's epoch after it.
     fn finish_write(
         &self,
         fences: &Fences,
         key: &CacheKey,
         epoch: u64,
         fill: Option<(V, Ttl)>,
-    ) -> Fill {
+    ) -> (Fill, Option<u64>) {
         let Some(l1) = &self.l1 else {
-            return Fill::Skipped;
+            return (Fill::Skipped, None);
         };
         let shard = fences.shard(key.as_str());
         let _guard = locked(&shard.lock);
-        if shard.epoch.load(Ordering::Acquire) != epoch {
-            return Fill::Raced;
-        }
+        let raced = shard.epoch.load(Ordering::Acquire) != epoch;
         // Reads that began after this write's first fence may have read the old value: moving the
-        // epoch on stops their promotion; dropping the copy removes one that already landed.
-        shard.epoch.fetch_add(1, Ordering::AcqRel);
+        // epoch on stops their promotion; dropping the copy removes one that already landed. This
+        // holds when the write raced too: another write or removal of the shard ran meanwhile, so
+        // which value the shared tier holds last is unknown here, and L1 must hold none.
+        let after = shard.epoch.fetch_add(1, Ordering::AcqRel) + 1;
         l1.remove(key.as_str());
-        match fill {
+        if raced {
+            return (Fill::Raced, None);
+        }
+        let filled = match fill {
             Some((value, ttl)) => insert(l1, key, value, ttl),
             None => Fill::Skipped,
-        }
+        };
+        (filled, Some(after))
     }
 }
 

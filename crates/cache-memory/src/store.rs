@@ -165,10 +165,18 @@ impl FrameStore for MemoryFrameStore {
 
     async fn set_if_absent(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<bool> {
         self.check_size(&frame)?;
-        if self.live(key).is_some() {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        if entries.get(key).is_some_and(|s| s.expires_at > now) {
             return Ok(false);
         }
-        self.put(key, frame, Instant::now() + ttl.as_duration());
+        entries.insert(
+            key.clone(),
+            Stored {
+                frame,
+                expires_at: now + ttl.as_duration(),
+            },
+        );
         Ok(true)
     }
 
@@ -188,7 +196,10 @@ impl FrameStore for MemoryFrameStore {
                 "set_unless_newer needs a frame of this version",
             ));
         };
-        let blocked = match self.live(key).as_deref().map(stamp) {
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let stored = entries.get(key).filter(|s| s.expires_at > now);
+        let blocked = match stored.map(|s| stamp(&s.frame)) {
             Some(Stamp::OtherVersion) => true,
             Some(Stamp::WrittenAt(stored)) => stored >= incoming,
             Some(_) | None => false,
@@ -196,17 +207,25 @@ impl FrameStore for MemoryFrameStore {
         if blocked {
             return Ok(false);
         }
-        self.put(key, frame, expires_at);
+        entries.insert(key.clone(), Stored { frame, expires_at });
         Ok(true)
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
-        Ok(self.live(key).is_some() && self.lock().remove(key).is_some())
+        let now = Instant::now();
+        Ok(self
+            .lock()
+            .remove(key)
+            .is_some_and(|stored| stored.expires_at > now))
     }
 
     async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
+        let now = Instant::now();
         let mut entries = self.lock();
-        if entries.get(key).is_some_and(|s| s.frame == expected) {
+        if entries
+            .get(key)
+            .is_some_and(|s| s.expires_at > now && s.frame == expected)
+        {
             entries.remove(key);
             return Ok(true);
         }
@@ -214,13 +233,17 @@ impl FrameStore for MemoryFrameStore {
     }
 
     async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
-        let blocked = match self.live(key).as_deref().map(stamp) {
-            None => return Ok(false),
-            Some(Stamp::OtherVersion) => true,
-            Some(Stamp::WrittenAt(stored)) => stored > issued_at_ms,
-            Some(_) => false,
+        let now = Instant::now();
+        let mut entries = self.lock();
+        let Some(stored) = entries.get(key).filter(|s| s.expires_at > now) else {
+            return Ok(false);
         };
-        Ok(!blocked && self.lock().remove(key).is_some())
+        let blocked = match stamp(&stored.frame) {
+            Stamp::OtherVersion => true,
+            Stamp::WrittenAt(written) => written > issued_at_ms,
+            _ => false,
+        };
+        Ok(!blocked && entries.remove(key).is_some())
     }
 
     async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {

@@ -182,6 +182,14 @@ impl CacheInterface for GenericRedisCache {
             Some(_) => ttl.min(self.inner.l1_max_ttl),
             None => ttl,
         };
+        if self.inner.l2.is_none() {
+            // Memory-only: each L1 copy is the only one, inserted under its shard's lock.
+            for (key, value) in entries {
+                self.inner.near.insert(key, value.clone(), l1_ttl);
+            }
+            self.record(CacheOp::SetMany, self.l2_layer(), Outcome::Done, started);
+            return Ok(());
+        }
         let keys: Vec<CacheKey> = entries.iter().map(|(k, _)| k.clone()).collect();
         let meta = fresh_meta(ttl);
         let (written, fills) = self

@@ -459,11 +459,7 @@ impl GenericRedisCache {
             if let Some(l1) = self.inner.near.l1() {
                 l1.check_size(value.len())?;
             }
-            let fill = Some((value.clone(), ttl));
-            self.inner
-                .near
-                .write(key, std::future::ready(()), |()| fill)
-                .await;
+            self.inner.near.insert(key, value.clone(), ttl);
             self.record(CacheOp::Set, layer, Outcome::Done, started);
             self.fire(CacheEvent::SetSuccess { key, value: &value });
             return Ok(());

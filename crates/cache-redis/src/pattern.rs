@@ -224,6 +224,8 @@ pub(crate) async fn read_frames(
             redis::Value::Int(ms) if ms >= 0 => {
                 Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
             }
+            // A key without expiry (never written by a cache), as `remaining_ttl` reports it.
+            redis::Value::Int(-1) => Some(cache_core::Ttl::MAX),
             _ => None,
         };
         entries.push(WalkEntry::new(key, Some(frame), ttl));

@@ -256,6 +256,17 @@ impl StoreInner {
         }
     }
 
+    fn check_size(&self, frame: &Bytes) -> Result<()> {
+        if frame.len() > self.max_frame_size {
+            return Err(
+                Error::new(ErrorKind::CapacityExceeded, "frame too large for the store")
+                    .with_context("size", frame.len())
+                    .with_context("allowed", format!("0..={} bytes", self.max_frame_size)),
+            );
+        }
+        Ok(())
+    }
+
     fn full_pattern(&self, pattern: &KeyPattern) -> String {
         format!("{}{}", self.scan_prefix, pattern.as_str())
     }

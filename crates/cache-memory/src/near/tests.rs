@@ -301,3 +301,117 @@ async fn without_l1_every_step_only_runs_the_shared_tier() {
         .unwrap();
     assert!(matches!(lookup, Lookup::L2(1, Fill::Skipped)));
 }
+
+/// Two keys of the same fence shard (FNV-1a of "k0" and "k57", modulo 64, is 14 for both).
+const SAME_SHARD: [&str; 2] = ["k0", "k57"];
+
+#[test]
+fn keys_share_a_shard_as_the_tests_assume() {
+    assert_eq!(
+        super::shard_of(SAME_SHARD[0]),
+        super::shard_of(SAME_SHARD[1])
+    );
+}
+
+#[tokio::test]
+async fn write_many_of_keys_sharing_a_shard_fills_them_all() {
+    // Fails when each key's epoch is taken at its own fence (the batch's later fences move it).
+    let near = near();
+    let keys: Vec<CacheKey> = SAME_SHARD.iter().map(|k| key(k)).collect();
+    let (_, fills) = near
+        .write_many(&keys, async {}, |(), i| {
+            Some((Bytes::from(SAME_SHARD[i]), ttl()))
+        })
+        .await;
+    assert_eq!(fills, vec![Fill::Filled, Fill::Filled]);
+    assert_eq!(near.get("k0").as_deref(), Some(&b"k0"[..]));
+}
+
+#[tokio::test]
+async fn a_read_racing_write_many_of_a_shared_shard_leaves_no_old_value() {
+    // A read of k0 begins after the batch's fences, reads the old value and promotes it before
+    // the batch's shared-tier step lands; the batch must replace or drop it.
+    let (near, shared) = (near(), Shared::default());
+    shared.set("k0", "old");
+    let (started_tx, started) = oneshot::channel::<()>();
+    let (gate_tx, gate) = oneshot::channel::<()>();
+    let keys: Vec<CacheKey> = SAME_SHARD.iter().map(|k| key(k)).collect();
+    let writer = tokio::spawn({
+        let (near, shared) = (Arc::clone(&near), shared.clone());
+        async move {
+            near.write_many(
+                &keys,
+                async move {
+                    started_tx.send(()).unwrap();
+                    gate.await.unwrap();
+                    shared.set("k0", "new");
+                    shared.set("k57", "new");
+                },
+                |(), _| Some((Bytes::from_static(b"new"), ttl())),
+            )
+            .await
+            .1
+        }
+    });
+    started.await.unwrap();
+    let ticket = near.begin_read("k0");
+    let old = shared.get("k0").unwrap();
+    assert_eq!(near.promote(&key("k0"), ticket, old, ttl()), Fill::Filled);
+    gate_tx.send(()).unwrap();
+    writer.await.unwrap();
+    assert_ne!(
+        near.get("k0").as_deref(),
+        Some(&b"old"[..]),
+        "the old value survived the write"
+    );
+}
+
+#[tokio::test]
+async fn a_write_raced_by_a_fence_on_its_shard_keeps_no_copy() {
+    // write(k0) fences; a read promotes the old value; a delete of k57 (same shard) fences; the
+    // write finishes raced. Its L1 must not keep the old value the read promoted. (Fails when a
+    // raced write leaves L1 alone.)
+    let (near, shared) = (near(), Shared::default());
+    shared.set("k0", "old");
+    let (started_tx, started) = oneshot::channel::<()>();
+    let (gate_tx, gate) = oneshot::channel::<()>();
+    let writer = tokio::spawn({
+        let (near, shared) = (Arc::clone(&near), shared.clone());
+        async move {
+            near.write(
+                &key("k0"),
+                async move {
+                    started_tx.send(()).unwrap();
+                    gate.await.unwrap();
+                    shared.set("k0", "new");
+                },
+                |()| Some((Bytes::from_static(b"new"), ttl())),
+            )
+            .await
+            .1
+        }
+    });
+    started.await.unwrap();
+    let ticket = near.begin_read("k0");
+    let old = shared.get("k0").unwrap();
+    assert_eq!(near.promote(&key("k0"), ticket, old, ttl()), Fill::Filled);
+    near.remove(&key("k57"), async {}).await;
+    gate_tx.send(()).unwrap();
+    assert_eq!(writer.await.unwrap(), Fill::Raced);
+    assert_eq!(near.get("k0"), None, "L1 kept the value the write replaced");
+}
+
+#[tokio::test]
+async fn a_memory_only_insert_survives_a_racing_fence() {
+    // Without a shared tier the L1 copy is the only one: an insert never loses to a fence of its
+    // shard, while a write racing one would keep no copy.
+    let near = near();
+    near.remove(&key("k57"), async {}).await;
+    assert_eq!(
+        near.insert(&key("k0"), Bytes::from_static(b"only"), ttl()),
+        Fill::Filled
+    );
+    near.invalidate(&KeyPattern::new("other:*").unwrap(), async {})
+        .await;
+    assert_eq!(near.get("k0").as_deref(), Some(&b"only"[..]));
+}

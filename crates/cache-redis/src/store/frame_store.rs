@@ -52,6 +52,7 @@ impl FrameStore for RedisStore {
     }
 
     async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
+        self.inner.check_size(&frame)?;
         let name = self.inner.redis_key(key);
         let sent = frame.clone();
         match self
@@ -78,6 +79,9 @@ impl FrameStore for RedisStore {
     async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Ttl) -> Result<StoreWrite> {
         if entries.is_empty() {
             return Ok(StoreWrite::Written);
+        }
+        for (_, frame) in entries {
+            self.inner.check_size(frame)?;
         }
         let mut pipe = redis::pipe();
         for (key, frame) in entries {
@@ -113,6 +117,7 @@ impl FrameStore for RedisStore {
     }
 
     async fn set_if_absent(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<bool> {
+        self.inner.check_size(&frame)?;
         let name = self.inner.redis_key(key);
         let reply = self
             .inner
@@ -136,6 +141,7 @@ impl FrameStore for RedisStore {
         frame: Bytes,
         expires_at_ms: u64,
     ) -> Result<bool> {
+        self.inner.check_size(&frame)?;
         if expires_at_ms <= unix_millis() {
             return Ok(false);
         }
