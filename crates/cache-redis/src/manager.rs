@@ -9,6 +9,7 @@ use cache_security::{ProbeReport, SecurityConfig, SecurityValidationResult, asse
 use redis::aio::MultiplexedConnection;
 
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
+use crate::pattern::WalkPool;
 
 /// Inspects the live connection to Redis that the cache's settings produce, and checks the
 /// fail-secure requirements of an environment.
@@ -17,6 +18,8 @@ use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_ti
 /// very connection factory the cache uses, so what it reports is what the cache gets.
 pub struct RedisCacheSecurityManager {
     factory: ConnectionFactory,
+    /// Probe connections, kept between checks (a check does not pay TCP + TLS + AUTH anew).
+    probes: WalkPool,
     security: SecurityConfig,
     command_timeout: Duration,
 }
@@ -66,8 +69,10 @@ impl RedisCacheSecurityManager {
         timeouts: ConnectTimeouts,
         command_timeout: Duration,
     ) -> Result<Self> {
+        let factory = ConnectionFactory::new(url, &security, timeouts)?;
         Ok(Self {
-            factory: ConnectionFactory::new(url, &security, timeouts)?,
+            probes: WalkPool::new(factory.clone(), command_timeout, timeouts.connect)?,
+            factory,
             security,
             command_timeout,
         })
@@ -116,11 +121,17 @@ impl RedisCacheSecurityManager {
     /// Connecting fails: [`cache_core::ErrorKind::Auth`], [`cache_core::ErrorKind::Tls`],
     /// [`cache_core::ErrorKind::Connection`] or a timeout.
     pub async fn validate_connection_security(&self) -> Result<SecurityValidationResult> {
-        let mut conn = self.factory.dedicated().await?;
-        let user = match self
-            .ask(&mut conn, "ACL WHOAMI", &["ACL", "WHOAMI"])
-            .await?
-        {
+        let mut conn = self.probes.get().await?;
+        let report = self.probe(&mut conn).await;
+        if report.is_err() {
+            // A probe that failed part-way may have left the connection inside MULTI.
+            drop(deadpool::managed::Object::take(conn));
+        }
+        report
+    }
+
+    async fn probe(&self, conn: &mut MultiplexedConnection) -> Result<SecurityValidationResult> {
+        let user = match self.ask(conn, "ACL WHOAMI", &["ACL", "WHOAMI"]).await? {
             Ok(redis::Value::BulkString(name)) => String::from_utf8_lossy(&name).into_owned(),
             Ok(redis::Value::SimpleString(name)) => name,
             Ok(_) => "unknown".to_string(),
@@ -131,11 +142,11 @@ impl RedisCacheSecurityManager {
         };
         let mut dangerous_commands = std::collections::BTreeMap::new();
         for (name, args) in DANGEROUS {
-            let opened = self.ask(&mut conn, "MULTI", &["MULTI"]).await?;
+            let opened = self.ask(conn, "MULTI", &["MULTI"]).await?;
             let verdict = if opened.is_ok() {
-                let queued = self.ask(&mut conn, name, args).await;
+                let queued = self.ask(conn, name, args).await;
                 // Always leave the transaction, whatever the queued command answered.
-                self.ask(&mut conn, "DISCARD", &["DISCARD"])
+                self.ask(conn, "DISCARD", &["DISCARD"])
                     .await?
                     .map_err(|e| map_redis_error(e, "DISCARD failed"))?;
                 permission(&queued?)
