@@ -15,5 +15,6 @@ mod coherence;
 mod config;
 mod conformance;
 mod faults;
+mod fencing;
 mod security;
 mod support;

@@ -136,11 +136,11 @@ where
                 let compute_time = started.elapsed();
                 self.account_computation(key, &value, compute_time);
                 let value = Arc::new(value);
-                // A forced refresh that started after this computation owns the entry now.
-                let store = if leader.is_current() {
-                    self.store(key, &value, controls).await
-                } else {
-                    Ok(None)
+                // A forced refresh that started after this computation owns the entry now, and a
+                // removal that began after it fenced it: then nothing is stored.
+                let store = match leader.begin_store() {
+                    Some(_storing) => self.store(key, &value, controls).await,
+                    None => Ok(None),
                 };
                 let stored = match store {
                     Ok(stored) => stored,

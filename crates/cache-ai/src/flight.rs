@@ -36,6 +36,28 @@ impl<V> Clone for Slot<V> {
 struct Flight<V> {
     id: u64,
     slot: Slot<V>,
+    /// True while the leader stores its answer; a removal that covers the flight waits for it.
+    storing: watch::Sender<bool>,
+}
+
+/// A removal's wait for the stores of the flights it fenced (see [`Flights::fence`]).
+pub(crate) struct StoreWait(watch::Receiver<bool>);
+
+impl StoreWait {
+    /// Returns once the store has finished (or its leader is gone).
+    pub(crate) async fn finished(mut self) {
+        let _ = self.0.wait_for(|storing| !storing).await;
+    }
+}
+
+/// Marks a leader's store in progress; dropping it (the store finished or was cancelled) lets the
+/// removals waiting on it go on.
+pub(crate) struct Storing(watch::Sender<bool>);
+
+impl Drop for Storing {
+    fn drop(&mut self) {
+        self.0.send_replace(false);
+    }
 }
 
 /// The flights in progress, by key.
@@ -100,13 +122,36 @@ impl<V: Clone> Flights<V> {
             receiver,
             waiting: Arc::new(AtomicUsize::new(0)),
         };
-        map.insert(key.clone(), Flight { id, slot });
+        let (storing, _) = watch::channel(false);
+        map.insert(key.clone(), Flight { id, slot, storing });
         Leader {
             flights: self,
             key: key.clone(),
             id,
             sender,
         }
+    }
+
+    /// Fences the flights whose keys `covers` picks (a removal of them began): they leave the map,
+    /// so their leaders store nothing and later callers start flights of their own; their
+    /// waiting callers still get their answers. Returns a wait for each fenced leader that is
+    /// storing right now: the removal must let that store finish before it removes the key.
+    pub(crate) fn fence(&self, covers: impl Fn(&CacheKey) -> bool) -> Vec<StoreWait> {
+        let mut map = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut waits = Vec::new();
+        map.retain(|key, flight| {
+            if !covers(key) {
+                return true;
+            }
+            if *flight.storing.borrow() {
+                waits.push(StoreWait(flight.storing.subscribe()));
+            }
+            false
+        });
+        waits
     }
 
     /// How many flights are in progress, and how many callers wait on them.
@@ -125,15 +170,19 @@ impl<V: Clone> Flights<V> {
 }
 
 impl<V> Leader<'_, V> {
-    /// Whether this is still the newest flight for its key. A forced refresh starts a newer one;
-    /// an older leader then must not store over the refreshed answer.
-    pub(crate) fn is_current(&self) -> bool {
-        self.flights
+    /// Starts storing the answer, if this is still the newest flight for its key and no removal
+    /// fenced it: a forced refresh starts a newer flight (an older leader must not store over
+    /// the refreshed answer), and a removal that began after the computation did fences it (the
+    /// answer may be what was removed). The store must run while the guard lives.
+    pub(crate) fn begin_store(&self) -> Option<Storing> {
+        let map = self
+            .flights
             .in_progress
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&self.key)
-            .is_some_and(|flight| flight.id == self.id)
+            .unwrap_or_else(PoisonError::into_inner);
+        let flight = map.get(&self.key).filter(|flight| flight.id == self.id)?;
+        flight.storing.send_replace(true);
+        Some(Storing(flight.storing.clone()))
     }
 
     /// Publishes the outcome to every follower and ends the flight.

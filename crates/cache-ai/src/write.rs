@@ -49,6 +49,7 @@ where
     /// # Errors
     /// Store errors other than unavailability.
     pub async fn delete(&self, key: &RequestKey) -> Result<bool> {
+        self.fence_flights(|flight| flight == key.cache_key()).await;
         let (in_l1, in_l2) = self
             .inner
             .near
@@ -216,7 +217,17 @@ where
         Ttl::new(ttl.mul_f64(factor))
     }
 
+    /// Fences the computations in flight that `covers` picks, and waits for those already
+    /// storing: after this, none of them stores anything.
+    async fn fence_flights(&self, covers: impl Fn(&CacheKey) -> bool) {
+        for wait in self.inner.flights.fence(covers) {
+            wait.finished().await;
+        }
+    }
+
     pub(crate) async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
+        self.fence_flights(|flight| pattern.matches(flight.as_str()))
+            .await;
         let in_l1: HashSet<CacheKey> = self
             .inner
             .near

@@ -1,0 +1,206 @@
+//! A removal fences the computations in flight that it covers (DESIGN §8): a computation that
+//! began before the removal stores nothing (its waiting callers still get its answer), a caller
+//! arriving after the removal never joins it, and a store already running finishes before the
+//! removal removes the key. Each step is ordered with gates.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use aicache::{
+    AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheKey, FrameStore, HealthReport,
+    KeyPattern, MemoryFrameStore, RedisMemory, RemovedSink, RequestControls, Result,
+    ShutdownReport, Source, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor, WalkMode, WalkPage,
+};
+use redis::AsyncCommands;
+use tokio::sync::{Mutex, Notify, oneshot};
+
+use crate::support::{raw, server, test_config};
+
+#[tokio::test]
+async fn an_invalidation_fences_a_computation_in_flight() {
+    let server = server();
+    let cache: AIResponseCache<String> = aicache::connect_ai_cache(
+        AiCacheConfig::default(),
+        Some(&test_config(&server.url())),
+        None,
+    )
+    .await
+    .unwrap();
+    let key = cache
+        .key(&AiRequest::new("summarize", "a text whose prompt changes"))
+        .unwrap();
+    let computations = Arc::new(AtomicU64::new(0));
+    let (started_tx, started) = oneshot::channel::<()>();
+    let (release_tx, release) = oneshot::channel::<()>();
+    let slow = tokio::spawn({
+        let (cache, key, computations) = (cache.clone(), key.clone(), Arc::clone(&computations));
+        async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async move {
+                    computations.fetch_add(1, Ordering::SeqCst);
+                    started_tx.send(()).unwrap();
+                    release.await.unwrap();
+                    Ok::<_, std::io::Error>("the old prompt's answer".to_string())
+                })
+                .await
+                .unwrap()
+        }
+    });
+    started.await.unwrap();
+    // The operator invalidates while the model call runs.
+    cache.invalidate_by_operation("summarize").await.unwrap();
+    // A caller arriving after the invalidation does not join the fenced flight (joining it would
+    // wait for the held computation: the timeout turns that into a failure, not a hang).
+    let fresh = tokio::time::timeout(
+        Duration::from_secs(10),
+        cache.get_or_compute(&key, &RequestControls::default(), || async {
+            Ok::<_, std::io::Error>("the new prompt's answer".to_string())
+        }),
+    )
+    .await
+    .expect("the caller joined the fenced flight")
+    .unwrap();
+    assert_eq!(fresh.source, Source::Computed);
+    assert!(fresh.stored);
+    release_tx.send(()).unwrap();
+    let old = slow.await.unwrap();
+    assert_eq!(
+        *old.response.value, "the old prompt's answer",
+        "its caller still gets it"
+    );
+    assert!(!old.stored, "a fenced computation stores nothing");
+    let cached = cache.get(&key).await.unwrap().unwrap();
+    assert_eq!(*cached.value, "the new prompt's answer");
+    let mut conn = raw(&server).await;
+    let stored: Vec<u8> = conn.get(cache.full_key(&key)).await.unwrap();
+    assert!(!String::from_utf8_lossy(&stored).contains("old prompt"));
+}
+
+/// A memory store whose `set` waits at a gate, so a test can hold a store in progress.
+#[derive(Debug)]
+struct GatedStore {
+    inner: MemoryFrameStore,
+    entered: Notify,
+    gate: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+impl FrameStore for GatedStore {
+    fn info(&self) -> StoreInfo {
+        self.inner.info()
+    }
+    fn is_available(&self) -> bool {
+        true
+    }
+    async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
+        self.inner.get(key).await
+    }
+    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
+        self.inner.get_many(keys).await
+    }
+    async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
+        self.entered.notify_one();
+        if let Some(gate) = self.gate.lock().await.take() {
+            let _ = gate.await;
+        }
+        self.inner.set(key, frame, ttl).await
+    }
+    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Ttl) -> Result<StoreWrite> {
+        self.inner.set_many(entries, ttl).await
+    }
+    async fn set_if_absent(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<bool> {
+        self.inner.set_if_absent(key, frame, ttl).await
+    }
+    async fn set_unless_newer(&self, key: &CacheKey, frame: Bytes, until: u64) -> Result<bool> {
+        self.inner.set_unless_newer(key, frame, until).await
+    }
+    async fn delete(&self, key: &CacheKey) -> Result<bool> {
+        self.inner.delete(key).await
+    }
+    async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
+        self.inner.delete_if_unchanged(key, expected).await
+    }
+    async fn delete_unless_newer(&self, key: &CacheKey, at: u64) -> Result<bool> {
+        self.inner.delete_unless_newer(key, at).await
+    }
+    async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        self.inner.remaining_ttl(key).await
+    }
+    async fn walk(
+        &self,
+        pattern: &KeyPattern,
+        cursor: Option<WalkCursor>,
+        mode: WalkMode,
+    ) -> Result<WalkPage> {
+        self.inner.walk(pattern, cursor, mode).await
+    }
+    async fn remove_matching<'a>(
+        &'a self,
+        pattern: &'a KeyPattern,
+        removed: RemovedSink<'a>,
+    ) -> Result<u64> {
+        self.inner.remove_matching(pattern, removed).await
+    }
+    async fn health(&self) -> HealthReport {
+        self.inner.health().await
+    }
+    async fn server_memory(&self) -> Result<Option<RedisMemory>> {
+        self.inner.server_memory().await
+    }
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
+    }
+    async fn shutdown(&self, limit: Duration) -> ShutdownReport {
+        self.inner.shutdown(limit).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_waits_for_a_store_in_progress_then_removes_it() {
+    let config = AiCacheConfig::default();
+    let (gate_tx, gate) = oneshot::channel();
+    let store = Arc::new(GatedStore {
+        inner: MemoryFrameStore::new(config.namespace()),
+        entered: Notify::new(),
+        gate: Mutex::new(Some(gate)),
+    });
+    let cache: AIResponseCache<String> = AIResponseCache::builder(config)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let key = cache.key(&AiRequest::new("qa", "asked once")).unwrap();
+    let leader = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async {
+                    Ok::<_, std::io::Error>("answer".to_string())
+                })
+                .await
+                .unwrap()
+        }
+    });
+    // The leader's store has reached the shared tier and waits there.
+    store.entered.notified().await;
+    let deleter = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move { cache.delete(&key).await.unwrap() }
+    });
+    // The delete must not run its removal while the store is in progress.
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !deleter.is_finished(),
+        "the delete ran ahead of the store in progress"
+    );
+    gate_tx.send(()).unwrap();
+    assert!(leader.await.unwrap().stored);
+    assert!(
+        deleter.await.unwrap(),
+        "the delete removed what the store wrote"
+    );
+    assert!(cache.get(&key).await.unwrap().is_none());
+    assert!(store.inner.is_empty());
+}
