@@ -204,3 +204,57 @@ async fn a_delete_waits_for_a_store_in_progress_then_removes_it() {
     assert!(cache.get(&key).await.unwrap().is_none());
     assert!(store.inner.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_queued_in_an_outage_hides_the_key_until_it_is_replayed() {
+    // Issue 12, item 1: after the outage, reads reach Redis before the replayer reaches the
+    // delete (2,000 writes queued ahead of it); Redis still holds the key, and nothing may serve
+    // or promote it meanwhile.
+    let mut server = server();
+    let config = test_config(&server.url())
+        .with_command_timeout(Duration::from_millis(100))
+        .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(50))
+        .with_breaker(true, 1);
+    let cache = aicache::GenericRedisCache::connect(config).await.unwrap();
+    let removed = CacheKey::new("removed").unwrap();
+    use aicache::CacheInterface as _;
+    cache.set(&removed, "stale".into(), None).await.unwrap();
+    server.pause();
+    // The first call times out and opens the breaker; from then on everything is queued.
+    let _ = cache.get(&CacheKey::new("probe").unwrap()).await;
+    for i in 0..2000 {
+        let key = CacheKey::new(format!("w:{i}")).unwrap();
+        cache.set(&key, "v".into(), None).await.unwrap();
+    }
+    cache.delete(&removed).await.unwrap();
+    assert!(cache.health().await.replay_queue_depth >= 2001);
+    server.resume();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut reads_before_replay = 0;
+    loop {
+        assert_eq!(
+            cache.get(&removed).await.unwrap(),
+            None,
+            "a deleted key was served after the outage"
+        );
+        let depth = cache.health().await.replay_queue_depth;
+        if depth == 0 {
+            break;
+        }
+        if cache.is_l2_available() {
+            reads_before_replay += 1;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "replay never finished"
+        );
+    }
+    assert!(
+        reads_before_replay > 0,
+        "no read ran between recovery and the replay"
+    );
+    assert_eq!(cache.get(&removed).await.unwrap(), None);
+    let mut conn = raw(&server).await;
+    let left: bool = conn.exists(cache.redis_key(&removed)).await.unwrap();
+    assert!(!left, "the replayed delete removed it from Redis");
+}

@@ -104,7 +104,8 @@ impl AIResponseCacheConfig {
             .with_command_timeout(Duration::from_millis(self.command_timeout_ms))
             .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .with_breaker(self.breaker_enabled, self.breaker_failure_threshold)
-            .with_replay_queue_capacity(self.replay_queue_capacity);
+            .with_replay_queue_capacity(self.replay_queue_capacity)
+            .with_replay_queue_max_bytes(self.replay_queue_max_bytes);
         if let Some(url) = &self.redis_url {
             redis = redis
                 .with_redis_url(url.clone())

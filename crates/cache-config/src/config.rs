@@ -175,6 +175,8 @@ pub struct AIResponseCacheConfig {
     pub breaker_failure_threshold: u32,
     /// Writes, deletes and invalidations kept for replay while Redis is unavailable (0: off).
     pub replay_queue_capacity: usize,
+    /// The most bytes (keys and frames) the replay queue holds.
+    pub replay_queue_max_bytes: usize,
     /// Serve-stale: seconds an answer is kept past its TTL for `get_or_compute` to fall back on
     /// when computing fails (0: off).
     pub stale_window: u64,
@@ -251,6 +253,7 @@ impl Default for AIResponseCacheConfig {
             breaker_enabled: redis.breaker_enabled,
             breaker_failure_threshold: redis.breaker_failure_threshold,
             replay_queue_capacity: redis.replay_queue_capacity,
+            replay_queue_max_bytes: redis.replay_queue_max_bytes,
             stale_window: secs(ai.stale_window),
             stale_after_ms: ai.stale_after.map(millis),
             stable_operations: ai.stable_operations.clone(),
@@ -308,6 +311,7 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("breaker_enabled", &self.breaker_enabled)
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("replay_queue_capacity", &self.replay_queue_capacity)
+            .field("replay_queue_max_bytes", &self.replay_queue_max_bytes)
             .field("stale_window", &self.stale_window)
             .field("stale_after_ms", &self.stale_after_ms)
             .field("stable_operations", &self.stable_operations)

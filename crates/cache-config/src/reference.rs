@@ -246,8 +246,14 @@ const FIELDS: &[Field] = &[
     Field {
         name: "replay_queue_capacity",
         kind: "count",
-        rule: "0..=10000000; writes, deletes and invalidations kept while Redis is unavailable, oldest dropped when full; 0 turns replay off",
+        rule: "0..=10000000; writes, deletes and invalidations kept while Redis is unavailable; when full the oldest write is dropped, never a removal (removals alone over the bound become one invalidation of the namespace); 0 turns replay off",
         example: "10000",
+    },
+    Field {
+        name: "replay_queue_max_bytes",
+        kind: "bytes",
+        rule: "1024..=17179869184; the replay queue's bound in bytes of keys and frames, under the same rule",
+        example: "67108864",
     },
     Field {
         name: "stale_window",

@@ -377,6 +377,15 @@ impl AIResponseCacheConfig {
                 "each queued write holds its value in memory: size the queue for one outage",
             );
         }
+        if !(1024..=16 * 1024 * 1024 * 1024).contains(&self.replay_queue_max_bytes) {
+            err(
+                &mut r,
+                "replay_queue_max_bytes",
+                self.replay_queue_max_bytes,
+                "1024..=17179869184 bytes",
+                "bound the queue to what an outage may cost in memory; 64 MiB is the default",
+            );
+        }
         if self.stale_window > 365 * 24 * 3600 {
             err(
                 &mut r,

@@ -65,9 +65,13 @@ pub struct RedisCacheConfig {
     /// Default: 3.
     pub breaker_failure_threshold: u32,
     /// How many writes, deletes and invalidations that Redis could not take are kept for replay
-    /// when it returns; when full, the oldest is dropped and counted. 0 turns replay off.
-    /// Default: 10 000.
+    /// when it returns; when full, the oldest *write* is dropped and counted (removals are kept;
+    /// removals alone over the bound become one invalidation of the namespace). 0 turns replay
+    /// off. Default: 10 000.
     pub replay_queue_capacity: usize,
+    /// The most bytes (keys and frames) the replay queue holds, under the same rule. Default:
+    /// 64 MiB.
+    pub replay_queue_max_bytes: usize,
     /// AUTH password, ACL user and TLS, applied to every connection (they win over the URL's user
     /// and password). Default: none beyond the URL.
     pub security: SecurityConfig,
@@ -95,6 +99,7 @@ impl Default for RedisCacheConfig {
             breaker_enabled: true,
             breaker_failure_threshold: 3,
             replay_queue_capacity: 10_000,
+            replay_queue_max_bytes: DEFAULT_REPLAY_QUEUE_MAX_BYTES,
             security: SecurityConfig::default(),
             encryption: None,
         }
@@ -121,6 +126,7 @@ impl fmt::Debug for RedisCacheConfig {
             .field("breaker_enabled", &self.breaker_enabled)
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("replay_queue_capacity", &self.replay_queue_capacity)
+            .field("replay_queue_max_bytes", &self.replay_queue_max_bytes)
             .field("security", &self.security)
             .field("encryption", &self.encryption)
             .finish()
@@ -138,6 +144,11 @@ pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
         Err(e) => Err(format!("does not parse ({})", e.category())),
     }
 }
+
+/// The default bound on the replay queue's bytes: 64 MiB.
+pub const DEFAULT_REPLAY_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+const MIN_REPLAY_QUEUE_BYTES: usize = 1024;
+const MAX_REPLAY_QUEUE_BYTES: usize = 16 * 1024 * 1024 * 1024;
 
 const KNOWN_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "valkey", "valkeys"];
 
@@ -197,6 +208,13 @@ impl RedisCacheConfig {
     #[must_use]
     pub fn with_encryption(mut self, encryption: Option<EncryptionConfig>) -> Self {
         self.encryption = encryption;
+        self
+    }
+
+    /// Sets [`replay_queue_max_bytes`](Self::replay_queue_max_bytes).
+    #[must_use]
+    pub fn with_replay_queue_max_bytes(mut self, max_bytes: usize) -> Self {
+        self.replay_queue_max_bytes = max_bytes;
         self
     }
 
@@ -394,6 +412,15 @@ impl RedisCacheConfig {
                 self.replay_queue_capacity,
                 "0..=10000000 (0 turns replay off)",
                 "each queued write holds its value in memory: keep the queue to what an outage produces",
+            ));
+        }
+        if !(MIN_REPLAY_QUEUE_BYTES..=MAX_REPLAY_QUEUE_BYTES).contains(&self.replay_queue_max_bytes)
+        {
+            r.error(ValidationIssue::new(
+                "replay_queue_max_bytes",
+                self.replay_queue_max_bytes,
+                format!("{MIN_REPLAY_QUEUE_BYTES}..={MAX_REPLAY_QUEUE_BYTES} bytes"),
+                "the queue holds the frames Redis could not take: bound it to what an outage may cost in memory",
             ));
         }
         if self.scan_count == 0 {

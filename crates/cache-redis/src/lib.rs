@@ -50,7 +50,10 @@ mod store;
 
 pub use cache::{GenericRedisCache, GenericRedisCacheBuilder, frame_codec};
 pub use client::ConnectTimeouts;
-pub use config::{RedisCacheConfig, check_redis_url, redact_url, url_uses_tls, validate_redis_url};
+pub use config::{
+    DEFAULT_REPLAY_QUEUE_MAX_BYTES, RedisCacheConfig, check_redis_url, redact_url, url_uses_tls,
+    validate_redis_url,
+};
 pub use events::{CacheEvent, CacheEventListener, ListenerError};
 pub use manager::RedisCacheSecurityManager;
 pub use stats::RedisCacheStats;

@@ -148,7 +148,11 @@ impl RedisStore {
                 reconnect_delays: (config.reconnect_min_delay, config.reconnect_max_delay),
                 scan_count: config.scan_count.max(1),
                 max_frame_size: config.max_value_size.saturating_add(1024),
-                replay: ReplayQueue::new(config.replay_queue_capacity, wake),
+                replay: ReplayQueue::new(
+                    config.replay_queue_capacity,
+                    config.replay_queue_max_bytes,
+                    wake,
+                ),
                 counters: Counters::default(),
                 set_if_newer: redis::Script::new(SET_IF_NEWER),
                 delete_if_not_newer: redis::Script::new(DELETE_IF_NOT_NEWER),

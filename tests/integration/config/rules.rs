@@ -369,6 +369,7 @@ fn breaker_and_replay_settings_are_checked_and_reach_the_redis_tier() {
         ("breaker_failure_threshold", json!(0)),
         ("breaker_failure_threshold", json!(1001)),
         ("replay_queue_capacity", json!(10_000_001)),
+        ("replay_queue_max_bytes", json!(1023)),
     ] {
         let result = check(json!({ field: value }));
         assert_eq!(result.errors.len(), 1, "{field} = {value}");
@@ -380,6 +381,7 @@ fn breaker_and_replay_settings_are_checked_and_reach_the_redis_tier() {
         ("AICACHE_BREAKER_ENABLED", "false"),
         ("AICACHE_BREAKER_FAILURE_THRESHOLD", "7"),
         ("AICACHE_REPLAY_QUEUE_CAPACITY", "42"),
+        ("AICACHE_REPLAY_QUEUE_MAX_BYTES", "65536"),
     ]);
     let redis = AIResponseCacheConfig::load_with_env(None, vars)
         .unwrap()
@@ -388,6 +390,7 @@ fn breaker_and_replay_settings_are_checked_and_reach_the_redis_tier() {
     assert!(!redis.breaker_enabled);
     assert_eq!(redis.breaker_failure_threshold, 7);
     assert_eq!(redis.replay_queue_capacity, 42);
+    assert_eq!(redis.replay_queue_max_bytes, 65536);
 }
 
 #[test]

@@ -13,6 +13,10 @@ impl FrameStore for RedisStore {
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
+        if self.inner.replay.removal_covers(key) {
+            // Removed while Redis was unreachable, not replayed yet: Redis may still hold it.
+            return Ok(None);
+        }
         let name = self.inner.redis_key(key);
         match self
             .inner
@@ -45,7 +49,16 @@ impl FrameStore for RedisStore {
             })
             .await
         {
-            Ok(found) => Ok(found.into_iter().map(|v| v.map(Bytes::from)).collect()),
+            Ok(found) => Ok(found
+                .into_iter()
+                .zip(keys)
+                .map(|(value, key)| {
+                    // Removed while Redis was unreachable, not replayed yet.
+                    value
+                        .filter(|_| !self.inner.replay.removal_covers(key))
+                        .map(Bytes::from)
+                })
+                .collect()),
             Err(e) if e.is_transient() => Ok(vec![None; keys.len()]),
             Err(e) => Err(e),
         }
@@ -347,7 +360,7 @@ impl FrameStore for RedisStore {
 
     fn stats(&self) -> StoreStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let replay = &self.inner.replay.counters;
+        let replay = self.inner.replay.counters();
         let mut stats = StoreStats::default();
         stats.errors = load(&self.inner.counters.errors);
         stats.skipped = load(&self.inner.counters.skipped);
