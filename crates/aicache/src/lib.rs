@@ -128,12 +128,14 @@ pub mod prelude {
 // The design's export plan (and what its methods return) at the root.
 
 #[cfg(feature = "memory")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory")))]
 pub use cache_memory::{
     ByteSize, Fetched, Fill, InMemoryCache, L2Stats, Lookup, MemoryCacheConfig, MemoryCacheStats,
     MemoryFrameStore, NearCache, ReadTicket, SharedTier,
 };
 
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use cache_redis::{
     CacheEvent, CacheEventListener, ConnectTimeouts, GenericRedisCache, GenericRedisCacheBuilder,
     ListenerError, RedisCacheConfig, RedisCacheSecurityManager, RedisCacheStats, RedisStore,
@@ -141,12 +143,14 @@ pub use cache_redis::{
 };
 
 #[cfg(any(feature = "redis", feature = "ai"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "redis", feature = "ai"))))]
 pub use cache_security::{
     AeadAlgorithm, AeadCipher, EncryptionConfig, ProbeReport, Secret, SecurityConfig,
     SecurityFinding, SecurityValidationResult, TlsConfig, assess, redact_url,
 };
 
 #[cfg(feature = "ai")]
+#[cfg_attr(docsrs, doc(cfg(feature = "ai")))]
 pub use cache_ai::{
     AI_PARAMETERS, AI_VERSION, AIResponseCache, AIResponseCacheBuilder, Admission, AiCacheConfig,
     AiCacheStats, AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper,
@@ -159,12 +163,14 @@ pub use cache_ai::{
 };
 
 #[cfg(feature = "config")]
+#[cfg_attr(docsrs, doc(cfg(feature = "config")))]
 pub use cache_config::{
     AIResponseCacheConfig, ENV_PREFIX, FileFormat, PRESETS, Preset, TextSizeTiers,
     connect_ai_cache, preset, reference_markdown,
 };
 
 #[cfg(feature = "monitoring")]
+#[cfg_attr(docsrs, doc(cfg(feature = "monitoring")))]
 pub use cache_monitoring::{
     CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
     InvalidationStats, LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder,
@@ -172,6 +178,7 @@ pub use cache_monitoring::{
 };
 
 #[cfg(feature = "prometheus")]
+#[cfg_attr(docsrs, doc(cfg(feature = "prometheus")))]
 pub use cache_monitoring::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Compiles the README's examples as doctests, so the README cannot drift from the code.
