@@ -17,4 +17,5 @@ mod conformance;
 mod faults;
 mod fencing;
 mod security;
+mod stale;
 mod support;

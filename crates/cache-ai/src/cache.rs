@@ -75,7 +75,10 @@ pub(crate) struct Inner<T> {
     pub(crate) tiers: [TierCounters; 4],
     pub(crate) decode_failures: AtomicU64,
     pub(crate) l1_skipped_too_large: AtomicU64,
-    pub(crate) flights: Flights<CachedResponse<T>>,
+    pub(crate) flights: Arc<Flights<CachedResponse<T>>>,
+    /// Background refreshes (serve-stale): bounded in number, finished or cancelled by
+    /// `shutdown`.
+    pub(crate) refreshes: crate::refresh::Refreshes,
 }
 
 /// Caches AI responses of type `T` (any serde type; JSON by default) in front of the model.
@@ -228,6 +231,10 @@ where
         };
         let codec = config.frames.codec(cipher);
         let l2 = store.map(|store| SharedTier::new(store, codec, recorder.clone()));
+        let config_refreshes = (
+            config.background_refreshes,
+            config.background_refresh_timeout,
+        );
         Ok(AIResponseCache {
             inner: Arc::new(Inner {
                 keys: CacheKeyGenerator::new(config.hash_algorithm, config.text_size_tiers)
@@ -245,7 +252,8 @@ where
                 tiers: std::array::from_fn(|_| TierCounters::default()),
                 decode_failures: AtomicU64::new(0),
                 l1_skipped_too_large: AtomicU64::new(0),
-                flights: Flights::default(),
+                flights: Arc::new(Flights::default()),
+                refreshes: crate::refresh::Refreshes::new(config_refreshes),
             }),
         })
     }
@@ -358,6 +366,7 @@ where
             key_generation: self.inner.keys.stats(),
             flights_in_progress,
             callers_waiting,
+            refreshes: self.inner.refreshes.stats(),
         }
     }
 
@@ -412,9 +421,17 @@ where
 
     /// Flushes the shared tier's replay queue (writes, deletes and invalidations made while it
     /// was unavailable), waiting up to `limit` for it.
+    ///
+    /// Background refreshes (serve-stale) are given the time first: those still running when
+    /// `limit` ends are cancelled and counted.
     pub async fn shutdown(&self, limit: Duration) -> ShutdownReport {
+        let deadline = tokio::time::Instant::now()
+            .checked_add(limit)
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+        self.inner.refreshes.finish_by(deadline).await;
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         match &self.inner.l2 {
-            Some(l2) => l2.store().shutdown(limit).await,
+            Some(l2) => l2.store().shutdown(left).await,
             None => ShutdownReport::default(),
         }
     }

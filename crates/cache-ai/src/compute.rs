@@ -13,7 +13,7 @@ use tracing::Instrument as _;
 
 use crate::cache::AIResponseCache;
 use crate::controls::RequestControls;
-use crate::flight::{Role, wait};
+use crate::flight::{Leader, Role, wait};
 use crate::keys::RequestKey;
 use crate::lookup::Stage;
 use crate::response::{CachedResponse, Computed, ResponseMetadata, Source};
@@ -54,6 +54,65 @@ where
             .await
     }
 
+    /// [`get_or_compute`](Self::get_or_compute) for a `'static` computation: with serve-stale,
+    /// a computation still running after `stale_after` **goes on in the background** (at most
+    /// `background_refreshes` at once, each at most `background_refresh_timeout`) while the stale
+    /// answer is served, stores its answer, and the next request gets it. Callers that join the
+    /// flight meanwhile get the stale answer at once, as [`Source::Stale`]. `shutdown` waits for
+    /// the refreshes, then cancels those still running.
+    ///
+    /// # Errors
+    /// The compute error, shared.
+    pub async fn get_or_compute_owned<F, Fut, E>(
+        &self,
+        key: &RequestKey,
+        controls: &RequestControls,
+        compute: F,
+    ) -> std::result::Result<Computed<T>, Arc<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let span = tracing::debug_span!(
+            "aicache.get_or_compute",
+            operation = key.operation(),
+            tier = key.tier().as_str(),
+            digest = &key.digest()[..16],
+        );
+        async {
+            let leader = match self.start_flight::<E>(key, controls).await {
+                Start::Answered(answer) => return answer,
+                Start::Lead(leader) => leader,
+            };
+            let started = Instant::now();
+            let mut computation = Box::pin(compute());
+            let result = match self.slow_after() {
+                Some(after) => match tokio::time::timeout(after, computation.as_mut()).await {
+                    Ok(result) => result,
+                    Err(_) => match self.stale_answer(key).await {
+                        Some(stale) => {
+                            self.refresh_in_background(
+                                leader,
+                                key,
+                                controls,
+                                computation,
+                                started,
+                                &stale,
+                            );
+                            return Ok(stale_computed(stale));
+                        }
+                        None => computation.await,
+                    },
+                },
+                None => computation.await,
+            };
+            self.finish(leader, key, controls, result, started).await
+        }
+        .instrument(span)
+        .await
+    }
+
     async fn get_or_compute_in_span<F, Fut, E>(
         &self,
         key: &RequestKey,
@@ -65,13 +124,53 @@ where
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Send + Sync + 'static,
     {
-        // L1 first; on a miss, join the flight before any shared-tier read, so one read (by the
-        // leader) serves every caller of the key.
+        let leader = match self.start_flight::<E>(key, controls).await {
+            Start::Answered(answer) => return answer,
+            Start::Lead(leader) => leader,
+        };
+        let started = Instant::now();
+        let mut computation = std::pin::pin!(compute());
+        let result = match self.slow_after() {
+            Some(after) => match tokio::time::timeout(after, computation.as_mut()).await {
+                Ok(result) => result,
+                // Too slow: a stale answer, when there is one, wins over waiting longer. (The
+                // computation borrows, so it cannot go on: get_or_compute_owned lets it.)
+                Err(_) => match self.stale_answer(key).await {
+                    Some(stale) => {
+                        tracing::warn!(
+                            waited_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
+                            "computation too slow; serving a stale answer"
+                        );
+                        leader.land(Ok(stale.clone()));
+                        return Ok(stale_computed(stale));
+                    }
+                    None => computation.await,
+                },
+            },
+            None => computation.await,
+        };
+        self.finish(leader, key, controls, result, started).await
+    }
+
+    /// `stale_after`, when serve-stale is on.
+    fn slow_after(&self) -> Option<std::time::Duration> {
+        let config = &self.inner.config;
+        config
+            .stale_after
+            .filter(|_| !config.stale_window.is_zero())
+    }
+
+    /// L1 first; on a miss, joins the flight before any shared-tier read, so one read (by the
+    /// leader) serves every caller of the key. Returns the answer, or the leadership.
+    async fn start_flight<E>(&self, key: &RequestKey, controls: &RequestControls) -> Start<T, E>
+    where
+        E: Send + Sync + 'static,
+    {
         if controls.reads()
             && let Some(hit) = self.lookup_quietly(key, controls, Stage::L1Only).await
         {
             tracing::debug!(source = ?hit.source, "answered from the cache");
-            return Ok(hit);
+            return Start::Answered(Ok(hit));
         }
         let leader = loop {
             match self
@@ -83,15 +182,21 @@ where
                 Role::Follower(slot) => match wait(slot).await {
                     Some(Ok(response)) => {
                         self.count_joined(key, &response);
-                        return Ok(Computed {
+                        // A flight that serves stale while it refreshes tells its joiners so.
+                        let source = if response.metadata.stale {
+                            Source::Stale
+                        } else {
+                            Source::Joined
+                        };
+                        return Start::Answered(Ok(Computed {
                             response,
-                            source: Source::Joined,
+                            source,
                             compute_time: None,
                             stored: false,
-                        });
+                        }));
                     }
                     Some(Err(shared)) => match shared.downcast::<E>() {
-                        Ok(error) => return Err(error),
+                        Ok(error) => return Start::Answered(Err(error)),
                         // A caller with another error type led; compute for ourselves.
                         Err(_) => break self.inner.flights.lead(key.cache_key()),
                     },
@@ -106,31 +211,57 @@ where
         {
             tracing::debug!(source = ?hit.source, "answered from the cache");
             leader.land(Ok(hit.response.clone()));
-            return Ok(hit);
+            return Start::Answered(Ok(hit));
         }
-        let started = Instant::now();
-        let serve_stale = !self.inner.config.stale_window.is_zero();
-        let mut computation = std::pin::pin!(compute());
-        let result = match self.inner.config.stale_after {
-            Some(after) if serve_stale => {
-                match tokio::time::timeout(after, computation.as_mut()).await {
-                    Ok(result) => result,
-                    // Too slow: a stale answer, when there is one, wins over waiting longer.
-                    Err(_) => match self.stale_answer(key).await {
-                        Some(stale) => {
-                            tracing::warn!(
-                                waited_ms = u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
-                                "computation too slow; serving a stale answer"
-                            );
-                            leader.land(Ok(stale.clone()));
-                            return Ok(stale_computed(stale));
-                        }
-                        None => computation.await,
-                    },
-                }
-            }
-            _ => computation.await,
+        Start::Lead(leader)
+    }
+
+    /// Serves `stale` to the flight's callers (and those joining it) and lets `computation` go
+    /// on in the background to refresh the entry; without a free slot it is dropped.
+    fn refresh_in_background<Fut, E>(
+        &self,
+        leader: Leader<CachedResponse<T>>,
+        key: &RequestKey,
+        controls: &RequestControls,
+        computation: std::pin::Pin<Box<Fut>>,
+        started: Instant,
+        stale: &CachedResponse<T>,
+    ) where
+        Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let Some(permit) = self.inner.refreshes.reserve() else {
+            tracing::warn!(
+                "computation too slow and no background slot: serving stale, dropping it"
+            );
+            leader.land(Ok(stale.clone()));
+            return;
         };
+        tracing::warn!(
+            "computation too slow; serving a stale answer while it refreshes in the background"
+        );
+        leader.publish(Ok(stale.clone()));
+        let (cache, key, controls) = (self.clone(), key.clone(), *controls);
+        self.inner.refreshes.spawn(permit, async move {
+            let result = computation.await;
+            let _ = cache.finish(leader, &key, &controls, result, started).await;
+        });
+    }
+
+    /// Accounts for, stores (unless fenced) and lands a computation's outcome; a failure falls
+    /// back to a stale answer when serve-stale has one.
+    async fn finish<E>(
+        &self,
+        leader: Leader<CachedResponse<T>>,
+        key: &RequestKey,
+        controls: &RequestControls,
+        result: std::result::Result<T, E>,
+        started: Instant,
+    ) -> std::result::Result<Computed<T>, Arc<E>>
+    where
+        E: Send + Sync + 'static,
+    {
+        let serve_stale = !self.inner.config.stale_window.is_zero();
         match result {
             Ok(value) => {
                 let compute_time = started.elapsed();
@@ -230,6 +361,12 @@ where
         }
         Some(found)
     }
+}
+
+/// What the start of a `get_or_compute` comes to: an answer, or the flight's leadership.
+enum Start<T, E> {
+    Answered(std::result::Result<Computed<T>, Arc<E>>),
+    Lead(Leader<CachedResponse<T>>),
 }
 
 /// A stale answer as `get_or_compute` returns it.

@@ -78,6 +78,12 @@ pub struct AiCacheConfig {
     /// of a stale answer, when one exists (without one, the computation goes on). `None`: only a
     /// failed computation falls back. Default: `None`.
     pub stale_after: Option<Duration>,
+    /// With serve-stale: how many computations that outlived `stale_after` may go on in the
+    /// background ([`get_or_compute_owned`](crate::AIResponseCache::get_or_compute_owned)) to
+    /// refresh the entry; beyond that they are dropped. 0: none. Default: 16.
+    pub background_refreshes: usize,
+    /// The longest a background refresh may run. Default: 120 s.
+    pub background_refresh_timeout: Duration,
 }
 
 /// The seed's per-operation TTLs, in seconds (DESIGN §6).
@@ -115,6 +121,8 @@ impl Default for AiCacheConfig {
             latency_sample_every: 16,
             stale_window: Duration::ZERO,
             stale_after: None,
+            background_refreshes: 16,
+            background_refresh_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -331,6 +339,24 @@ impl AiCacheConfig {
                 "zero would abandon every computation that has a stale answer",
             )),
             _ => {}
+        }
+        if self.background_refreshes > 10_000 {
+            r.error(ValidationIssue::new(
+                "background_refreshes",
+                self.background_refreshes,
+                "0..=10000",
+                "each holds a model call in flight: a few dozen at most",
+            ));
+        }
+        if self.background_refresh_timeout.is_zero()
+            || self.background_refresh_timeout > Duration::from_secs(3600)
+        {
+            r.error(ValidationIssue::new(
+                "background_refresh_timeout",
+                format!("{:?}", self.background_refresh_timeout),
+                "1 ms ..= 1 hour",
+                "bound a background model call: 120 s is the default",
+            ));
         }
         if !(0.0..=0.5).contains(&self.ttl_jitter) {
             r.error(ValidationIssue::new(

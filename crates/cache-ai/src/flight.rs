@@ -76,16 +76,16 @@ impl<V> Default for Flights<V> {
 }
 
 /// The role a caller gets for a key.
-pub(crate) enum Role<'a, V> {
+pub(crate) enum Role<V> {
     /// Compute, then [`Leader::land`].
-    Leader(Leader<'a, V>),
+    Leader(Leader<V>),
     /// Wait for the leader with [`wait`].
     Follower(Slot<V>),
 }
 
 /// The caller that computes. Dropping it without landing (cancellation) releases the followers.
-pub(crate) struct Leader<'a, V> {
-    flights: &'a Flights<V>,
+pub(crate) struct Leader<V> {
+    flights: Arc<Flights<V>>,
     key: CacheKey,
     id: u64,
     sender: watch::Sender<Option<Landing<V>>>,
@@ -94,7 +94,7 @@ pub(crate) struct Leader<'a, V> {
 impl<V: Clone> Flights<V> {
     /// Joins the flight for `key`, or starts one. `exclusive` always starts a new flight (a forced
     /// refresh must not reuse an answer computed before it was asked for).
-    pub(crate) fn join(&self, key: &CacheKey, exclusive: bool) -> Role<'_, V> {
+    pub(crate) fn join(self: &Arc<Self>, key: &CacheKey, exclusive: bool) -> Role<V> {
         let mut map = self
             .in_progress
             .lock()
@@ -107,7 +107,7 @@ impl<V: Clone> Flights<V> {
 
     /// Starts a new flight for `key` (replacing any in the map; the old leader still lands for its
     /// own followers).
-    pub(crate) fn lead(&self, key: &CacheKey) -> Leader<'_, V> {
+    pub(crate) fn lead(self: &Arc<Self>, key: &CacheKey) -> Leader<V> {
         let mut map = self
             .in_progress
             .lock()
@@ -115,7 +115,11 @@ impl<V: Clone> Flights<V> {
         self.start(&mut map, key)
     }
 
-    fn start(&self, map: &mut HashMap<CacheKey, Flight<V>>, key: &CacheKey) -> Leader<'_, V> {
+    fn start(
+        self: &Arc<Self>,
+        map: &mut HashMap<CacheKey, Flight<V>>,
+        key: &CacheKey,
+    ) -> Leader<V> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (sender, receiver) = watch::channel(None);
         let slot = Slot {
@@ -125,7 +129,7 @@ impl<V: Clone> Flights<V> {
         let (storing, _) = watch::channel(false);
         map.insert(key.clone(), Flight { id, slot, storing });
         Leader {
-            flights: self,
+            flights: Arc::clone(self),
             key: key.clone(),
             id,
             sender,
@@ -169,7 +173,7 @@ impl<V: Clone> Flights<V> {
     }
 }
 
-impl<V> Leader<'_, V> {
+impl<V> Leader<V> {
     /// Starts storing the answer, if this is still the newest flight for its key and no removal
     /// fenced it: a forced refresh starts a newer flight (an older leader must not store over
     /// the refreshed answer), and a removal that began after the computation did fences it (the
@@ -185,6 +189,12 @@ impl<V> Leader<'_, V> {
         Some(Storing(flight.storing.clone()))
     }
 
+    /// Publishes an answer to the followers without ending the flight: callers joining later get
+    /// it at once (serve-stale while a refresh runs in the background).
+    pub(crate) fn publish(&self, landing: Landing<V>) {
+        self.sender.send_replace(Some(landing));
+    }
+
     /// Publishes the outcome to every follower and ends the flight.
     pub(crate) fn land(self, landing: Landing<V>) {
         // Followers may all have gone; nobody to tell is fine.
@@ -192,7 +202,7 @@ impl<V> Leader<'_, V> {
     }
 }
 
-impl<V> Drop for Leader<'_, V> {
+impl<V> Drop for Leader<V> {
     fn drop(&mut self) {
         let mut map = self
             .flights

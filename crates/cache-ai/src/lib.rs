@@ -46,6 +46,7 @@ mod keys;
 mod legacy;
 mod lookup;
 mod mapper;
+mod refresh;
 mod response;
 mod stats;
 mod summary;
@@ -64,7 +65,7 @@ pub use keys::{
 pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use response::{CachedResponse, Computed, ResponseMetadata, Source};
-pub use stats::{AiCacheStats, OperationStats};
+pub use stats::{AiCacheStats, OperationStats, RefreshStats};
 pub use summary::{
     AiPerformanceSummary, OperationPerformance, Priority, Recommendation, RecommendationKind,
     TextTierStatistics, TierPerformance,

@@ -87,6 +87,24 @@ impl OperationStats {
     }
 }
 
+/// Background refreshes: computations that outlived `stale_after` and went on after a stale
+/// answer was served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct RefreshStats {
+    /// Refreshes started in the background.
+    pub started: u64,
+    /// Refreshes that finished (stored, refused, or failed: see the operation's counters).
+    pub completed: u64,
+    /// Refreshes that ran past `background_refresh_timeout`, or that `shutdown` cancelled.
+    pub abandoned: u64,
+    /// Slow computations not continued because `background_refreshes` were all running (they
+    /// were dropped, as the borrowing `get_or_compute` does).
+    pub refused: u64,
+    /// Refreshes running now.
+    pub running: usize,
+}
+
 /// A snapshot of an [`AIResponseCache`](crate::AIResponseCache)'s counters.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -109,6 +127,8 @@ pub struct AiCacheStats {
     pub flights_in_progress: usize,
     /// Callers waiting for one of those computations right now.
     pub callers_waiting: usize,
+    /// Background refreshes of stale answers (`get_or_compute_owned` with serve-stale).
+    pub refreshes: RefreshStats,
 }
 
 /// The counters of one operation, with its name interned (shared by every response's metadata).
