@@ -199,6 +199,27 @@ async fn outage_under_load(fault: Fault) {
         })
         .collect();
 
+    // Answers that will be removed during the outage: some deleted one by one, the rest by
+    // invalidating their operation (neither operation is used by the load).
+    let doomed: Vec<_> = (0..40)
+        .map(|i| {
+            let operation = if i % 2 == 0 {
+                "questions"
+            } else {
+                "key_points"
+            };
+            cache
+                .key(&AiRequest::new(operation, &format!("removed {i}")))
+                .unwrap()
+        })
+        .collect();
+    for key in &doomed {
+        cache
+            .put(key, "removed".into(), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+
     tokio::time::sleep_until(started + PHASE).await;
     match fault {
         Fault::Kill => server.kill(),
@@ -209,6 +230,31 @@ async fn outage_under_load(fault: Fault) {
     let during = cache.health().await.expect("Redis is configured");
     assert_ne!(during.breaker, Some(BreakerState::Closed), "{during:?}");
     assert!(during.replay_queue_depth > 0, "{during:?}");
+    // Removals during the outage: they return (the invalidation says it could only reach L1),
+    // and from then on the issuing instance never serves what they removed, through the recovery
+    // and the replay.
+    for key in doomed.iter().filter(|k| k.operation() == "questions") {
+        cache.delete(key).await.unwrap();
+    }
+    let invalidation = cache.invalidate_by_operation("key_points").await;
+    assert!(
+        matches!(&invalidation, Err(e) if e.kind() == ErrorKind::Unavailable),
+        "{invalidation:?}"
+    );
+    let served_removed = Arc::new(AtomicU64::new(0));
+    let removed_reader = tokio::spawn({
+        let (cache, doomed, served) = (cache.clone(), doomed.clone(), Arc::clone(&served_removed));
+        async move {
+            while Instant::now() < deadline + PHASE / 2 {
+                for key in &doomed {
+                    if let Ok(Some(_)) = cache.get(key).await {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    });
 
     tokio::time::sleep_until(started + 2 * PHASE).await;
     let back_at = Instant::now();
@@ -289,6 +335,20 @@ async fn outage_under_load(fault: Fault) {
         written.len(),
         &missing[..missing.len().min(3)]
     );
+    removed_reader
+        .await
+        .expect("the reader of removed answers panicked");
+    assert_eq!(
+        served_removed.load(Ordering::Relaxed),
+        0,
+        "the issuing instance served an answer removed during the outage"
+    );
+    for key in &doomed {
+        assert!(
+            reader.get(key).await.unwrap().is_none(),
+            "another instance read a removed answer from Redis after the replay"
+        );
+    }
     let stats = l2.stats().store;
     // A write that timed out against a frozen server may still be applied when it resumes: its
     // replay then finds the same value and is skipped.
