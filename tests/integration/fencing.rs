@@ -100,7 +100,9 @@ impl FrameStore for GatedStore {
     }
     async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
         self.entered.notify_one();
-        if let Some(gate) = self.gate.lock().await.take() {
+        // The lock is released before waiting: only the first store waits at the gate.
+        let gate = self.gate.lock().await.take();
+        if let Some(gate) = gate {
             let _ = gate.await;
         }
         self.inner.set(key, frame, ttl).await
@@ -257,4 +259,65 @@ async fn a_delete_queued_in_an_outage_hides_the_key_until_it_is_replayed() {
     let mut conn = raw(&server).await;
     let left: bool = conn.exists(cache.redis_key(&removed)).await.unwrap();
     assert!(!left, "the replayed delete removed it from Redis");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_waits_for_a_store_whose_flight_a_forced_refresh_replaced() {
+    // Leader A stores (held in the store); a forced refresh B replaces A's flight and finishes;
+    // a delete then must still wait for A's store, or A's write lands after the delete returned.
+    let config = AiCacheConfig::default();
+    let (gate_tx, gate) = oneshot::channel();
+    let store = Arc::new(GatedStore {
+        inner: MemoryFrameStore::new(config.namespace()),
+        entered: Notify::new(),
+        gate: Mutex::new(Some(gate)),
+    });
+    let cache: AIResponseCache<String> = AIResponseCache::builder(config)
+        .store(store.clone())
+        .build()
+        .unwrap();
+    let key = cache
+        .key(&AiRequest::new("qa", "refreshed while stored"))
+        .unwrap();
+    let leader = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async {
+                    Ok::<_, std::io::Error>("A".to_string())
+                })
+                .await
+                .unwrap()
+        }
+    });
+    store.entered.notified().await;
+    let refreshed = cache
+        .get_or_compute(
+            &key,
+            &RequestControls::default().force_refresh(),
+            || async { Ok::<_, std::io::Error>("B".to_string()) },
+        )
+        .await
+        .unwrap();
+    assert_eq!(refreshed.source, Source::Computed);
+    let deleter = tokio::spawn({
+        let (cache, key) = (cache.clone(), key.clone());
+        async move { cache.delete(&key).await.unwrap() }
+    });
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !deleter.is_finished(),
+        "the delete ran ahead of the replaced flight's store"
+    );
+    gate_tx.send(()).unwrap();
+    leader.await.unwrap();
+    deleter.await.unwrap();
+    assert!(
+        cache.get(&key).await.unwrap().is_none(),
+        "a write landed after the delete"
+    );
+    assert!(store.inner.is_empty());
 }

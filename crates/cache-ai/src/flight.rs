@@ -63,6 +63,8 @@ impl Drop for Storing {
 /// The flights in progress, by key.
 pub(crate) struct Flights<V> {
     in_progress: Mutex<HashMap<CacheKey, Flight<V>>>,
+    /// Stores of replaced flights still running (locked after `in_progress`, never before).
+    orphans: Mutex<Vec<(CacheKey, watch::Receiver<bool>)>>,
     next_id: AtomicU64,
 }
 
@@ -70,6 +72,7 @@ impl<V> Default for Flights<V> {
     fn default() -> Self {
         Self {
             in_progress: Mutex::new(HashMap::new()),
+            orphans: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(0),
         }
     }
@@ -127,7 +130,15 @@ impl<V: Clone> Flights<V> {
             waiting: Arc::new(AtomicUsize::new(0)),
         };
         let (storing, _) = watch::channel(false);
-        map.insert(key.clone(), Flight { id, slot, storing });
+        if let Some(old) = map.insert(key.clone(), Flight { id, slot, storing })
+            && *old.storing.borrow()
+        {
+            // A forced refresh replaced a flight whose leader is storing: removals must still
+            // wait for that store, after this flight has ended too.
+            let mut orphans = self.orphans();
+            orphans.retain(|(_, store)| *store.borrow());
+            orphans.push((key.clone(), old.storing.subscribe()));
+        }
         Leader {
             flights: Arc::clone(self),
             key: key.clone(),
@@ -155,7 +166,19 @@ impl<V: Clone> Flights<V> {
             }
             false
         });
+        let mut orphans = self.orphans();
+        orphans.retain(|(_, store)| *store.borrow());
+        waits.extend(
+            orphans
+                .iter()
+                .filter(|(key, _)| covers(key))
+                .map(|(_, store)| StoreWait(store.clone())),
+        );
         waits
+    }
+
+    fn orphans(&self) -> std::sync::MutexGuard<'_, Vec<(CacheKey, watch::Receiver<bool>)>> {
+        self.orphans.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// How many flights are in progress, and how many callers wait on them.

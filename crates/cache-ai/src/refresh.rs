@@ -70,8 +70,10 @@ impl Refreshes {
         // Finished tasks are reaped here, so the set stays as small as what runs.
         while tasks.try_join_next().is_some() {}
         tasks.spawn(async move {
-            let _permit = permit;
-            let counter = match tokio::time::timeout(timeout, refresh).await {
+            let outcome = tokio::time::timeout(timeout, refresh).await;
+            // The slot is free before the refresh counts as ended.
+            drop(permit);
+            let counter = match outcome {
                 Ok(()) => &counters.completed,
                 Err(_) => {
                     tracing::warn!(?timeout, "background refresh abandoned: it took too long");
@@ -90,10 +92,15 @@ impl Refreshes {
         })
         .await;
         if waited.is_err() {
-            let cancelled = u64::try_from(tasks.len()).unwrap_or(u64::MAX);
             tasks.abort_all();
-            // Aborted tasks end at their next poll; reap them so their slots are free on return.
-            while tasks.join_next().await.is_some() {}
+            // Aborted tasks end at their next poll; reap them so their slots are free on return,
+            // and count those the abort really cancelled (some may have just finished).
+            let mut cancelled = 0u64;
+            while let Some(ended) = tasks.join_next().await {
+                if ended.is_err_and(|e| e.is_cancelled()) {
+                    cancelled += 1;
+                }
+            }
             self.counters
                 .abandoned
                 .fetch_add(cancelled, Ordering::Relaxed);

@@ -98,6 +98,18 @@ impl ReplayQueue {
         self.queue.removal_covers(key)
     }
 
+    /// A mark of the replay's progress: a removal takes it before its Redis step and asks
+    /// [`replayed_since`](Self::replayed_since) after it.
+    pub(crate) fn mark(&self) -> u64 {
+        self.queue.taken()
+    }
+
+    /// Whether a replay ran (or is running) since `mark`: a replayed write may then have landed
+    /// after the removal's Redis step.
+    pub(crate) fn replayed_since(&self, mark: u64) -> bool {
+        self.is_replaying() || self.queue.taken() != mark
+    }
+
     /// Items waiting.
     pub(crate) fn depth(&self) -> usize {
         self.queue.depth()

@@ -246,16 +246,22 @@ impl StoreInner {
     }
 
     /// After a delete or invalidation reached Redis: queued writes of the keys it covers must not
-    /// bring them back. A write being replayed right now is not in the queue, so the removal is
-    /// queued too (replayed after it) in that case.
-    fn after_removal(self: &Arc<Self>, pattern: &KeyPattern, pending: impl FnOnce() -> Pending) {
+    /// bring them back. A write replayed since `mark` (taken before the removal's Redis step) is
+    /// not in the queue and may have landed after it, so the removal is queued too (replayed
+    /// after it) in that case.
+    fn after_removal(
+        self: &Arc<Self>,
+        pattern: &KeyPattern,
+        mark: u64,
+        pending: impl FnOnce() -> Pending,
+    ) {
         if !self.replay.is_enabled() {
             return;
         }
         if self.replay.depth() > 0 {
             self.replay.forget(pattern);
         }
-        if self.replay.is_replaying() {
+        if self.replay.replayed_since(mark) {
             self.queue(pending());
         }
     }

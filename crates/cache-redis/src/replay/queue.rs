@@ -143,6 +143,9 @@ pub(crate) struct Queue {
     max_bytes: usize,
     /// Removals queued or being replayed: reads skip the lookup while it is zero.
     removals: AtomicUsize,
+    /// How many items replays have taken: a live removal compares it before and after its Redis
+    /// step to learn whether a replayed write may have landed meanwhile.
+    taken: AtomicU64,
     pub(crate) counters: ReplayCounters,
 }
 
@@ -161,6 +164,7 @@ impl Queue {
             capacity,
             max_bytes,
             removals: AtomicUsize::new(0),
+            taken: AtomicU64::new(0),
             counters: ReplayCounters::default(),
         }
     }
@@ -279,6 +283,11 @@ impl Queue {
         self.drop_items(&mut items, &covered, &self.counters.superseded);
     }
 
+    /// How many items replays have taken so far (see [`Queue::take`]).
+    pub(crate) fn taken(&self) -> u64 {
+        self.taken.load(Ordering::Acquire)
+    }
+
     /// Whether a removal still waiting for Redis covers `key` (a read of it is then a miss).
     pub(crate) fn removal_covers(&self, key: &CacheKey) -> bool {
         if self.removals.load(Ordering::Acquire) == 0 {
@@ -297,6 +306,7 @@ impl Queue {
     /// cancelled mid-flight, or one that must wait for Redis) puts it back at the front.
     pub(crate) fn take(&self) -> Option<Taken<'_>> {
         let mut items = lock(&self.items);
+        self.taken.fetch_add(1, Ordering::AcqRel);
         let seq = *items.order.keys().next()?;
         let item = items.remove(seq)?;
         if item.is_removal() {

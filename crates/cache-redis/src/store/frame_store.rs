@@ -183,6 +183,7 @@ impl FrameStore for RedisStore {
             key: key.clone(),
             at_ms: unix_millis(),
         };
+        let mark = self.inner.replay.mark();
         let name = self.inner.redis_key(key);
         match self
             .inner
@@ -196,7 +197,7 @@ impl FrameStore for RedisStore {
         {
             Ok(n) => {
                 if let Ok(exact) = KeyPattern::new(escape_glob(key.as_str())) {
-                    self.inner.after_removal(&exact, queued);
+                    self.inner.after_removal(&exact, mark, queued);
                 }
                 Ok(n > 0)
             }
@@ -239,6 +240,9 @@ impl FrameStore for RedisStore {
     }
 
     async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
+        if self.inner.replay.removal_covers(key) {
+            return Ok(None);
+        }
         let name = self.inner.redis_key(key);
         let ms = self
             .inner
@@ -279,6 +283,11 @@ impl FrameStore for RedisStore {
             inner.scan_count,
         )
         .await?;
+        // Keys a removal still waiting for Redis covers are gone for every reader.
+        let keys: Vec<CacheKey> = keys
+            .into_iter()
+            .filter(|key| !inner.replay.removal_covers(key))
+            .collect();
         let entries = match mode {
             WalkMode::Frames => read_frames(&inner.walks, &mut conn, &inner.prefix, keys).await?,
             _ => keys
@@ -299,9 +308,10 @@ impl FrameStore for RedisStore {
             pattern: pattern.clone(),
             at_ms: issued_at,
         };
+        let mark = self.inner.replay.mark();
         match self.inner.unlink_matching(pattern, removed).await {
             Ok(count) => {
-                self.inner.after_removal(pattern, pending);
+                self.inner.after_removal(pattern, mark, pending);
                 Ok(count)
             }
             Err(e) if e.is_transient() => {
