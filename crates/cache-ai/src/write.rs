@@ -1,7 +1,6 @@
 //! The write path of [`AIResponseCache`]: stores, deletes and invalidations, each through the
 //! [`NearCache`](cache_memory::NearCache) protocol.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -228,34 +227,8 @@ where
     pub(crate) async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
         self.fence_flights(|flight| pattern.matches(flight.as_str()))
             .await;
-        let in_l1: HashSet<CacheKey> = self
-            .inner
-            .near
-            .l1()
-            .map(|l1| l1.keys_matching(pattern).into_iter().collect())
-            .unwrap_or_default();
-        let mut also_in_l1 = 0u64;
-        let (l1_removed, walked) = self
-            .inner
-            .near
-            .invalidate(pattern, async {
-                let Some(l2) = &self.inner.l2 else {
-                    return Ok(0);
-                };
-                let mut seen = |key: &CacheKey| {
-                    if in_l1.contains(key) {
-                        also_in_l1 += 1;
-                    }
-                };
-                l2.store().remove_matching(pattern, &mut seen).await
-            })
-            .await;
-        let from_l2 = walked?;
-        let l1_only = l1_removed.iter().filter(|key| in_l1.contains(*key)).count();
-        let l1_only = u64::try_from(l1_only)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(also_in_l1);
-        let count = from_l2 + l1_only;
+        let store = self.inner.l2.as_ref().map(|l2| l2.store().as_ref());
+        let count = self.inner.near.invalidate_through(pattern, store).await?;
         if let Some(recorder) = &self.inner.recorder {
             recorder.record_invalidation(pattern.as_str(), count);
         }

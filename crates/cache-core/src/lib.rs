@@ -49,7 +49,7 @@ pub use recorder::{
 pub use status::{ReadReport, ReadStatus};
 pub use store::{
     DynFrameStore, FrameStore, HealthReport, L2Health, RemovedSink, ShutdownReport, StoreInfo,
-    StoreStats, StoreWrite, WalkCursor, WalkEntry, WalkMode, WalkPage,
+    StoreStats, StoreWrite, WalkCursor, WalkEntry, WalkMode, WalkPage, check_frame_size,
 };
 pub use ttl::Ttl;
 pub use validation::{ValidationIssue, ValidationResult};

@@ -79,6 +79,24 @@ impl StoreInfo {
     }
 }
 
+/// Refuses a frame of `size` bytes above a store's `max` with
+/// [`ErrorKind::CapacityExceeded`](crate::ErrorKind::CapacityExceeded), the same way in every
+/// store.
+///
+/// # Errors
+/// As said.
+pub fn check_frame_size(size: usize, max: usize) -> Result<()> {
+    if size > max {
+        return Err(crate::Error::new(
+            crate::ErrorKind::CapacityExceeded,
+            "frame too large for the store",
+        )
+        .with_context("size", size)
+        .with_context("allowed", format!("0..={max} bytes")));
+    }
+    Ok(())
+}
+
 /// Where a walk resumes. Opaque: only the store that returned it can read it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct WalkCursor(Vec<u8>);

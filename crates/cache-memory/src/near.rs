@@ -28,7 +28,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_core::{CacheKey, ErrorKind, KeyPattern, Result, Ttl};
+use std::collections::HashSet;
+
+use cache_core::{CacheKey, DynFrameStore, ErrorKind, KeyPattern, Result, Ttl};
 
 use crate::cache::{ByteSize, InMemoryCache};
 use crate::config::MemoryCacheConfig;
@@ -361,6 +363,43 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> NearCache<V> {
         removed.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         removed.dedup();
         (removed, outcome)
+    }
+
+    /// [`invalidate`](Self::invalidate) around `store`'s pattern removal (none: L1 alone);
+    /// returns how many distinct keys were removed across both tiers (a key in both counts once).
+    ///
+    /// # Errors
+    /// What the store's removal returns.
+    pub async fn invalidate_through(
+        &self,
+        pattern: &KeyPattern,
+        store: Option<&dyn DynFrameStore>,
+    ) -> Result<u64> {
+        let in_l1: HashSet<CacheKey> = self
+            .l1
+            .as_ref()
+            .map(|l1| l1.keys_matching(pattern).into_iter().collect())
+            .unwrap_or_default();
+        let mut also_in_l1 = 0u64;
+        let (l1_removed, walked) = self
+            .invalidate(pattern, async {
+                let Some(store) = store else {
+                    return Ok(0);
+                };
+                let mut seen = |key: &CacheKey| {
+                    if in_l1.contains(key) {
+                        also_in_l1 += 1;
+                    }
+                };
+                store.remove_matching(pattern, &mut seen).await
+            })
+            .await;
+        let from_store = walked?;
+        let l1_only = l1_removed.iter().filter(|key| in_l1.contains(*key)).count();
+        let l1_only = u64::try_from(l1_only)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(also_in_l1);
+        Ok(from_store + l1_only)
     }
 
     /// Bumps `key`'s epoch and drops its L1 copy, under the shard's lock; returns the new epoch.

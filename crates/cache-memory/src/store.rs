@@ -11,7 +11,7 @@ use cache_core::frame::{Stamp, stamp};
 use cache_core::{
     CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, RedisMemory,
     RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor,
-    WalkEntry, WalkMode, WalkPage, unix_millis,
+    WalkEntry, WalkMode, WalkPage, check_frame_size, unix_millis,
 };
 
 /// Entries a walk page holds at most.
@@ -105,14 +105,7 @@ impl MemoryFrameStore {
     }
 
     fn check_size(&self, frame: &Bytes) -> Result<()> {
-        if frame.len() > self.max_frame_size {
-            return Err(
-                Error::new(ErrorKind::CapacityExceeded, "frame too large for the store")
-                    .with_context("size", frame.len())
-                    .with_context("allowed", format!("0..={} bytes", self.max_frame_size)),
-            );
-        }
-        Ok(())
+        check_frame_size(frame.len(), self.max_frame_size)
     }
 
     fn put(&self, key: &CacheKey, frame: Bytes, expires_at: Instant) {

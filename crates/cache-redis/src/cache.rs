@@ -1,6 +1,5 @@
 //! [`GenericRedisCache`]: a [`NearCache`] of bytes over a [`SharedTier`] (Redis by default).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -328,34 +327,8 @@ impl GenericRedisCache {
     /// done. Other Redis errors as they come.
     pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<u64> {
         let started = self.clock();
-        let in_l1: HashSet<CacheKey> = self
-            .inner
-            .near
-            .l1()
-            .map(|l1| l1.keys_matching(pattern).into_iter().collect())
-            .unwrap_or_default();
-        let mut also_in_l1 = 0u64;
-        let (l1_removed, walked) = self
-            .inner
-            .near
-            .invalidate(pattern, async {
-                let Some(l2) = &self.inner.l2 else {
-                    return Ok(0);
-                };
-                let mut seen = |key: &CacheKey| {
-                    if in_l1.contains(key) {
-                        also_in_l1 += 1;
-                    }
-                };
-                l2.store().remove_matching(pattern, &mut seen).await
-            })
-            .await;
-        let from_l2 = walked?;
-        let only_l1 = l1_removed.iter().filter(|key| in_l1.contains(*key)).count();
-        let only_l1 = u64::try_from(only_l1)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(also_in_l1);
-        let count = from_l2 + only_l1;
+        let store = self.inner.l2.as_ref().map(|l2| l2.store().as_ref());
+        let count = self.inner.near.invalidate_through(pattern, store).await?;
         if let Some(recorder) = &self.inner.recorder {
             recorder.record_invalidation(pattern.as_str(), count);
         }

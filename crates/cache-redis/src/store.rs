@@ -267,14 +267,7 @@ impl StoreInner {
     }
 
     fn check_size(&self, frame: &Bytes) -> Result<()> {
-        if frame.len() > self.max_frame_size {
-            return Err(
-                Error::new(ErrorKind::CapacityExceeded, "frame too large for the store")
-                    .with_context("size", frame.len())
-                    .with_context("allowed", format!("0..={} bytes", self.max_frame_size)),
-            );
-        }
-        Ok(())
+        cache_core::check_frame_size(frame.len(), self.max_frame_size)
     }
 
     fn full_pattern(&self, pattern: &KeyPattern) -> String {
