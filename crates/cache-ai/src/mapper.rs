@@ -166,9 +166,16 @@ impl CacheParameterMapper {
         match name {
             "redis_url" => {
                 let ok = value.as_str().is_some_and(|url| {
-                    ["redis://", "unix://", "redis+unix://"]
-                        .iter()
-                        .any(|scheme| url.starts_with(scheme))
+                    [
+                        "redis://",
+                        "rediss://",
+                        "valkey://",
+                        "valkeys://",
+                        "unix://",
+                        "redis+unix://",
+                    ]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme))
                 });
                 if !ok {
                     let shown = value
@@ -177,7 +184,7 @@ impl CacheParameterMapper {
                     r.error(ValidationIssue::new(
                         name,
                         shown,
-                        "a redis:// or redis+unix:// URL",
+                        "a redis://, rediss:// (TLS), valkey://, valkeys:// or redis+unix:// URL",
                         "write it as redis://[user:password@]host:port[/db]",
                     ));
                 }
@@ -414,6 +421,15 @@ mod tests {
             assert!(text.contains(needle), "missing {needle:?} in {text}");
         }
         assert!(!text.contains("pw@"), "{text}");
+    }
+
+    #[test]
+    fn tls_and_valkey_urls_are_accepted() {
+        // Issue 14, item 4: rediss:// was refused.
+        for url in ["rediss://h:6380", "valkey://h:6379", "valkeys://h:6380"] {
+            let mapped = map(json!({ "redis_url": url }));
+            assert!(mapped.validation.is_valid(), "{url}: {:?}", mapped.validation);
+        }
     }
 
     #[test]

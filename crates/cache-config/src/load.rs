@@ -422,6 +422,19 @@ impl AIResponseCacheConfig {
         {
             merged.redis_auth.clone_from(&self.redis_auth);
         }
+        // Encryption keys serialize as "***" too: restore them unless the overrides set new ones
+        // (a merged configuration with encryption must still validate and decrypt).
+        let redacted = |secret: &Option<cache_security::Secret>| {
+            secret.as_ref().is_some_and(|s| s.expose() == "***")
+        };
+        if redacted(&merged.encryption_key) {
+            merged.encryption_key.clone_from(&self.encryption_key);
+        }
+        if redacted(&merged.encryption_previous_key) {
+            merged
+                .encryption_previous_key
+                .clone_from(&self.encryption_previous_key);
+        }
         // The URL serializes with its password redacted; an unchanged URL takes the real one back.
         if merged.redis_url.is_some()
             && merged.redis_url == self.redis_url.as_deref().map(cache_redis::redact_url)

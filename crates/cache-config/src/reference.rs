@@ -210,13 +210,13 @@ const FIELDS: &[Field] = &[
     Field {
         name: "command_timeout_ms",
         kind: "milliseconds",
-        rule: ">= 1; the limit on every Redis command",
+        rule: "1..=600000; the limit on every Redis command",
         example: "500",
     },
     Field {
         name: "connect_timeout_ms",
         kind: "milliseconds",
-        rule: ">= 1",
+        rule: "1..=600000",
         example: "2000",
     },
     Field {
@@ -228,7 +228,7 @@ const FIELDS: &[Field] = &[
     Field {
         name: "reconnect_max_delay_ms",
         kind: "milliseconds",
-        rule: ">= reconnect_min_delay_ms",
+        rule: "reconnect_min_delay_ms..=3600000",
         example: "1000",
     },
     Field {

@@ -229,21 +229,21 @@ impl AIResponseCacheConfig {
                 r.error(issue);
             }
         }
-        if self.command_timeout_ms == 0 {
+        if !(1..=600_000).contains(&self.command_timeout_ms) {
             err(
                 &mut r,
                 "command_timeout_ms",
-                "0",
-                ">= 1",
+                self.command_timeout_ms,
+                "1..=600000",
                 "every Redis call needs a timeout, for example 500",
             );
         }
-        if self.connect_timeout_ms == 0 {
+        if !(1..=600_000).contains(&self.connect_timeout_ms) {
             err(
                 &mut r,
                 "connect_timeout_ms",
-                "0",
-                ">= 1",
+                self.connect_timeout_ms,
+                "1..=600000",
                 "for example 2000",
             );
         }
@@ -347,6 +347,7 @@ impl AIResponseCacheConfig {
         }
         if self.reconnect_min_delay_ms == 0
             || self.reconnect_max_delay_ms < self.reconnect_min_delay_ms
+            || self.reconnect_max_delay_ms > 3_600_000
         {
             err(
                 &mut r,
@@ -355,7 +356,7 @@ impl AIResponseCacheConfig {
                     "min {} ms, max {} ms",
                     self.reconnect_min_delay_ms, self.reconnect_max_delay_ms
                 ),
-                "0 < reconnect_min_delay_ms <= reconnect_max_delay_ms",
+                "0 < reconnect_min_delay_ms <= reconnect_max_delay_ms <= 3600000",
                 "for example 100 and 1000",
             );
         }

@@ -145,6 +145,11 @@ pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The longest a single Redis call may be allowed to take (`command_timeout`, `connect_timeout`).
+const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest wait between reconnection probes.
+const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(3600);
+
 /// The default bound on the replay queue's bytes: 64 MiB.
 pub const DEFAULT_REPLAY_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 const MIN_REPLAY_QUEUE_BYTES: usize = 1024;
@@ -376,17 +381,26 @@ impl RedisCacheConfig {
             None => {}
         }
         r.merge(self.frame_settings().validate());
-        for (field, value) in [
-            ("command_timeout", self.command_timeout),
-            ("connect_timeout", self.connect_timeout),
-            ("reconnect_min_delay", self.reconnect_min_delay),
+        for (field, value, max) in [
+            ("command_timeout", self.command_timeout, MAX_CALL_TIMEOUT),
+            ("connect_timeout", self.connect_timeout, MAX_CALL_TIMEOUT),
+            (
+                "reconnect_min_delay",
+                self.reconnect_min_delay,
+                MAX_RECONNECT_DELAY,
+            ),
+            (
+                "reconnect_max_delay",
+                self.reconnect_max_delay,
+                MAX_RECONNECT_DELAY,
+            ),
         ] {
-            if value.is_zero() {
+            if value.is_zero() || value > max {
                 r.error(ValidationIssue::new(
                     field,
-                    "0s",
-                    "> 0",
-                    "a zero duration would fail or spin on every call",
+                    format!("{value:?}"),
+                    format!("> 0 and <= {max:?}"),
+                    "zero would fail or spin on every call; longer than the bound would stall callers or never reconnect",
                 ));
             }
         }

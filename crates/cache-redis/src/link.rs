@@ -261,8 +261,10 @@ impl L2Link {
             self.outages.fetch_add(1, Ordering::Relaxed);
             *lock(&self.unavailable_since) = Some(Instant::now());
             self.backoff_ms.store(self.min_delay_ms, Ordering::Relaxed);
-            self.next_probe_ms
-                .store(self.now_ms() + self.min_delay_ms, Ordering::Relaxed);
+            self.next_probe_ms.store(
+                self.now_ms().saturating_add(self.min_delay_ms),
+                Ordering::Relaxed,
+            );
             tracing::warn!(
                 url = self.factory.redacted_url(),
                 error = %error,
@@ -325,9 +327,11 @@ impl L2Link {
                 *lock(&self.last_error) = Some(e.to_string());
                 let backoff = self.backoff_ms.load(Ordering::Relaxed);
                 self.next_probe_ms
-                    .store(self.now_ms() + backoff, Ordering::Relaxed);
-                self.backoff_ms
-                    .store((backoff * 2).min(self.max_delay_ms), Ordering::Relaxed);
+                    .store(self.now_ms().saturating_add(backoff), Ordering::Relaxed);
+                self.backoff_ms.store(
+                    backoff.saturating_mul(2).min(self.max_delay_ms),
+                    Ordering::Relaxed,
+                );
                 false
             }
         }

@@ -428,3 +428,50 @@ fn serve_stale_settings_are_checked_and_reach_the_ai_cache() {
         .validate();
     assert_eq!(lone_after.errors[0].field, "stale_after");
 }
+
+#[test]
+fn timeouts_and_reconnect_delays_are_bounded_above() {
+    // Issue 14, item 4: unbounded delays overflowed the breaker's arithmetic.
+    let base = AIResponseCacheConfig::default();
+    for (field, value) in [
+        ("command_timeout_ms", json!(600_001)),
+        ("connect_timeout_ms", json!(u64::MAX)),
+        ("reconnect_max_delay_ms", json!(u64::MAX)),
+    ] {
+        let result = base.merge(&json!({ field: value })).unwrap().validate();
+        assert_eq!(
+            result.errors.len(),
+            1,
+            "{field} = {value}: {:?}",
+            result.errors
+        );
+        assert_eq!(result.errors[0].field, field);
+    }
+    let redis = aicache::RedisCacheConfig::default()
+        .with_reconnect_delays(
+            std::time::Duration::from_millis(1),
+            std::time::Duration::MAX,
+        )
+        .with_command_timeout(std::time::Duration::MAX);
+    let fields: Vec<String> = redis
+        .validate()
+        .errors
+        .into_iter()
+        .map(|e| e.field)
+        .collect();
+    assert_eq!(fields, vec!["command_timeout", "reconnect_max_delay"]);
+}
+
+#[test]
+fn a_merged_configuration_keeps_its_encryption_keys() {
+    // Issue 14, item 4: the keys serialize as "***", and merge() did not restore them.
+    let key = "ab".repeat(32);
+    let config = AIResponseCacheConfig::default()
+        .merge(&json!({"encryption_key": key, "encryption_previous_key": "cd".repeat(32)}))
+        .unwrap();
+    assert!(config.validate().is_valid(), "{:?}", config.validate());
+    let merged = config.merge(&json!({"default_ttl": 600})).unwrap();
+    assert!(merged.validate().is_valid(), "{:?}", merged.validate());
+    assert_eq!(merged.encryption_key.as_ref().unwrap().expose(), key);
+    assert_eq!(merged.default_ttl, 600);
+}
