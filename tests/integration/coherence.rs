@@ -238,3 +238,15 @@ async fn a_valkey_url_is_treated_the_same_by_every_layer() {
         "and in the Redis tier"
     );
 }
+
+#[tokio::test]
+async fn shutdown_accepts_any_limit() {
+    // Issue 14, item 4: `shutdown(Duration::MAX)` overflowed the deadline and panicked.
+    let server = server();
+    let generic = GenericRedisCache::connect(test_config(&server.url()))
+        .await
+        .unwrap();
+    assert_eq!(generic.shutdown(Duration::MAX).await.remaining, 0);
+    let ai = ai_cache(&server, Some(MemoryCacheConfig::default())).await;
+    assert_eq!(ai.shutdown(Duration::MAX).await.remaining, 0);
+}

@@ -428,7 +428,11 @@ mod tests {
         // Issue 14, item 4: rediss:// was refused.
         for url in ["rediss://h:6380", "valkey://h:6379", "valkeys://h:6380"] {
             let mapped = map(json!({ "redis_url": url }));
-            assert!(mapped.validation.is_valid(), "{url}: {:?}", mapped.validation);
+            assert!(
+                mapped.validation.is_valid(),
+                "{url}: {:?}",
+                mapped.validation
+            );
         }
     }
 
