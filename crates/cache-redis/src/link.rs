@@ -125,7 +125,7 @@ impl L2Link {
         let probe = connected_manager(&factory, probe_timeout).await;
         let (manager, available, error) = match probe {
             Ok(manager) => (manager, true, None),
-            Err(e) if e.is_transient() => (factory.manager()?, false, Some(e)),
+            Err(e) if !is_refusal(e.kind()) => (factory.manager()?, false, Some(e)),
             Err(e) => return Err(e),
         };
         let link = Arc::new(Self {
@@ -316,7 +316,7 @@ impl L2Link {
                 true
             }
             Err(e) => {
-                if !e.is_transient() {
+                if is_refusal(e.kind()) {
                     tracing::error!(
                         url = self.factory.redacted_url(),
                         error = %e,
@@ -336,6 +336,14 @@ impl L2Link {
             }
         }
     }
+}
+
+/// Whether a failed probe means Redis refuses this cache (wrong credentials or permissions, a TLS
+/// failure, an invalid setting): those are errors. Anything else (`max number of clients
+/// reached`, `LOADING`, `BUSY`, a proxy's error) is an outage: the cache degrades to L1 and
+/// keeps probing.
+fn is_refusal(kind: ErrorKind) -> bool {
+    matches!(kind, ErrorKind::Auth | ErrorKind::Tls | ErrorKind::Config)
 }
 
 /// Locks a mutex, recovering the data if a holder panicked (the data is plain state).

@@ -289,3 +289,62 @@ async fn l1_copies_never_outlive_the_redis_entry() {
         "Redis keeps the full TTL: {redis_ttl}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_odd_reply_at_start_degrades_and_recovers_instead_of_refusing() {
+    // Issue 14, item 2: a server answering BUSY (a script running past busy-reply-threshold)
+    // used to refuse the cache like a wrong password; it is an outage: start degraded, serve from
+    // L1, recover once the server answers again.
+    let server =
+        RedisServer::start(ServerConfig::default().with_config_line("busy-reply-threshold 50"));
+    let mut busy = raw(&server).await;
+    let script = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("EVAL")
+            .arg("while true do end")
+            .arg(0)
+            .query_async(&mut busy)
+            .await;
+    });
+    // Wait until the server answers BUSY.
+    let mut probe = raw(&server).await;
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let mut probe = probe.clone();
+            async move {
+                let reply: redis::RedisResult<String> =
+                    redis::cmd("PING").query_async(&mut probe).await;
+                reply.is_err_and(|e| e.to_string().contains("BUSY"))
+            }
+        })
+        .await
+    );
+    let cache = redis_cache(
+        test_config(&server.url())
+            .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(100)),
+    )
+    .await;
+    assert!(!cache.is_l2_available(), "a busy server: degraded");
+    cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
+    assert_eq!(
+        cache.get(&key("k")).await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "served from L1 meanwhile"
+    );
+    let _: () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query_async(&mut probe)
+        .await
+        .unwrap();
+    script.await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let cache = cache.clone();
+            async move {
+                let _ = cache.get(&key("probe")).await;
+                cache.is_l2_available()
+            }
+        })
+        .await,
+        "the cache never recovered"
+    );
+}
