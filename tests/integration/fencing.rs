@@ -99,9 +99,11 @@ impl FrameStore for GatedStore {
         self.inner.get_many(keys).await
     }
     async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
-        self.entered.notify_one();
-        // The lock is released before waiting: only the first store waits at the gate.
+        // Only the first store waits at the gate: it takes the gate before it says it entered,
+        // so a test woken by `entered` knows which store holds it. The lock is released before
+        // waiting.
         let gate = self.gate.lock().await.take();
+        self.entered.notify_one();
         if let Some(gate) = gate {
             let _ = gate.await;
         }
