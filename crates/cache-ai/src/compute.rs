@@ -42,15 +42,8 @@ where
         Fut: Future<Output = std::result::Result<T, E>>,
         E: Send + Sync + 'static,
     {
-        // The span names the request by operation, tier and a digest prefix: never by its text.
-        let span = tracing::debug_span!(
-            "aicache.get_or_compute",
-            operation = key.operation(),
-            tier = key.tier().as_str(),
-            digest = &key.digest()[..16],
-        );
         self.get_or_compute_in_span(key, controls, compute)
-            .instrument(span)
+            .instrument(span_of(key))
             .await
     }
 
@@ -74,12 +67,6 @@ where
         Fut: Future<Output = std::result::Result<T, E>> + Send + 'static,
         E: Send + Sync + 'static,
     {
-        let span = tracing::debug_span!(
-            "aicache.get_or_compute",
-            operation = key.operation(),
-            tier = key.tier().as_str(),
-            digest = &key.digest()[..16],
-        );
         async {
             let leader = match self.start_flight::<E>(key, controls).await {
                 Start::Answered(answer) => return answer,
@@ -109,7 +96,7 @@ where
             };
             self.finish(leader, key, controls, result, started).await
         }
-        .instrument(span)
+        .instrument(span_of(key))
         .await
     }
 
@@ -361,6 +348,17 @@ where
         }
         Some(found)
     }
+}
+
+/// The span of a `get_or_compute`: the request named by operation, tier and a digest prefix,
+/// never by its text.
+fn span_of(key: &RequestKey) -> tracing::Span {
+    tracing::debug_span!(
+        "aicache.get_or_compute",
+        operation = key.operation(),
+        tier = key.tier().as_str(),
+        digest = &key.digest()[..16],
+    )
 }
 
 /// What the start of a `get_or_compute` comes to: an answer, or the flight's leadership.

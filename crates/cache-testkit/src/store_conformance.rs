@@ -261,7 +261,10 @@ pub async fn store_walk_pages_cover_everything_once<S: FrameStore>(store: Arc<S>
     loop {
         let page = must("walk", store.walk(&pattern, cursor, WalkMode::Keys).await);
         pages += 1;
-        assert!(page.entries.len() <= 5000, "a page stays bounded");
+        assert!(
+            page.entries.len() < 2500,
+            "a page stays bounded: the walk must not return the whole namespace at once"
+        );
         for entry in page.entries {
             assert!(entry.key.as_str().starts_with("w:"), "{}", entry.key);
             assert!(entry.frame.is_none(), "keys only");
@@ -274,6 +277,7 @@ pub async fn store_walk_pages_cover_everything_once<S: FrameStore>(store: Arc<S>
         assert!(pages < 10_000, "the walk must end");
     }
     assert_eq!(seen.len(), 2500);
+    assert!(pages >= 2, "2,510 keys in one page: the walk is not paged");
 }
 
 /// A walk in frame mode returns the frames as stored, with their TTLs.
