@@ -7,14 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use aicache::{
-    AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheKey, FrameStore, HealthReport,
-    KeyPattern, MemoryFrameStore, RedisMemory, RemovedSink, RequestControls, Result,
-    ShutdownReport, Source, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor, WalkMode, WalkPage,
-};
+use aicache::{AIResponseCache, AiCacheConfig, AiRequest, CacheKey, RequestControls, Source};
 use redis::AsyncCommands;
-use tokio::sync::{Mutex, Notify, oneshot};
+use tokio::sync::oneshot;
 
+use crate::gated::{Gated, GatedStore};
 use crate::support::{raw, server, test_config};
 
 #[tokio::test]
@@ -77,97 +74,10 @@ async fn an_invalidation_fences_a_computation_in_flight() {
     assert!(!String::from_utf8_lossy(&stored).contains("old prompt"));
 }
 
-/// A memory store whose `set` waits at a gate, so a test can hold a store in progress.
-#[derive(Debug)]
-struct GatedStore {
-    inner: MemoryFrameStore,
-    entered: Notify,
-    gate: Mutex<Option<oneshot::Receiver<()>>>,
-}
-
-impl FrameStore for GatedStore {
-    fn info(&self) -> StoreInfo {
-        self.inner.info()
-    }
-    fn is_available(&self) -> bool {
-        true
-    }
-    async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
-        self.inner.get(key).await
-    }
-    async fn get_many(&self, keys: &[CacheKey]) -> Result<Vec<Option<Bytes>>> {
-        self.inner.get_many(keys).await
-    }
-    async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
-        // Only the first store waits at the gate: it takes the gate before it says it entered,
-        // so a test woken by `entered` knows which store holds it. The lock is released before
-        // waiting.
-        let gate = self.gate.lock().await.take();
-        self.entered.notify_one();
-        if let Some(gate) = gate {
-            let _ = gate.await;
-        }
-        self.inner.set(key, frame, ttl).await
-    }
-    async fn set_many(&self, entries: &[(CacheKey, Bytes)], ttl: Ttl) -> Result<StoreWrite> {
-        self.inner.set_many(entries, ttl).await
-    }
-    async fn set_if_absent(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<bool> {
-        self.inner.set_if_absent(key, frame, ttl).await
-    }
-    async fn set_unless_newer(&self, key: &CacheKey, frame: Bytes, until: u64) -> Result<bool> {
-        self.inner.set_unless_newer(key, frame, until).await
-    }
-    async fn delete(&self, key: &CacheKey) -> Result<bool> {
-        self.inner.delete(key).await
-    }
-    async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
-        self.inner.delete_if_unchanged(key, expected).await
-    }
-    async fn delete_unless_newer(&self, key: &CacheKey, at: u64) -> Result<bool> {
-        self.inner.delete_unless_newer(key, at).await
-    }
-    async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
-        self.inner.remaining_ttl(key).await
-    }
-    async fn walk(
-        &self,
-        pattern: &KeyPattern,
-        cursor: Option<WalkCursor>,
-        mode: WalkMode,
-    ) -> Result<WalkPage> {
-        self.inner.walk(pattern, cursor, mode).await
-    }
-    async fn remove_matching<'a>(
-        &'a self,
-        pattern: &'a KeyPattern,
-        removed: RemovedSink<'a>,
-    ) -> Result<u64> {
-        self.inner.remove_matching(pattern, removed).await
-    }
-    async fn health(&self) -> HealthReport {
-        self.inner.health().await
-    }
-    async fn server_memory(&self) -> Result<Option<RedisMemory>> {
-        self.inner.server_memory().await
-    }
-    fn stats(&self) -> StoreStats {
-        self.inner.stats()
-    }
-    async fn shutdown(&self, limit: Duration) -> ShutdownReport {
-        self.inner.shutdown(limit).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delete_waits_for_a_store_in_progress_then_removes_it() {
     let config = AiCacheConfig::default();
-    let (gate_tx, gate) = oneshot::channel();
-    let store = Arc::new(GatedStore {
-        inner: MemoryFrameStore::new(config.namespace()),
-        entered: Notify::new(),
-        gate: Mutex::new(Some(gate)),
-    });
+    let (store, gate_tx) = GatedStore::new(&config.namespace(), Gated::Set);
     let cache: AIResponseCache<String> = AIResponseCache::builder(config)
         .store(store.clone())
         .build()
@@ -268,12 +178,7 @@ async fn a_delete_waits_for_a_store_whose_flight_a_forced_refresh_replaced() {
     // Leader A stores (held in the store); a forced refresh B replaces A's flight and finishes;
     // a delete then must still wait for A's store, or A's write lands after the delete returned.
     let config = AiCacheConfig::default();
-    let (gate_tx, gate) = oneshot::channel();
-    let store = Arc::new(GatedStore {
-        inner: MemoryFrameStore::new(config.namespace()),
-        entered: Notify::new(),
-        gate: Mutex::new(Some(gate)),
-    });
+    let (store, gate_tx) = GatedStore::new(&config.namespace(), Gated::Set);
     let cache: AIResponseCache<String> = AIResponseCache::builder(config)
         .store(store.clone())
         .build()

@@ -44,10 +44,11 @@ pub use bytes::Bytes;
 pub use cache_core::{
     BoxFuture, BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, Cipher, DynCache,
     DynFrameStore, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Layer,
-    MAX_KEY_LEN, MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory,
-    RemovedSink, RequestEvent, Result, Severity, SharedCache, ShutdownReport, StoreInfo,
-    StoreStats, StoreWrite, TextTier, Ttl, Usage, ValidationIssue, ValidationResult, WalkCursor,
-    WalkEntry, WalkMode, WalkPage, escape_glob, frame, unix_millis,
+    MAX_KEY_LEN, MemoryReading, Namespace, NamespaceClaim, Outcome, ReadReport, ReadStatus,
+    Recorder, RedisMemory, RemovedSink, RequestEvent, Result, Severity, SharedCache,
+    ShutdownReport, StoreInfo, StoreStats, StoreWrite, TextTier, Ttl, Usage, ValidationIssue,
+    ValidationResult, WalkCursor, WalkEntry, WalkMode, WalkPage, escape_glob, frame, namespace,
+    unix_millis,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).
@@ -155,11 +156,11 @@ pub use cache_ai::{
     AI_PARAMETERS, AI_VERSION, AIResponseCache, AIResponseCacheBuilder, Admission, AiCacheConfig,
     AiCacheStats, AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper,
     CachedResponse, Computed, DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm,
-    KEY_NAMESPACE, KeyFormat, KeyGenerationStats, LegacyKeyGenerator, LegacyVariant,
-    MAX_OPERATION_LEN, MappedParameters, OperationPerformance, OperationStats, Priority, PyValue,
-    Recommendation, RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source,
-    TextTierStatistics, TierPerformance, TierThresholds, UsageMeter, is_valid_tenant,
-    validate_operation,
+    KEY_NAMESPACE, KeyFormat, KeyGenerationStats, LayoutConversion, LayoutUpgradeStats,
+    LegacyKeyGenerator, LegacyVariant, MAX_OPERATION_LEN, MappedParameters, OperationPerformance,
+    OperationStats, Priority, PyValue, Recommendation, RecommendationKind, RequestControls,
+    RequestKey, ResponseMetadata, Source, TextTierStatistics, TierPerformance, TierThresholds,
+    UsageMeter, is_valid_tenant, validate_operation,
 };
 
 #[cfg(feature = "config")]

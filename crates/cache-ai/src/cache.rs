@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use cache_core::{
-    CacheKey, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, MemoryReading, Recorder,
-    Result, ShutdownReport, TextTier, Ttl, Usage,
+    CacheKey, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, MemoryReading, Namespace,
+    NamespaceClaim, Recorder, Result, ShutdownReport, TextTier, Ttl, Usage,
 };
 use cache_memory::{ByteSize, InMemoryCache, NearCache, SharedTier};
 use serde::Serialize;
@@ -19,6 +19,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{AI_VERSION, AiCacheConfig};
 use crate::flight::Flights;
 use crate::keys::{AiRequest, CacheKeyGenerator, RequestKey};
+use crate::layout::OldLayout;
 use crate::response::{CachedResponse, Rendered, ResponseMetadata};
 use crate::stats::{AiCacheStats, AiSnapshot, OpCounters, TierCounters};
 use crate::summary::{self, AiPerformanceSummary, OperationPerformance, TextTierStatistics};
@@ -79,6 +80,11 @@ pub(crate) struct Inner<T> {
     /// Background refreshes (serve-stale): bounded in number, finished or cancelled by
     /// `shutdown`.
     pub(crate) refreshes: crate::refresh::Refreshes,
+    /// The old location of a tenant's entries during the layout upgrade.
+    pub(crate) old_layout: Option<OldLayout>,
+    /// This cache's namespace, held against overlapping caches of this process (with a shared
+    /// store only).
+    _claim: Option<NamespaceClaim>,
 }
 
 /// Caches AI responses of type `T` (any serde type; JSON by default) in front of the model.
@@ -145,6 +151,7 @@ pub struct AIResponseCacheBuilder<T> {
     recorder: Option<Arc<dyn Recorder>>,
     admission: Option<Admission<T>>,
     usage_meter: Option<UsageMeter<T>>,
+    pre_isolation_store: Option<Arc<dyn DynFrameStore>>,
 }
 
 impl<T> fmt::Debug for AIResponseCacheBuilder<T> {
@@ -189,11 +196,23 @@ where
         self
     }
 
+    /// The store over where aicache 0.1 kept this tenant's entries
+    /// ([`AiCacheConfig::pre_isolation_namespace`]: `aicache:v1:t:{tenant}`), for the layout
+    /// upgrade window ([`AiCacheConfig::layout_upgrade_until`]; see
+    /// [`convert_layout`](AIResponseCache::convert_layout)). Usually the same server as
+    /// [`store`](Self::store).
+    pub fn pre_isolation_store(mut self, store: Arc<dyn DynFrameStore>) -> Self {
+        self.pre_isolation_store = Some(store);
+        self
+    }
+
     /// Builds the cache.
     ///
     /// # Errors
-    /// [`ErrorKind::Config`](cache_core::ErrorKind::Config) for an invalid configuration, a store of another namespace, or
-    /// neither a store nor an L1 (nothing would be cached).
+    /// [`ErrorKind::Config`](cache_core::ErrorKind::Config) for an invalid configuration, a store of another namespace, a
+    /// shared store whose namespace overlaps another cache's in this process, a pre-isolation
+    /// store without the upgrade window (or without a store), or neither a store nor an L1
+    /// (nothing would be cached).
     pub fn build(self) -> Result<AIResponseCache<T>> {
         let Self {
             config,
@@ -201,24 +220,33 @@ where
             recorder,
             admission,
             usage_meter,
+            pre_isolation_store,
         } = self;
         config.validate().into_result()?;
         let namespace = config.namespace();
+        let mut claim = None;
         if let Some(store) = &store {
-            let theirs = store.info().namespace;
-            if theirs != namespace {
-                return Err(Error::new(
-                    ErrorKind::Config,
-                    "the store's namespace is not the AI cache's",
-                )
-                .with_context("store_namespace", theirs)
-                .with_context("cache_namespace", namespace)
-                .with_context(
-                    "fix",
-                    "build the store with the AI cache's namespace as its key prefix",
-                ));
+            check_namespace(store.as_ref(), &namespace, "store_namespace")?;
+            if store.info().shared {
+                claim = Some(Namespace::new(&namespace)?.claim("ai")?);
             }
         }
+        let old_layout_namespace = config.pre_isolation_namespace();
+        let old_store = match (pre_isolation_store, &old_layout_namespace, &store) {
+            (None, _, _) => None,
+            (Some(old), Some(expected), Some(_)) => {
+                check_namespace(old.as_ref(), expected, "pre_isolation_store_namespace")?;
+                Some(old)
+            }
+            (Some(old), _, _) => {
+                return Err(Error::new(
+                    ErrorKind::Config,
+                    "a pre-isolation store needs a tenant, layout_upgrade_until and a store",
+                )
+                .with_context("field", "layout_upgrade_until")
+                .with_context("pre_isolation_store_namespace", old.info().namespace));
+            }
+        };
         if store.is_none() && config.l1.is_none() {
             return Err(Error::new(ErrorKind::Config, "nothing would be cached")
                 .with_context("field", "l1")
@@ -230,6 +258,15 @@ where
             None => None,
         };
         let codec = config.frames.codec(cipher);
+        let old_layout = old_store.map(|old| {
+            let until = config
+                .layout_upgrade_until
+                .and_then(|until| until.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                });
+            OldLayout::new(SharedTier::new(old, codec.clone(), recorder.clone()), until)
+        });
         let l2 = store.map(|store| SharedTier::new(store, codec, recorder.clone()));
         let config_refreshes = (
             config.background_refreshes,
@@ -254,9 +291,29 @@ where
                 l1_skipped_too_large: AtomicU64::new(0),
                 flights: Arc::new(Flights::default()),
                 refreshes: crate::refresh::Refreshes::new(config_refreshes),
+                old_layout,
+                _claim: claim,
             }),
         })
     }
+}
+
+/// Refuses a store whose namespace is not `expected`.
+fn check_namespace(store: &dyn DynFrameStore, expected: &str, field: &'static str) -> Result<()> {
+    let theirs = store.info().namespace;
+    if theirs == expected {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Config,
+        "the store's namespace is not the AI cache's",
+    )
+    .with_context(field, theirs)
+    .with_context("cache_namespace", expected)
+    .with_context(
+        "fix",
+        "build the store with the AI cache's namespace as its key prefix",
+    ))
 }
 
 pub(crate) fn tier_index(tier: TextTier) -> usize {
@@ -286,6 +343,7 @@ where
             recorder: None,
             admission: None,
             usage_meter: None,
+            pre_isolation_store: None,
         }
     }
 

@@ -1,10 +1,11 @@
 //! Settings of [`AIResponseCache`](crate::AIResponseCache).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use cache_core::frame::FrameSettings;
-use cache_core::{Ttl, ValidationIssue, ValidationResult};
+use cache_core::namespace::{AI_SEGMENT, ROOT_SEGMENT, TENANT_SEGMENT};
+use cache_core::{Namespace, Ttl, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
 use cache_security::EncryptionConfig;
 
@@ -14,15 +15,10 @@ use crate::tiers::TierThresholds;
 /// The key-format version in the namespace of every v1 key.
 pub const KEY_NAMESPACE: &str = "aicache:v1";
 
-/// Whether `tenant` may name a namespace: `[A-Za-z0-9_-]{1,64}` (braces would become a Redis
-/// Cluster hash tag; `:` or `*` could reach another tenant's keys).
-pub fn is_valid_tenant(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant.len() <= 64
-        && tenant
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+pub use cache_core::is_valid_tenant;
+
+/// The longest layout-upgrade window accepted, from now.
+pub const MAX_LAYOUT_UPGRADE_WINDOW: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The AI layer's version written into every entry's metadata.
 pub const AI_VERSION: &str = concat!("aicache-", env!("CARGO_PKG_VERSION"));
@@ -46,8 +42,14 @@ pub struct AiCacheConfig {
     pub l1: Option<MemoryCacheConfig>,
     /// The digest of v1 keys. Default: SHA-256.
     pub hash_algorithm: HashAlgorithm,
-    /// A tenant: keys live under `aicache:v1:t:{tenant}`. `[A-Za-z0-9_-]{1,64}`. Default: none.
+    /// A tenant: keys live under `aicache:t:{tenant}:v1`. `[A-Za-z0-9_-]{1,64}`. Default: none.
     pub tenant: Option<String>,
+    /// The upgrade window of a tenant's entries stored by aicache 0.1 under
+    /// `aicache:v1:t:{tenant}` (inside the tenant-less namespace): until this time a miss also
+    /// reads the old location (one more GET, counted), and while it is set every removal also
+    /// removes the old-layout copy and [`convert_layout`](crate::AIResponseCache::convert_layout)
+    /// moves old entries over. Only with a tenant; at most 30 days ahead. Default: none.
+    pub layout_upgrade_until: Option<SystemTime>,
     /// Text-size tier thresholds, in characters. Default: 500 / 5,000 / 50,000.
     pub text_size_tiers: TierThresholds,
     /// TTL per operation; others use `default_ttl`. Default: summarize 7200 s, sentiment
@@ -109,6 +111,7 @@ impl Default for AiCacheConfig {
             l1: Some(MemoryCacheConfig::default()),
             hash_algorithm: HashAlgorithm::Sha256,
             tenant: None,
+            layout_upgrade_until: None,
             text_size_tiers: TierThresholds::default(),
             operation_ttls,
             ttl_jitter: 0.0,
@@ -177,6 +180,13 @@ impl AiCacheConfig {
         self
     }
 
+    /// Sets [`layout_upgrade_until`](Self::layout_upgrade_until).
+    #[must_use]
+    pub fn with_layout_upgrade_until(mut self, until: Option<SystemTime>) -> Self {
+        self.layout_upgrade_until = until;
+        self
+    }
+
     /// Sets [`text_size_tiers`](Self::text_size_tiers).
     #[must_use]
     pub fn with_text_size_tiers(mut self, tiers: TierThresholds) -> Self {
@@ -221,12 +231,27 @@ impl AiCacheConfig {
         self
     }
 
-    /// The namespace (Redis key prefix) of this cache's entries.
+    /// The namespace (Redis key prefix) of this cache's entries: `aicache:v1`, or
+    /// `aicache:t:{tenant}:v1` (see [`Namespace`]).
     pub fn namespace(&self) -> String {
-        match &self.tenant {
-            Some(tenant) => format!("{KEY_NAMESPACE}:t:{tenant}"),
-            None => KEY_NAMESPACE.to_string(),
+        match Namespace::ai(self.tenant.as_deref()) {
+            Ok(namespace) => namespace.as_str().to_owned(),
+            // An invalid tenant name fails validation before any key is built.
+            Err(_) => format!(
+                "{ROOT_SEGMENT}:{TENANT_SEGMENT}:{}:{AI_SEGMENT}",
+                self.tenant.as_deref().unwrap_or_default()
+            ),
         }
+    }
+
+    /// Where aicache 0.1 kept this tenant's entries (`aicache:v1:t:{tenant}`), while the upgrade
+    /// window is configured ([`layout_upgrade_until`](Self::layout_upgrade_until)).
+    pub fn pre_isolation_namespace(&self) -> Option<String> {
+        self.layout_upgrade_until?;
+        let tenant = self.tenant.as_deref()?;
+        Namespace::pre_isolation(AI_SEGMENT, tenant)
+            .ok()
+            .map(|namespace| namespace.as_str().to_owned())
     }
 
     /// The TTL of `operation` before jitter.
@@ -275,6 +300,27 @@ impl AiCacheConfig {
                 "use letters, digits, '_' or '-' (braces would become a Redis Cluster hash tag, \
                  ':' or '*' could reach another tenant's keys)",
             ));
+        }
+        if let Some(until) = self.layout_upgrade_until {
+            let value = humantime::format_rfc3339_seconds(until).to_string();
+            if self.tenant.is_none() {
+                r.error(ValidationIssue::new(
+                    "layout_upgrade_until",
+                    value,
+                    "only with a tenant",
+                    "tenant-less keys kept their layout: there is nothing to upgrade",
+                ));
+            } else if until
+                .duration_since(SystemTime::now())
+                .is_ok_and(|ahead| ahead > MAX_LAYOUT_UPGRADE_WINDOW)
+            {
+                r.error(ValidationIssue::new(
+                    "layout_upgrade_until",
+                    value,
+                    "at most 30 days from now",
+                    "old entries expire with their TTL; convert_layout moves the rest",
+                ));
+            }
         }
         for (operation, ttl) in &self.operation_ttls {
             if validate_operation(operation).is_err() {

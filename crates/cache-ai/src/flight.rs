@@ -63,9 +63,21 @@ impl Drop for Storing {
 /// The flights in progress, by key.
 pub(crate) struct Flights<V> {
     in_progress: Mutex<HashMap<CacheKey, Flight<V>>>,
-    /// Stores of replaced flights still running (locked after `in_progress`, never before).
+    /// Stores of replaced flights and entry moves still running (locked after `in_progress`,
+    /// never before).
     orphans: Mutex<Vec<(CacheKey, watch::Receiver<bool>)>>,
+    /// Removals between their fence and their end (changed under the `in_progress` lock).
+    removing: AtomicUsize,
     next_id: AtomicU64,
+}
+
+/// A removal in progress (see [`Flights::fence`]); dropping it ends it.
+pub(crate) struct Removing<V>(Arc<Flights<V>>);
+
+impl<V> Drop for Removing<V> {
+    fn drop(&mut self) {
+        self.0.removing.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 impl<V> Default for Flights<V> {
@@ -73,6 +85,7 @@ impl<V> Default for Flights<V> {
         Self {
             in_progress: Mutex::new(HashMap::new()),
             orphans: Mutex::new(Vec::new()),
+            removing: AtomicUsize::new(0),
             next_id: AtomicU64::new(0),
         }
     }
@@ -151,11 +164,17 @@ impl<V: Clone> Flights<V> {
     /// so their leaders store nothing and later callers start flights of their own; their
     /// waiting callers still get their answers. Returns a wait for each fenced leader that is
     /// storing right now: the removal must let that store finish before it removes the key.
-    pub(crate) fn fence(&self, covers: impl Fn(&CacheKey) -> bool) -> Vec<StoreWait> {
+    /// Until the returned [`Removing`] is dropped, no entry move starts ([`Self::begin_move`]).
+    pub(crate) fn fence(
+        self: &Arc<Self>,
+        covers: impl Fn(&CacheKey) -> bool,
+    ) -> (Vec<StoreWait>, Removing<V>) {
         let mut map = self
             .in_progress
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        self.removing.fetch_add(1, Ordering::AcqRel);
+        let removing = Removing(Arc::clone(self));
         let mut waits = Vec::new();
         map.retain(|key, flight| {
             if !covers(key) {
@@ -174,7 +193,26 @@ impl<V: Clone> Flights<V> {
                 .filter(|(key, _)| covers(key))
                 .map(|(_, store)| StoreWait(store.clone())),
         );
-        waits
+        (waits, removing)
+    }
+
+    /// Starts moving an entry of `key` from one location to another (the layout upgrade), unless
+    /// a removal is in progress: a removal fenced before the move cannot see it, so the move
+    /// waits for a quiet moment instead; a removal fenced later waits for the move to finish
+    /// (as for a leader's store). The move must run while the guard lives.
+    pub(crate) fn begin_move(&self, key: &CacheKey) -> Option<Storing> {
+        let _map = self
+            .in_progress
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if self.removing.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let (storing, receiver) = watch::channel(true);
+        let mut orphans = self.orphans();
+        orphans.retain(|(_, store)| *store.borrow());
+        orphans.push((key.clone(), receiver));
+        Some(Storing(storing))
     }
 
     fn orphans(&self) -> std::sync::MutexGuard<'_, Vec<(CacheKey, watch::Receiver<bool>)>> {

@@ -43,6 +43,7 @@ mod flight;
 mod json;
 pub use json::KeyFormat;
 mod keys;
+mod layout;
 mod legacy;
 mod lookup;
 mod mapper;
@@ -55,13 +56,15 @@ mod write;
 
 pub use cache::{AIResponseCache, AIResponseCacheBuilder, Admission, UsageMeter};
 pub use config::{
-    AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, is_valid_tenant,
+    AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, MAX_LAYOUT_UPGRADE_WINDOW,
+    is_valid_tenant,
 };
 pub use controls::RequestControls;
 pub use keys::{
     AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,
     validate_operation,
 };
+pub use layout::{LayoutConversion, LayoutUpgradeStats};
 pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use response::{CachedResponse, Computed, ResponseMetadata, Source};

@@ -362,9 +362,15 @@ where
         if let (Some(report), Some(started), true) = (report, l2_started, asks_redis) {
             report.l2_time = Some(started.elapsed());
         }
-        let Some(frame) = read? else {
-            bump(&counters.misses);
-            return Ok(None);
+        let frame = match read? {
+            Some(frame) => frame,
+            None => match self.read_old_layout(key.cache_key()).await? {
+                Some(frame) => frame,
+                None => {
+                    bump(&counters.misses);
+                    return Ok(None);
+                }
+            },
         };
         let value: T = match decode_msgpack(&frame.payload) {
             Ok(value) => value,

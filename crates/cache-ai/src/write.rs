@@ -15,7 +15,9 @@ use serde::de::DeserializeOwned;
 use crate::cache::{AIResponseCache, L1Entry};
 use crate::config::AI_VERSION;
 use crate::controls::RequestControls;
+use crate::flight::Removing;
 use crate::keys::{RequestKey, validate_operation};
+use crate::response::CachedResponse;
 use crate::response::{Rendered, ResponseMetadata};
 
 /// MessagePack encodings of `nil`, `""`, `[]` and `{}`: answers the default admission refuses.
@@ -48,15 +50,20 @@ where
     /// # Errors
     /// Store errors other than unavailability.
     pub async fn delete(&self, key: &RequestKey) -> Result<bool> {
-        self.fence_flights(|flight| flight == key.cache_key()).await;
+        let _removing = self.fence_flights(|flight| flight == key.cache_key()).await;
         let (in_l1, in_l2) = self
             .inner
             .near
             .remove(key.cache_key(), async {
-                match &self.inner.l2 {
-                    Some(l2) => l2.store().delete(key.cache_key()).await,
+                let Some(l2) = &self.inner.l2 else {
+                    return Ok(false);
+                };
+                let in_old = match &self.inner.old_layout {
+                    Some(old) => old.tier.store().delete(key.cache_key()).await,
                     None => Ok(false),
-                }
+                };
+                let in_new = l2.store().delete(key.cache_key()).await;
+                Ok(in_new? | in_old?)
             })
             .await;
         Ok(in_l2? || in_l1)
@@ -69,9 +76,8 @@ where
     /// [`ErrorKind::InvalidInput`](cache_core::ErrorKind::InvalidInput) for an invalid operation; Redis errors other than unavailability.
     pub async fn invalidate_by_operation(&self, operation: &str) -> Result<u64> {
         validate_operation(operation)?;
-        let removed = self
-            .invalidate_matching(&KeyPattern::new(format!("{operation}:*"))?)
-            .await?;
+        let pattern = KeyPattern::new(format!("{operation}:*"))?.with_segments(2);
+        let removed = self.invalidate_matching(&pattern).await?;
         self.counters(operation)
             .invalidated
             .fetch_add(removed, Ordering::Relaxed);
@@ -80,13 +86,15 @@ where
 
     /// Removes the entries whose key (`{operation}:{digest}`, inside this cache's namespace) matches
     /// the glob `pattern`, from L1 and Redis alike; returns how many were removed. `*` removes
-    /// everything.
+    /// everything. Only keys of that shape match (two segments), so no pattern reaches a key of
+    /// another shape under the same prefix.
     ///
     /// # Errors
     /// [`ErrorKind::InvalidInput`](cache_core::ErrorKind::InvalidInput) for a pattern longer than the key limit; Redis errors other than
     /// unavailability.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
-        self.invalidate_matching(&KeyPattern::new(pattern)?).await
+        self.invalidate_matching(&KeyPattern::new(pattern)?.with_segments(2))
+            .await
     }
 
     /// Removes every entry of this cache's namespace; returns how many were removed.
@@ -94,7 +102,8 @@ where
     /// # Errors
     /// Redis errors other than unavailability.
     pub async fn invalidate_all(&self) -> Result<u64> {
-        self.invalidate_matching(&KeyPattern::all()).await
+        self.invalidate_matching(&KeyPattern::all().with_segments(2))
+            .await
     }
 
     /// Stores an answer; returns its metadata when stored.
@@ -217,18 +226,31 @@ where
     }
 
     /// Fences the computations in flight that `covers` picks, and waits for those already
-    /// storing: after this, none of them stores anything.
-    async fn fence_flights(&self, covers: impl Fn(&CacheKey) -> bool) {
-        for wait in self.inner.flights.fence(covers) {
+    /// storing (and for entry moves): after this, none of them stores anything. The removal
+    /// holds the returned guard until it has finished.
+    async fn fence_flights(
+        &self,
+        covers: impl Fn(&CacheKey) -> bool,
+    ) -> Removing<CachedResponse<T>> {
+        let (waits, removing) = self.inner.flights.fence(covers);
+        for wait in waits {
             wait.finished().await;
         }
+        removing
     }
 
     pub(crate) async fn invalidate_matching(&self, pattern: &KeyPattern) -> Result<u64> {
-        self.fence_flights(|flight| pattern.matches(flight.as_str()))
+        let _removing = self
+            .fence_flights(|flight| pattern.matches(flight.as_str()))
             .await;
-        let store = self.inner.l2.as_ref().map(|l2| l2.store().as_ref());
-        let count = self.inner.near.invalidate_through(pattern, store).await?;
+        let stores: Vec<&dyn cache_core::DynFrameStore> = self
+            .inner
+            .old_layout
+            .iter()
+            .map(|old| old.tier.store().as_ref())
+            .chain(self.inner.l2.iter().map(|l2| l2.store().as_ref()))
+            .collect();
+        let count = self.inner.near.invalidate_through(pattern, &stores).await?;
         if let Some(recorder) = &self.inner.recorder {
             recorder.record_invalidation(pattern.as_str(), count);
         }

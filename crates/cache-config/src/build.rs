@@ -38,8 +38,14 @@ where
     if let Some(redis) = redis.filter(|r| r.redis_url.is_some()) {
         let mut store_config = redis.clone().with_l1(None);
         store_config.key_prefix = ai.namespace();
-        let store = RedisStore::connect(&store_config, recorder).await?;
+        let store = RedisStore::connect(&store_config, recorder.clone()).await?;
         builder = builder.store(Arc::new(store));
+        // During the layout upgrade window, a second store over 0.1's tenant location.
+        if let Some(old) = ai.pre_isolation_namespace() {
+            store_config.key_prefix = old;
+            let old_store = RedisStore::connect(&store_config, recorder).await?;
+            builder = builder.pre_isolation_store(Arc::new(old_store));
+        }
     }
     builder.build()
 }
@@ -55,12 +61,19 @@ impl AIResponseCacheConfig {
         })
     }
 
-    /// The generic cache's namespace: `key_prefix`, else `aicache:kv` (with the tenant).
+    /// The generic cache's namespace: `key_prefix`, else `aicache:kv` (with a tenant:
+    /// `aicache:t:{tenant}:kv`).
     pub fn generic_key_prefix(&self) -> String {
-        match (&self.key_prefix, &self.tenant) {
-            (Some(prefix), _) => prefix.clone(),
-            (None, Some(tenant)) => format!("aicache:kv:t:{tenant}"),
-            (None, None) => "aicache:kv".to_string(),
+        if let Some(prefix) = &self.key_prefix {
+            return prefix.clone();
+        }
+        match cache_core::Namespace::generic_default(self.tenant.as_deref()) {
+            Ok(namespace) => namespace.as_str().to_owned(),
+            // An invalid tenant fails validation before any cache is built.
+            Err(_) => format!(
+                "aicache:t:{}:kv",
+                self.tenant.as_deref().unwrap_or_default()
+            ),
         }
     }
 
@@ -185,6 +198,15 @@ impl AIResponseCacheConfig {
         );
         if let Some(tenant) = &self.tenant {
             config = config.with_tenant(tenant.clone());
+        }
+        if let Some(until) = &self.layout_upgrade_until {
+            let parsed = humantime::parse_rfc3339_weak(until).map_err(|e| {
+                cache_core::Error::new(cache_core::ErrorKind::Config, "not an RFC 3339 time")
+                    .with_context("field", "layout_upgrade_until")
+                    .with_context("value", until)
+                    .with_source(e)
+            })?;
+            config = config.with_layout_upgrade_until(Some(parsed));
         }
         Ok(config)
     }

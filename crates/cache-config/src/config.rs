@@ -118,13 +118,22 @@ pub struct AIResponseCacheConfig {
     /// The AEAD: `chacha20poly1305` (default) or `aes256gcm`.
     #[serde(deserialize_with = "lenient_string")]
     pub encryption_algorithm: String,
-    /// A tenant: keys live under `aicache:v1:t:{tenant}`.
+    /// A tenant: keys live under `aicache:t:{tenant}:v1` (the generic cache's under
+    /// `aicache:t:{tenant}:kv`).
     #[serde(
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient_opt_string"
     )]
     pub tenant: Option<String>,
-    /// The generic cache's namespace; unset means `aicache:kv` (or `aicache:kv:t:{tenant}`).
+    /// With a tenant: until this time (RFC 3339, at most 30 days ahead) a miss also reads the
+    /// tenant's entries stored by aicache 0.1 under `aicache:v1:t:{tenant}`; while it is set,
+    /// removals remove those too and `convert_layout` moves them.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "lenient_opt_string"
+    )]
+    pub layout_upgrade_until: Option<String>,
+    /// The generic cache's namespace; unset means `aicache:kv` (or `aicache:t:{tenant}:kv`).
     #[serde(
         skip_serializing_if = "Option::is_none",
         deserialize_with = "lenient_opt_string"
@@ -227,6 +236,9 @@ impl Default for AIResponseCacheConfig {
             encryption_previous_key_id: 0,
             encryption_algorithm: "chacha20poly1305".to_string(),
             tenant: ai.tenant.clone(),
+            layout_upgrade_until: ai
+                .layout_upgrade_until
+                .map(|until| humantime::format_rfc3339_seconds(until).to_string()),
             key_prefix: None,
             default_ttl: secs(ai.default_ttl),
             operation_ttls,
@@ -289,6 +301,7 @@ impl fmt::Debug for AIResponseCacheConfig {
             )
             .field("encryption_algorithm", &self.encryption_algorithm)
             .field("tenant", &self.tenant)
+            .field("layout_upgrade_until", &self.layout_upgrade_until)
             .field("key_prefix", &self.key_prefix)
             .field("default_ttl", &self.default_ttl)
             .field("operation_ttls", &self.operation_ttls)

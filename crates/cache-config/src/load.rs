@@ -27,6 +27,7 @@ const STRING_FIELDS: &[&str] = &[
     "extends",
     "redis_url",
     "tenant",
+    "layout_upgrade_until",
     "key_prefix",
     "hash_algorithm",
     "compression_algorithm",

@@ -114,13 +114,19 @@ const FIELDS: &[Field] = &[
     Field {
         name: "tenant",
         kind: "string",
-        rule: "[A-Za-z0-9_-]{1,64}; keys live under aicache:v1:t:{tenant}",
+        rule: "[A-Za-z0-9_-]{1,64}; keys live under aicache:t:{tenant}:v1 (generic: aicache:t:{tenant}:kv)",
         example: "\"acme\"",
+    },
+    Field {
+        name: "layout_upgrade_until",
+        kind: "RFC 3339 time",
+        rule: "only with a tenant, at most 30 days ahead; until then misses also read aicache:v1:t:{tenant} (0.1's layout)",
+        example: "\"2026-12-31T00:00:00Z\"",
     },
     Field {
         name: "key_prefix",
         kind: "string",
-        rule: "1..=256 bytes, not a prefix of aicache:v1; unset = aicache:kv (with the tenant: aicache:kv:t:{tenant})",
+        rule: "segments of [A-Za-z0-9_./-] joined by ':', 1..=256 bytes, neither inside nor around an AI namespace; unset = aicache:kv (with the tenant: aicache:t:{tenant}:kv)",
         example: "\"billing:kv\"",
     },
     Field {
@@ -469,6 +475,7 @@ mod tests {
             redis_url: Some("redis://h".into()),
             redis_auth: Some(crate::Secret::new("x")),
             tenant: Some("t".into()),
+            layout_upgrade_until: Some("2026-12-31T00:00:00Z".into()),
             key_prefix: Some("p".into()),
             compression_level: Some(3),
             redis_username: Some("u".into()),

@@ -333,16 +333,52 @@ impl AIResponseCacheConfig {
             }
         }
         if let Some(prefix) = &self.key_prefix {
-            let overlaps_ai =
-                format!("{}:", cache_ai::KEY_NAMESPACE).starts_with(&format!("{prefix}:"));
-            if prefix.is_empty() || prefix.len() > 256 || overlaps_ai {
-                err(
+            match cache_core::Namespace::generic(prefix) {
+                Ok(generic) => {
+                    // The generic cache and the AI cache of one configuration share a Redis.
+                    if let Ok(ai) = cache_core::Namespace::ai(self.tenant.as_deref())
+                        && generic.overlaps(&ai)
+                    {
+                        err(
+                            &mut r,
+                            "key_prefix",
+                            format!("{prefix:?}"),
+                            "a prefix that does not overlap the AI namespace",
+                            "an overlapping prefix would let the generic cache's clear() remove AI answers",
+                        );
+                    }
+                }
+                Err(e) => err(
                     &mut r,
                     "key_prefix",
                     format!("{prefix:?}"),
-                    "1..=256 bytes, not a prefix of the AI namespace aicache:v1",
-                    "an overlapping prefix would let the generic cache's clear() remove AI answers",
-                );
+                    "segments of [A-Za-z0-9_./-] joined by ':', 1..=256 bytes, neither inside nor around an AI namespace (aicache, aicache:v1…, aicache:t:{tenant}…)",
+                    &match e.context_value("overlaps") {
+                        Some(ai) => format!(
+                            "it overlaps {ai}: clear() would reach AI answers, or AI invalidations generic entries"
+                        ),
+                        None => "for example myapp or aicache:kv".to_string(),
+                    },
+                ),
+            }
+        }
+        if let Some(until) = &self.layout_upgrade_until {
+            match humantime::parse_rfc3339_weak(until) {
+                Ok(_) if self.tenant.is_none() => err(
+                    &mut r,
+                    "layout_upgrade_until",
+                    format!("{until:?}"),
+                    "only with a tenant",
+                    "tenant-less keys kept their layout: there is nothing to upgrade",
+                ),
+                Ok(_) => {}
+                Err(_) => err(
+                    &mut r,
+                    "layout_upgrade_until",
+                    format!("{until:?}"),
+                    "an RFC 3339 time, for example 2026-12-31T00:00:00Z",
+                    "the end of the upgrade window",
+                ),
             }
         }
         if self.reconnect_min_delay_ms == 0

@@ -133,6 +133,14 @@ impl Error {
         self.context.iter().map(|(k, v)| (*k, v.as_str()))
     }
 
+    /// The value of the first context pair named `key`.
+    pub fn context_value(&self, key: &str) -> Option<&str> {
+        self.context
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// Whether retrying the same operation later may succeed.
     pub fn is_transient(&self) -> bool {
         self.kind.is_transient()

@@ -167,6 +167,9 @@ impl ClassItem {
 pub struct KeyPattern {
     source: Arc<str>,
     tokens: Arc<[Token]>,
+    /// When set, a key must also have exactly this many `:`-separated segments (a glob's `*`
+    /// cannot say "no `:`", so stores check this after `SCAN MATCH`).
+    segments: Option<usize>,
 }
 
 impl KeyPattern {
@@ -187,6 +190,7 @@ impl KeyPattern {
         Ok(Self {
             source: Arc::from(pattern),
             tokens: compile(pattern.as_bytes()).into(),
+            segments: None,
         })
     }
 
@@ -195,6 +199,7 @@ impl KeyPattern {
         Self {
             source: Arc::from("*"),
             tokens: vec![Token::AnySequence].into(),
+            segments: None,
         }
     }
 
@@ -208,15 +213,47 @@ impl KeyPattern {
         &self.source
     }
 
+    /// Also requires a key to have exactly `segments` `:`-separated segments. The AI cache's
+    /// keys are `{operation}:{digest}` (two segments), so its patterns never reach a key of
+    /// another shape stored under the same prefix (such as an earlier release's tenant keys).
+    ///
+    /// ```
+    /// use cache_core::KeyPattern;
+    ///
+    /// let pattern = KeyPattern::new("t:*")?.with_segments(2);
+    /// assert!(pattern.matches("t:3f5c"));
+    /// assert!(!pattern.matches("t:acme:summarize:3f5c"));
+    /// # Ok::<(), cache_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn with_segments(mut self, segments: usize) -> Self {
+        self.segments = Some(segments);
+        self
+    }
+
+    /// The number of segments a key must have, when the pattern requires one.
+    pub fn segments(&self) -> Option<usize> {
+        self.segments
+    }
+
     /// Whether the pattern matches `key`.
     pub fn matches(&self, key: &str) -> bool {
-        matches_tokens(&self.tokens, key.as_bytes())
+        self.segments
+            .is_none_or(|n| key.bytes().filter(|&b| b == b':').count() + 1 == n)
+            && matches_tokens(&self.tokens, key.as_bytes())
     }
 }
 
 impl fmt::Debug for KeyPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("KeyPattern").field(&self.source).finish()
+        match self.segments {
+            None => f.debug_tuple("KeyPattern").field(&self.source).finish(),
+            Some(n) => f
+                .debug_tuple("KeyPattern")
+                .field(&self.source)
+                .field(&format_args!("{n} segments"))
+                .finish(),
+        }
     }
 }
 

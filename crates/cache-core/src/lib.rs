@@ -7,7 +7,8 @@
 //! - [`FrameStore`], the shared-tier contract over encoded frames, with its dyn-compatible twin
 //!   [`DynFrameStore`] and the store-agnostic reports ([`HealthReport`], [`ShutdownReport`],
 //!   [`StoreStats`]);
-//! - [`CacheKey`], [`KeyPattern`] (Redis glob semantics) and [`Ttl`];
+//! - [`CacheKey`], [`KeyPattern`] (Redis glob semantics), [`Namespace`] (the key layout that keeps
+//!   caches apart) and [`Ttl`];
 //! - [`Capabilities`] that backends declare;
 //! - [`Error`] with its [`ErrorKind`], and [`ValidationResult`];
 //! - the versioned value [`frame`] stored in shared backends (MessagePack payloads, LZ4 compression,
@@ -30,6 +31,7 @@ mod cipher;
 mod error;
 pub mod frame;
 mod key;
+pub mod namespace;
 mod recorder;
 mod status;
 mod store;
@@ -42,6 +44,7 @@ pub use cipher::Cipher;
 pub use error::{Error, ErrorKind, Result};
 pub use frame::TextTier;
 pub use key::{CacheKey, KeyPattern, MAX_KEY_LEN, escape_glob};
+pub use namespace::{Namespace, NamespaceClaim, is_valid_tenant};
 pub use recorder::{
     BreakerState, CacheOp, Layer, MemoryReading, Outcome, Recorder, RedisMemory, RequestEvent,
     Severity, Usage,

@@ -365,41 +365,47 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> NearCache<V> {
         (removed, outcome)
     }
 
-    /// [`invalidate`](Self::invalidate) around `store`'s pattern removal (none: L1 alone);
-    /// returns how many distinct keys were removed across both tiers (a key in both counts once).
+    /// [`invalidate`](Self::invalidate) around each store's pattern removal, one after the other
+    /// (none: L1 alone); returns how many entries were removed, a key in L1 and a store counting
+    /// once. Every store is asked even when one fails; the first error is returned.
     ///
     /// # Errors
-    /// What the store's removal returns.
+    /// What the first failing store's removal returns.
     pub async fn invalidate_through(
         &self,
         pattern: &KeyPattern,
-        store: Option<&dyn DynFrameStore>,
+        stores: &[&dyn DynFrameStore],
     ) -> Result<u64> {
-        let in_l1: HashSet<CacheKey> = self
+        let mut in_l1: HashSet<CacheKey> = self
             .l1
             .as_ref()
             .map(|l1| l1.keys_matching(pattern).into_iter().collect())
             .unwrap_or_default();
-        let mut also_in_l1 = 0u64;
+        let listed = in_l1.clone();
         let (l1_removed, walked) = self
             .invalidate(pattern, async {
-                let Some(store) = store else {
-                    return Ok(0);
-                };
                 let mut seen = |key: &CacheKey| {
-                    if in_l1.contains(key) {
-                        also_in_l1 += 1;
-                    }
+                    in_l1.remove(key);
                 };
-                store.remove_matching(pattern, &mut seen).await
+                let (mut removed, mut failure) = (0u64, None);
+                for store in stores {
+                    match store.remove_matching(pattern, &mut seen).await {
+                        Ok(n) => removed += n,
+                        Err(e) => {
+                            failure.get_or_insert(e);
+                        }
+                    }
+                }
+                failure.map_or(Ok(removed), Err)
             })
             .await;
-        let from_store = walked?;
-        let l1_only = l1_removed.iter().filter(|key| in_l1.contains(*key)).count();
-        let l1_only = u64::try_from(l1_only)
-            .unwrap_or(u64::MAX)
-            .saturating_sub(also_in_l1);
-        Ok(from_store + l1_only)
+        let from_stores = walked?;
+        // L1 copies no store held: listed before the walk, removed by a fence, never reported.
+        let l1_only = l1_removed
+            .iter()
+            .filter(|key| listed.contains(*key) && in_l1.contains(*key))
+            .count();
+        Ok(from_stores + u64::try_from(l1_only).unwrap_or(u64::MAX))
     }
 
     /// Bumps `key`'s epoch and drops its L1 copy, under the shard's lock; returns the new epoch.

@@ -192,6 +192,16 @@ impl SharedTier {
         Ok(frames)
     }
 
+    /// Decodes `stored`, the frame of `key` as a store holds it (decrypted under `key` when the
+    /// codec encrypts), without counting it or deleting it when it does not decode: for tools
+    /// that move entries between locations.
+    ///
+    /// # Errors
+    /// What the codec returns for bytes it cannot decode.
+    pub fn decode_frame(&self, key: &CacheKey, stored: Bytes) -> Result<Frame> {
+        self.codec.decode(&self.bound_key(key), stored)
+    }
+
     /// Encodes `payload` as the frame of `key` (recording what compression did).
     ///
     /// # Errors

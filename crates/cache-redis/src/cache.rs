@@ -8,8 +8,8 @@ use bytes::Bytes;
 use cache_core::frame::{Codec, FrameCodec, FrameMeta};
 use cache_core::{
     CacheKey, CacheOp, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, Layer,
-    MemoryReading, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory, Result, ShutdownReport,
-    StoreWrite, Ttl, unix_millis,
+    MemoryReading, Namespace, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory, Result,
+    ShutdownReport, StoreWrite, Ttl, unix_millis,
 };
 use cache_memory::{Fill, InMemoryCache, Lookup, NearCache, SharedTier};
 
@@ -30,6 +30,8 @@ pub(crate) struct Inner {
     pub(crate) recorder: Option<Arc<dyn Recorder>>,
     pub(crate) listeners: Listeners,
     pub(crate) counters: CacheCounters,
+    /// The namespace, held against overlapping caches of this process (shared stores only).
+    _claim: Option<cache_core::NamespaceClaim>,
 }
 
 /// Redis (L2) behind an optional in-process L1; memory-only without a Redis URL.
@@ -140,6 +142,12 @@ impl GenericRedisCacheBuilder {
             )),
             None => None,
         };
+        let claim = match &l2 {
+            Some(l2) if l2.info().shared => {
+                Some(Namespace::generic(&l2.info().namespace)?.claim("generic")?)
+            }
+            _ => None,
+        };
         let registered = Listeners::default();
         for listener in listeners {
             registered.add(listener);
@@ -155,6 +163,7 @@ impl GenericRedisCacheBuilder {
                 recorder,
                 listeners: registered,
                 counters: CacheCounters::default(),
+                _claim: claim,
             }),
         })
     }
@@ -328,7 +337,11 @@ impl GenericRedisCache {
     pub async fn delete_matching(&self, pattern: &KeyPattern) -> Result<u64> {
         let started = self.clock();
         let store = self.inner.l2.as_ref().map(|l2| l2.store().as_ref());
-        let count = self.inner.near.invalidate_through(pattern, store).await?;
+        let count = self
+            .inner
+            .near
+            .invalidate_through(pattern, store.as_slice())
+            .await?;
         if let Some(recorder) = &self.inner.recorder {
             recorder.record_invalidation(pattern.as_str(), count);
         }

@@ -27,8 +27,9 @@ pub struct RedisCacheConfig {
     /// memory-only. Default: `None`.
     pub redis_url: Option<String>,
     /// The namespace of every Redis key: keys are stored as `{key_prefix}:{key}`, and `clear()`
-    /// removes `{key_prefix}:*`. Keep it apart from the AI layer's `aicache:v1` (a prefix such as
-    /// `aicache` would make `clear()` remove AI answers too). Default: `aicache:kv`.
+    /// removes `{key_prefix}:*`. See [`cache_core::Namespace`] for the rules: a generic cache
+    /// whose prefix overlaps an AI namespace (`aicache`, `aicache:v1…`, `aicache:t:{tenant}`…)
+    /// or another cache's in this process is refused. Default: `aicache:kv`.
     pub key_prefix: String,
     /// The TTL of entries written without one. Default: 3600 s.
     pub default_ttl: Duration,
@@ -341,12 +342,13 @@ impl RedisCacheConfig {
         if let Some(encryption) = &self.encryption {
             r.merge(encryption.validate());
         }
-        if self.key_prefix.is_empty() || self.key_prefix.len() > 256 {
+        if cache_core::Namespace::new(&self.key_prefix).is_err() {
             r.error(ValidationIssue::new(
                 "key_prefix",
                 format!("{:?}", self.key_prefix),
-                "1..=256 bytes",
-                "an empty prefix would let clear() remove every key of the database",
+                "segments of [A-Za-z0-9_./-] joined by ':', 1..=256 bytes",
+                "an empty prefix would let clear() remove every key of the database; '~' is \
+                 reserved for auxiliary keys, glob characters and braces for Redis",
             ));
         }
         if Ttl::new(self.default_ttl).is_err() {

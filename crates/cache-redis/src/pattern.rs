@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
-use cache_core::{CacheKey, Error, ErrorKind, Result, WalkCursor, WalkEntry};
+use cache_core::{CacheKey, Error, ErrorKind, KeyPattern, Result, WalkCursor, WalkEntry};
 use deadpool::managed::{self, Metrics, Object, Pool, RecycleResult};
 use redis::aio::MultiplexedConnection;
 
@@ -135,12 +135,14 @@ pub(crate) fn scan_cursor(cursor: Option<&WalkCursor>) -> Result<u64> {
     Ok(u64::from_be_bytes(bytes))
 }
 
-/// One `SCAN` page: the next cursor and the logical keys found under `prefix`.
+/// One `SCAN` page: the next cursor and the logical keys found under `prefix` that `pattern`
+/// matches (`full_pattern` is its `SCAN MATCH` form; the check again here covers what a glob
+/// cannot say, such as a number of segments).
 pub(crate) async fn scan_page(
     pool: &WalkPool,
     conn: &mut Option<WalkConnection>,
     cursor: u64,
-    full_pattern: &str,
+    (pattern, full_pattern): (&KeyPattern, &str),
     prefix: &str,
     count: usize,
 ) -> Result<(u64, Vec<CacheKey>)> {
@@ -161,6 +163,7 @@ pub(crate) async fn scan_page(
         .filter_map(|raw| String::from_utf8(raw).ok())
         .filter_map(|name| {
             name.strip_prefix(prefix)
+                .filter(|logical| pattern.matches(logical))
                 .and_then(|logical| CacheKey::new(logical).ok())
         })
         .collect();

@@ -291,7 +291,7 @@ impl StoreInner {
                 &self.walks,
                 &mut conn,
                 cursor,
-                &full,
+                (pattern, &full),
                 &self.prefix,
                 self.scan_count,
             )
@@ -373,7 +373,7 @@ impl ReplayTarget for StoreInner {
                         &self.walks,
                         &mut conn,
                         cursor,
-                        &full,
+                        (pattern, &full),
                         &self.prefix,
                         self.scan_count,
                     )

@@ -37,6 +37,7 @@ macro_rules! __for_each_store_case {
             store_walk_reads_frames_and_ttls,
             store_remove_matching_counts_and_reports,
             store_patterns_stay_in_the_namespace,
+            store_patterns_honour_their_segment_count,
             store_health_and_info
         }
     };
@@ -348,6 +349,39 @@ pub async fn store_patterns_stay_in_the_namespace<S: FrameStore>(store: Arc<S>) 
     let info = store.info();
     assert!(!info.namespace.is_empty());
     assert_eq!(info.full_key(&key("a")), format!("{}:a", info.namespace));
+}
+
+/// A pattern with a segment count ([`KeyPattern::with_segments`]) walks and removes only keys of
+/// that many `:`-separated segments, although its glob matches longer ones too.
+pub async fn store_patterns_honour_their_segment_count<S: FrameStore>(store: Arc<S>) {
+    for name in ["t:1", "t:acme:qa:1", "t:acme:qa:2", "u:1"] {
+        must(
+            "set",
+            store
+                .set(&key(name), Bytes::from_static(b"v"), ttl(60))
+                .await,
+        );
+    }
+    let pattern = must("pattern", KeyPattern::new("t:*")).with_segments(2);
+    let page = must("walk", store.walk(&pattern, None, WalkMode::Keys).await);
+    let mut walked: Vec<CacheKey> = page.entries.into_iter().map(|e| e.key).collect();
+    let mut cursor = page.next;
+    while let Some(next) = cursor {
+        let page = must(
+            "walk",
+            store.walk(&pattern, Some(next), WalkMode::Keys).await,
+        );
+        walked.extend(page.entries.into_iter().map(|e| e.key));
+        cursor = page.next;
+    }
+    assert_eq!(walked, vec![key("t:1")]);
+    let mut count = |_: &CacheKey| {};
+    assert_eq!(
+        must("remove", store.remove_matching(&pattern, &mut count).await),
+        1
+    );
+    assert!(must("get", store.get(&key("t:acme:qa:1")).await).is_some());
+    assert!(must("get", store.get(&key("u:1")).await).is_some());
 }
 
 /// `health` answers, `info` describes the store, `is_available` holds for a running store.

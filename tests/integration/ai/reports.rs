@@ -83,7 +83,7 @@ async fn tenants_and_model_versions_separate_entries() {
     a.put(&key, json!({"t": "acme"}), &RequestControls::default())
         .await
         .unwrap();
-    assert!(a.full_key(&key).starts_with("aicache:v1:t:acme:qa:"));
+    assert!(a.full_key(&key).starts_with("aicache:t:acme:v1:qa:"));
     assert!(
         b.get(&key).await.unwrap().is_none(),
         "tenants never see each other's entries"

@@ -41,7 +41,7 @@ async fn a_yaml_file_and_an_environment_override_reach_the_cache() {
         .await
         .unwrap();
     let full = cache.full_key(&qa);
-    assert!(full.starts_with("aicache:v1:t:cfgtest:qa:"), "{full}");
+    assert!(full.starts_with("aicache:t:cfgtest:v1:qa:"), "{full}");
     let pttl: i64 = conn.pttl(&full).await.unwrap();
     assert!(
         (110_000..=120_000).contains(&pttl),

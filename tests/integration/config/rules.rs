@@ -345,7 +345,7 @@ async fn the_generic_cache_keeps_out_of_the_ai_namespace() {
         .unwrap();
     let ai = config.build_ai_cache::<Value>().await.unwrap();
     let generic = config.build_generic_cache().await.unwrap();
-    assert_eq!(generic.config().key_prefix, "aicache:kv:t:acme");
+    assert_eq!(generic.config().key_prefix, "aicache:t:acme:kv");
     let key = ai.key(&AiRequest::new("qa", "kept")).unwrap();
     ai.put(&key, json!({"a": 1}), &RequestControls::default())
         .await
@@ -474,4 +474,62 @@ fn a_merged_configuration_keeps_its_encryption_keys() {
     assert!(merged.validate().is_valid(), "{:?}", merged.validate());
     assert_eq!(merged.encryption_key.as_ref().unwrap().expose(), key);
     assert_eq!(merged.default_ttl, 600);
+}
+
+#[tokio::test]
+async fn prefixes_and_the_layout_upgrade_window_are_checked_and_reach_the_caches() {
+    use std::time::{Duration, SystemTime};
+    let base = AIResponseCacheConfig::default();
+    let check = |overrides: Value| base.merge(&overrides).unwrap().validate();
+    // Around or inside an AI namespace, in both directions.
+    for prefix in [
+        "aicache",
+        "aicache:v1",
+        "aicache:v1:x",
+        "aicache:t",
+        "aicache:t:acme:v1:x",
+    ] {
+        let report = check(json!({ "key_prefix": prefix }));
+        assert_eq!(report.errors[0].field, "key_prefix", "{prefix}");
+        assert!(report.errors[0].value.contains(prefix));
+    }
+    assert!(
+        check(json!({"key_prefix": "aicache:t:acme", "tenant": "acme"})).errors[0].field
+            == "key_prefix"
+    );
+    assert!(check(json!({"key_prefix": "billing:kv", "tenant": "acme"})).is_valid());
+    assert!(check(json!({"key_prefix": "a~aux"})).errors[0].field == "key_prefix");
+
+    let soon =
+        humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(7 * 86_400))
+            .to_string();
+    for bad in [
+        json!({"layout_upgrade_until": soon}),
+        json!({"layout_upgrade_until": "next week", "tenant": "acme"}),
+        json!({"layout_upgrade_until": "2099-01-01T00:00:00Z", "tenant": "acme"}),
+    ] {
+        let report = base.merge(&bad).unwrap();
+        let errors = match report.to_ai_cache_config() {
+            Ok(ai) => ai.validate().errors,
+            Err(_) => report.validate().errors,
+        };
+        assert_eq!(errors[0].field, "layout_upgrade_until", "{bad}");
+    }
+    let server = server();
+    let config = base
+        .merge(&json!({"redis_url": server.url(), "tenant": "acme", "layout_upgrade_until": soon}))
+        .unwrap();
+    assert!(config.validate().is_valid());
+    let ai = config.build_ai_cache::<Value>().await.unwrap();
+    let upgrade = ai
+        .layout_upgrade_stats()
+        .expect("the old location is attached");
+    assert_eq!(upgrade.namespace, "aicache:v1:t:acme");
+    let plain = base
+        .merge(&json!({"redis_url": server.url(), "tenant": "acme"}))
+        .unwrap()
+        .build_ai_cache::<Value>()
+        .await
+        .unwrap();
+    assert!(plain.layout_upgrade_stats().is_none());
 }

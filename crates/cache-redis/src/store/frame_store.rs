@@ -278,7 +278,7 @@ impl FrameStore for RedisStore {
             &inner.walks,
             &mut conn,
             start,
-            &full,
+            (pattern, &full),
             &inner.prefix,
             inner.scan_count,
         )
