@@ -1,7 +1,7 @@
 //! Cache keys for AI requests: key format v1 and key-generation statistics.
 //!
 //! A v1 key is `{operation}:{digest}` inside the cache's namespace (`aicache:v1`, or
-//! `aicache:v1:t:{tenant}`), so the full Redis key reads `aicache:v1:summarize:3f5c…`. The digest is
+//! `aicache:t:{tenant}:v1`; see [`cache_core::Namespace`]), so the full Redis key reads `aicache:v1:summarize:3f5c…`. The digest is
 //! the full lowercase hex SHA-256 (or BLAKE3) of a canonical, length-prefixed encoding of every input
 //! that changes the answer:
 //!
