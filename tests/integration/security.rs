@@ -6,7 +6,7 @@ use std::time::Duration;
 use aicache::{
     AeadAlgorithm, CacheInterface, CacheKey, ConnectTimeouts, EncryptionConfig, ErrorKind,
     GenericRedisCache, RedisCacheConfig, RedisCacheSecurityManager, Secret, SecurityConfig,
-    TlsConfig, Ttl,
+    TlsConfig, Ttl, frame::Unreadable,
 };
 use cache_testkit::{AclUser, RedisServer, ServerConfig, TestCertificates};
 use redis::AsyncCommands;
@@ -320,8 +320,12 @@ async fn encryption_at_rest_with_rotation_and_tampering() {
     );
     assert!(conn.exists::<_, bool>("test:e:2").await.unwrap());
 
-    // Tampered ciphertext, a ciphertext moved to another key, and pickle-looking bytes: misses,
-    // counted, deleted, never decoded.
+    assert_eq!(stored[3], 2, "encrypted frames are version 2");
+    assert_eq!(stored[key_id_at + 4], AeadAlgorithm::ChaCha20Poly1305.id());
+
+    // A tampered ciphertext and one moved to another key do not authenticate: misses, counted
+    // as key mismatches and left in place (another instance's key of that id may differ). Bytes
+    // that are no frame at all (pickle) are corrupt: deleted.
     let mut tampered = stored.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
@@ -331,27 +335,30 @@ async fn encryption_at_rest_with_rotation_and_tampering() {
     let pickle: &[u8] =
         b"\x80\x04\x95\x1a\x00\x00\x00\x00\x00\x00\x00}\x94\x8c\x08response\x94\x8c\x02ok\x94s.";
     let _: () = conn.set("test:e:pickle", pickle).await.unwrap();
-    let before = rotated.stats().corrupt_entries;
+    let before = rotated.stats();
     for name in ["e:tampered", "e:moved", "e:pickle"] {
         assert_eq!(rotated.get(&key(name)).await.unwrap(), None, "{name}");
     }
-    assert_eq!(rotated.stats().corrupt_entries - before, 3);
-    for name in ["test:e:tampered", "test:e:moved", "test:e:pickle"] {
-        assert!(
-            !conn.exists::<_, bool>(name).await.unwrap(),
-            "{name} deleted"
-        );
+    let after = rotated.stats();
+    assert_eq!(after.corrupt_entries - before.corrupt_entries, 1);
+    let mismatches = |s: &aicache::RedisCacheStats| s.unreadable(Unreadable::KeyMismatch);
+    assert_eq!(mismatches(&after) - mismatches(&before), 2);
+    assert!(!conn.exists::<_, bool>("test:e:pickle").await.unwrap());
+    for name in ["test:e:tampered", "test:e:moved"] {
+        assert!(conn.exists::<_, bool>(name).await.unwrap(), "{name} kept");
     }
 
-    // A valid plaintext frame, as a writer without the key would forge it: refused too.
+    // A valid plaintext frame (a writer without the key could forge one; or an instance that has
+    // not enabled encryption yet wrote it): not trusted, but left for that instance.
     let plain = redis_cache(test_config(&server.url()).with_l1(None)).await;
     plain
         .set(&key("e:forged"), "poison".into(), ttl())
         .await
         .unwrap();
     assert_eq!(rotated.get(&key("e:forged")).await.unwrap(), None);
-    assert_eq!(rotated.stats().corrupt_entries - before, 4);
-    assert!(!conn.exists::<_, bool>("test:e:forged").await.unwrap());
+    assert_eq!(rotated.stats().unreadable(Unreadable::PlaintextRefused), 1);
+    assert!(conn.exists::<_, bool>("test:e:forged").await.unwrap());
+    assert!(plain.get(&key("e:forged")).await.unwrap().is_some());
 
     // A cache without the cipher cannot read encrypted entries: unreadable, left in place.
     assert_eq!(plain.get(&key("e:1")).await.unwrap(), None);
@@ -365,6 +372,67 @@ async fn encryption_at_rest_with_rotation_and_tampering() {
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
     assert!(!err.to_string().contains("0123abcd"), "{err}");
+}
+
+/// During a rolling enablement of encryption, a rolling key change or an algorithm change,
+/// instances that cannot read each other's frames miss them and leave them in place: every
+/// entry stays readable by the instance that wrote it.
+#[tokio::test]
+async fn instances_that_cannot_read_each_others_frames_leave_them_in_place() {
+    let server = server();
+    let mut conn = raw(&server).await;
+    let chacha =
+        |id, byte| EncryptionConfig::new(AeadAlgorithm::ChaCha20Poly1305, id, hex_key(byte));
+    let plain = redis_cache(test_config(&server.url()).with_l1(None)).await;
+    let writer = redis_cache(encrypted(&server.url(), chacha(1, 1))).await;
+    plain.set(&key("r:plain"), "p".into(), ttl()).await.unwrap();
+    writer
+        .set(&key("r:sealed"), "s".into(), ttl())
+        .await
+        .unwrap();
+    let readers = [
+        (
+            encrypted(&server.url(), chacha(1, 1)),
+            "r:plain",
+            Unreadable::PlaintextRefused,
+        ),
+        (
+            encrypted(&server.url(), chacha(1, 9)),
+            "r:sealed",
+            Unreadable::KeyMismatch,
+        ),
+        (
+            encrypted(&server.url(), chacha(2, 2)),
+            "r:sealed",
+            Unreadable::KeyMissing,
+        ),
+        (
+            encrypted(
+                &server.url(),
+                EncryptionConfig::new(AeadAlgorithm::Aes256Gcm, 1, hex_key(1)),
+            ),
+            "r:sealed",
+            Unreadable::AlgorithmMissing,
+        ),
+    ];
+    for (config, name, reason) in readers {
+        let reader = redis_cache(config).await;
+        assert_eq!(reader.get(&key(name)).await.unwrap(), None, "{reason:?}");
+        let stats = reader.stats();
+        assert_eq!(
+            (stats.unreadable(reason), stats.corrupt_entries),
+            (1, 0),
+            "{reason:?}"
+        );
+        assert!(
+            conn.exists::<_, bool>(format!("test:{name}"))
+                .await
+                .unwrap(),
+            "{reason:?}"
+        );
+    }
+    assert!(plain.get(&key("r:plain")).await.unwrap().is_some());
+    assert!(writer.get(&key("r:sealed")).await.unwrap().is_some());
 }
 
 mod conformance_over_tls_and_acl {

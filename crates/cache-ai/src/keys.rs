@@ -331,8 +331,10 @@ impl CacheKeyGenerator {
     /// through the same canonical encoding. Its tier is taken from the encoding's size.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for an invalid operation; [`ErrorKind::Serialization`] when the
-    /// request cannot be represented as JSON (for example a map with non-string keys).
+    /// [`ErrorKind::InvalidInput`] for an invalid operation or a NaN or infinite number (JSON has
+    /// neither, and writing them as `null` would give three requests one key);
+    /// [`ErrorKind::Serialization`] when the request cannot be represented as JSON (for example a
+    /// map with non-string keys).
     pub fn key_for_serialize<R: Serialize + ?Sized>(
         &self,
         operation: &str,
@@ -340,6 +342,8 @@ impl CacheKeyGenerator {
     ) -> Result<RequestKey> {
         validate_operation(operation)?;
         let started = self.record_stats.then(Instant::now);
+        // serde_json would write NaN and ±inf as null: three requests, one key.
+        cache_core::frame::check_finite(request, "request")?;
         let value = serde_json::to_value(request).map_err(|e| {
             Error::new(
                 ErrorKind::Serialization,

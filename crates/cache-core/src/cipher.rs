@@ -17,6 +17,11 @@ pub trait Cipher: Send + Sync + Debug {
     /// The id of the key used for new encryptions.
     fn key_id(&self) -> u32;
 
+    /// A number naming the AEAD algorithm (1..=255), recorded in every frame this cipher seals,
+    /// so that a reader using another algorithm leaves the frame in place instead of trying to
+    /// decrypt it. cache-security's: 1 ChaCha20-Poly1305, 2 AES-256-GCM.
+    fn algorithm_id(&self) -> u8;
+
     /// Encrypts `plaintext`, authenticating `associated_data` too.
     ///
     /// # Errors
@@ -27,7 +32,7 @@ pub trait Cipher: Send + Sync + Debug {
     ///
     /// # Errors
     /// [`ErrorKind::Unsupported`](crate::ErrorKind::Unsupported) when the key id is not configured
-    /// here (another instance may hold it: the value is left alone); any other error when
-    /// authentication fails (the value is treated as corrupt).
+    /// here; any other error when authentication fails. Either way the frame is a miss left in
+    /// place (another instance may hold the key).
     fn decrypt(&self, key_id: u32, ciphertext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>>;
 }

@@ -22,8 +22,15 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// The first three bytes of every frame.
 pub const MAGIC: [u8; 3] = *b"AIC";
-/// The frame version this crate writes.
-pub const FRAME_VERSION: u8 = 1;
+/// The newest frame version: 2, which this crate writes for encrypted frames (they record their
+/// AEAD's algorithm after the key id, so a reader tells "an algorithm I lack" from a corrupt
+/// frame without trying to decrypt). Plaintext frames are written as version 1, byte for byte
+/// what aicache 0.1 wrote, so both releases read each other's plaintext entries during a rolling
+/// upgrade.
+pub const FRAME_VERSION: u8 = 2;
+/// The first frame version: every plaintext frame, and encrypted frames of aicache 0.1 (without
+/// the algorithm byte). Still read.
+pub const FRAME_VERSION_1: u8 = 1;
 /// The longest operation name or AI version a frame carries, in bytes.
 pub const MAX_LABEL_LEN: usize = 255;
 /// The latest timestamp a frame may carry: the end of year 9999, in milliseconds since the epoch.
@@ -358,17 +365,9 @@ impl FrameCodec {
         let operation = label_bytes("operation", meta.operation.as_deref())?;
         let ai_version = label_bytes("ai_version", meta.ai_version.as_deref())?;
 
-        let compressed = if payload.len() > self.compression_threshold {
-            match self.compression {
-                Compression::Lz4 => Some(lz4_flex::block::compress(payload)),
-                // A zstd failure (an out-of-range level) stores the payload as it is.
-                Compression::Zstd => zstd::bulk::compress(payload, self.zstd_level).ok(),
-                Compression::None => None,
-            }
-            .filter(|packed| packed.len() < payload.len())
-        } else {
-            None
-        };
+        let compressed = (payload.len() > self.compression_threshold)
+            .then(|| compress::compress(self.compression, self.zstd_level, payload))
+            .flatten();
         let compression = if compressed.is_some() {
             self.compression
         } else {
@@ -380,10 +379,14 @@ impl FrameCodec {
         if self.cipher.is_some() {
             flags |= ENCRYPTED_BIT;
         }
-        let header_len = FIXED_HEADER_LEN + 2 + operation.len() + ai_version.len() + 4;
+        let header_len = FIXED_HEADER_LEN + 2 + operation.len() + ai_version.len() + 5;
         let mut out = Vec::with_capacity(header_len + body.len() + 32);
         out.extend_from_slice(&MAGIC);
-        out.push(FRAME_VERSION);
+        out.push(if self.cipher.is_some() {
+            FRAME_VERSION
+        } else {
+            FRAME_VERSION_1
+        });
         out.push(flags);
         out.extend_from_slice(&meta.cached_at_ms.to_be_bytes());
         out.extend_from_slice(&meta.expires_at_ms.to_be_bytes());
@@ -399,6 +402,7 @@ impl FrameCodec {
         match &self.cipher {
             Some(cipher) => {
                 out.extend_from_slice(&cipher.key_id().to_be_bytes());
+                out.push(cipher.algorithm_id());
                 let aad = associated_data(key, &out);
                 let sealed = cipher.encrypt(body, &aad)?;
                 out.extend_from_slice(&sealed);
@@ -426,14 +430,12 @@ impl FrameCodec {
             return Err(corrupted("not an aicache frame (bad magic)"));
         }
         let version = reader.u8()?;
-        if version != FRAME_VERSION {
+        if !(FRAME_VERSION_1..=FRAME_VERSION).contains(&version) {
             // Not corrupt: a newer writer during a rolling upgrade. Readers leave it in place.
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                "frame version not readable by this build",
-            )
-            .with_context("version", version)
-            .with_context("supported", FRAME_VERSION));
+            return Err(Unreadable::OtherVersion
+                .error("frame version not readable by this build")
+                .with_context("version", version)
+                .with_context("supported", "1, 2"));
         }
         let flags = reader.u8()?;
         if flags & RESERVED_BITS != 0 {
@@ -459,12 +461,16 @@ impl FrameCodec {
         let operation = reader.label()?;
         let ai_version = reader.label()?;
         if self.cipher.is_some() && !encrypted {
-            // With encryption on, a plaintext frame is what a writer without the key would forge.
-            return Err(corrupted(
-                "an unencrypted value where encryption is required",
-            ));
+            // With encryption on, a plaintext frame is what a writer without the key would forge:
+            // not trusted here, but an instance that has not enabled encryption yet reads it.
+            return Err(Unreadable::PlaintextRefused
+                .error("an unencrypted value where encryption is required"));
         }
         let key_id = if encrypted { Some(reader.u32()?) } else { None };
+        let algorithm = match key_id {
+            Some(_) if version >= FRAME_VERSION => Some(reader.u8()?),
+            _ => None,
+        };
         let header_end = reader.pos;
         let meta = FrameMeta {
             cached_at_ms,
@@ -477,70 +483,37 @@ impl FrameCodec {
         let body: Bytes = match key_id {
             Some(key_id) => {
                 let cipher = self.cipher.as_ref().ok_or_else(|| {
-                    Error::new(
-                        ErrorKind::Unsupported,
-                        "the stored value is encrypted but no cipher is configured",
-                    )
+                    Unreadable::NoCipher
+                        .error("the stored value is encrypted but no cipher is configured")
                 })?;
+                if let Some(algorithm) = algorithm.filter(|a| *a != cipher.algorithm_id()) {
+                    return Err(Unreadable::AlgorithmMissing
+                        .error("encrypted with an algorithm this instance does not use")
+                        .with_context("algorithm", algorithm)
+                        .with_context("configured", cipher.algorithm_id()));
+                }
                 let aad = associated_data(key, &stored[..header_end]);
                 let plain = cipher
                     .decrypt(key_id, &stored[header_end..], &aad)
                     .map_err(|e| {
-                        // A key this instance lacks (a rotation in progress elsewhere) leaves the
-                        // value readable by others: unsupported here, not corrupt.
-                        if e.kind() == ErrorKind::Unsupported {
-                            e
+                        // Neither is garbage for certain: a key this instance lacks (a rotation
+                        // in progress elsewhere), or one that differs. Left for the others.
+                        let reason = if e.kind() == ErrorKind::Unsupported {
+                            Unreadable::KeyMissing
                         } else {
-                            corrupted("payload failed authentication").with_source(e)
-                        }
+                            Unreadable::KeyMismatch
+                        };
+                        reason
+                            .error("the payload does not decrypt with this instance's keys")
+                            .with_context("key_id", key_id)
+                            .with_source(e)
                     })?;
                 Bytes::from(plain)
             }
             None => stored.slice(header_end..),
         };
 
-        let payload = match compression {
-            Compression::None => body,
-            Compression::Lz4 => {
-                // LZ4 expands at most ~255:1; refuse a header that promises more than the body can
-                // hold, before allocating what it promises.
-                if original_size > body.len().saturating_mul(255).saturating_add(64) {
-                    return Err(corrupted("declared size is impossible for the LZ4 payload")
-                        .with_context("size", original_size)
-                        .with_context("payload", body.len()));
-                }
-                let mut out = vec![0u8; original_size];
-                let written = lz4_flex::block::decompress_into(&body, &mut out)
-                    .map_err(|e| corrupted("LZ4 payload does not decompress").with_source(e))?;
-                if written != original_size {
-                    return Err(corrupted("LZ4 payload has the wrong decompressed size")
-                        .with_context("expected", original_size)
-                        .with_context("got", written));
-                }
-                Bytes::from(out)
-            }
-            Compression::Zstd => {
-                // The zstd frame states its content size; it must match the header before anything
-                // is allocated.
-                let declared = zstd::zstd_safe::get_frame_content_size(&body)
-                    .ok()
-                    .flatten()
-                    .and_then(|size| usize::try_from(size).ok());
-                if declared != Some(original_size) {
-                    return Err(corrupted("zstd payload does not state the header's size")
-                        .with_context("expected", original_size));
-                }
-                let mut out = vec![0u8; original_size];
-                let written = zstd::bulk::decompress_to_buffer(&body, &mut out)
-                    .map_err(|e| corrupted("zstd payload does not decompress").with_source(e))?;
-                if written != original_size {
-                    return Err(corrupted("zstd payload has the wrong decompressed size")
-                        .with_context("expected", original_size)
-                        .with_context("got", written));
-                }
-                Bytes::from(out)
-            }
-        };
+        let payload = compress::decompress(compression, body, original_size)?;
         if payload.len() != original_size {
             return Err(corrupted("payload length does not match the header")
                 .with_context("expected", original_size)
@@ -581,7 +554,7 @@ pub fn stamp(stored: &[u8]) -> Stamp {
     if stored.len() < 13 || stored[..3] != MAGIC {
         return Stamp::NotAFrame;
     }
-    if stored[3] != FRAME_VERSION {
+    if !(FRAME_VERSION_1..=FRAME_VERSION).contains(&stored[3]) {
         return Stamp::OtherVersion;
     }
     let mut cached_at = [0u8; 8];
@@ -589,12 +562,16 @@ pub fn stamp(stored: &[u8]) -> Stamp {
     Stamp::WrittenAt(u64::from_be_bytes(cached_at))
 }
 
+mod compress;
+mod msgpack;
 mod settings;
+mod unreadable;
 mod wire;
 
+pub use msgpack::{MAX_PAYLOAD_DEPTH, check_finite, decode_msgpack, encode_msgpack};
 pub use settings::{FrameSettings, MAX_VALUE_SIZE_LIMIT};
+pub use unreadable::Unreadable;
 use wire::{Reader, associated_data, corrupted, label_bytes, push_label};
-pub use wire::{decode_msgpack, encode_msgpack};
 
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cache_core::frame::{Codec, Compression, Frame, FrameCodec, FrameMeta};
+use cache_core::frame::{Codec, Compression, Frame, FrameCodec, FrameMeta, Unreadable};
 use cache_core::{
     CacheKey, DynFrameStore, ErrorKind, Layer, Recorder, Result, StoreInfo, StoreStats, StoreWrite,
     Ttl, unix_millis,
@@ -28,11 +28,24 @@ pub struct L2Stats {
     pub misses: u64,
     /// Stored values that were not valid frames; each was deleted.
     pub corrupt_entries: u64,
-    /// Stored frames this build cannot read (a newer frame version, or encrypted with a key it
-    /// lacks); they are misses and are left in place for the instances that can read them.
+    /// Stored frames this instance cannot read or will not trust (a newer frame version, a key
+    /// or algorithm it lacks, a key that differs, plaintext while it requires encryption); they
+    /// are misses and are left in place for the instances that can read them.
     pub unreadable_entries: u64,
+    /// `unreadable_entries` by reason, in [`Unreadable::ALL`] order (see [`Self::unreadable`]).
+    pub unreadable_by_reason: [u64; 6],
     /// The store's own counters (errors, replay queue).
     pub store: StoreStats,
+}
+
+impl L2Stats {
+    /// How many unreadable frames were met for `reason`.
+    pub fn unreadable(&self, reason: Unreadable) -> u64 {
+        Unreadable::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.unreadable_by_reason[i])
+    }
 }
 
 #[derive(Default)]
@@ -41,6 +54,7 @@ struct Counters {
     misses: AtomicU64,
     corrupt: AtomicU64,
     unreadable: AtomicU64,
+    unreadable_by_reason: [AtomicU64; 6],
 }
 
 /// A frame store with the codec that reads and writes its frames.
@@ -126,6 +140,9 @@ impl SharedTier {
             misses: load(&self.counters.misses),
             corrupt_entries: load(&self.counters.corrupt),
             unreadable_entries: load(&self.counters.unreadable),
+            unreadable_by_reason: std::array::from_fn(|i| {
+                load(&self.counters.unreadable_by_reason[i])
+            }),
             store: self.store.stats(),
         }
     }
@@ -284,6 +301,11 @@ impl SharedTier {
         }
         if error.kind() != ErrorKind::Corrupted {
             bump(&self.counters.unreadable);
+            if let Some(i) = Unreadable::of(&error)
+                .and_then(|reason| Unreadable::ALL.iter().position(|r| *r == reason))
+            {
+                bump(&self.counters.unreadable_by_reason[i]);
+            }
             tracing::debug!(error = %error, "unreadable value in the shared tier left in place");
             return None;
         }

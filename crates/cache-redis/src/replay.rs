@@ -21,11 +21,12 @@ use tokio::sync::Notify;
 
 /// Writes `ARGV[1]` under `KEYS[1]` until `ARGV[3]` (ms since the epoch) unless the key holds a
 /// frame written at or after `ARGV[2]` (its `cached_at`, bytes 6..13, big-endian), or a frame of
-/// another version (a newer instance wrote it). A value that is not a frame is overwritten.
+/// a version other than 1 and 2 (a newer instance wrote it). A value that is not a frame is overwritten.
 pub(crate) const SET_IF_NEWER: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if cur and string.len(cur) >= 13 and string.sub(cur, 1, 3) == 'AIC' then
-  if string.byte(cur, 4) ~= 1 then return 0 end
+  local version = string.byte(cur, 4)
+  if version ~= 1 and version ~= 2 then return 0 end
   local written = 0
   for i = 6, 13 do written = written * 256 + string.byte(cur, i) end
   if written >= tonumber(ARGV[2]) then return 0 end
@@ -40,7 +41,8 @@ pub(crate) const DELETE_IF_NOT_NEWER: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return 0 end
 if string.len(cur) >= 13 and string.sub(cur, 1, 3) == 'AIC' then
-  if string.byte(cur, 4) ~= 1 then return -1 end
+  local version = string.byte(cur, 4)
+  if version ~= 1 and version ~= 2 then return -1 end
   local written = 0
   for i = 6, 13 do written = written * 256 + string.byte(cur, i) end
   if written > tonumber(ARGV[1]) then return -1 end

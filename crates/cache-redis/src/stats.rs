@@ -2,6 +2,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cache_core::frame::Unreadable;
 use cache_memory::{L2Stats, MemoryCacheStats};
 
 /// Counters of a [`GenericRedisCache`](crate::GenericRedisCache).
@@ -20,9 +21,12 @@ pub struct RedisCacheStats {
     pub l2_skipped: u64,
     /// Stored values that were not valid frames; each was deleted.
     pub corrupt_entries: u64,
-    /// Stored frames this build cannot read (a newer frame version, or encrypted without a
-    /// cipher); they are misses and are left in place for the instances that can read them.
+    /// Stored frames this instance cannot read or will not trust (a newer frame version, a key
+    /// or algorithm it lacks, a key that differs, plaintext while it requires encryption); they
+    /// are misses and are left in place for the instances that can read them.
     pub unreadable_entries: u64,
+    /// `unreadable_entries` by reason, in [`Unreadable::ALL`] order (see [`Self::unreadable`]).
+    pub unreadable_by_reason: [u64; 6],
     /// Values kept out of L1 because they were too large for it (Redis still holds them).
     pub l1_skipped_too_large: u64,
     /// Writes Redis could not take that L1 holds alone.
@@ -46,6 +50,14 @@ pub struct RedisCacheStats {
 }
 
 impl RedisCacheStats {
+    /// How many unreadable frames were met for `reason`.
+    pub fn unreadable(&self, reason: Unreadable) -> u64 {
+        Unreadable::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .map_or(0, |i| self.unreadable_by_reason[i])
+    }
+
     /// The figures of a cache with `l1`, whose shared tier reported `l2`.
     pub(crate) fn assemble(
         l1: Option<MemoryCacheStats>,
@@ -63,6 +75,7 @@ impl RedisCacheStats {
             l2_skipped: l2.store.skipped,
             corrupt_entries: l2.corrupt_entries,
             unreadable_entries: l2.unreadable_entries,
+            unreadable_by_reason: l2.unreadable_by_reason,
             l1_skipped_too_large: load(&own.l1_skipped_too_large),
             writes_l1_only: load(&own.writes_l1_only),
             writes_dropped: load(&own.writes_dropped),

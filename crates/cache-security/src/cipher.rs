@@ -20,6 +20,16 @@ pub enum AeadAlgorithm {
     Aes256Gcm,
 }
 
+impl AeadAlgorithm {
+    /// The number frames record for this algorithm: 1 ChaCha20-Poly1305, 2 AES-256-GCM.
+    pub const fn id(self) -> u8 {
+        match self {
+            Self::ChaCha20Poly1305 => 1,
+            Self::Aes256Gcm => 2,
+        }
+    }
+}
+
 /// Encrypts frame payloads with an AEAD and a ring of keys identified by number: the current key
 /// encrypts, every configured key decrypts, so keys rotate by adding a new current key and
 /// keeping the old ones until their entries expire.
@@ -177,6 +187,10 @@ fn failed(message: &'static str) -> Error {
 impl Cipher for AeadCipher {
     fn key_id(&self) -> u32 {
         self.current
+    }
+
+    fn algorithm_id(&self) -> u8 {
+        self.algorithm.id()
     }
 
     fn encrypt(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>> {

@@ -361,3 +361,48 @@ async fn a_full_l1_evicts_and_keeps_its_limits() {
     assert!(stats.by_operation["sentiment"].promotions > 0);
     assert!(stats.l1.unwrap().entries <= 8);
 }
+
+/// Stored bytes nested far deeper than any answer (a peer's bug, or an attacker with write
+/// access) are a miss, counted, on a worker's stack: never a crashed worker.
+#[tokio::test]
+async fn a_deeply_nested_stored_payload_is_a_miss_not_a_crash() {
+    let server = server();
+    let cache = json_cache(&server).await;
+    let store = aicache::RedisStore::connect(
+        &test_config(&server.url())
+            .with_l1(None)
+            .with_key_prefix(cache.config().namespace()),
+        None,
+    )
+    .await
+    .unwrap();
+    let tier = aicache::SharedTier::new(Arc::new(store), cache.config().frames.codec(None), None);
+    let now = aicache::unix_millis();
+    for depth in [aicache::frame::MAX_PAYLOAD_DEPTH + 1, 200_000] {
+        let key = cache
+            .key(&AiRequest::new("qa", &format!("deep {depth}")))
+            .unwrap();
+        let mut payload = vec![0x91; depth];
+        payload.push(0x01);
+        tier.write(
+            key.cache_key(),
+            &aicache::frame::FrameMeta::new(now, now + 60_000),
+            aicache::frame::Codec::MessagePack,
+            &payload,
+            Ttl::from_secs(60).unwrap(),
+        )
+        .await
+        .unwrap();
+        assert!(cache.get(&key).await.unwrap().is_none(), "{depth}");
+    }
+    assert_eq!(cache.stats().decode_failures, 2);
+    let deep = (0..=aicache::frame::MAX_PAYLOAD_DEPTH).fold(json!(1), |v, _| json!([v]));
+    let key = cache
+        .key(&AiRequest::new("qa", "too deep to store"))
+        .unwrap();
+    let err = cache
+        .put(&key, deep, &RequestControls::default())
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::InvalidInput);
+}

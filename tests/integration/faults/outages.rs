@@ -137,13 +137,22 @@ async fn frames_of_a_newer_version_are_misses_left_in_place() {
     cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
     let mut conn = raw(&server).await;
     let mut stored: Vec<u8> = conn.get("test:k").await.unwrap();
-    stored[3] = 2;
+    stored[3] = aicache::frame::FRAME_VERSION + 1;
     let _: () = conn.set("test:k", stored.as_slice()).await.unwrap();
     assert_eq!(cache.get(&key("k")).await.unwrap(), None);
     let kept: bool = conn.exists("test:k").await.unwrap();
     assert!(kept, "a newer instance's value is not deleted");
     assert_eq!(cache.stats().unreadable_entries, 1);
     assert_eq!(cache.stats().corrupt_entries, 0);
+}
+
+#[tokio::test]
+async fn plaintext_frames_stay_version_1_for_readers_of_0_1() {
+    let server = server();
+    let cache = redis_cache(test_config(&server.url()).with_l1(None)).await;
+    cache.set(&key("plain"), "v".into(), ttl(60)).await.unwrap();
+    let stored: Vec<u8> = raw(&server).await.get("test:plain").await.unwrap();
+    assert_eq!(stored[3], aicache::frame::FRAME_VERSION_1);
 }
 
 #[tokio::test]

@@ -293,3 +293,26 @@ fn encoding_is_injective_over_random_requests() {
         seen.len()
     );
 }
+
+#[test]
+fn nan_and_infinities_are_refused_instead_of_sharing_nulls_key() {
+    #[derive(serde::Serialize)]
+    struct Request {
+        temperature: f64,
+    }
+    let keys = CacheKeyGenerator::default();
+    let null = keys
+        .key_for_serialize("chat", &serde_json::json!({"temperature": null}))
+        .unwrap();
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = keys
+            .key_for_serialize("chat", &Request { temperature: bad })
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput, "{bad}");
+        assert_eq!(err.context_value("field"), Some("request"));
+    }
+    let finite = keys
+        .key_for_serialize("chat", &Request { temperature: 0.7 })
+        .unwrap();
+    assert_ne!(finite.cache_key(), null.cache_key());
+}

@@ -18,6 +18,9 @@ impl Cipher for ChecksumXor {
     fn key_id(&self) -> u32 {
         self.key_id
     }
+    fn algorithm_id(&self) -> u8 {
+        0x7f
+    }
     fn encrypt(&self, plaintext: &[u8], associated_data: &[u8]) -> Result<Vec<u8>> {
         let mut out: Vec<u8> = plaintext.iter().map(|b| b ^ 0x5a).collect();
         out.push(checksum(plaintext, associated_data));
@@ -69,7 +72,26 @@ fn vectors() -> Vec<(&'static str, FrameCodec, FrameMeta, Codec, Vec<u8>)> {
             Codec::Raw,
             b"abcd".repeat(64),
         ),
+        (
+            "sealed_v2",
+            FrameCodec::new().with_cipher(Arc::new(ChecksumXor { key_id: 7 })),
+            FrameMeta::new(CACHED, EXPIRES),
+            Codec::Raw,
+            b"sealed".to_vec(),
+        ),
     ]
+}
+
+#[test]
+fn the_documented_version_1_vector_is_what_0_1_wrote_and_still_decodes() {
+    let meta = FrameMeta::new(CACHED, EXPIRES);
+    let old = version_1_sealed("k", &meta, b"sealed");
+    let documented = documented_vectors();
+    let doc_hex = documented
+        .iter()
+        .find(|(n, _)| n == "sealed_v1")
+        .map(|(_, h)| h.clone());
+    assert_eq!(doc_hex.as_deref(), Some(hex::encode(&old).as_str()));
 }
 
 fn documented_vectors() -> Vec<(String, String)> {
@@ -94,8 +116,8 @@ fn documented_test_vectors_match_the_code() {
     let vectors = vectors();
     assert_eq!(
         documented.len(),
-        vectors.len(),
-        "docs/frame.md lists every vector"
+        vectors.len() + 1,
+        "docs/frame.md lists every vector (and sealed_v1, decode-only)"
     );
     for (name, codec, meta, payload_codec, payload) in vectors {
         let encoded = codec.encode("k", &meta, payload_codec, &payload).unwrap();
@@ -311,28 +333,89 @@ fn encrypted_frames_authenticate_the_key_and_the_header() {
     let frame = codec.decode("key-a", Bytes::from(bytes.clone())).unwrap();
     assert_eq!(frame.payload.as_ref(), payload);
 
-    let moved = codec
-        .decode("key-b", Bytes::from(bytes.clone()))
-        .unwrap_err();
-    assert_eq!(moved.kind(), ErrorKind::Corrupted);
-
-    let mut tampered = bytes.clone();
-    tampered[6] ^= 1; // cached_at
+    let reason = |codec: &FrameCodec, key: &str, bytes: Vec<u8>| {
+        let err = codec.decode(key, Bytes::from(bytes)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+        Unreadable::of(&err)
+    };
+    // Moved to another key, or with an altered header: it does not authenticate. Not provably
+    // garbage (another instance's key of the same id would differ the same way): left in place.
     assert_eq!(
-        codec
-            .decode("key-a", Bytes::from(tampered))
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Corrupted
+        reason(&codec, "key-b", bytes.clone()),
+        Some(Unreadable::KeyMismatch)
     );
-
-    let no_cipher = FrameCodec::new();
+    let mut tampered = bytes.clone();
+    tampered[12] ^= 1; // cached_at, still a valid time
     assert_eq!(
-        no_cipher
-            .decode("key-a", Bytes::from(bytes))
-            .unwrap_err()
-            .kind(),
-        ErrorKind::Unsupported
+        reason(&codec, "key-a", tampered),
+        Some(Unreadable::KeyMismatch)
+    );
+    let other_key = FrameCodec::new().with_cipher(Arc::new(ChecksumXor { key_id: 8 }));
+    assert_eq!(
+        reason(&other_key, "key-a", bytes.clone()),
+        Some(Unreadable::KeyMissing)
+    );
+    let mut other_algorithm = bytes.clone();
+    let algorithm_at = FIXED_HEADER_LEN + 2 + "sentiment".len() + 4;
+    other_algorithm[algorithm_at] = 0x01;
+    assert_eq!(
+        reason(&codec, "key-a", other_algorithm),
+        Some(Unreadable::AlgorithmMissing)
+    );
+    assert_eq!(
+        reason(&FrameCodec::new(), "key-a", bytes),
+        Some(Unreadable::NoCipher)
+    );
+    let plaintext = FrameCodec::new()
+        .encode("key-a", &meta, Codec::Raw, payload)
+        .unwrap()
+        .bytes;
+    assert_eq!(
+        reason(&codec, "key-a", plaintext),
+        Some(Unreadable::PlaintextRefused)
+    );
+}
+
+/// What aicache 0.1 wrote for an encrypted entry: version 1, no algorithm byte.
+fn version_1_sealed(key: &str, meta: &FrameMeta, payload: &[u8]) -> Vec<u8> {
+    let cipher = ChecksumXor { key_id: 7 };
+    let mut out = MAGIC.to_vec();
+    out.push(FRAME_VERSION_1);
+    out.push(ENCRYPTED_BIT);
+    out.extend_from_slice(&meta.cached_at_ms.to_be_bytes());
+    out.extend_from_slice(&meta.expires_at_ms.to_be_bytes());
+    out.extend_from_slice(&u32::try_from(payload.len()).unwrap().to_be_bytes());
+    out.push(TextTier::to_byte(meta.text_tier));
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&cipher.key_id().to_be_bytes());
+    let sealed = cipher
+        .encrypt(payload, &associated_data(key, &out))
+        .unwrap();
+    out.extend_from_slice(&sealed);
+    out
+}
+
+#[test]
+fn version_1_encrypted_frames_still_decode_and_stamp() {
+    let meta = FrameMeta::new(CACHED, EXPIRES);
+    let old = version_1_sealed("k", &meta, b"sealed");
+    let codec = FrameCodec::new().with_cipher(Arc::new(ChecksumXor { key_id: 7 }));
+    let frame = codec.decode("k", Bytes::from(old.clone())).unwrap();
+    assert_eq!(frame.payload.as_ref(), b"sealed");
+    assert_eq!(stamp(&old), Stamp::WrittenAt(CACHED));
+    let new = codec
+        .encode("k", &meta, Codec::Raw, b"sealed")
+        .unwrap()
+        .bytes;
+    assert_eq!(new[3], FRAME_VERSION);
+    assert_eq!(stamp(&new), Stamp::WrittenAt(CACHED));
+    let plain = FrameCodec::new()
+        .encode("k", &meta, Codec::Raw, b"v")
+        .unwrap()
+        .bytes;
+    assert_eq!(
+        plain[3], FRAME_VERSION_1,
+        "plaintext frames stay readable by 0.1"
     );
 }
 
@@ -345,7 +428,7 @@ fn unknown_flags_and_versions_are_rejected() {
     let mut reserved = good.clone();
     reserved[4] |= 0b1000_0000;
     let mut version = good.clone();
-    version[3] = 2;
+    version[3] = 3;
     let mut magic = good;
     magic[0] = b'X';
     for bad in [reserved, magic] {
@@ -365,6 +448,7 @@ fn unknown_flags_and_versions_are_rejected() {
         ErrorKind::Unsupported,
         "a newer frame is not garbage"
     );
+    assert_eq!(Unreadable::of(&newer), Some(Unreadable::OtherVersion));
 }
 
 #[test]

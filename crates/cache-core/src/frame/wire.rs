@@ -1,38 +1,10 @@
-//! Byte-level helpers of the frame: the bounded reader, labels, the AEAD associated data, and the
-//! MessagePack payload codec.
+//! Byte-level helpers of the frame: the bounded reader, labels and the AEAD associated data.
 
 use std::sync::Arc;
-
-use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ErrorKind, Result};
 
 use super::MAX_LABEL_LEN;
-
-/// Serializes `value` as MessagePack with named fields, the payload codec of [`Codec::MessagePack`](super::Codec::MessagePack).
-///
-/// # Errors
-/// [`ErrorKind::Serialization`] when `value` cannot be serialized.
-pub fn encode_msgpack<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    rmp_serde::to_vec_named(value).map_err(|e| {
-        Error::new(
-            ErrorKind::Serialization,
-            "cannot encode value as MessagePack",
-        )
-        .with_source(e)
-    })
-}
-
-/// Deserializes a MessagePack payload.
-///
-/// # Errors
-/// [`ErrorKind::Serialization`] when the bytes are not a valid `T`.
-pub fn decode_msgpack<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    rmp_serde::from_slice(bytes).map_err(|e| {
-        Error::new(ErrorKind::Serialization, "cannot decode MessagePack value").with_source(e)
-    })
-}
 
 pub(super) fn corrupted(message: &'static str) -> Error {
     Error::new(ErrorKind::Corrupted, message)

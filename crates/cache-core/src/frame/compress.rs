@@ -1,0 +1,74 @@
+//! Payload compression: LZ4 or zstd on the way in, bounded decompression on the way out.
+
+use bytes::Bytes;
+
+use super::Compression;
+use super::wire::corrupted;
+use crate::error::Result;
+
+/// `payload` compressed with `compression`, when that saves space.
+pub(super) fn compress(
+    compression: Compression,
+    zstd_level: i32,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
+    match compression {
+        Compression::Lz4 => Some(lz4_flex::block::compress(payload)),
+        // A zstd failure (an out-of-range level) stores the payload as it is.
+        Compression::Zstd => zstd::bulk::compress(payload, zstd_level).ok(),
+        Compression::None => None,
+    }
+    .filter(|packed| packed.len() < payload.len())
+}
+
+/// Decompresses `body` into exactly `original_size` bytes, never allocating more than that and
+/// only once the body could hold it.
+pub(super) fn decompress(
+    compression: Compression,
+    body: Bytes,
+    original_size: usize,
+) -> Result<Bytes> {
+    let payload = match compression {
+        Compression::None => body,
+        Compression::Lz4 => {
+            // LZ4 expands at most ~255:1; refuse a header that promises more than the body can
+            // hold, before allocating what it promises.
+            if original_size > body.len().saturating_mul(255).saturating_add(64) {
+                return Err(corrupted("declared size is impossible for the LZ4 payload")
+                    .with_context("size", original_size)
+                    .with_context("payload", body.len()));
+            }
+            let mut out = vec![0u8; original_size];
+            let written = lz4_flex::block::decompress_into(&body, &mut out)
+                .map_err(|e| corrupted("LZ4 payload does not decompress").with_source(e))?;
+            if written != original_size {
+                return Err(corrupted("LZ4 payload has the wrong decompressed size")
+                    .with_context("expected", original_size)
+                    .with_context("got", written));
+            }
+            Bytes::from(out)
+        }
+        Compression::Zstd => {
+            // The zstd frame states its content size; it must match the header before anything
+            // is allocated.
+            let declared = zstd::zstd_safe::get_frame_content_size(&body)
+                .ok()
+                .flatten()
+                .and_then(|size| usize::try_from(size).ok());
+            if declared != Some(original_size) {
+                return Err(corrupted("zstd payload does not state the header's size")
+                    .with_context("expected", original_size));
+            }
+            let mut out = vec![0u8; original_size];
+            let written = zstd::bulk::decompress_to_buffer(&body, &mut out)
+                .map_err(|e| corrupted("zstd payload does not decompress").with_source(e))?;
+            if written != original_size {
+                return Err(corrupted("zstd payload has the wrong decompressed size")
+                    .with_context("expected", original_size)
+                    .with_context("got", written));
+            }
+            Bytes::from(out)
+        }
+    };
+    Ok(payload)
+}
