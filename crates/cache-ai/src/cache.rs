@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use cache_core::{
-    CacheKey, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, MemoryReading, Namespace,
-    NamespaceClaim, Recorder, Result, ShutdownReport, TextTier, Ttl, Usage,
+    CacheKey, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, MemoryReading, Recorder,
+    Result, ShutdownReport, TextTier, Ttl, Usage,
 };
 use cache_memory::{ByteSize, InMemoryCache, NearCache, SharedTier};
 use serde::Serialize;
@@ -82,9 +82,6 @@ pub(crate) struct Inner<T> {
     pub(crate) refreshes: crate::refresh::Refreshes,
     /// The old location of a tenant's entries during the layout upgrade.
     pub(crate) old_layout: Option<OldLayout>,
-    /// This cache's namespace, held against overlapping caches of this process (with a shared
-    /// store only).
-    _claim: Option<NamespaceClaim>,
 }
 
 /// Caches AI responses of type `T` (any serde type; JSON by default) in front of the model.
@@ -210,9 +207,8 @@ where
     ///
     /// # Errors
     /// [`ErrorKind::Config`](cache_core::ErrorKind::Config) for an invalid configuration, a store of another namespace, a
-    /// shared store whose namespace overlaps another cache's in this process, a pre-isolation
-    /// store without the upgrade window (or without a store), or neither a store nor an L1
-    /// (nothing would be cached).
+    /// pre-isolation store without the upgrade window (or without a store), or neither a store
+    /// nor an L1 (nothing would be cached).
     pub fn build(self) -> Result<AIResponseCache<T>> {
         let Self {
             config,
@@ -224,12 +220,8 @@ where
         } = self;
         config.validate().into_result()?;
         let namespace = config.namespace();
-        let mut claim = None;
         if let Some(store) = &store {
             check_namespace(store.as_ref(), &namespace, "store_namespace")?;
-            if store.info().shared {
-                claim = Some(Namespace::new(&namespace)?.claim("ai")?);
-            }
         }
         let old_layout_namespace = config.pre_isolation_namespace();
         let old_store = match (pre_isolation_store, &old_layout_namespace, &store) {
@@ -292,7 +284,6 @@ where
                 flights: Arc::new(Flights::default()),
                 refreshes: crate::refresh::Refreshes::new(config_refreshes),
                 old_layout,
-                _claim: claim,
             }),
         })
     }
@@ -488,10 +479,17 @@ where
             .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
         self.inner.refreshes.finish_by(deadline).await;
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match &self.inner.l2 {
+        let new = match &self.inner.l2 {
             Some(l2) => l2.store().shutdown(left).await,
             None => ShutdownReport::default(),
-        }
+        };
+        // The old location's queue holds removals too: flushed within the same limit.
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let old = match &self.inner.old_layout {
+            Some(old) => old.tier.store().shutdown(left).await,
+            None => ShutdownReport::default(),
+        };
+        ShutdownReport::new(new.flushed + old.flushed, new.remaining + old.remaining)
     }
 
     /// The health of both tiers; `None` when memory-only.

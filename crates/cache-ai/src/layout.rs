@@ -94,19 +94,25 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     /// Reads `key` from the old location on a miss in the new one, while the window is open.
-    pub(crate) async fn read_old_layout(&self, key: &CacheKey) -> Result<Option<Frame>> {
-        let Some(old) = &self.inner.old_layout else {
-            return Ok(None);
-        };
-        if unix_millis() >= old.reads_until_ms {
-            return Ok(None);
+    /// A failure there (for example an ACL without the old prefix) is a miss, logged: the old
+    /// location is a bonus, never a reason to fail a read.
+    pub(crate) async fn read_old_layout(&self, key: &CacheKey) -> Option<Frame> {
+        let old = self.inner.old_layout.as_ref()?;
+        if unix_millis() >= old.reads_until_ms || !old.tier.is_available() {
+            return None;
         }
         old.reads.fetch_add(1, Ordering::Relaxed);
-        let frame = old.tier.read(key, 0).await?;
-        if frame.is_some() {
-            old.hits.fetch_add(1, Ordering::Relaxed);
+        match old.tier.read(key, 0).await {
+            Ok(Some(frame)) => {
+                old.hits.fetch_add(1, Ordering::Relaxed);
+                Some(frame)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(error = %e, namespace = %old.tier.info().namespace, "the old-layout location cannot be read; treating it as a miss");
+                None
+            }
         }
-        Ok(frame)
     }
 
     /// The layout upgrade's counters, when an old location is attached.

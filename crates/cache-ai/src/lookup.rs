@@ -364,7 +364,7 @@ where
         }
         let frame = match read? {
             Some(frame) => frame,
-            None => match self.read_old_layout(key.cache_key()).await? {
+            None => match self.read_old_layout(key.cache_key()).await {
                 Some(frame) => frame,
                 None => {
                     bump(&counters.misses);

@@ -332,53 +332,52 @@ impl AIResponseCacheConfig {
                 }
             }
         }
-        if let Some(prefix) = &self.key_prefix {
-            match cache_core::Namespace::generic(prefix) {
-                Ok(generic) => {
-                    // The generic cache and the AI cache of one configuration share a Redis.
-                    if let Ok(ai) = cache_core::Namespace::ai(self.tenant.as_deref())
-                        && generic.overlaps(&ai)
-                    {
-                        err(
-                            &mut r,
-                            "key_prefix",
-                            format!("{prefix:?}"),
-                            "a prefix that does not overlap the AI namespace",
-                            "an overlapping prefix would let the generic cache's clear() remove AI answers",
-                        );
-                    }
-                }
-                Err(e) => err(
-                    &mut r,
-                    "key_prefix",
-                    format!("{prefix:?}"),
-                    "segments of [A-Za-z0-9_./-] joined by ':', 1..=256 bytes, neither inside nor around an AI namespace (aicache, aicache:v1…, aicache:t:{tenant}…)",
-                    &match e.context_value("overlaps") {
-                        Some(ai) => format!(
-                            "it overlaps {ai}: clear() would reach AI answers, or AI invalidations generic entries"
-                        ),
-                        None => "for example myapp or aicache:kv".to_string(),
-                    },
-                ),
-            }
+        if let Some(prefix) = &self.key_prefix
+            && let Err(e) = cache_core::Namespace::generic(prefix)
+        {
+            // Both directions: a prefix around an AI namespace (`aicache`) and one inside it
+            // (`aicache:v1:x`) are refused alike.
+            err(
+                &mut r,
+                "key_prefix",
+                format!("{prefix:?}"),
+                "segments of [A-Za-z0-9_./-] joined by ':', 1..=256 bytes, neither inside nor around an AI namespace (aicache, aicache:v1…, aicache:t:{tenant}…)",
+                &match e.context_value("overlaps") {
+                    Some(ai) => format!(
+                        "it overlaps {ai}: clear() would reach AI answers, or AI invalidations generic entries"
+                    ),
+                    None => "for example myapp or aicache:kv".to_string(),
+                },
+            );
         }
         if let Some(until) = &self.layout_upgrade_until {
-            match humantime::parse_rfc3339_weak(until) {
-                Ok(_) if self.tenant.is_none() => err(
-                    &mut r,
-                    "layout_upgrade_until",
-                    format!("{until:?}"),
-                    "only with a tenant",
-                    "tenant-less keys kept their layout: there is nothing to upgrade",
-                ),
-                Ok(_) => {}
-                Err(_) => err(
-                    &mut r,
-                    "layout_upgrade_until",
-                    format!("{until:?}"),
+            let ahead = humantime::parse_rfc3339_weak(until).map(|at| {
+                at.duration_since(std::time::SystemTime::now())
+                    .unwrap_or_default()
+            });
+            let problem = match ahead {
+                Err(_) => Some((
                     "an RFC 3339 time, for example 2026-12-31T00:00:00Z",
                     "the end of the upgrade window",
-                ),
+                )),
+                Ok(_) if self.tenant.is_none() => Some((
+                    "only with a tenant",
+                    "tenant-less keys kept their layout: there is nothing to upgrade",
+                )),
+                Ok(ahead) if ahead > cache_ai::MAX_LAYOUT_UPGRADE_WINDOW => Some((
+                    "at most 30 days from now",
+                    "old entries expire with their TTL; convert_layout moves the rest",
+                )),
+                Ok(_) => None,
+            };
+            if let Some((allowed, hint)) = problem {
+                err(
+                    &mut r,
+                    "layout_upgrade_until",
+                    format!("{until:?}"),
+                    allowed,
+                    hint,
+                );
             }
         }
         if self.reconnect_min_delay_ms == 0

@@ -22,7 +22,7 @@
 //!
 //! A generic cache may pick its own prefix; [`Namespace::generic`] refuses one that overlaps
 //! aicache's reserved namespaces, and [`Namespace::claim`] refuses, within one process, a cache
-//! whose namespace overlaps one already in use, naming both.
+//! whose namespace overlaps one already in use on the same server, naming both.
 //!
 //! ```
 //! use cache_core::Namespace;
@@ -268,17 +268,20 @@ impl Namespace {
         Ok(format!("{}{AUX_MARKER}:{kind}:{name}", self.0))
     }
 
-    /// Claims this namespace for a cache of `role` (for example `"ai"`, `"generic"`) in this
-    /// process until the claim is dropped. Caches of one role may share a namespace (several
-    /// handles on one cache); any other overlap is refused, naming both namespaces, whichever
-    /// was claimed first.
+    /// Claims this namespace on the server `scope` names (a Redis URL, or any identity of the
+    /// store) for a cache of `role` (for example `"generic"`) in this process, until the claim
+    /// is dropped. Caches of one role may share a namespace (several handles on one cache); any
+    /// other overlap on the same server is refused, naming both namespaces, whichever was
+    /// claimed first. Namespaces on different servers never conflict.
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when a live claim overlaps.
-    pub fn claim(&self, role: &'static str) -> Result<NamespaceClaim> {
+    pub fn claim(&self, scope: &str, role: &'static str) -> Result<NamespaceClaim> {
         let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(held) = claims.iter().find(|held| {
-            held.namespace.overlaps(self) && !(held.namespace == *self && held.role == role)
+            *held.scope == *scope
+                && held.namespace.overlaps(self)
+                && !(held.namespace == *self && held.role == role)
         }) {
             return Err(Error::new(
                 ErrorKind::Config,
@@ -296,6 +299,7 @@ impl Namespace {
         let id = NEXT_CLAIM.fetch_add(1, Ordering::Relaxed);
         claims.push(Held {
             id,
+            scope: Box::from(scope),
             namespace: self.clone(),
             role,
         });
@@ -305,6 +309,7 @@ impl Namespace {
 
 struct Held {
     id: u64,
+    scope: Box<str>,
     namespace: Namespace,
     role: &'static str,
 }

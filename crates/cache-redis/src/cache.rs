@@ -144,7 +144,12 @@ impl GenericRedisCacheBuilder {
         };
         let claim = match &l2 {
             Some(l2) if l2.info().shared => {
-                Some(Namespace::generic(&l2.info().namespace)?.claim("generic")?)
+                // The server: the URL this cache connected to, or the store object it was given.
+                let scope = match (&redis, &config.redis_url) {
+                    (Some(_), Some(url)) => url.clone(),
+                    _ => format!("{}@{:p}", l2.info().kind, Arc::as_ptr(l2.store())),
+                };
+                Some(Namespace::generic(&l2.info().namespace)?.claim(&scope, "generic")?)
             }
             _ => None,
         };

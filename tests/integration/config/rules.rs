@@ -508,11 +508,7 @@ async fn prefixes_and_the_layout_upgrade_window_are_checked_and_reach_the_caches
         json!({"layout_upgrade_until": "next week", "tenant": "acme"}),
         json!({"layout_upgrade_until": "2099-01-01T00:00:00Z", "tenant": "acme"}),
     ] {
-        let report = base.merge(&bad).unwrap();
-        let errors = match report.to_ai_cache_config() {
-            Ok(ai) => ai.validate().errors,
-            Err(_) => report.validate().errors,
-        };
+        let errors = base.merge(&bad).unwrap().validate().errors;
         assert_eq!(errors[0].field, "layout_upgrade_until", "{bad}");
     }
     let server = server();

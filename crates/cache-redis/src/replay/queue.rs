@@ -245,6 +245,23 @@ impl Queue {
                 })
                 .max()
                 .unwrap_or(0);
+            // The whole namespace, but only keys of the shape every removal had (the AI cache's
+            // `{operation}:{digest}`): the coarse removal must not reach keys no removal covered.
+            let shapes: Vec<Option<usize>> = items
+                .order
+                .values()
+                .filter_map(|item| match item {
+                    Pending::Delete { key, .. } => Some(Some(key.as_str().split(':').count())),
+                    Pending::Invalidate { pattern, .. } => Some(pattern.segments()),
+                    Pending::Set { .. } => None,
+                })
+                .collect();
+            let coarse = match shapes.first() {
+                Some(Some(n)) if shapes.iter().all(|shape| *shape == Some(*n)) => {
+                    KeyPattern::all().with_segments(*n)
+                }
+                _ => KeyPattern::all(),
+            };
             let all: Vec<u64> = items.order.keys().copied().collect();
             self.drop_items(items, &all, &self.counters.coarsened);
             let seq = items.next_seq;
@@ -253,7 +270,7 @@ impl Queue {
             items.insert(
                 seq,
                 Pending::Invalidate {
-                    pattern: KeyPattern::all(),
+                    pattern: coarse,
                     at_ms: newest,
                 },
             );

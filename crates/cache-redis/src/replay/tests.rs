@@ -125,6 +125,38 @@ fn removals_that_overflow_become_one_invalidation_of_everything() {
 }
 
 #[test]
+fn coarsened_removals_keep_the_key_shape_they_all_had() {
+    let queue = Queue::new(2, big());
+    queue.push(delete("qa:1", 10));
+    queue.push(Pending::Invalidate {
+        pattern: KeyPattern::new("summarize:*").unwrap().with_segments(2),
+        at_ms: 20,
+    });
+    queue.push(delete("qa:2", 30));
+    let item = queue.take().unwrap();
+    let Some(Pending::Invalidate { pattern, .. }) = item.item().cloned() else {
+        panic!("one invalidation expected");
+    };
+    item.done();
+    assert_eq!(pattern.segments(), Some(2));
+    assert!(pattern.matches("qa:3"));
+    assert!(
+        !pattern.matches("t:acme:qa:3"),
+        "0.1's tenant keys in the namespace are not the AI cache's"
+    );
+    // Removals of different shapes fall back to every key.
+    let queue = Queue::new(1, big());
+    queue.push(delete("qa:1", 10));
+    queue.push(delete("a:b:c", 20));
+    let item = queue.take().unwrap();
+    let Some(Pending::Invalidate { pattern, .. }) = item.item().cloned() else {
+        panic!("one invalidation expected");
+    };
+    item.done();
+    assert_eq!(pattern.segments(), None);
+}
+
+#[test]
 fn pending_removals_cover_reads_until_replayed() {
     let queue = Queue::new(100, big());
     assert!(!queue.removal_covers(&key("qa:1")));
