@@ -19,6 +19,7 @@ mod fencing;
 mod gated;
 mod moves;
 mod namespaces;
+mod offload;
 mod security;
 mod stale;
 mod support;

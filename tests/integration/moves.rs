@@ -40,7 +40,7 @@ async fn cache_with_old_entry(
             key.cache_key(),
             &aicache::frame::FrameMeta::new(now, now + 600_000),
             aicache::frame::Codec::MessagePack,
-            &payload,
+            payload.clone().into(),
             Ttl::from_secs(600).unwrap(),
         )
         .await

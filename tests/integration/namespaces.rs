@@ -297,7 +297,7 @@ async fn old_instance_put(
         key.cache_key(),
         &meta,
         aicache::frame::Codec::MessagePack,
-        &payload,
+        payload.clone().into(),
         Ttl::from_secs(600).unwrap(),
     )
     .await

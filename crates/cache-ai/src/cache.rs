@@ -369,6 +369,16 @@ where
         self.inner.keys.key_for(request)
     }
 
+    /// The key of `request`, for async callers with possibly very long texts: hashed slice by
+    /// slice with yields between slices (see [`CacheKeyGenerator::key_for_async`]), so no poll
+    /// holds the worker for long.
+    ///
+    /// # Errors
+    /// As [`key`](Self::key).
+    pub async fn key_async(&self, request: &AiRequest<'_>) -> Result<RequestKey> {
+        self.inner.keys.key_for_async(request).await
+    }
+
     /// The key of any serializable request (see [`CacheKeyGenerator::key_for_serialize`]).
     ///
     /// # Errors

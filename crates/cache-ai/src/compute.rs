@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use cache_core::frame::decode_msgpack;
 use cache_core::{Layer, unix_millis};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -318,7 +317,7 @@ where
                     return None;
                 }
             };
-            let value: T = decode_msgpack(&frame.payload).ok()?;
+            let value: T = self.decode_payload(frame.payload.clone()).await.ok()?;
             let counters = self.counters(key.operation());
             let mut metadata = self.metadata(
                 key,

@@ -156,7 +156,9 @@ impl AIResponseCache<Value> {
                     .with_context("allowed", "object"),
             );
         }
-        let key = self.key(&request(text, operation, options, question)?)?;
+        let key = self
+            .key_async(&request(text, operation, options, question)?)
+            .await?;
         self.put(&key, response.clone(), &RequestControls::default())
             .await
     }
@@ -174,7 +176,9 @@ impl AIResponseCache<Value> {
         options: &Value,
         question: Option<&str>,
     ) -> Result<Option<Arc<Value>>> {
-        let key = self.key(&request(text, operation, options, question)?)?;
+        let key = self
+            .key_async(&request(text, operation, options, question)?)
+            .await?;
         Ok(self
             .get(&key)
             .await?

@@ -505,9 +505,19 @@ pub(crate) fn encode_request(
     algorithm: HashAlgorithm,
     request: &AiRequest<'_>,
 ) {
+    encode_head(sink, algorithm, request);
+    field(sink, b't', request.text.as_bytes());
+    encode_tail(sink, request);
+}
+
+/// What precedes the text in a request's encoding.
+fn encode_head(sink: &mut impl Sink, algorithm: HashAlgorithm, request: &AiRequest<'_>) {
     put_header(sink, algorithm);
     field(sink, b'o', request.operation.as_bytes());
-    field(sink, b't', request.text.as_bytes());
+}
+
+/// What follows the text in a request's encoding.
+fn encode_tail(sink: &mut impl Sink, request: &AiRequest<'_>) {
     let options = request
         .options
         .filter(|v| !v.is_null() && !v.as_object().is_some_and(serde_json::Map::is_empty));
@@ -569,5 +579,7 @@ fn encode_value(sink: &mut impl Sink, value: &Value) {
     }
 }
 
+mod stream;
+pub use stream::HASH_SLICE;
 #[cfg(test)]
 mod tests;

@@ -61,8 +61,8 @@ pub use config::{
 };
 pub use controls::RequestControls;
 pub use keys::{
-    AiRequest, CacheKeyGenerator, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN, RequestKey,
-    validate_operation,
+    AiRequest, CacheKeyGenerator, HASH_SLICE, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN,
+    RequestKey, validate_operation,
 };
 pub use layout::{LayoutConversion, LayoutUpgradeStats};
 pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};

@@ -372,7 +372,7 @@ where
                 }
             },
         };
-        let value: T = match decode_msgpack(&frame.payload) {
+        let value: T = match self.decode_payload(frame.payload.clone()).await {
             Ok(value) => value,
             Err(e) => {
                 self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
@@ -419,6 +419,15 @@ where
             }
         }
         Ok(Some(CachedResponse::new(value, Arc::new(metadata))))
+    }
+
+    /// Decodes an answer's payload; a large one off the runtime (it could hold the worker for
+    /// more than about 100 µs).
+    pub(crate) async fn decode_payload(&self, payload: bytes::Bytes) -> Result<T> {
+        if payload.len() <= cache_core::frame::DECODE_OFFLOAD_ABOVE {
+            return decode_msgpack(&payload);
+        }
+        cache_memory::off_runtime(move || decode_msgpack::<T>(&payload)).await?
     }
 
     /// How long an entry of `ttl` is kept: its TTL plus the stale window (capped at the longest

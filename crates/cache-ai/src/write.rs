@@ -136,7 +136,7 @@ where
             return Ok(None);
         }
         let counters = self.counters(key.operation());
-        let payload = encode_msgpack(value.as_ref())?;
+        let payload = bytes::Bytes::from(encode_msgpack(value.as_ref())?);
         let admitted = !is_empty_payload(&payload)
             && self
                 .inner
@@ -201,7 +201,7 @@ where
                     key.cache_key(),
                     &frame_meta,
                     Codec::MessagePack,
-                    &payload,
+                    payload.clone(),
                     kept,
                 ),
                 |written| l1_entry(written.is_ok()),

@@ -58,12 +58,13 @@ impl fmt::Debug for MemoryFrameStore {
 }
 
 impl MemoryFrameStore {
-    /// An empty store over `namespace`, accepting frames up to 64 MiB.
+    /// An empty store over `namespace`, accepting frames of payloads up to 64 MiB (the default
+    /// value limit) with their header, as a Redis store does.
     pub fn new(namespace: impl AsRef<str>) -> Self {
         Self {
             namespace: Arc::from(namespace.as_ref()),
             entries: Arc::new(Mutex::new(BTreeMap::new())),
-            max_frame_size: cache_core::frame::DEFAULT_MAX_PAYLOAD,
+            max_frame_size: cache_core::frame::DEFAULT_MAX_PAYLOAD + 1024,
         }
     }
 

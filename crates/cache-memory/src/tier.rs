@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use cache_core::frame::{Codec, Compression, Frame, FrameCodec, FrameMeta, Unreadable};
+use cache_core::frame::{
+    Codec, Compression, DECODE_OFFLOAD_ABOVE, Frame, FrameCodec, FrameMeta, Unreadable,
+};
 use cache_core::{
     CacheKey, DynFrameStore, ErrorKind, Layer, Recorder, Result, StoreInfo, StoreStats, StoreWrite,
     Ttl, unix_millis,
@@ -230,20 +232,36 @@ impl SharedTier {
         codec: Codec,
         payload: &[u8],
     ) -> Result<Bytes> {
-        let started = self.recorder.as_ref().map(|_| Instant::now());
-        let encoded = self
-            .codec
-            .encode(&self.bound_key(key), meta, codec, payload)?;
-        if let (Some(recorder), Some(started)) = (&self.recorder, started)
-            && encoded.compression != Compression::None
-        {
-            recorder.record_compression(
-                encoded.original_size,
-                encoded.bytes.len(),
-                started.elapsed(),
-            );
+        encode_with(
+            &self.codec,
+            self.recorder.as_ref(),
+            &self.bound_key(key),
+            meta,
+            codec,
+            payload,
+        )
+    }
+
+    /// [`encode`](Self::encode) for async callers: a payload whose encoding may hold a worker for
+    /// more than about 100 µs ([`FrameCodec::encode_offload_above`]: compression, encryption) is
+    /// encoded on the blocking pool.
+    ///
+    /// # Errors
+    /// As [`encode`](Self::encode).
+    pub async fn encode_owned(
+        &self,
+        key: &CacheKey,
+        meta: &FrameMeta,
+        codec: Codec,
+        payload: Bytes,
+    ) -> Result<Bytes> {
+        if payload.len() <= self.codec.encode_offload_above() {
+            return self.encode(key, meta, codec, &payload);
         }
-        Ok(Bytes::from(encoded.bytes))
+        let (frames, recorder) = (self.codec.clone(), self.recorder.clone());
+        let (bound, meta) = (self.bound_key(key), meta.clone());
+        off_runtime(move || encode_with(&frames, recorder.as_ref(), &bound, &meta, codec, &payload))
+            .await?
     }
 
     /// Writes `payload` as the frame of `key`, kept by the store for `ttl`. The frame's soft expiry
@@ -256,16 +274,16 @@ impl SharedTier {
         key: &CacheKey,
         meta: &FrameMeta,
         codec: Codec,
-        payload: &[u8],
+        payload: Bytes,
         ttl: Ttl,
     ) -> Result<StoreWrite> {
         let latest_expiry = unix_millis().saturating_add(ttl.as_millis());
         let frame = if meta.expires_at_ms > latest_expiry {
             let mut clamped = meta.clone();
             clamped.expires_at_ms = latest_expiry;
-            self.encode(key, &clamped, codec, payload)?
+            self.encode_owned(key, &clamped, codec, payload).await?
         } else {
-            self.encode(key, meta, codec, payload)?
+            self.encode_owned(key, meta, codec, payload).await?
         };
         self.store.set(key, frame, ttl).await
     }
@@ -283,13 +301,25 @@ impl SharedTier {
     ) -> Result<StoreWrite> {
         let mut frames = Vec::with_capacity(entries.len());
         for (key, payload) in entries {
-            frames.push((key.clone(), self.encode(key, meta, codec, payload)?));
+            frames.push((
+                key.clone(),
+                self.encode_owned(key, meta, codec, payload.clone()).await?,
+            ));
         }
         self.store.set_many(&frames, ttl).await
     }
 
     async fn decode(&self, key: &CacheKey, stored: Bytes, grace_ms: u64) -> Option<Frame> {
-        let error = match self.codec.decode(&self.bound_key(key), stored.clone()) {
+        let decoded = if stored.len() > DECODE_OFFLOAD_ABOVE {
+            // Decrypting and decompressing a large frame would hold the worker: off the runtime.
+            let (frames, bound, bytes) = (self.codec.clone(), self.bound_key(key), stored.clone());
+            off_runtime(move || frames.decode(&bound, bytes))
+                .await
+                .and_then(|decoded| decoded)
+        } else {
+            self.codec.decode(&self.bound_key(key), stored.clone())
+        };
+        let error = match decoded {
             Ok(frame) if frame.meta.expires_at_ms.saturating_add(grace_ms) > unix_millis() => {
                 return Some(frame);
             }
@@ -315,5 +345,44 @@ impl SharedTier {
             tracing::debug!(error = %e, "could not delete the undecodable value");
         }
         None
+    }
+}
+
+/// Encodes through `codec`, telling `recorder` what compression did.
+fn encode_with(
+    codec: &FrameCodec,
+    recorder: Option<&Arc<dyn Recorder>>,
+    bound_key: &str,
+    meta: &FrameMeta,
+    kind: Codec,
+    payload: &[u8],
+) -> Result<Bytes> {
+    let started = recorder.map(|_| Instant::now());
+    let encoded = codec.encode(bound_key, meta, kind, payload)?;
+    if let (Some(recorder), Some(started)) = (recorder, started)
+        && encoded.compression != Compression::None
+    {
+        recorder.record_compression(
+            encoded.original_size,
+            encoded.bytes.len(),
+            started.elapsed(),
+        );
+    }
+    Ok(Bytes::from(encoded.bytes))
+}
+
+/// Runs `work` on the blocking pool of the current tokio runtime (inline without one), so that
+/// CPU-heavy codec work (large frames, large payloads) does not hold an async worker.
+///
+/// # Errors
+/// [`ErrorKind::Backend`] when the blocking task panicked.
+pub async fn off_runtime<R: Send + 'static>(
+    work: impl FnOnce() -> R + Send + 'static,
+) -> Result<R> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => runtime.spawn_blocking(work).await.map_err(|e| {
+            cache_core::Error::new(ErrorKind::Backend, "a frame codec task failed").with_source(e)
+        }),
+        Err(_) => Ok(work()),
     }
 }

@@ -462,7 +462,7 @@ impl GenericRedisCache {
             .near
             .write(
                 key,
-                l2.write(key, &meta, Codec::Raw, &value, ttl),
+                l2.write(key, &meta, Codec::Raw, value.clone(), ttl),
                 |written| written.is_ok().then(|| (value.clone(), l1_ttl)),
             )
             .await;

@@ -388,7 +388,7 @@ async fn a_deeply_nested_stored_payload_is_a_miss_not_a_crash() {
             key.cache_key(),
             &aicache::frame::FrameMeta::new(now, now + 60_000),
             aicache::frame::Codec::MessagePack,
-            &payload,
+            payload.clone().into(),
             Ttl::from_secs(60).unwrap(),
         )
         .await

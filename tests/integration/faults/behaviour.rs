@@ -210,7 +210,7 @@ async fn outage_writes_are_replayed_without_overwriting_newer_values() {
             &key("inv:old"),
             &FrameMeta::new(old_ms, old_ms + 600_000),
             Codec::Raw,
-            b"stale",
+            aicache::Bytes::from_static(b"stale"),
             Ttl::from_secs(600).unwrap(),
         )
         .await
