@@ -357,3 +357,35 @@ async fn an_odd_reply_at_start_degrades_and_recovers_instead_of_refusing() {
         "the cache never recovered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_at_maxclients_degrades_and_recovers_instead_of_refusing() {
+    // Issue 14, item 2: `max number of clients reached` is not a refusal (like a wrong
+    // password) but an outage: start degraded, serve from L1, recover once a slot frees up.
+    let server = RedisServer::start(ServerConfig::default().with_config_line("maxclients 1"));
+    let hog = raw(&server).await;
+    let cache = redis_cache(
+        test_config(&server.url())
+            .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(100)),
+    )
+    .await;
+    assert!(!cache.is_l2_available(), "no client slot: degraded");
+    cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
+    assert_eq!(
+        cache.get(&key("k")).await.unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "served from L1 meanwhile"
+    );
+    drop(hog);
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let cache = cache.clone();
+            async move {
+                let _ = cache.get(&key("probe")).await;
+                cache.is_l2_available()
+            }
+        })
+        .await,
+        "the cache never recovered"
+    );
+}
