@@ -389,3 +389,67 @@ async fn a_server_at_maxclients_degrades_and_recovers_instead_of_refusing() {
         "the cache never recovered"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_still_loading_degrades_and_recovers_instead_of_refusing() {
+    // Issue 14, item 2: `LOADING` (a server reading its dataset after a restart) is an outage.
+    let mut server = RedisServer::start(
+        ServerConfig::default()
+            .with_config_line("key-load-delay 200")
+            .with_config_line("loading-process-events-interval-bytes 1024"),
+    );
+    let mut conn = raw(&server).await;
+    let mut fill = redis::pipe();
+    for i in 0..20_000 {
+        fill.cmd("SET").arg(format!("filler:{i}")).arg("x").ignore();
+    }
+    let (): () = fill.query_async(&mut conn).await.unwrap();
+    let (): () = redis::cmd("SAVE").query_async(&mut conn).await.unwrap();
+    drop(conn);
+    let url = server.url();
+    let restarting = tokio::task::spawn_blocking(move || {
+        server.restart();
+        server
+    });
+    let loading = eventually(Duration::from_secs(10), || {
+        let url = url.clone();
+        async move {
+            let Ok(client) = redis::Client::open(url) else {
+                return false;
+            };
+            // redis-rs's connection setup may be what meets LOADING first.
+            let reply: redis::RedisResult<String> =
+                match client.get_multiplexed_async_connection().await {
+                    Ok(mut probe) => redis::cmd("PING").query_async(&mut probe).await,
+                    Err(e) => Err(e),
+                };
+            reply.is_err_and(|e| e.to_string().to_lowercase().contains("loading"))
+        }
+    })
+    .await;
+    assert!(loading, "the server never answered LOADING");
+    let cache = redis_cache(
+        test_config(&url)
+            .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(100)),
+    )
+    .await;
+    assert!(!cache.is_l2_available(), "a loading server: degraded");
+    cache.set(&key("k"), "v".into(), ttl(60)).await.unwrap();
+    assert_eq!(
+        cache.get(&key("k")).await.unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
+    let server = restarting.await.unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let cache = cache.clone();
+            async move {
+                let _ = cache.get(&key("probe")).await;
+                cache.is_l2_available()
+            }
+        })
+        .await,
+        "the cache never recovered"
+    );
+    drop(server);
+}
