@@ -20,6 +20,7 @@ mod gated;
 mod moves;
 mod namespaces;
 mod offload;
+mod partition;
 mod security;
 mod stale;
 mod support;

@@ -13,7 +13,7 @@ use cache_testkit::RedisServer;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
-use crate::support::{raw, server, test_config};
+use crate::support::{holds_value, raw, server, test_config};
 
 const AI_OPERATIONS: &[&str] = &["summarize", "t", "v1", "kv", "aux", "qa"];
 const GENERIC_KEYS: &[&str] = &["k1", "x:k2", "t:acme:qa:z", "kv:1", "~aux:kind:x"];
@@ -115,7 +115,7 @@ impl Fleet {
 async fn missing(conn: &mut redis::aio::MultiplexedConnection, keys: &[String]) -> Vec<String> {
     let mut gone = Vec::new();
     for key in keys {
-        let exists: bool = conn.exists(key).await.unwrap();
+        let exists = holds_value(conn, key).await;
         if !exists {
             gone.push(key.clone());
         }
@@ -345,7 +345,7 @@ async fn a_new_reader_sees_an_old_writer_during_the_window_and_removes_both_copi
     let stats = reader.layout_upgrade_stats().unwrap();
     assert_eq!((stats.old_layout_reads, stats.old_layout_hits), (2, 1));
     assert_eq!(stats.namespace, "aicache:v1:t:mixed");
-    let copied: bool = conn.exists(reader.full_key(&key)).await.unwrap();
+    let copied: bool = holds_value(&mut conn, reader.full_key(&key)).await;
     assert!(
         !copied,
         "a read does not copy: an old instance's removal still reaches it"
@@ -359,11 +359,11 @@ async fn a_new_reader_sees_an_old_writer_during_the_window_and_removes_both_copi
         .await
         .unwrap();
     assert!(reader.delete(&key).await.unwrap());
-    assert!(!conn.exists::<_, bool>(&old_key).await.unwrap());
+    assert!(!holds_value(&mut conn, &old_key).await);
     assert!(reader.get(&key).await.unwrap().is_none());
     let old_key = old_instance_put(&server, &config, &key, &json!("again")).await;
     assert_eq!(reader.invalidate_by_operation("qa").await.unwrap(), 1);
-    assert!(!conn.exists::<_, bool>(&old_key).await.unwrap());
+    assert!(!holds_value(&mut conn, &old_key).await);
     assert!(tenant_less.get(&elsewhere).await.unwrap().is_some());
 
     // The tenant-less cache's removals never reach the old layout's tenant keys inside its
@@ -371,7 +371,7 @@ async fn a_new_reader_sees_an_old_writer_during_the_window_and_removes_both_copi
     let old_key = old_instance_put(&server, &config, &key, &json!("kept")).await;
     tenant_less.invalidate_by_operation("t").await.unwrap();
     tenant_less.invalidate_all().await.unwrap();
-    assert!(conn.exists::<_, bool>(&old_key).await.unwrap());
+    assert!(holds_value(&mut conn, &old_key).await);
     assert_eq!(
         *reader.get(&key).await.unwrap().unwrap().value,
         json!("kept")
@@ -389,13 +389,7 @@ async fn a_closed_window_costs_no_read_of_the_old_location() {
     assert_eq!(reader.layout_upgrade_stats().unwrap().old_layout_reads, 0);
     // Removals still cover the old location while the setting is there.
     assert!(reader.delete(&key).await.unwrap());
-    assert!(
-        !raw(&server)
-            .await
-            .exists::<_, bool>(&old_key)
-            .await
-            .unwrap()
-    );
+    assert!(!holds_value(&mut raw(&server).await, &old_key).await);
 }
 
 #[tokio::test]
@@ -432,7 +426,7 @@ async fn conversion_reencrypts_each_entry_under_its_new_key() {
     );
     assert_eq!((report.deferred, report.unreadable), (0, 0));
     for (i, (key, old_key)) in keys.iter().enumerate() {
-        assert!(!conn.exists::<_, bool>(old_key).await.unwrap());
+        assert!(!holds_value(&mut conn, old_key).await);
         let expected = if i == 0 {
             json!("newer")
         } else {

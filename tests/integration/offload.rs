@@ -11,19 +11,6 @@ use aicache::{
     RedisCacheConfig, Ttl,
 };
 
-/// Bytes zstd cannot shrink much but must still search: the slow case at high levels.
-fn noise(len: usize) -> Vec<u8> {
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect()
-}
-
 #[test]
 fn a_64_mib_zstd_19_set_does_not_stall_an_l1_read_on_a_current_thread_runtime() {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -48,7 +35,7 @@ fn a_64_mib_zstd_19_set_does_not_stall_an_l1_read_on_a_current_thread_runtime() 
             .set(&hot, Bytes::from_static(b"answer"), ttl)
             .await
             .unwrap();
-        let big = Bytes::from(noise(64 * 1024 * 1024));
+        let big = Bytes::from(cache_testkit::incompressible_bytes(64 * 1024 * 1024));
         let writer = tokio::spawn({
             let cache = cache.clone();
             async move {

@@ -24,6 +24,7 @@ fn ttl() -> Option<Ttl> {
 /// The ACL rules the cache needs, limited to its key prefix `test`.
 pub(crate) const CACHE_ACL: &[&str] = &[
     "~test:*",
+    "~test~aux:*",
     "resetchannels",
     "-@all",
     "+get",
@@ -42,6 +43,11 @@ pub(crate) const CACHE_ACL: &[&str] = &[
     "+hello",
     "+multi",
     "+discard",
+    "+getrange",
+    "+pexpire",
+    "+zadd",
+    "+zrangebyscore",
+    "+zremrangebyscore",
 ];
 
 fn tls_server(certs: &TestCertificates, require_client: bool) -> RedisServer {

@@ -48,3 +48,36 @@ where
     }
     false
 }
+
+/// Whether Redis holds a value under `key` (a tombstone, which a removal leaves for the replay
+/// horizon, is no value).
+pub(crate) async fn holds_value(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: impl AsRef<str>,
+) -> bool {
+    let stored: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(key.as_ref())
+        .query_async(conn)
+        .await
+        .unwrap();
+    stored.is_some_and(|bytes| !aicache::frame::is_tombstone(&bytes))
+}
+
+/// The keys matching `pattern` (a `KEYS` glob) that hold values, not tombstones.
+pub(crate) async fn keys_with_values(
+    conn: &mut redis::aio::MultiplexedConnection,
+    pattern: &str,
+) -> Vec<String> {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(pattern)
+        .query_async(conn)
+        .await
+        .unwrap();
+    let mut held = Vec::new();
+    for key in keys {
+        if holds_value(conn, &key).await {
+            held.push(key);
+        }
+    }
+    held
+}

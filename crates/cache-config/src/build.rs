@@ -118,7 +118,8 @@ impl AIResponseCacheConfig {
             .with_connect_timeout(Duration::from_millis(self.connect_timeout_ms))
             .with_breaker(self.breaker_enabled, self.breaker_failure_threshold)
             .with_replay_queue_capacity(self.replay_queue_capacity)
-            .with_replay_queue_max_bytes(self.replay_queue_max_bytes);
+            .with_replay_queue_max_bytes(self.replay_queue_max_bytes)
+            .with_replay_horizon(Duration::from_secs(self.replay_horizon));
         if let Some(url) = &self.redis_url {
             redis = redis
                 .with_redis_url(url.clone())

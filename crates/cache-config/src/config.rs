@@ -186,6 +186,9 @@ pub struct AIResponseCacheConfig {
     pub replay_queue_capacity: usize,
     /// The most bytes (keys and frames) the replay queue holds.
     pub replay_queue_max_bytes: usize,
+    /// Seconds a removal is remembered in Redis (tombstones, removed patterns), and the oldest a
+    /// queued write may be when it is replayed.
+    pub replay_horizon: u64,
     /// Serve-stale: seconds an answer is kept past its TTL for `get_or_compute` to fall back on
     /// when computing fails (0: off).
     pub stale_window: u64,
@@ -266,6 +269,7 @@ impl Default for AIResponseCacheConfig {
             breaker_failure_threshold: redis.breaker_failure_threshold,
             replay_queue_capacity: redis.replay_queue_capacity,
             replay_queue_max_bytes: redis.replay_queue_max_bytes,
+            replay_horizon: redis.replay_horizon.as_secs(),
             stale_window: secs(ai.stale_window),
             stale_after_ms: ai.stale_after.map(millis),
             stable_operations: ai.stable_operations.clone(),
@@ -325,6 +329,7 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("replay_queue_capacity", &self.replay_queue_capacity)
             .field("replay_queue_max_bytes", &self.replay_queue_max_bytes)
+            .field("replay_horizon", &self.replay_horizon)
             .field("stale_window", &self.stale_window)
             .field("stale_after_ms", &self.stale_after_ms)
             .field("stable_operations", &self.stable_operations)

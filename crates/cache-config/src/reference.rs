@@ -262,6 +262,12 @@ const FIELDS: &[Field] = &[
         example: "67108864",
     },
     Field {
+        name: "replay_horizon",
+        kind: "seconds",
+        rule: "1..=86400; how long Redis remembers a removal (a tombstone per key, the pattern of a pattern removal) so that no instance's replay brings it back; queued writes older than this are dropped",
+        example: "600",
+    },
+    Field {
         name: "stale_window",
         kind: "seconds",
         rule: "0..=31536000 (0: off); answers are kept this long past their TTL (Redis TTL = TTL + window) for get_or_compute to serve, marked stale, when computing fails",

@@ -422,6 +422,15 @@ impl AIResponseCacheConfig {
                 "bound the queue to what an outage may cost in memory; 64 MiB is the default",
             );
         }
+        if !(1..=86_400).contains(&self.replay_horizon) {
+            err(
+                &mut r,
+                "replay_horizon",
+                self.replay_horizon,
+                "1..=86400 seconds",
+                "removals are remembered, and queued writes kept, this long: 600 is the default",
+            );
+        }
         if self.stale_window > 365 * 24 * 3600 {
             err(
                 &mut r,

@@ -544,49 +544,16 @@ impl FrameCodec {
     }
 }
 
-/// What the header of stored bytes says about when they were written, read without decoding
-/// (conditional writes compare it: the replay and restore rules).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Stamp {
-    /// The bytes are not an aicache frame (foreign or garbage).
-    NotAFrame,
-    /// A frame of another version: a newer writer's, left alone.
-    OtherVersion,
-    /// A frame of this version written at this `cached_at` (ms since the Unix epoch).
-    WrittenAt(u64),
-}
-
-/// Reads the [`Stamp`] of stored bytes.
-///
-/// ```
-/// use cache_core::frame::{Codec, FrameCodec, FrameMeta, Stamp, stamp};
-///
-/// let bytes = FrameCodec::new().encode("k", &FrameMeta::new(5, 9), Codec::Raw, b"v")?.bytes;
-/// assert_eq!(stamp(&bytes), Stamp::WrittenAt(5));
-/// assert_eq!(stamp(b"hello"), Stamp::NotAFrame);
-/// # Ok::<(), cache_core::Error>(())
-/// ```
-pub fn stamp(stored: &[u8]) -> Stamp {
-    if stored.len() < 13 || stored[..3] != MAGIC {
-        return Stamp::NotAFrame;
-    }
-    if !(FRAME_VERSION_1..=FRAME_VERSION).contains(&stored[3]) {
-        return Stamp::OtherVersion;
-    }
-    let mut cached_at = [0u8; 8];
-    cached_at.copy_from_slice(&stored[5..13]);
-    Stamp::WrittenAt(u64::from_be_bytes(cached_at))
-}
-
 mod compress;
 mod msgpack;
 mod settings;
+mod stamp;
 mod unreadable;
 mod wire;
 
 pub use msgpack::{MAX_PAYLOAD_DEPTH, check_finite, decode_msgpack, encode_msgpack};
 pub use settings::{FrameSettings, MAX_VALUE_SIZE_LIMIT};
+pub use stamp::{Stamp, TOMBSTONE_VERSION, is_tombstone, stamp, tombstone};
 pub use unreadable::Unreadable;
 use wire::{Reader, associated_data, corrupted, label_bytes, push_label};
 

@@ -273,6 +273,9 @@ pub struct StoreStats {
     pub replay_skipped: u64,
     /// Queued items the store refused (for example a permission error); they are not retried.
     pub replay_failed: u64,
+    /// Queued writes older than the replay horizon when their turn came: dropped (a removal made
+    /// meanwhile may no longer be on record). Also counted in `replay_skipped`.
+    pub replay_expired: u64,
 }
 
 /// Receives the keys a pattern removal removed, page by page (each key once per removal that
@@ -287,6 +290,11 @@ pub type RemovedSink<'a> = &'a mut (dyn FnMut(&CacheKey) + Send);
 /// - Frames are opaque bytes to the store, except that conditional writes read the `cached_at`
 ///   field of a stored [frame](crate::frame) (bytes 5..13, big-endian milliseconds).
 /// - Every entry has a TTL; a miss is `Ok(None)`.
+/// - **Removals are remembered** for the store's horizon ([`frame::tombstone`](crate::frame::tombstone)
+///   under each removed key): the key reads as absent (`get`, `remaining_ttl`, walks), and no
+///   conditional write (`set_if_absent`, `set_unless_newer`: replay, restore, moves) lands over
+///   the record; a plain `set` replaces it. `delete_if_unchanged` leaves no record (it cleans up
+///   bytes, it does not remove an answer).
 /// - While the store is unavailable, `get` answers `Ok(None)`, `set` queues (when the store keeps
 ///   a replay queue) and says so with [`StoreWrite::Queued`]; removals that cannot run are queued
 ///   too and reported as errors of kind [`Unavailable`](crate::ErrorKind::Unavailable) where the

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use cache_core::frame::{Stamp, stamp};
+use cache_core::frame::{Stamp, is_tombstone, stamp, tombstone};
 use cache_core::{
     CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, RedisMemory,
     RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor,
@@ -47,6 +47,7 @@ pub struct MemoryFrameStore {
     namespace: Arc<str>,
     entries: Arc<Mutex<BTreeMap<CacheKey, Stored>>>,
     max_frame_size: usize,
+    removal_horizon: Duration,
 }
 
 impl fmt::Debug for MemoryFrameStore {
@@ -65,7 +66,17 @@ impl MemoryFrameStore {
             namespace: Arc::from(namespace.as_ref()),
             entries: Arc::new(Mutex::new(BTreeMap::new())),
             max_frame_size: cache_core::frame::DEFAULT_MAX_PAYLOAD + 1024,
+            removal_horizon: Duration::from_secs(600),
         }
+    }
+
+    /// The same store remembering removals (a tombstone under each removed key, which
+    /// conditional writes never land over) for `horizon` instead of 10 minutes, as a Redis store
+    /// does for its `replay_horizon`.
+    #[must_use]
+    pub fn with_removal_horizon(mut self, horizon: Duration) -> Self {
+        self.removal_horizon = horizon;
+        self
     }
 
     /// The same store accepting frames up to `max_frame_size` bytes.
@@ -78,7 +89,10 @@ impl MemoryFrameStore {
     /// How many live entries the store holds.
     pub fn len(&self) -> usize {
         let now = Instant::now();
-        self.lock().values().filter(|s| s.expires_at > now).count()
+        self.lock()
+            .values()
+            .filter(|s| s.expires_at > now && !is_tombstone(&s.frame))
+            .count()
     }
 
     /// Whether the store holds no live entry.
@@ -96,7 +110,9 @@ impl MemoryFrameStore {
         let now = Instant::now();
         let mut entries = self.lock();
         match entries.get(key) {
-            Some(stored) if stored.expires_at > now => Some(stored.frame.clone()),
+            Some(stored) if stored.expires_at > now => {
+                Some(stored.frame.clone()).filter(|frame| !is_tombstone(frame))
+            }
             Some(_) => {
                 entries.remove(key);
                 None
@@ -107,6 +123,26 @@ impl MemoryFrameStore {
 
     fn check_size(&self, frame: &Bytes) -> Result<()> {
         check_frame_size(frame.len(), self.max_frame_size)
+    }
+
+    /// Replaces `key`'s entry by a tombstone; true when it held a value.
+    fn remove_into_tombstone(
+        &self,
+        entries: &mut BTreeMap<CacheKey, Stored>,
+        key: &CacheKey,
+        now: Instant,
+    ) -> bool {
+        let held = entries
+            .get(key)
+            .is_some_and(|s| s.expires_at > now && !is_tombstone(&s.frame));
+        entries.insert(
+            key.clone(),
+            Stored {
+                frame: tombstone(unix_millis()),
+                expires_at: now + self.removal_horizon,
+            },
+        );
+        held
     }
 
     fn put(&self, key: &CacheKey, frame: Bytes, expires_at: Instant) {
@@ -194,7 +230,7 @@ impl FrameStore for MemoryFrameStore {
         let mut entries = self.lock();
         let stored = entries.get(key).filter(|s| s.expires_at > now);
         let blocked = match stored.map(|s| stamp(&s.frame)) {
-            Some(Stamp::OtherVersion) => true,
+            Some(Stamp::OtherVersion | Stamp::Removed) => true,
             Some(Stamp::WrittenAt(stored)) => stored >= incoming,
             Some(_) | None => false,
         };
@@ -207,10 +243,8 @@ impl FrameStore for MemoryFrameStore {
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let now = Instant::now();
-        Ok(self
-            .lock()
-            .remove(key)
-            .is_some_and(|stored| stored.expires_at > now))
+        let mut entries = self.lock();
+        Ok(self.remove_into_tombstone(&mut entries, key, now))
     }
 
     async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
@@ -233,11 +267,11 @@ impl FrameStore for MemoryFrameStore {
             return Ok(false);
         };
         let blocked = match stamp(&stored.frame) {
-            Stamp::OtherVersion => true,
+            Stamp::OtherVersion | Stamp::Removed => true,
             Stamp::WrittenAt(written) => written > issued_at_ms,
             _ => false,
         };
-        Ok(!blocked && entries.remove(key).is_some())
+        Ok(!blocked && self.remove_into_tombstone(&mut entries, key, now))
     }
 
     async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {
@@ -245,7 +279,7 @@ impl FrameStore for MemoryFrameStore {
         Ok(self
             .lock()
             .get(key)
-            .filter(|s| s.expires_at > now)
+            .filter(|s| s.expires_at > now && !is_tombstone(&s.frame))
             .map(|s| s.expires_at - now))
     }
 
@@ -276,7 +310,10 @@ impl FrameStore for MemoryFrameStore {
                 break;
             }
             last = Some(key.clone());
-            if stored.expires_at <= now || !pattern.matches(key.as_str()) {
+            if stored.expires_at <= now
+                || is_tombstone(&stored.frame)
+                || !pattern.matches(key.as_str())
+            {
                 continue;
             }
             let (frame, ttl) = match mode {
@@ -307,7 +344,8 @@ impl FrameStore for MemoryFrameStore {
         loop {
             let page = FrameStore::walk(self, pattern, cursor, WalkMode::Keys).await?;
             for entry in &page.entries {
-                if self.lock().remove(&entry.key).is_some() {
+                let now = Instant::now();
+                if self.remove_into_tombstone(&mut self.lock(), &entry.key, now) {
                     removed(&entry.key);
                     count += 1;
                 }

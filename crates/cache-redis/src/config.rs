@@ -73,6 +73,12 @@ pub struct RedisCacheConfig {
     /// The most bytes (keys and frames) the replay queue holds, under the same rule. Default:
     /// 64 MiB.
     pub replay_queue_max_bytes: usize,
+    /// How long a removal is remembered in Redis (a tombstone under each removed key, the pattern
+    /// of a pattern removal), and the oldest a queued write may be when it is replayed: a write
+    /// an instance queued while cut off never lands over a removal another instance made
+    /// meanwhile, and one older than this is dropped and counted (`replay_expired`). 1 s ..= 24 h.
+    /// Default: 10 minutes.
+    pub replay_horizon: Duration,
     /// AUTH password, ACL user and TLS, applied to every connection (they win over the URL's user
     /// and password). Default: none beyond the URL.
     pub security: SecurityConfig,
@@ -101,6 +107,7 @@ impl Default for RedisCacheConfig {
             breaker_failure_threshold: 3,
             replay_queue_capacity: 10_000,
             replay_queue_max_bytes: DEFAULT_REPLAY_QUEUE_MAX_BYTES,
+            replay_horizon: DEFAULT_REPLAY_HORIZON,
             security: SecurityConfig::default(),
             encryption: None,
         }
@@ -128,6 +135,7 @@ impl fmt::Debug for RedisCacheConfig {
             .field("breaker_failure_threshold", &self.breaker_failure_threshold)
             .field("replay_queue_capacity", &self.replay_queue_capacity)
             .field("replay_queue_max_bytes", &self.replay_queue_max_bytes)
+            .field("replay_horizon", &self.replay_horizon)
             .field("security", &self.security)
             .field("encryption", &self.encryption)
             .finish()
@@ -153,6 +161,9 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(3600);
 
 /// The default bound on the replay queue's bytes: 64 MiB.
 pub const DEFAULT_REPLAY_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
+
+/// The default [`RedisCacheConfig::replay_horizon`]: 10 minutes.
+pub const DEFAULT_REPLAY_HORIZON: Duration = Duration::from_secs(600);
 const MIN_REPLAY_QUEUE_BYTES: usize = 1024;
 const MAX_REPLAY_QUEUE_BYTES: usize = 16 * 1024 * 1024 * 1024;
 
@@ -214,6 +225,13 @@ impl RedisCacheConfig {
     #[must_use]
     pub fn with_encryption(mut self, encryption: Option<EncryptionConfig>) -> Self {
         self.encryption = encryption;
+        self
+    }
+
+    /// Sets [`replay_horizon`](Self::replay_horizon).
+    #[must_use]
+    pub fn with_replay_horizon(mut self, horizon: Duration) -> Self {
+        self.replay_horizon = horizon;
         self
     }
 
@@ -437,6 +455,14 @@ impl RedisCacheConfig {
                 self.replay_queue_max_bytes,
                 format!("{MIN_REPLAY_QUEUE_BYTES}..={MAX_REPLAY_QUEUE_BYTES} bytes"),
                 "the queue holds the frames Redis could not take: bound it to what an outage may cost in memory",
+            ));
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&self.replay_horizon) {
+            r.error(ValidationIssue::new(
+                "replay_horizon",
+                format!("{:?}", self.replay_horizon),
+                "1 s ..= 24 h",
+                "removals are remembered (and queued writes kept) this long: minutes, as long as an outage lasts",
             ));
         }
         if self.scan_count == 0 {

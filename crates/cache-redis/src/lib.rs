@@ -44,6 +44,7 @@ mod events;
 mod link;
 mod manager;
 mod pattern;
+mod removal;
 mod replay;
 mod stats;
 mod store;
@@ -51,8 +52,8 @@ mod store;
 pub use cache::{GenericRedisCache, GenericRedisCacheBuilder, frame_codec};
 pub use client::ConnectTimeouts;
 pub use config::{
-    DEFAULT_REPLAY_QUEUE_MAX_BYTES, RedisCacheConfig, check_redis_url, redact_url, url_uses_tls,
-    validate_redis_url,
+    DEFAULT_REPLAY_HORIZON, DEFAULT_REPLAY_QUEUE_MAX_BYTES, RedisCacheConfig, check_redis_url,
+    redact_url, url_uses_tls, validate_redis_url,
 };
 pub use events::{CacheEvent, CacheEventListener, ListenerError};
 pub use manager::RedisCacheSecurityManager;

@@ -170,26 +170,35 @@ pub(crate) async fn scan_page(
     Ok((next, keys))
 }
 
-/// Pipelined `UNLINK`s of `keys`; one flag per key, true when it existed.
-pub(crate) async fn unlink(
+/// `keys` without the tombstoned ones (removed within the replay horizon): a pipelined
+/// `GETRANGE 0 3` of each, the four bytes that mark a tombstone.
+pub(crate) async fn without_tombstones(
     pool: &WalkPool,
     conn: &mut Option<WalkConnection>,
     prefix: &str,
-    keys: &[CacheKey],
-) -> Result<Vec<bool>> {
+    keys: Vec<CacheKey>,
+) -> Result<Vec<CacheKey>> {
     if keys.is_empty() {
-        return Ok(Vec::new());
+        return Ok(keys);
     }
     let mut pipe = redis::pipe();
-    for key in keys {
-        pipe.cmd("UNLINK").arg(format!("{prefix}{key}"));
+    for key in &keys {
+        pipe.cmd("GETRANGE")
+            .arg(format!("{prefix}{key}"))
+            .arg(0)
+            .arg(3);
     }
-    let replies = pool
-        .step(conn, "UNLINK", |mut c| async move {
-            pipe.query_async::<Vec<i64>>(&mut c).await
+    let heads = pool
+        .step(conn, "GETRANGE", |mut c| async move {
+            pipe.query_async::<Vec<Vec<u8>>>(&mut c).await
         })
         .await?;
-    Ok(replies.into_iter().map(|n| n > 0).collect())
+    Ok(keys
+        .into_iter()
+        .zip(heads)
+        .filter(|(_, head)| !cache_core::frame::is_tombstone(head) && !head.is_empty())
+        .map(|(key, _)| key)
+        .collect())
 }
 
 /// Pipelined `GET` + `PTTL` of `keys`: the frames as stored and their remaining TTLs (keys gone
@@ -220,7 +229,10 @@ pub(crate) async fn read_frames(
             break;
         };
         let frame = match frame {
-            redis::Value::BulkString(bytes) => Bytes::from(bytes),
+            // A tombstone is no entry: the key was removed within the replay horizon.
+            redis::Value::BulkString(bytes) if !cache_core::frame::is_tombstone(&bytes) => {
+                Bytes::from(bytes)
+            }
             _ => continue,
         };
         let ttl = match ttl {

@@ -20,34 +20,22 @@ use cache_core::{CacheKey, ErrorKind, KeyPattern, Result, ShutdownReport};
 use tokio::sync::Notify;
 
 /// Writes `ARGV[1]` under `KEYS[1]` until `ARGV[3]` (ms since the epoch) unless the key holds a
-/// frame written at or after `ARGV[2]` (its `cached_at`, bytes 6..13, big-endian), or a frame of
-/// a version other than 1 and 2 (a newer instance wrote it). A value that is not a frame is overwritten.
+/// frame written at or after `ARGV[2]` (its `cached_at`, bytes 6..13, big-endian), a tombstone
+/// (version 254: removed within the replay horizon), or a frame of a version other than 1 and 2
+/// (a newer instance wrote it). A value that is not a frame is overwritten.
 pub(crate) const SET_IF_NEWER: &str = r"
 local cur = redis.call('GET', KEYS[1])
-if cur and string.len(cur) >= 13 and string.sub(cur, 1, 3) == 'AIC' then
+if cur and string.len(cur) >= 4 and string.sub(cur, 1, 3) == 'AIC' then
   local version = string.byte(cur, 4)
   if version ~= 1 and version ~= 2 then return 0 end
-  local written = 0
-  for i = 6, 13 do written = written * 256 + string.byte(cur, i) end
-  if written >= tonumber(ARGV[2]) then return 0 end
+  if string.len(cur) >= 13 then
+    local written = 0
+    for i = 6, 13 do written = written * 256 + string.byte(cur, i) end
+    if written >= tonumber(ARGV[2]) then return 0 end
+  end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[3])
 return 1
-";
-
-/// Removes `KEYS[1]` unless it holds a frame written after `ARGV[1]` (ms since the epoch), or a
-/// frame of another version: then it answers -1. Otherwise `UNLINK`'s answer.
-pub(crate) const DELETE_IF_NOT_NEWER: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if not cur then return 0 end
-if string.len(cur) >= 13 and string.sub(cur, 1, 3) == 'AIC' then
-  local version = string.byte(cur, 4)
-  if version ~= 1 and version ~= 2 then return -1 end
-  local written = 0
-  for i = 6, 13 do written = written * 256 + string.byte(cur, i) end
-  if written > tonumber(ARGV[1]) then return -1 end
-end
-return redis.call('UNLINK', KEYS[1])
 ";
 
 /// The queue with the signal that wakes its replayer.
@@ -71,6 +59,11 @@ impl ReplayQueue {
     }
 
     /// The queue's counters.
+    /// Counts a queued write dropped for being older than the replay horizon.
+    pub(crate) fn count_expired(&self) {
+        self.counters().expired.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub(crate) fn counters(&self) -> &ReplayCounters {
         &self.queue.counters
     }
@@ -150,10 +143,9 @@ pub(crate) fn queue_item<T: ReplayTarget>(target: &Arc<T>, item: Pending) -> boo
             Err(_) => queue.replayer_started.store(false, Ordering::Release),
         }
     }
-    // A lone failure leaves the breaker closed: replay soon rather than at the next outage.
-    if target.is_available() {
-        queue.wake.notify_one();
-    }
+    // Always wake the replayer: with the breaker closed (a lone failure) it replays soon; with
+    // it open it asks for the link on its own backoff, so the queue drains without traffic.
+    queue.wake.notify_one();
     true
 }
 
@@ -227,27 +219,36 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
 /// available (a lone timeout, or the breaker turned off), it tries again with a doubling delay.
 /// Holds the store only while replaying, and ends when the store is dropped.
 async fn replayer<T: ReplayTarget>(target: Weak<T>, wake: Arc<Notify>) {
+    // None: nothing waits (sleep until woken); Some: items wait, retry after this long.
+    let mut backoff: Option<Duration> = None;
     loop {
-        wake.notified().await;
-        let mut delay: Option<Duration> = None;
-        loop {
-            let Some(target) = target.upgrade() else {
-                return;
-            };
+        match backoff {
+            None => wake.notified().await,
+            // Woken early when Redis returns; otherwise the replayer asks for the link itself,
+            // so that a probe runs even when no request reaches Redis (a cache serving only L1
+            // hits) and the queued removals do not wait for traffic.
+            Some(delay) => {
+                let _ = tokio::time::timeout(delay, wake.notified()).await;
+            }
+        }
+        let Some(target) = target.upgrade() else {
+            return;
+        };
+        if target.is_available() {
             match replay_pending(&target).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(replayed = n, "replayed queued writes to Redis"),
                 Err(e) => tracing::warn!(error = %e, "replay stopped: Redis refuses the cache"),
             }
-            if target.replay_queue().depth() == 0 || !target.is_available() {
-                break;
-            }
-            let (min, max) = target.retry_delays();
-            let next = delay.map_or(min, |d| (d * 2).min(max));
-            delay = Some(next);
-            drop(target);
-            tokio::time::sleep(next).await;
+        } else {
+            target.poke();
         }
+        backoff = if target.replay_queue().depth() == 0 {
+            None
+        } else {
+            let (min, max) = target.retry_delays();
+            Some(backoff.map_or(min, |d| (d * 2).min(max)))
+        };
     }
 }
 

@@ -23,10 +23,11 @@ use tokio::sync::Notify;
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
 use crate::config::RedisCacheConfig;
 use crate::link::{BreakerSettings, L2Link};
-use crate::pattern::{WalkPool, cursor_of, read_frames, scan_cursor, scan_page, unlink};
-use crate::replay::{
-    DELETE_IF_NOT_NEWER, Pending, ReplayQueue, ReplayTarget, SET_IF_NEWER, flush, queue_item,
+use crate::pattern::{
+    WalkPool, cursor_of, read_frames, scan_cursor, scan_page, without_tombstones,
 };
+use crate::removal::{REMAINING_TTL, REMOVE, REMOVE_IF_NOT_NEWER, patterns_key};
+use crate::replay::{Pending, ReplayQueue, SET_IF_NEWER, flush, queue_item};
 
 /// Deletes a key only if it still holds the bytes that were read, so deleting an undecodable value
 /// never removes a valid one written meanwhile by another instance.
@@ -56,8 +57,15 @@ pub(crate) struct StoreInner {
     replay: ReplayQueue,
     counters: Counters,
     set_if_newer: redis::Script,
-    delete_if_not_newer: redis::Script,
+    remove: redis::Script,
+    remove_if_not_newer: redis::Script,
+    remaining_ttl: redis::Script,
     delete_if_unchanged: redis::Script,
+    /// How long a removal is remembered (tombstones, recorded patterns), and the oldest a queued
+    /// write may be when it is replayed.
+    horizon: Duration,
+    /// The auxiliary key of the namespace's recent pattern removals.
+    patterns_key: Option<String>,
 }
 
 impl Drop for StoreInner {
@@ -155,7 +163,11 @@ impl RedisStore {
                 ),
                 counters: Counters::default(),
                 set_if_newer: redis::Script::new(SET_IF_NEWER),
-                delete_if_not_newer: redis::Script::new(DELETE_IF_NOT_NEWER),
+                remove: redis::Script::new(REMOVE),
+                remove_if_not_newer: redis::Script::new(REMOVE_IF_NOT_NEWER),
+                remaining_ttl: redis::Script::new(REMAINING_TTL),
+                horizon: config.replay_horizon,
+                patterns_key: patterns_key(&config.key_prefix),
                 delete_if_unchanged: redis::Script::new(DELETE_IF_UNCHANGED),
             }),
         })
@@ -242,6 +254,7 @@ impl StoreInner {
             frame: frame.to_vec(),
             cached_at_ms,
             expires_at_ms: unix_millis().saturating_add(ttl.as_millis()),
+            queued_at: Instant::now(),
         }
     }
 
@@ -273,128 +286,6 @@ impl StoreInner {
     fn full_pattern(&self, pattern: &KeyPattern) -> String {
         format!("{}{}", self.scan_prefix, pattern.as_str())
     }
-
-    /// Walks and unlinks page by page, telling `removed` each key removed.
-    async fn unlink_matching(
-        self: &Arc<Self>,
-        pattern: &KeyPattern,
-        removed: RemovedSink<'_>,
-    ) -> Result<u64> {
-        if self.link.connection()?.is_none() {
-            return Err(unavailable());
-        }
-        let full = self.full_pattern(pattern);
-        let mut conn = Some(self.walks.get().await?);
-        let (mut cursor, mut count) = (0, 0);
-        loop {
-            let (next, keys) = scan_page(
-                &self.walks,
-                &mut conn,
-                cursor,
-                (pattern, &full),
-                &self.prefix,
-                self.scan_count,
-            )
-            .await?;
-            let gone = unlink(&self.walks, &mut conn, &self.prefix, &keys).await?;
-            for (key, existed) in keys.iter().zip(gone) {
-                if existed {
-                    removed(key);
-                    count += 1;
-                }
-            }
-            if next == 0 {
-                return Ok(count);
-            }
-            cursor = next;
-        }
-    }
-}
-
-impl ReplayTarget for StoreInner {
-    fn replay_queue(&self) -> &ReplayQueue {
-        &self.replay
-    }
-
-    fn is_available(&self) -> bool {
-        self.link.is_available()
-    }
-
-    fn poke(self: &Arc<Self>) {
-        let _ = self.link.connection();
-    }
-
-    fn retry_delays(&self) -> (Duration, Duration) {
-        self.reconnect_delays
-    }
-
-    async fn apply(self: &Arc<Self>, item: &Pending) -> Result<bool> {
-        match item {
-            Pending::Set {
-                key,
-                frame,
-                cached_at_ms,
-                expires_at_ms,
-            } => {
-                if *expires_at_ms <= unix_millis() {
-                    return Ok(false);
-                }
-                let mut invocation = self.set_if_newer.key(self.redis_key(key));
-                invocation
-                    .arg(frame.as_slice())
-                    .arg(*cached_at_ms)
-                    .arg(*expires_at_ms);
-                let applied = self
-                    .hot("replay SET", |mut c| async move {
-                        invocation.invoke_async::<i64>(&mut c).await
-                    })
-                    .await?;
-                Ok(applied == 1)
-            }
-            Pending::Delete { key, at_ms } => {
-                let mut invocation = self.delete_if_not_newer.key(self.redis_key(key));
-                invocation.arg(*at_ms);
-                let reply = self
-                    .hot("replay UNLINK", |mut c| async move {
-                        invocation.invoke_async::<i64>(&mut c).await
-                    })
-                    .await?;
-                Ok(reply >= 0)
-            }
-            Pending::Invalidate { pattern, at_ms } => {
-                if self.link.connection()?.is_none() {
-                    return Err(unavailable());
-                }
-                let full = self.full_pattern(pattern);
-                let mut conn = Some(self.walks.get().await?);
-                let mut cursor = 0;
-                loop {
-                    let (next, keys) = scan_page(
-                        &self.walks,
-                        &mut conn,
-                        cursor,
-                        (pattern, &full),
-                        &self.prefix,
-                        self.scan_count,
-                    )
-                    .await?;
-                    for key in keys {
-                        let mut invocation = self.delete_if_not_newer.key(self.redis_key(&key));
-                        invocation.arg(*at_ms);
-                        self.walks
-                            .step(&mut conn, "replay invalidation", |mut c| async move {
-                                invocation.invoke_async::<i64>(&mut c).await
-                            })
-                            .await?;
-                    }
-                    if next == 0 {
-                        return Ok(true);
-                    }
-                    cursor = next;
-                }
-            }
-        }
-    }
 }
 
 fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: bool) -> Error {
@@ -419,3 +310,4 @@ fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: b
 }
 
 mod frame_store;
+mod removals;

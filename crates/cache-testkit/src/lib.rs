@@ -7,6 +7,8 @@
 //!   loud failure that names the install command, never a skip.
 //! - [`conformance`] is the backend contract as executable cases, and [`conformance_suite!`] turns
 //!   them into one `#[tokio::test]` per case for a backend of yours.
+//! - [`TcpProxy`] forwards a loopback port to a server and can be cut and healed: a partition
+//!   between one cache instance and Redis while others keep it.
 //! - [`store_conformance`] is the shared-tier contract ([`FrameStore`](cache_core::FrameStore)) as
 //!   executable cases, and [`frame_store_suite!`] turns them into tests for a store of yours.
 //!
@@ -20,10 +22,12 @@
 
 mod certs;
 pub mod conformance;
+mod proxy;
 mod server;
 pub mod store_conformance;
 
 pub use certs::{CertFiles, TestCertificates};
+pub use proxy::TcpProxy;
 pub use server::{
     AclUser, LaunchError, RedisServer, ServerConfig, ServerTls, Transport, redis_server_binary,
 };

@@ -38,6 +38,7 @@ macro_rules! __for_each_store_case {
             store_remove_matching_counts_and_reports,
             store_patterns_stay_in_the_namespace,
             store_patterns_honour_their_segment_count,
+            store_removals_are_remembered_against_conditional_writes,
             store_health_and_info
         }
     };
@@ -382,6 +383,67 @@ pub async fn store_patterns_honour_their_segment_count<S: FrameStore>(store: Arc
     );
     assert!(must("get", store.get(&key("t:acme:qa:1")).await).is_some());
     assert!(must("get", store.get(&key("u:1")).await).is_some());
+}
+
+/// A removal is remembered for the store's horizon: the key reads as absent everywhere (get,
+/// TTL, walks), no conditional write (replay, restore, a move) lands over it, and a plain write
+/// replaces it.
+pub async fn store_removals_are_remembered_against_conditional_writes<S: FrameStore>(
+    store: Arc<S>,
+) {
+    let (k, other) = (key("gone"), key("gone:pattern"));
+    let now = unix_millis();
+    let older = frame(now - 1000, "older");
+    for name in [&k, &other] {
+        must("set", store.set(name, frame(now, "v"), ttl(60)).await);
+    }
+    assert!(must("delete", store.delete(&k).await));
+    assert!(
+        !must("delete again", store.delete(&k).await),
+        "a tombstone holds no value"
+    );
+    let pattern = must("pattern", KeyPattern::new("gone:*"));
+    let mut count = |_: &CacheKey| {};
+    assert_eq!(
+        must("remove", store.remove_matching(&pattern, &mut count).await),
+        1
+    );
+    assert_eq!(
+        must(
+            "remove again",
+            store.remove_matching(&pattern, &mut count).await
+        ),
+        0
+    );
+    for removed in [&k, &other] {
+        assert_eq!(must("get", store.get(removed).await), None);
+        assert_eq!(must("ttl", store.remaining_ttl(removed).await), None);
+        assert!(!must(
+            "nx",
+            store
+                .set_if_absent(removed, frame(now, "nx"), ttl(60))
+                .await
+        ));
+        assert!(!must(
+            "replay",
+            store
+                .set_unless_newer(removed, older.clone(), now + 60_000)
+                .await
+        ));
+    }
+    let page = must(
+        "walk",
+        store.walk(&KeyPattern::all(), None, WalkMode::Frames).await,
+    );
+    assert!(page.entries.iter().all(|e| e.key != k && e.key != other));
+    let page = must(
+        "walk",
+        store.walk(&KeyPattern::all(), None, WalkMode::Keys).await,
+    );
+    assert!(page.entries.iter().all(|e| e.key != k && e.key != other));
+    // A fresh write is no replay: it replaces the record.
+    must("set", store.set(&k, frame(now, "new"), ttl(60)).await);
+    assert!(must("get", store.get(&k).await).is_some());
 }
 
 /// `health` answers, `info` describes the store, `is_available` holds for a running store.

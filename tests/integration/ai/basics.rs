@@ -162,7 +162,7 @@ async fn generic_operations_reached_through_the_ai_cache() {
     assert_eq!(*cache.get(&key).await.unwrap().unwrap().value, big);
     assert_eq!(cache.invalidate_all().await.unwrap(), 1);
     assert!(cache.get(&key).await.unwrap().is_none());
-    let left: bool = conn.exists(&full).await.unwrap();
+    let left: bool = holds_value(&mut conn, &full).await;
     assert!(!left);
 }
 
@@ -245,16 +245,12 @@ async fn invalidation_concurrent_with_reads_and_writes_leaves_nothing_behind() {
     let mut conn = raw(&server).await;
     for key in cache.l1_keys() {
         let full = format!("aicache:v1:{key}");
-        let in_redis: bool = conn.exists(&full).await.unwrap();
+        let in_redis: bool = holds_value(&mut conn, &full).await;
         assert!(in_redis, "L1 holds {full}, which Redis no longer has");
     }
     cache.invalidate_by_operation("sentiment").await.unwrap();
     assert_eq!(cache.stats().l1.unwrap().entries, 0);
-    let left: Vec<String> = redis::cmd("KEYS")
-        .arg("aicache:v1:sentiment:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let left = keys_with_values(&mut conn, "aicache:v1:sentiment:*").await;
     assert!(left.is_empty(), "{left:?}");
 }
 

@@ -14,7 +14,7 @@ use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::support::{raw, server, test_config};
+use crate::support::{holds_value, keys_with_values, raw, server, test_config};
 
 /// The AI layer's test settings (the store comes from [`ai_over`]).
 fn ai_config(_server: &RedisServer) -> AiCacheConfig {

@@ -12,7 +12,7 @@ use cache_testkit::{AclUser, RedisServer, ServerConfig};
 use proptest::prelude::*;
 use redis::AsyncCommands;
 
-use crate::support::{eventually, raw, redis_cache, server, test_config};
+use crate::support::{eventually, holds_value, raw, redis_cache, server, test_config};
 
 fn key(s: &str) -> CacheKey {
     CacheKey::new(s).unwrap()

@@ -26,6 +26,9 @@ pub(crate) enum Pending {
         cached_at_ms: u64,
         /// When Redis would have dropped the key (ms since the epoch): the replay's `PXAT`.
         expires_at_ms: u64,
+        /// When it was queued (this instance's monotonic clock): past the replay horizon it is
+        /// dropped, since the records of removals made meanwhile may be gone.
+        queued_at: std::time::Instant,
     },
     /// A delete issued at `at_ms`.
     Delete { key: CacheKey, at_ms: u64 },
@@ -66,6 +69,8 @@ pub(crate) struct ReplayCounters {
     pub(crate) replayed: AtomicU64,
     pub(crate) skipped: AtomicU64,
     pub(crate) failed: AtomicU64,
+    /// Writes older than the replay horizon when their turn came (also counted as skipped).
+    pub(crate) expired: AtomicU64,
 }
 
 #[derive(Default)]

@@ -12,6 +12,7 @@ fn set(name: &str, at: u64) -> Pending {
         frame: vec![1; 10],
         cached_at_ms: at,
         expires_at_ms: at + 1000,
+        queued_at: std::time::Instant::now(),
     }
 }
 

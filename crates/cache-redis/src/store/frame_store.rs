@@ -1,5 +1,7 @@
 //! The [`FrameStore`] methods of [`RedisStore`].
 
+use cache_core::frame::{is_tombstone, tombstone};
+
 use super::*;
 
 #[deny(clippy::missing_trait_methods)]
@@ -28,7 +30,8 @@ impl FrameStore for RedisStore {
             })
             .await
         {
-            Ok(found) => Ok(found.map(Bytes::from)),
+            // A tombstone: removed within the replay horizon.
+            Ok(found) => Ok(found.filter(|v| !is_tombstone(v)).map(Bytes::from)),
             Err(e) if e.is_transient() => Ok(None),
             Err(e) => Err(e),
         }
@@ -55,7 +58,7 @@ impl FrameStore for RedisStore {
                 .map(|(value, key)| {
                     // Removed while Redis was unreachable, not replayed yet.
                     value
-                        .filter(|_| !self.inner.replay.removal_covers(key))
+                        .filter(|v| !is_tombstone(v) && !self.inner.replay.removal_covers(key))
                         .map(Bytes::from)
                 })
                 .collect()),
@@ -184,14 +187,14 @@ impl FrameStore for RedisStore {
             at_ms: unix_millis(),
         };
         let mark = self.inner.replay.mark();
-        let name = self.inner.redis_key(key);
+        let mut invocation = self.inner.remove.key(self.inner.redis_key(key));
+        invocation
+            .arg(tombstone(unix_millis()).as_ref())
+            .arg(self.inner.horizon_ms());
         match self
             .inner
-            .hot("UNLINK", |mut c| async move {
-                redis::cmd("UNLINK")
-                    .arg(&name)
-                    .query_async::<i64>(&mut c)
-                    .await
+            .hot("remove", |mut c| async move {
+                invocation.invoke_async::<i64>(&mut c).await
             })
             .await
         {
@@ -227,12 +230,15 @@ impl FrameStore for RedisStore {
     async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
         let mut invocation = self
             .inner
-            .delete_if_not_newer
+            .remove_if_not_newer
             .key(self.inner.redis_key(key));
-        invocation.arg(issued_at_ms);
+        invocation
+            .arg(issued_at_ms)
+            .arg(tombstone(unix_millis()).as_ref())
+            .arg(self.inner.horizon_ms());
         let reply = self
             .inner
-            .hot("UNLINK unless newer", |mut c| async move {
+            .hot("remove unless newer", |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await?;
@@ -243,14 +249,12 @@ impl FrameStore for RedisStore {
         if self.inner.replay.removal_covers(key) {
             return Ok(None);
         }
-        let name = self.inner.redis_key(key);
+        let mut invocation = self.inner.remaining_ttl.key(self.inner.redis_key(key));
+        invocation.arg(0);
         let ms = self
             .inner
             .hot("PTTL", |mut c| async move {
-                redis::cmd("PTTL")
-                    .arg(&name)
-                    .query_async::<i64>(&mut c)
-                    .await
+                invocation.invoke_async::<i64>(&mut c).await
             })
             .await?;
         Ok(match ms {
@@ -290,7 +294,8 @@ impl FrameStore for RedisStore {
             .collect();
         let entries = match mode {
             WalkMode::Frames => read_frames(&inner.walks, &mut conn, &inner.prefix, keys).await?,
-            _ => keys
+            _ => without_tombstones(&inner.walks, &mut conn, &inner.prefix, keys)
+                .await?
                 .into_iter()
                 .map(|key| cache_core::WalkEntry::new(key, None, None))
                 .collect(),
@@ -309,7 +314,7 @@ impl FrameStore for RedisStore {
             at_ms: issued_at,
         };
         let mark = self.inner.replay.mark();
-        match self.inner.unlink_matching(pattern, removed).await {
+        match self.inner.remove_pattern(pattern, None, removed).await {
             Ok(count) => {
                 self.inner.after_removal(pattern, mark, pending);
                 Ok(count)
@@ -380,6 +385,7 @@ impl FrameStore for RedisStore {
         stats.replayed = load(&replay.replayed);
         stats.replay_skipped = load(&replay.skipped);
         stats.replay_failed = load(&replay.failed);
+        stats.replay_expired = load(&replay.expired);
         stats
     }
 

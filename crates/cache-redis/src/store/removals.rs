@@ -1,0 +1,197 @@
+//! Removals on Redis: pattern removals page by page, and the replay of what Redis could not
+//! take, each leaving the removal records of `removal.rs` (a tombstone per removed key, the
+//! pattern in the namespace's auxiliary key) for the replay horizon.
+
+use cache_core::frame::tombstone;
+
+use super::*;
+use crate::pattern::WalkConnection;
+use crate::removal::{covered, parse_all, record_pattern};
+use crate::replay::ReplayTarget;
+
+impl StoreInner {
+    pub(super) fn horizon_ms(&self) -> u64 {
+        u64::try_from(self.horizon.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Records `pattern` as removed, when the namespace has a record.
+    async fn record(&self, conn: &mut Option<WalkConnection>, pattern: &KeyPattern) -> Result<()> {
+        match &self.patterns_key {
+            Some(key) => record_pattern(&self.walks, conn, key, pattern, self.horizon).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Replaces each of `keys` by a tombstone (unless it holds a frame written after
+    /// `unless_newer_than`, when given); true for each key that held a value.
+    async fn remove_page(
+        &self,
+        conn: &mut Option<WalkConnection>,
+        keys: &[CacheKey],
+        unless_newer_than: Option<u64>,
+    ) -> Result<Vec<bool>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mark = tombstone(unix_millis());
+        let horizon = self.horizon_ms();
+        let script = match unless_newer_than {
+            Some(_) => &self.remove_if_not_newer,
+            None => &self.remove,
+        };
+        let mut pipe = redis::pipe();
+        pipe.load_script(script).ignore();
+        for key in keys {
+            let mut invocation = script.key(self.redis_key(key));
+            if let Some(issued_at) = unless_newer_than {
+                invocation.arg(issued_at);
+            }
+            invocation.arg(mark.as_ref()).arg(horizon);
+            pipe.invoke_script(&invocation);
+        }
+        let replies = self
+            .walks
+            .step(conn, "remove page", |mut c| async move {
+                pipe.query_async::<Vec<i64>>(&mut c).await
+            })
+            .await?;
+        Ok(replies.into_iter().map(|n| n > 0).collect())
+    }
+
+    /// Records the pattern, then walks and removes page by page (`unless_newer_than`: a replayed
+    /// removal's issue time), telling `removed` each key that held a value.
+    pub(super) async fn remove_pattern(
+        self: &Arc<Self>,
+        pattern: &KeyPattern,
+        unless_newer_than: Option<u64>,
+        removed: RemovedSink<'_>,
+    ) -> Result<u64> {
+        if self.link.connection()?.is_none() {
+            return Err(unavailable());
+        }
+        let full = self.full_pattern(pattern);
+        let mut conn = Some(self.walks.get().await?);
+        // Recorded first: a write replayed while the walk runs, of a key the walk has passed,
+        // still finds the record.
+        self.record(&mut conn, pattern).await?;
+        let (mut cursor, mut count) = (0, 0);
+        loop {
+            let (next, keys) = scan_page(
+                &self.walks,
+                &mut conn,
+                cursor,
+                (pattern, &full),
+                &self.prefix,
+                self.scan_count,
+            )
+            .await?;
+            let gone = self
+                .remove_page(&mut conn, &keys, unless_newer_than)
+                .await?;
+            for (key, existed) in keys.iter().zip(gone) {
+                if existed {
+                    removed(key);
+                    count += 1;
+                }
+            }
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
+    }
+
+    /// Whether a pattern removed within the horizon covers `key` (a replayed write must not
+    /// bring it back).
+    async fn removed_by_pattern(self: &Arc<Self>, key: &CacheKey) -> Result<bool> {
+        let Some(record) = &self.patterns_key else {
+            return Ok(false);
+        };
+        // On the hot connection, under the command timeout, as the write that follows.
+        let now = unix_millis();
+        let members = self
+            .hot("removed patterns", |mut c| async move {
+                redis::cmd("ZRANGEBYSCORE")
+                    .arg(record)
+                    .arg(now)
+                    .arg("+inf")
+                    .query_async::<Vec<String>>(&mut c)
+                    .await
+            })
+            .await?;
+        Ok(covered(&parse_all(&members), key))
+    }
+}
+
+impl ReplayTarget for StoreInner {
+    fn replay_queue(&self) -> &ReplayQueue {
+        &self.replay
+    }
+
+    fn is_available(&self) -> bool {
+        self.link.is_available()
+    }
+
+    fn poke(self: &Arc<Self>) {
+        let _ = self.link.connection();
+    }
+
+    fn retry_delays(&self) -> (Duration, Duration) {
+        self.reconnect_delays
+    }
+
+    async fn apply(self: &Arc<Self>, item: &Pending) -> Result<bool> {
+        match item {
+            Pending::Set {
+                key,
+                frame,
+                cached_at_ms,
+                expires_at_ms,
+                queued_at,
+            } => {
+                if *expires_at_ms <= unix_millis() {
+                    return Ok(false);
+                }
+                if queued_at.elapsed() > self.horizon {
+                    // Older than any removal record: a removal made meanwhile may be forgotten.
+                    self.replay.count_expired();
+                    return Ok(false);
+                }
+                if self.removed_by_pattern(key).await? {
+                    return Ok(false);
+                }
+                // The script refuses a tombstone: a removal made since the write.
+                let mut invocation = self.set_if_newer.key(self.redis_key(key));
+                invocation
+                    .arg(frame.as_slice())
+                    .arg(*cached_at_ms)
+                    .arg(*expires_at_ms);
+                let applied = self
+                    .hot("replay SET", |mut c| async move {
+                        invocation.invoke_async::<i64>(&mut c).await
+                    })
+                    .await?;
+                Ok(applied == 1)
+            }
+            Pending::Delete { key, at_ms } => {
+                let mut invocation = self.remove_if_not_newer.key(self.redis_key(key));
+                invocation
+                    .arg(*at_ms)
+                    .arg(tombstone(unix_millis()).as_ref())
+                    .arg(self.horizon_ms());
+                let reply = self
+                    .hot("replay removal", |mut c| async move {
+                        invocation.invoke_async::<i64>(&mut c).await
+                    })
+                    .await?;
+                Ok(reply >= 0)
+            }
+            Pending::Invalidate { pattern, at_ms } => {
+                let mut ignore = |_: &CacheKey| {};
+                self.remove_pattern(pattern, Some(*at_ms), &mut ignore)
+                    .await?;
+                Ok(true)
+            }
+        }
+    }
+}
