@@ -106,3 +106,21 @@ async fn a_write_queued_longer_than_the_horizon_is_dropped_and_counted() {
     let store = a.l2().map(|l2| l2.stats().store).unwrap();
     assert!(store.replay_expired >= 1, "{store:?}");
 }
+
+#[tokio::test]
+async fn removals_and_walks_survive_a_foreign_key_of_another_type_in_the_namespace() {
+    let server = server();
+    let cache = redis_cache(test_config(&server.url()).with_key_prefix("mixed")).await;
+    let mut conn = raw(&server).await;
+    let (): () = redis::cmd("LPUSH")
+        .arg("mixed:list")
+        .arg("x")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    cache.set(&key("value"), "v".into(), ttl()).await.unwrap();
+    assert_eq!(cache.scan(&KeyPattern::all()).await.unwrap().len(), 2);
+    assert!(cache.delete(&key("list")).await.unwrap());
+    assert_eq!(cache.clear().await.unwrap(), 1);
+    assert!(!holds_value(&mut conn, "mixed:value").await);
+}

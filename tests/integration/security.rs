@@ -45,6 +45,8 @@ pub(crate) const CACHE_ACL: &[&str] = &[
     "+discard",
     "+getrange",
     "+pexpire",
+    "+time",
+    "+type",
     "+zadd",
     "+zrangebyscore",
     "+zremrangebyscore",

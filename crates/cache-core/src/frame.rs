@@ -40,6 +40,13 @@ pub const DEFAULT_ZSTD_LEVEL: i32 = 6;
 /// Stored frames above this size may take more than about 100 µs to decode (decrypt and
 /// decompress): async callers decode them off the runtime.
 pub const DECODE_OFFLOAD_ABOVE: usize = 128 * 1024;
+
+/// The payload size a stored frame declares (before decompression), without decoding it; `None`
+/// for bytes too short to be a frame.
+pub fn declared_size(stored: &[u8]) -> Option<usize> {
+    let size: [u8; 4] = stored.get(21..25)?.try_into().ok()?;
+    usize::try_from(u32::from_be_bytes(size)).ok()
+}
 /// Default limit on a decoded payload: 64 MiB.
 pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 
@@ -352,7 +359,9 @@ impl FrameCodec {
     /// 5 MB/s at level 19.
     pub fn encode_offload_above(&self) -> usize {
         match self.compression {
-            Compression::Zstd if self.zstd_level >= 10 => self.compression_threshold,
+            // Slow enough that anything it compresses goes off the runtime (small payloads stay
+            // below the threshold and are only encrypted, if at all).
+            Compression::Zstd if self.zstd_level >= 10 => self.compression_threshold.min(64 * 1024),
             Compression::Zstd if self.zstd_level > 3 => 8 * 1024,
             Compression::Zstd => 32 * 1024,
             _ => 64 * 1024,
@@ -438,9 +447,10 @@ impl FrameCodec {
     /// An uncompressed, unencrypted payload is a zero-copy slice of `stored`.
     ///
     /// # Errors
-    /// [`ErrorKind::Corrupted`] for anything that is not a valid frame, including a payload that
-    /// fails authentication; [`ErrorKind::Unsupported`] for a frame of another version, or an
-    /// encrypted frame when no cipher is configured.
+    /// [`ErrorKind::Corrupted`] for anything that is not a structurally valid frame;
+    /// [`ErrorKind::Unsupported`] with an [`Unreadable`] reason for a frame this instance cannot
+    /// read or will not trust (another version, a key or algorithm it lacks, a payload that does
+    /// not authenticate, plaintext while it encrypts, a payload above its limit).
     pub fn decode(&self, key: &str, stored: Bytes) -> Result<Frame> {
         let mut reader = Reader::new(&stored);
         if reader.take(3)? != MAGIC {
@@ -470,7 +480,9 @@ impl FrameCodec {
         }
         let original_size = usize::try_from(reader.u32()?).unwrap_or(usize::MAX);
         if original_size > self.max_payload {
-            return Err(corrupted("declared payload size exceeds the limit")
+            // Not garbage: an instance with a larger limit wrote it, and reads it.
+            return Err(Unreadable::TooLarge
+                .error("declared payload size exceeds this instance's limit")
                 .with_context("size", original_size)
                 .with_context("allowed", self.max_payload));
         }

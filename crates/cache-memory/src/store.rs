@@ -263,14 +263,15 @@ impl FrameStore for MemoryFrameStore {
     async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
         let now = Instant::now();
         let mut entries = self.lock();
-        let Some(stored) = entries.get(key).filter(|s| s.expires_at > now) else {
-            return Ok(false);
+        let blocked = match entries.get(key).filter(|s| s.expires_at > now) {
+            Some(stored) => match stamp(&stored.frame) {
+                Stamp::OtherVersion => true,
+                Stamp::WrittenAt(written) => written > issued_at_ms,
+                _ => false,
+            },
+            None => false,
         };
-        let blocked = match stamp(&stored.frame) {
-            Stamp::OtherVersion | Stamp::Removed => true,
-            Stamp::WrittenAt(written) => written > issued_at_ms,
-            _ => false,
-        };
+        // As in Redis: an absent key and a tombstone get (or keep) a fresh record too.
         Ok(!blocked && self.remove_into_tombstone(&mut entries, key, now))
     }
 

@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use cache_core::frame::{
     Codec, Compression, DECODE_OFFLOAD_ABOVE, Frame, FrameCodec, FrameMeta, Unreadable,
+    declared_size,
 };
 use cache_core::{
     CacheKey, DynFrameStore, ErrorKind, Layer, Recorder, Result, StoreInfo, StoreStats, StoreWrite,
@@ -35,7 +36,7 @@ pub struct L2Stats {
     /// are misses and are left in place for the instances that can read them.
     pub unreadable_entries: u64,
     /// `unreadable_entries` by reason, in [`Unreadable::ALL`] order (see [`Self::unreadable`]).
-    pub unreadable_by_reason: [u64; 6],
+    pub unreadable_by_reason: [u64; Unreadable::COUNT],
     /// The store's own counters (errors, replay queue).
     pub store: StoreStats,
 }
@@ -56,7 +57,7 @@ struct Counters {
     misses: AtomicU64,
     corrupt: AtomicU64,
     unreadable: AtomicU64,
-    unreadable_by_reason: [AtomicU64; 6],
+    unreadable_by_reason: [AtomicU64; Unreadable::COUNT],
 }
 
 /// A frame store with the codec that reads and writes its frames.
@@ -310,7 +311,10 @@ impl SharedTier {
     }
 
     async fn decode(&self, key: &CacheKey, stored: Bytes, grace_ms: u64) -> Option<Frame> {
-        let decoded = if stored.len() > DECODE_OFFLOAD_ABOVE {
+        // Large stored, or small but declaring a large payload (compressed): off the runtime.
+        let heavy = stored.len() > DECODE_OFFLOAD_ABOVE
+            || declared_size(&stored).is_some_and(|size| size > DECODE_OFFLOAD_ABOVE);
+        let decoded = if heavy {
             // Decrypting and decompressing a large frame would hold the worker: off the runtime.
             let (frames, bound, bytes) = (self.codec.clone(), self.bound_key(key), stored.clone());
             off_runtime(move || frames.decode(&bound, bytes))

@@ -170,33 +170,32 @@ pub(crate) async fn scan_page(
     Ok((next, keys))
 }
 
-/// `keys` without the tombstoned ones (removed within the replay horizon): a pipelined
-/// `GETRANGE 0 3` of each, the four bytes that mark a tombstone.
+/// `keys` without the tombstoned ones (removed within the replay horizon) and those gone since
+/// the SCAN: one pipelined single-key script per key (`removal.rs`), which reads only a value's
+/// head and copes with keys of other types.
 pub(crate) async fn without_tombstones(
     pool: &WalkPool,
     conn: &mut Option<WalkConnection>,
-    prefix: &str,
+    (prefix, is_removed): (&str, &redis::Script),
     keys: Vec<CacheKey>,
 ) -> Result<Vec<CacheKey>> {
     if keys.is_empty() {
         return Ok(keys);
     }
     let mut pipe = redis::pipe();
+    pipe.load_script(is_removed).ignore();
     for key in &keys {
-        pipe.cmd("GETRANGE")
-            .arg(format!("{prefix}{key}"))
-            .arg(0)
-            .arg(3);
+        pipe.invoke_script(&is_removed.key(format!("{prefix}{key}")));
     }
-    let heads = pool
-        .step(conn, "GETRANGE", |mut c| async move {
-            pipe.query_async::<Vec<Vec<u8>>>(&mut c).await
+    let removed = pool
+        .step(conn, "tombstone check", |mut c| async move {
+            pipe.query_async::<Vec<i64>>(&mut c).await
         })
         .await?;
     Ok(keys
         .into_iter()
-        .zip(heads)
-        .filter(|(_, head)| !cache_core::frame::is_tombstone(head) && !head.is_empty())
+        .zip(removed)
+        .filter(|(_, removed)| *removed == 0)
         .map(|(key, _)| key)
         .collect())
 }

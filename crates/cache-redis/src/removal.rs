@@ -2,57 +2,104 @@
 //! tombstone`) for the replay horizon, and a pattern removal is recorded in the namespace's
 //! auxiliary key `{namespace}~aux:removals:patterns` for as long. A write replayed by an instance
 //! that was cut off never lands over either: its script refuses a tombstone, and the replayer
-//! drops a write that a recorded pattern covers. Writes queued longer than the horizon are
-//! dropped (their tombstones may be gone). No rule compares two instances' clocks, and every
-//! script touches one key.
+//! drops a write that a recorded pattern covers (checked before the write and again after it).
+//! Writes queued longer than the horizon are dropped (their tombstones may be gone). Records
+//! live by the server's clock; no rule compares two instances' clocks; every script touches one
+//! key.
 
 use std::time::Duration;
 
-use cache_core::{CacheKey, KeyPattern, Namespace, Result, unix_millis};
+use cache_core::{CacheKey, KeyPattern, Namespace, Result};
 
 use crate::pattern::{WalkConnection, WalkPool};
 
-/// Replaces `KEYS[1]` with the tombstone `ARGV[1]` for `ARGV[2]` ms; 1 when it held a value (not
-/// a tombstone), else 0.
-pub(crate) const REMOVE: &str = r"
-local cur = redis.call('GET', KEYS[1])
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-if cur and not (string.len(cur) >= 4 and string.sub(cur, 1, 3) == 'AIC' and string.byte(cur, 4) == 254) then
-  return 1
+/// The head of `KEYS[1]` (its first 13 bytes: magic, version, flags, `cached_at`) when it is a
+/// string, `''` for a key of another type, `false` when absent; and whether it is a tombstone.
+/// Reading only the head keeps a removal of a 64 MiB value from copying it into the script.
+const HEAD: &str = r"
+local kind = redis.call('TYPE', KEYS[1]).ok
+local head = false
+if kind == 'string' then head = redis.call('GETRANGE', KEYS[1], 0, 12)
+elseif kind ~= 'none' then head = '' end
+local function tombstone(h)
+  return h and string.len(h) >= 4 and string.sub(h, 1, 3) == 'AIC' and string.byte(h, 4) == 254
 end
-return 0
 ";
 
-/// A replayed removal issued at `ARGV[1]`: like [`REMOVE`] (tombstone `ARGV[2]` for `ARGV[3]`
-/// ms) unless the key holds a frame written after it, or a frame of an unknown version: then -1.
-pub(crate) const REMOVE_IF_NOT_NEWER: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if cur and string.len(cur) >= 4 and string.sub(cur, 1, 3) == 'AIC' then
-  local version = string.byte(cur, 4)
-  if version == 254 then
-    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-    return 0
-  end
+/// Replaces `KEYS[1]` with the tombstone `ARGV[1]` for `ARGV[2]` ms; 1 when it held a value (not
+/// a tombstone), else 0.
+pub(crate) fn remove_script() -> String {
+    format!(
+        "{HEAD}{}",
+        r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+if head and not tombstone(head) then return 1 end
+return 0
+"
+    )
+}
+
+/// Like the removal script (tombstone `ARGV[2]` for `ARGV[3]` ms) unless the key holds a frame
+/// written after `ARGV[1]` or a frame of an unknown version: then -1 (a tombstone is refreshed,
+/// 0).
+pub(crate) fn remove_unless_newer_script() -> String {
+    format!(
+        "{HEAD}{}",
+        r"
+if head and string.len(head) >= 4 and string.sub(head, 1, 3) == 'AIC' and not tombstone(head) then
+  local version = string.byte(head, 4)
   if version ~= 1 and version ~= 2 then return -1 end
-  if string.len(cur) >= 13 then
+  if string.len(head) >= 13 then
     local written = 0
-    for i = 6, 13 do written = written * 256 + string.byte(cur, i) end
+    for i = 6, 13 do written = written * 256 + string.byte(head, i) end
     if written > tonumber(ARGV[1]) then return -1 end
   end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-if cur then return 1 end
+if head and not tombstone(head) then return 1 end
 return 0
-";
+"
+    )
+}
 
 /// The time `KEYS[1]` has left in ms, as `PTTL` answers, but -2 (absent) for a tombstone.
-pub(crate) const REMAINING_TTL: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if not cur then return -2 end
-if string.len(cur) >= 4 and string.sub(cur, 1, 3) == 'AIC' and string.byte(cur, 4) == 254 then
-  return -2
-end
+pub(crate) fn remaining_ttl_script() -> String {
+    format!(
+        "{HEAD}{}",
+        r"
+if not head or tombstone(head) then return -2 end
 return redis.call('PTTL', KEYS[1])
+"
+    )
+}
+
+/// 1 when `KEYS[1]` is a tombstone or absent, else 0 (a value, or a key of another type).
+pub(crate) fn is_removed_script() -> String {
+    format!(
+        "{HEAD}{}",
+        r"
+if not head or tombstone(head) then return 1 end
+return 0
+"
+    )
+}
+
+/// Records pattern `ARGV[1]` as removed for `ARGV[2]` ms in the sorted set `KEYS[1]`, by the
+/// server's clock (no instance clock decides how long a record lives), and forgets lapsed ones.
+pub(crate) const RECORD_PATTERN: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+";
+
+/// The patterns recorded in `KEYS[1]` that have not lapsed, by the server's clock.
+pub(crate) const RECORDED_PATTERNS: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
 ";
 
 /// The auxiliary key holding a namespace's recent pattern removals.
@@ -81,31 +128,18 @@ fn parse(member: &str) -> Option<KeyPattern> {
 pub(crate) async fn record_pattern(
     pool: &WalkPool,
     conn: &mut Option<WalkConnection>,
-    key: &str,
+    (script, key): (&redis::Script, &str),
     pattern: &KeyPattern,
     horizon: Duration,
 ) -> Result<()> {
-    let now = unix_millis();
     let horizon_ms = u64::try_from(horizon.as_millis()).unwrap_or(u64::MAX);
-    let mut pipe = redis::pipe();
-    pipe.cmd("ZADD")
-        .arg(key)
-        .arg(now.saturating_add(horizon_ms))
-        .arg(member(pattern))
-        .ignore()
-        .cmd("ZREMRANGEBYSCORE")
-        .arg(key)
-        .arg("-inf")
-        .arg(now)
-        .ignore()
-        .cmd("PEXPIRE")
-        .arg(key)
-        .arg(horizon_ms)
-        .ignore();
+    let mut invocation = script.key(key);
+    invocation.arg(member(pattern)).arg(horizon_ms);
     pool.step(conn, "record removal", |mut c| async move {
-        pipe.query_async::<()>(&mut c).await
+        invocation.invoke_async::<i64>(&mut c).await
     })
     .await
+    .map(|_| ())
 }
 
 /// The patterns of recorded members (`ZRANGEBYSCORE {key} {now} +inf`).

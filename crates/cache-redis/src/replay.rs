@@ -58,12 +58,12 @@ impl ReplayQueue {
         }
     }
 
-    /// The queue's counters.
     /// Counts a queued write dropped for being older than the replay horizon.
     pub(crate) fn count_expired(&self) {
         self.counters().expired.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The queue's counters.
     pub(crate) fn counters(&self) -> &ReplayCounters {
         &self.queue.counters
     }

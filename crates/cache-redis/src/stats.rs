@@ -26,7 +26,7 @@ pub struct RedisCacheStats {
     /// are misses and are left in place for the instances that can read them.
     pub unreadable_entries: u64,
     /// `unreadable_entries` by reason, in [`Unreadable::ALL`] order (see [`Self::unreadable`]).
-    pub unreadable_by_reason: [u64; 6],
+    pub unreadable_by_reason: [u64; Unreadable::COUNT],
     /// Values kept out of L1 because they were too large for it (Redis still holds them).
     pub l1_skipped_too_large: u64,
     /// Writes Redis could not take that L1 holds alone.

@@ -26,7 +26,10 @@ use crate::link::{BreakerSettings, L2Link};
 use crate::pattern::{
     WalkPool, cursor_of, read_frames, scan_cursor, scan_page, without_tombstones,
 };
-use crate::removal::{REMAINING_TTL, REMOVE, REMOVE_IF_NOT_NEWER, patterns_key};
+use crate::removal::{
+    RECORD_PATTERN, RECORDED_PATTERNS, is_removed_script, patterns_key, remaining_ttl_script,
+    remove_script, remove_unless_newer_script,
+};
 use crate::replay::{Pending, ReplayQueue, SET_IF_NEWER, flush, queue_item};
 
 /// Deletes a key only if it still holds the bytes that were read, so deleting an undecodable value
@@ -60,6 +63,9 @@ pub(crate) struct StoreInner {
     remove: redis::Script,
     remove_if_not_newer: redis::Script,
     remaining_ttl: redis::Script,
+    record_pattern: redis::Script,
+    recorded_patterns: redis::Script,
+    is_removed: redis::Script,
     delete_if_unchanged: redis::Script,
     /// How long a removal is remembered (tombstones, recorded patterns), and the oldest a queued
     /// write may be when it is replayed.
@@ -163,9 +169,12 @@ impl RedisStore {
                 ),
                 counters: Counters::default(),
                 set_if_newer: redis::Script::new(SET_IF_NEWER),
-                remove: redis::Script::new(REMOVE),
-                remove_if_not_newer: redis::Script::new(REMOVE_IF_NOT_NEWER),
-                remaining_ttl: redis::Script::new(REMAINING_TTL),
+                remove: redis::Script::new(&remove_script()),
+                remove_if_not_newer: redis::Script::new(&remove_unless_newer_script()),
+                remaining_ttl: redis::Script::new(&remaining_ttl_script()),
+                record_pattern: redis::Script::new(RECORD_PATTERN),
+                is_removed: redis::Script::new(&is_removed_script()),
+                recorded_patterns: redis::Script::new(RECORDED_PATTERNS),
                 horizon: config.replay_horizon,
                 patterns_key: patterns_key(&config.key_prefix),
                 delete_if_unchanged: redis::Script::new(DELETE_IF_UNCHANGED),

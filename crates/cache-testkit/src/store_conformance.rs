@@ -441,6 +441,16 @@ pub async fn store_removals_are_remembered_against_conditional_writes<S: FrameSt
         store.walk(&KeyPattern::all(), None, WalkMode::Keys).await,
     );
     assert!(page.entries.iter().all(|e| e.key != k && e.key != other));
+    // A replayed removal of a key the store never held leaves a record too.
+    let never = key("gone:never");
+    assert!(!must(
+        "replayed removal",
+        store.delete_unless_newer(&never, now).await
+    ));
+    assert!(!must(
+        "replay over it",
+        store.set_unless_newer(&never, older, now + 60_000).await
+    ));
     // A fresh write is no replay: it replaces the record.
     must("set", store.set(&k, frame(now, "new"), ttl(60)).await);
     assert!(must("get", store.get(&k).await).is_some());

@@ -2,8 +2,9 @@
 //! conditional writes), and removal records (tombstones): what a shared store keeps under a
 //! removed key for the replay horizon, so that a write replayed after a partition never lands over a removal made meanwhile.
 //!
-//! A tombstone is `AIC`, version byte `FE`, and the remover's clock (ms since the epoch, for
-//! diagnostics only: no rule compares it). It is not a frame: readers treat it as absent, walks
+//! A tombstone is `AIC`, version byte `FE`, the remover's clock (ms since the epoch, for
+//! diagnostics only: no rule compares it) and a zero byte: 13 bytes, as long as a frame's head,
+//! so that aicache 0.1's replay script sees an unknown frame version and leaves it alone. It is not a frame: readers treat it as absent, walks
 //! skip it, conditional writes (replay, restore, moves) refuse to land over it, and a plain write
 //! replaces it. aicache 0.1 sees an unknown frame version: a miss it leaves in place.
 
@@ -20,13 +21,15 @@ pub const TOMBSTONE_VERSION: u8 = 0xFE;
 /// use cache_core::frame::{is_tombstone, tombstone};
 ///
 /// assert!(is_tombstone(&tombstone(1_700_000_000_000)));
+/// assert_eq!(tombstone(0).len(), 13);
 /// assert!(!is_tombstone(b"AIC\x01"));
 /// ```
 pub fn tombstone(removed_at_ms: u64) -> Bytes {
-    let mut out = Vec::with_capacity(12);
+    let mut out = Vec::with_capacity(13);
     out.extend_from_slice(&MAGIC);
     out.push(TOMBSTONE_VERSION);
     out.extend_from_slice(&removed_at_ms.to_be_bytes());
+    out.push(0);
     Bytes::from(out)
 }
 

@@ -22,23 +22,30 @@ pub enum Unreadable {
     KeyMismatch,
     /// A plaintext frame while this instance requires encryption (it will not trust it).
     PlaintextRefused,
+    /// A payload larger than this instance's limit (`max_value_size`): another instance, with a
+    /// larger limit, reads it.
+    TooLarge,
 }
 
 const REASON: &str = "unreadable";
 
 impl Unreadable {
+    /// How many reasons there are.
+    pub const COUNT: usize = 7;
+
     /// Every reason, in a stable order (for counters).
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; Self::COUNT] = [
         Self::OtherVersion,
         Self::NoCipher,
         Self::KeyMissing,
         Self::AlgorithmMissing,
         Self::KeyMismatch,
         Self::PlaintextRefused,
+        Self::TooLarge,
     ];
 
     /// A short name: `other_version`, `no_cipher`, `key_missing`, `algorithm_missing`,
-    /// `key_mismatch`, `plaintext_refused`.
+    /// `key_mismatch`, `plaintext_refused`, `too_large`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::OtherVersion => "other_version",
@@ -47,6 +54,7 @@ impl Unreadable {
             Self::AlgorithmMissing => "algorithm_missing",
             Self::KeyMismatch => "key_mismatch",
             Self::PlaintextRefused => "plaintext_refused",
+            Self::TooLarge => "too_large",
         }
     }
 

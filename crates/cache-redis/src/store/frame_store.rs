@@ -249,8 +249,7 @@ impl FrameStore for RedisStore {
         if self.inner.replay.removal_covers(key) {
             return Ok(None);
         }
-        let mut invocation = self.inner.remaining_ttl.key(self.inner.redis_key(key));
-        invocation.arg(0);
+        let invocation = self.inner.remaining_ttl.key(self.inner.redis_key(key));
         let ms = self
             .inner
             .hot("PTTL", |mut c| async move {
@@ -294,11 +293,16 @@ impl FrameStore for RedisStore {
             .collect();
         let entries = match mode {
             WalkMode::Frames => read_frames(&inner.walks, &mut conn, &inner.prefix, keys).await?,
-            _ => without_tombstones(&inner.walks, &mut conn, &inner.prefix, keys)
-                .await?
-                .into_iter()
-                .map(|key| cache_core::WalkEntry::new(key, None, None))
-                .collect(),
+            _ => without_tombstones(
+                &inner.walks,
+                &mut conn,
+                (&inner.prefix, &inner.is_removed),
+                keys,
+            )
+            .await?
+            .into_iter()
+            .map(|key| cache_core::WalkEntry::new(key, None, None))
+            .collect(),
         };
         Ok(WalkPage::new(entries, cursor_of(next)))
     }

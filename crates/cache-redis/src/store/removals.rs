@@ -17,25 +17,28 @@ impl StoreInner {
     /// Records `pattern` as removed, when the namespace has a record.
     async fn record(&self, conn: &mut Option<WalkConnection>, pattern: &KeyPattern) -> Result<()> {
         match &self.patterns_key {
-            Some(key) => record_pattern(&self.walks, conn, key, pattern, self.horizon).await,
+            Some(key) => {
+                let script = (&self.record_pattern, key.as_str());
+                record_pattern(&self.walks, conn, script, pattern, self.horizon).await
+            }
             None => Ok(()),
         }
     }
 
-    /// Replaces each of `keys` by a tombstone (unless it holds a frame written after
-    /// `unless_newer_than`, when given); true for each key that held a value.
+    /// Replaces each of `keys` by a tombstone (a replayed removal: unless it holds a frame
+    /// written after `issued_at`); true for each key that held a value.
     async fn remove_page(
         &self,
         conn: &mut Option<WalkConnection>,
         keys: &[CacheKey],
-        unless_newer_than: Option<u64>,
+        issued_at: Option<u64>,
     ) -> Result<Vec<bool>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let mark = tombstone(unix_millis());
         let horizon = self.horizon_ms();
-        let script = match unless_newer_than {
+        let script = match issued_at {
             Some(_) => &self.remove_if_not_newer,
             None => &self.remove,
         };
@@ -43,8 +46,8 @@ impl StoreInner {
         pipe.load_script(script).ignore();
         for key in keys {
             let mut invocation = script.key(self.redis_key(key));
-            if let Some(issued_at) = unless_newer_than {
-                invocation.arg(issued_at);
+            if let Some(at) = issued_at {
+                invocation.arg(at);
             }
             invocation.arg(mark.as_ref()).arg(horizon);
             pipe.invoke_script(&invocation);
@@ -58,12 +61,12 @@ impl StoreInner {
         Ok(replies.into_iter().map(|n| n > 0).collect())
     }
 
-    /// Records the pattern, then walks and removes page by page (`unless_newer_than`: a replayed
+    /// Records the pattern, then walks and removes page by page (`issued_at`: a replayed
     /// removal's issue time), telling `removed` each key that held a value.
     pub(super) async fn remove_pattern(
         self: &Arc<Self>,
         pattern: &KeyPattern,
-        unless_newer_than: Option<u64>,
+        issued_at: Option<u64>,
         removed: RemovedSink<'_>,
     ) -> Result<u64> {
         if self.link.connection()?.is_none() {
@@ -85,9 +88,7 @@ impl StoreInner {
                 self.scan_count,
             )
             .await?;
-            let gone = self
-                .remove_page(&mut conn, &keys, unless_newer_than)
-                .await?;
+            let gone = self.remove_page(&mut conn, &keys, issued_at).await?;
             for (key, existed) in keys.iter().zip(gone) {
                 if existed {
                     removed(key);
@@ -107,19 +108,37 @@ impl StoreInner {
         let Some(record) = &self.patterns_key else {
             return Ok(false);
         };
-        // On the hot connection, under the command timeout, as the write that follows.
-        let now = unix_millis();
+        // On the hot connection, under the command timeout, as the write it guards; lapsed
+        // records are told by the server's clock.
+        let mut invocation = self.recorded_patterns.key(record);
+        invocation.arg(0);
         let members = self
             .hot("removed patterns", |mut c| async move {
-                redis::cmd("ZRANGEBYSCORE")
-                    .arg(record)
-                    .arg(now)
-                    .arg("+inf")
-                    .query_async::<Vec<String>>(&mut c)
-                    .await
+                invocation.invoke_async::<Vec<String>>(&mut c).await
             })
             .await?;
         Ok(covered(&parse_all(&members), key))
+    }
+
+    /// Replaces `key` by a tombstone; with `issued_at` (a replayed removal), unless it holds a
+    /// frame written after that (by the writer's clock: the one rule that compares clocks, and it
+    /// errs towards keeping a newer answer).
+    async fn remove_key(self: &Arc<Self>, key: &CacheKey, issued_at: Option<u64>) -> Result<i64> {
+        let script = match issued_at {
+            Some(_) => &self.remove_if_not_newer,
+            None => &self.remove,
+        };
+        let mut invocation = script.key(self.redis_key(key));
+        if let Some(at) = issued_at {
+            invocation.arg(at);
+        }
+        invocation
+            .arg(tombstone(unix_millis()).as_ref())
+            .arg(self.horizon_ms());
+        self.hot("replay removal", |mut c| async move {
+            invocation.invoke_async::<i64>(&mut c).await
+        })
+        .await
     }
 }
 
@@ -152,7 +171,10 @@ impl ReplayTarget for StoreInner {
                 if *expires_at_ms <= unix_millis() {
                     return Ok(false);
                 }
-                if queued_at.elapsed() > self.horizon {
+                // With a margin for the failed attempt before it was queued and the round trips
+                // before its write: its removal records must outlive it.
+                let margin = self.command_timeout.saturating_mul(3);
+                if queued_at.elapsed() > self.horizon.saturating_sub(margin) {
                     // Older than any removal record: a removal made meanwhile may be forgotten.
                     self.replay.count_expired();
                     return Ok(false);
@@ -171,21 +193,15 @@ impl ReplayTarget for StoreInner {
                         invocation.invoke_async::<i64>(&mut c).await
                     })
                     .await?;
+                // A pattern removal recorded between the check and the write may have scanned
+                // past the key already: take the write back.
+                if applied == 1 && self.removed_by_pattern(key).await? {
+                    self.remove_key(key, None).await?;
+                    return Ok(false);
+                }
                 Ok(applied == 1)
             }
-            Pending::Delete { key, at_ms } => {
-                let mut invocation = self.remove_if_not_newer.key(self.redis_key(key));
-                invocation
-                    .arg(*at_ms)
-                    .arg(tombstone(unix_millis()).as_ref())
-                    .arg(self.horizon_ms());
-                let reply = self
-                    .hot("replay removal", |mut c| async move {
-                        invocation.invoke_async::<i64>(&mut c).await
-                    })
-                    .await?;
-                Ok(reply >= 0)
-            }
+            Pending::Delete { key, at_ms } => Ok(self.remove_key(key, Some(*at_ms)).await? >= 0),
             Pending::Invalidate { pattern, at_ms } => {
                 let mut ignore = |_: &CacheKey| {};
                 self.remove_pattern(pattern, Some(*at_ms), &mut ignore)
