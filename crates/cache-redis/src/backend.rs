@@ -243,7 +243,7 @@ mod tests {
         let cache = GenericRedisCache::connect(RedisCacheConfig::default())
             .await
             .unwrap();
-        let too_big = Bytes::from(vec![0u8; 32 << 20]);
+        let too_big = Bytes::from(vec![0u8; 62 << 20]);
         let err = cache
             .set(&CacheKey::new("k").unwrap(), too_big, None)
             .await

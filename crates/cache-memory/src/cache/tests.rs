@@ -180,3 +180,19 @@ async fn set_many_refuses_the_whole_batch() {
     assert_eq!(err.kind(), ErrorKind::CapacityExceeded);
     assert!(!cache.contains("a"));
 }
+
+#[test]
+fn a_capacity_of_n_entries_holds_n_distinct_entries() {
+    for n in [10, 100, 1000, 10_000, 100_000] {
+        let cache = small(n);
+        for i in 0..n {
+            cache
+                .insert(key(&format!("hot:{i}")), Bytes::from_static(b"v"), ttl(60))
+                .unwrap();
+        }
+        let held = (0..n)
+            .filter(|i| cache.contains(&format!("hot:{i}")))
+            .count();
+        assert_eq!(held, n, "a cache of {n} entries holds {held} of {n} distinct keys");
+    }
+}
