@@ -193,6 +193,9 @@ fn a_capacity_of_n_entries_holds_n_distinct_entries() {
         let held = (0..n)
             .filter(|i| cache.contains(&format!("hot:{i}")))
             .count();
-        assert_eq!(held, n, "a cache of {n} entries holds {held} of {n} distinct keys");
+        assert_eq!(
+            held, n,
+            "a cache of {n} entries holds {held} of {n} distinct keys"
+        );
     }
 }
