@@ -157,10 +157,10 @@ pub use cache_ai::{
     AiCacheStats, AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper,
     CachedResponse, Computed, DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm,
     KEY_NAMESPACE, KeyFormat, KeyGenerationStats, LayoutConversion, LayoutUpgradeStats,
-    LegacyKeyGenerator, LegacyVariant, MAX_OPERATION_LEN, MappedParameters, OperationPerformance,
-    OperationStats, Priority, PyValue, Recommendation, RecommendationKind, RequestControls,
-    RequestKey, ResponseMetadata, Source, TextTierStatistics, TierPerformance, TierThresholds,
-    UsageMeter, is_valid_tenant, validate_operation,
+    LegacyKeyGenerator, LegacyVariant, MAX_OPERATION_LEN, MAX_TRACKED_OPERATIONS, MappedParameters,
+    OTHER_OPERATIONS, OperationPerformance, OperationStats, Priority, PyValue, Recommendation,
+    RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source, TextTierStatistics,
+    TierPerformance, TierThresholds, UsageMeter, is_valid_tenant, validate_operation,
 };
 
 #[cfg(feature = "config")]

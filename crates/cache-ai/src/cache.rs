@@ -24,6 +24,14 @@ use crate::response::{CachedResponse, Rendered, ResponseMetadata};
 use crate::stats::{AiCacheStats, AiSnapshot, OpCounters, TierCounters};
 use crate::summary::{self, AiPerformanceSummary, OperationPerformance, TextTierStatistics};
 
+/// How many operations are counted under their own name; further ones share
+/// [`OTHER_OPERATIONS`] (counts stay exact, memory stays bounded).
+pub const MAX_TRACKED_OPERATIONS: usize = 64;
+
+/// The name of the bucket that counts operations beyond [`MAX_TRACKED_OPERATIONS`] (not a valid
+/// operation name, so it never meets one).
+pub const OTHER_OPERATIONS: &str = "(other)";
+
 /// Decides whether an answer may be stored.
 pub type Admission<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
 
@@ -534,10 +542,22 @@ where
     }
 
     pub(crate) fn counters(&self, operation: &str) -> Arc<OpCounters> {
-        if let Some(found) = self.inner.ops.load().get(operation) {
+        let ops = self.inner.ops.load();
+        if let Some(found) = ops.get(operation) {
             return Arc::clone(found);
         }
-        let fresh = Arc::new(OpCounters::new(operation));
+        // Names come from requests: past the cap, they share one bucket, so that counters and
+        // latency windows (about 2 MB each once timed) stay bounded whatever callers send.
+        let name = if ops.len() >= MAX_TRACKED_OPERATIONS {
+            OTHER_OPERATIONS
+        } else {
+            operation
+        };
+        if let Some(found) = ops.get(name) {
+            return Arc::clone(found);
+        }
+        drop(ops);
+        let fresh = Arc::new(OpCounters::new(name));
         // Two first requests of one operation may race: the map keeps whichever landed first.
         self.inner.ops.rcu(|current| {
             let mut next = HashMap::clone(current);
@@ -545,10 +565,16 @@ where
                 .or_insert_with(|| Arc::clone(&fresh));
             next
         });
-        self.inner
-            .ops
-            .load()
-            .get(operation)
-            .map_or(fresh, Arc::clone)
+        self.inner.ops.load().get(name).map_or(fresh, Arc::clone)
+    }
+
+    /// The operation's name for an answer's metadata and frame: the counters' interned name, or
+    /// the request's own when it is counted in the shared bucket.
+    pub(crate) fn op_label(counters: &OpCounters, operation: &str) -> Arc<str> {
+        if *counters.name == *operation {
+            Arc::clone(&counters.name)
+        } else {
+            Arc::from(operation)
+        }
     }
 }

@@ -269,7 +269,13 @@ where
                 let was_stored = stored.is_some();
                 let metadata = stored.unwrap_or_else(|| {
                     let counters = self.counters(key.operation());
-                    self.metadata(key, &counters.name, unix_millis(), false, None)
+                    self.metadata(
+                        key,
+                        &Self::op_label(&counters, key.operation()),
+                        unix_millis(),
+                        false,
+                        None,
+                    )
                 });
                 let response = CachedResponse::new(value, Arc::new(metadata));
                 leader.land(Ok(response.clone()));
@@ -321,7 +327,7 @@ where
             let counters = self.counters(key.operation());
             let mut metadata = self.metadata(
                 key,
-                &counters.name,
+                &Self::op_label(&counters, key.operation()),
                 frame.meta.cached_at_ms,
                 true,
                 Some(Layer::L2),

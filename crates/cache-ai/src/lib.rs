@@ -54,7 +54,10 @@ mod summary;
 mod tiers;
 mod write;
 
-pub use cache::{AIResponseCache, AIResponseCacheBuilder, Admission, UsageMeter};
+pub use cache::{
+    AIResponseCache, AIResponseCacheBuilder, Admission, MAX_TRACKED_OPERATIONS, OTHER_OPERATIONS,
+    UsageMeter,
+};
 pub use config::{
     AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, MAX_LAYOUT_UPGRADE_WINDOW,
     is_valid_tenant,

@@ -388,7 +388,7 @@ where
         let tier = frame.meta.text_tier.unwrap_or(key.tier());
         let mut metadata = self.metadata(
             key,
-            &counters.name,
+            &Self::op_label(counters, key.operation()),
             frame.meta.cached_at_ms,
             true,
             Some(Layer::L2),

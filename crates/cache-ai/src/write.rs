@@ -153,10 +153,16 @@ where
         };
         let now = unix_millis();
         let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
-            .with_operation(Arc::clone(&counters.name))
+            .with_operation(Self::op_label(&counters, key.operation()))
             .with_text_tier(key.tier())
             .with_ai_version(AI_VERSION);
-        let metadata = self.metadata(key, &counters.name, now, false, None);
+        let metadata = self.metadata(
+            key,
+            &Self::op_label(&counters, key.operation()),
+            now,
+            false,
+            None,
+        );
         let hits =
             counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
         let l1_entry = |stored: bool| {

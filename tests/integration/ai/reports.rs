@@ -347,3 +347,35 @@ async fn performance_summaries_report_a_fixed_workload_exactly() {
         "tiers without reads are left out"
     );
 }
+
+/// Operation names come from requests: past `MAX_TRACKED_OPERATIONS` they share one bucket, so the
+/// counters stay bounded, while every answer keeps its own operation in its metadata.
+#[tokio::test]
+async fn operations_past_the_cap_share_one_bucket_and_keep_their_names() {
+    let cache: AIResponseCache<Value> = AIResponseCache::new(ai_config_memory()).unwrap();
+    let n = aicache::MAX_TRACKED_OPERATIONS + 40;
+    for i in 0..n {
+        let key = cache
+            .key(&AiRequest::new(&format!("op{i}"), "text"))
+            .unwrap();
+        cache
+            .put(&key, json!({"i": i}), &RequestControls::default())
+            .await
+            .unwrap();
+        let hit = cache.get(&key).await.unwrap().unwrap();
+        assert_eq!(&*hit.metadata.operation, format!("op{i}"));
+    }
+    let stats = cache.stats();
+    assert_eq!(
+        stats.by_operation.len(),
+        aicache::MAX_TRACKED_OPERATIONS + 1
+    );
+    let other = &stats.by_operation[aicache::OTHER_OPERATIONS];
+    assert_eq!(other.stores, 40, "counts stay exact in the bucket");
+    let hits: u64 = stats.by_operation.values().map(|s| s.l1_hits).sum();
+    assert_eq!(hits, u64::try_from(n).unwrap());
+}
+
+fn ai_config_memory() -> AiCacheConfig {
+    AiCacheConfig::default().with_l1(Some(MemoryCacheConfig::default().with_max_entries(1000)))
+}
