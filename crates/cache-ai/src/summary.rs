@@ -60,12 +60,15 @@ pub struct Recommendation {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// Read latency of one operation, in milliseconds.
+/// Reads and read latency of one operation, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct OperationPerformance {
-    /// Timed reads.
+    /// Reads (exact: L1 hits, L2 hits and misses).
     pub count: u64,
+    /// Of those, the reads that were timed (1 in `latency_sample_every`): the latency figures
+    /// below come from these, and are 0 while none was timed.
+    pub timed: u64,
     /// Mean.
     pub avg_ms: f64,
     /// Fastest.
@@ -268,8 +271,9 @@ pub(crate) fn recommendations(inputs: &AiSnapshot) -> Vec<Recommendation> {
     out
 }
 
-/// Per operation: read latency (avg/min/max/p50/p95/p99 in ms, from a histogram) and the
-/// configured TTL. Operations without timed reads are left out.
+/// Per operation: exact read count, read latency (avg/min/max/p50/p95/p99 in ms, from a histogram
+/// of the timed reads) and the configured TTL. Every operation that was read is listed, timed or
+/// not.
 pub(crate) fn operation_performance(
     inputs: &AiSnapshot,
     config: &AiCacheConfig,
@@ -277,11 +281,13 @@ pub(crate) fn operation_performance(
     inputs
         .operations
         .iter()
-        .filter(|(_, _, latency)| latency.count > 0)
-        .map(|(operation, _, l)| {
+        .map(|(operation, stats, l)| (operation, stats.l1_hits + stats.l2_hits + stats.misses, l))
+        .filter(|(_, reads, _)| *reads > 0)
+        .map(|(operation, reads, l)| {
             let ttl = config.ttl_for(operation).as_secs();
             let performance = OperationPerformance {
-                count: l.count,
+                count: reads,
+                timed: l.count,
                 avg_ms: l.mean_us / 1000.0,
                 min_ms: ms(l.min_us),
                 max_ms: ms(l.max_us),

@@ -379,3 +379,28 @@ async fn operations_past_the_cap_share_one_bucket_and_keep_their_names() {
 fn ai_config_memory() -> AiCacheConfig {
     AiCacheConfig::default().with_l1(Some(MemoryCacheConfig::default().with_max_entries(1000)))
 }
+
+/// Counts are exact, only timings are sampled: with 1 read in 16 timed, an operation read 3 times
+/// still reports 3 reads (and how many of them were timed).
+#[tokio::test]
+async fn operation_performance_counts_every_read_when_timings_are_sampled() {
+    let cache: AIResponseCache<Value> =
+        AIResponseCache::new(ai_config_memory().with_latency_sampling(16)).unwrap();
+    for i in 0..3 {
+        let key = cache
+            .key(&AiRequest::new("rare", &format!("t{i}")))
+            .unwrap();
+        cache.get(&key).await.unwrap();
+    }
+    for i in 0..40 {
+        let key = cache
+            .key(&AiRequest::new("often", &format!("t{i}")))
+            .unwrap();
+        cache.get(&key).await.unwrap();
+    }
+    let performance = cache.get_operation_performance();
+    assert_eq!(performance["rare"].count, 3);
+    assert_eq!(performance["often"].count, 40);
+    let timed = performance["rare"].timed + performance["often"].timed;
+    assert!(timed <= 3, "1 in 16 of 43 reads: {timed}");
+}
