@@ -121,7 +121,7 @@ pub struct AiPerformanceSummary {
     pub total_ai_operations: u64,
     /// hits / reads over all operations, 0..=1.
     pub overall_hit_rate: f64,
-    /// Per operation, 0..=1.
+    /// Per operation that was read, 0..=1 (an operation only written has no entry).
     pub hit_rate_by_operation: BTreeMap<String, f64>,
     /// Reads per text tier.
     pub text_tier_distribution: BTreeMap<String, u64>,
@@ -364,7 +364,10 @@ pub(crate) fn ai_performance_summary(inputs: &AiSnapshot) -> AiPerformanceSummar
     for (operation, stats, _) in &inputs.operations {
         hits += stats.hits();
         reads += stats.hits() + stats.misses;
-        hit_rate_by_operation.insert(operation.clone(), stats.hit_rate());
+        // An operation never read has no hit rate (0 % would read as "always misses").
+        if stats.hits() + stats.misses > 0 {
+            hit_rate_by_operation.insert(operation.clone(), stats.hit_rate());
+        }
     }
     let keys = inputs.stats.key_generation;
     let key_generation = [

@@ -404,3 +404,18 @@ async fn operation_performance_counts_every_read_when_timings_are_sampled() {
     let timed = performance["rare"].timed + performance["often"].timed;
     assert!(timed <= 3, "1 in 16 of 43 reads: {timed}");
 }
+
+#[tokio::test]
+async fn an_operation_never_read_has_no_hit_rate() {
+    let cache: AIResponseCache<Value> = AIResponseCache::new(ai_config_memory()).unwrap();
+    let written = cache.key(&AiRequest::new("written", "t")).unwrap();
+    cache
+        .put(&written, json!(1), &RequestControls::default())
+        .await
+        .unwrap();
+    let read = cache.key(&AiRequest::new("read", "t")).unwrap();
+    cache.get(&read).await.unwrap();
+    let summary = cache.get_ai_performance_summary();
+    assert!(!summary.hit_rate_by_operation.contains_key("written"));
+    assert_eq!(summary.hit_rate_by_operation["read"], 0.0);
+}
