@@ -99,6 +99,25 @@ fn main() -> aicache::Result<()> {
         }
     }
     println!();
+    println!("incompressible (random) payloads, LZ4 and zstd 6, encode µs:");
+    for len in [16 << 10, 64 << 10, 256 << 10] {
+        let noise = cache_testkit::incompressible_bytes(len);
+        let lz4 = FrameCodec::new();
+        let zstd = FrameCodec::new()
+            .with_compression(Compression::Zstd)
+            .with_zstd_level(6);
+        let lz4_us = micros(200, || {
+            let _ = lz4.encode("k", &meta, Codec::Raw, &noise);
+        });
+        let zstd_us = micros(50, || {
+            let _ = zstd.encode("k", &meta, Codec::Raw, &noise);
+        });
+        println!(
+            "{:<28} {len:>9} {lz4_us:>12.1} {zstd_us:>12.1}",
+            "random (lz4, zstd 6)"
+        );
+    }
+    println!();
     println!(
         "{:<28} {:>9} {:>12} {:>12}",
         "MessagePack (JSON answer)", "bytes", "encode µs", "decode µs"

@@ -6,12 +6,29 @@ use super::Compression;
 use super::wire::corrupted;
 use crate::error::Result;
 
+/// Payloads at least this long are first tried on a sample.
+const SAMPLED_ABOVE: usize = 8 * 1024;
+/// The sample: LZ4 on it costs well under a microsecond.
+const SAMPLE_LEN: usize = 2 * 1024;
+
+/// Whether a slice from the middle of `payload` shrinks by at least 1/16 under LZ4: random or
+/// already-compressed bytes do not, and then nothing is worth the full compression (zstd at
+/// level 6 spends about 33 µs failing on 64 KiB of them, LZ4 about 4 µs).
+fn sample_compresses(payload: &[u8]) -> bool {
+    let start = (payload.len() - SAMPLE_LEN) / 2;
+    let sample = &payload[start..start + SAMPLE_LEN];
+    lz4_flex::block::compress(sample).len() < SAMPLE_LEN - SAMPLE_LEN / 16
+}
+
 /// `payload` compressed with `compression`, when that saves space.
 pub(super) fn compress(
     compression: Compression,
     zstd_level: i32,
     payload: &[u8],
 ) -> Option<Vec<u8>> {
+    if payload.len() >= SAMPLED_ABOVE && !sample_compresses(payload) {
+        return None;
+    }
     match compression {
         Compression::Lz4 => Some(lz4_flex::block::compress(payload)),
         // A zstd failure (an out-of-range level) stores the payload as it is.
@@ -71,4 +88,28 @@ pub(super) fn decompress(
         }
     };
     Ok(payload)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn incompressible_payloads_skip_compression_and_text_does_not() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: Vec<u8> = (0..64 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        assert!(!sample_compresses(&noise));
+        assert!(compress(Compression::Zstd, 6, &noise).is_none());
+        let text = b"the model answered with a summary of it. ".repeat(2000);
+        assert!(sample_compresses(&text));
+        assert!(compress(Compression::Lz4, 0, &text).is_some_and(|c| c.len() < text.len() / 4));
+        assert!(compress(Compression::Zstd, 6, &text).is_some());
+    }
 }
