@@ -200,49 +200,41 @@ pub(crate) async fn without_tombstones(
         .collect())
 }
 
-/// Pipelined `GET` + `PTTL` of `keys`: the frames as stored and their remaining TTLs (keys gone
-/// since the SCAN are left out).
+/// The frames as stored under `keys`, with their remaining TTLs: one pipelined single-key script
+/// per key (`removal.rs`), so that keys gone since the SCAN, tombstones and keys of other types
+/// are left out instead of failing the page.
 pub(crate) async fn read_frames(
     pool: &WalkPool,
     conn: &mut Option<WalkConnection>,
-    prefix: &str,
+    (prefix, read_entry): (&str, &redis::Script),
     keys: Vec<CacheKey>,
 ) -> Result<Vec<WalkEntry>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
+    pipe.load_script(read_entry).ignore();
     for key in &keys {
-        let name = format!("{prefix}{key}");
-        pipe.cmd("GET").arg(&name).cmd("PTTL").arg(&name);
+        pipe.invoke_script(&read_entry.key(format!("{prefix}{key}")));
     }
     let replies = pool
-        .step(conn, "GET + PTTL", |mut c| async move {
-            pipe.query_async::<Vec<redis::Value>>(&mut c).await
+        .step(conn, "read entries", |mut c| async move {
+            pipe.query_async::<Vec<Option<(Vec<u8>, i64)>>>(&mut c)
+                .await
         })
         .await?;
     let mut entries = Vec::with_capacity(keys.len());
-    let mut replies = replies.into_iter();
-    for key in keys {
-        let (Some(frame), Some(ttl)) = (replies.next(), replies.next()) else {
-            break;
+    for (key, reply) in keys.into_iter().zip(replies) {
+        let Some((frame, ms)) = reply else {
+            continue;
         };
-        let frame = match frame {
-            // A tombstone is no entry: the key was removed within the replay horizon.
-            redis::Value::BulkString(bytes) if !cache_core::frame::is_tombstone(&bytes) => {
-                Bytes::from(bytes)
-            }
-            _ => continue,
-        };
-        let ttl = match ttl {
-            redis::Value::Int(ms) if ms >= 0 => {
-                Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
-            }
+        let ttl = match ms {
+            ms if ms >= 0 => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
             // A key without expiry (never written by a cache), as `remaining_ttl` reports it.
-            redis::Value::Int(-1) => Some(cache_core::Ttl::MAX),
+            -1 => Some(cache_core::Ttl::MAX),
             _ => None,
         };
-        entries.push(WalkEntry::new(key, Some(frame), ttl));
+        entries.push(WalkEntry::new(key, Some(Bytes::from(frame)), ttl));
     }
     Ok(entries)
 }

@@ -84,6 +84,18 @@ return 0
     )
 }
 
+/// `{value, PTTL}` of `KEYS[1]` when it holds a string value; `false` when it is absent, a
+/// tombstone, or a key of another type (not a cache entry: a walk skips it).
+pub(crate) fn read_entry_script() -> String {
+    format!(
+        "{HEAD}{}",
+        r"
+if not head or head == '' or tombstone(head) then return false end
+return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+"
+    )
+}
+
 /// Records pattern `ARGV[1]` as removed for `ARGV[2]` ms in the sorted set `KEYS[1]`, by the
 /// server's clock (no instance clock decides how long a record lives), and forgets lapsed ones.
 pub(crate) const RECORD_PATTERN: &str = r"
