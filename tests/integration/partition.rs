@@ -137,3 +137,48 @@ async fn removals_and_walks_survive_a_foreign_key_of_another_type_in_the_namespa
     assert_eq!(cache.clear().await.unwrap(), 1);
     assert!(!holds_value(&mut conn, "mixed:value").await);
 }
+
+/// With `noeviction` and memory full, Redis refuses writes but not `UNLINK`: a removal still
+/// removes (without its tombstone), never fails and never leaves the answer readable.
+#[tokio::test]
+async fn removals_still_remove_when_redis_is_out_of_memory() {
+    let server = server();
+    let cache = redis_cache(test_config(&server.url()).with_key_prefix("oom")).await;
+    let mut conn = raw(&server).await;
+    for name in ["a", "b:1", "b:2"] {
+        cache.set(&key(name), "v".into(), ttl()).await.unwrap();
+    }
+    let config = |value: &'static str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("maxmemory")
+            .arg(value)
+            .to_owned()
+    };
+    let (): () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("noeviction")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let (): () = config("1").query_async(&mut conn).await.unwrap();
+    let refused: redis::RedisResult<()> = redis::cmd("SET")
+        .arg("oom:probe")
+        .arg("x")
+        .query_async(&mut conn)
+        .await;
+    assert!(refused.is_err(), "the server is out of memory");
+    assert!(cache.delete(&key("a")).await.unwrap());
+    assert_eq!(
+        cache
+            .delete_pattern(&KeyPattern::new("b:*").unwrap())
+            .await
+            .unwrap(),
+        2
+    );
+    let (): () = config("0").query_async(&mut conn).await.unwrap();
+    for removed in ["oom:a", "oom:b:1", "oom:b:2"] {
+        assert!(!holds_value(&mut conn, removed).await, "{removed}");
+    }
+}

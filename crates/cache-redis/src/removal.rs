@@ -24,6 +24,12 @@ elseif kind ~= 'none' then head = '' end
 local function tombstone(h)
   return h and string.len(h) >= 4 and string.sub(h, 1, 3) == 'AIC' and string.byte(h, 4) == 254
 end
+-- Writes the tombstone; when Redis refuses the write (out of memory under noeviction), the key
+-- is still removed, only without its record.
+local function bury(mark, ms)
+  local written = redis.pcall('SET', KEYS[1], mark, 'PX', ms)
+  if type(written) == 'table' and written.err then redis.call('UNLINK', KEYS[1]) end
+end
 ";
 
 /// Replaces `KEYS[1]` with the tombstone `ARGV[1]` for `ARGV[2]` ms; 1 when it held a value (not
@@ -32,7 +38,7 @@ pub(crate) fn remove_script() -> String {
     format!(
         "{HEAD}{}",
         r"
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+bury(ARGV[1], ARGV[2])
 if head and not tombstone(head) then return 1 end
 return 0
 "
@@ -55,7 +61,7 @@ if head and string.len(head) >= 4 and string.sub(head, 1, 3) == 'AIC' and not to
     if written > tonumber(ARGV[1]) then return -1 end
   end
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+bury(ARGV[2], ARGV[3])
 if head and not tombstone(head) then return 1 end
 return 0
 "
@@ -98,10 +104,13 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 
 /// Records pattern `ARGV[1]` as removed for `ARGV[2]` ms in the sorted set `KEYS[1]`, by the
 /// server's clock (no instance clock decides how long a record lives), and forgets lapsed ones.
+/// 0 when Redis refuses the write (out of memory under noeviction): the removal goes on without
+/// its record.
 pub(crate) const RECORD_PATTERN: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local added = redis.pcall('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if type(added) == 'table' and added.err then return 0 end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
