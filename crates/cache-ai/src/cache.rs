@@ -467,8 +467,8 @@ where
         }
     }
 
-    /// Per operation: read latency (avg/min/max/p50/p95/p99 in ms, from a histogram) and the
-    /// configured TTL. Operations without timed reads are left out.
+    /// Per operation that was read: the exact read count, read latency (avg/min/max/p50/p95/p99
+    /// in ms, from a histogram of the timed reads) and the configured TTL.
     pub fn get_operation_performance(
         &self,
     ) -> std::collections::BTreeMap<String, OperationPerformance> {
@@ -558,14 +558,33 @@ where
         }
         drop(ops);
         let fresh = Arc::new(OpCounters::new(name));
-        // Two first requests of one operation may race: the map keeps whichever landed first.
+        let other = Arc::new(OpCounters::new(OTHER_OPERATIONS));
+        // Two first requests of one operation may race: the map keeps whichever landed first;
+        // the cap is checked again on the map being replaced, so racing new names cannot pass it.
         self.inner.ops.rcu(|current| {
             let mut next = HashMap::clone(current);
-            next.entry(Arc::clone(&fresh.name))
-                .or_insert_with(|| Arc::clone(&fresh));
+            if next.len() < MAX_TRACKED_OPERATIONS || name == OTHER_OPERATIONS {
+                next.entry(Arc::clone(&fresh.name))
+                    .or_insert_with(|| Arc::clone(&fresh));
+            } else if !next.contains_key(name) {
+                next.entry(Arc::clone(&other.name))
+                    .or_insert_with(|| Arc::clone(&other));
+            }
             next
         });
-        self.inner.ops.load().get(name).map_or(fresh, Arc::clone)
+        let ops = self.inner.ops.load();
+        ops.get(name)
+            .or_else(|| ops.get(OTHER_OPERATIONS))
+            .map_or(fresh, Arc::clone)
+    }
+
+    /// The hit count that may promote an answer of `operation` into L1: its own, and none when
+    /// it is counted in the shared bucket (other operations' hits must not promote it).
+    pub(crate) fn promotion_hits(counters: &OpCounters, operation: &str) -> u64 {
+        if *counters.name != *operation {
+            return 0;
+        }
+        counters.l2_hits.load(Ordering::Relaxed) + counters.l1_hits.load(Ordering::Relaxed)
     }
 
     /// The operation's name for an answer's metadata and frame: the counters' interned name, or

@@ -382,8 +382,7 @@ where
             }
         };
         bump(&counters.l2_hits);
-        let hits =
-            counters.l2_hits.load(Ordering::Relaxed) + counters.l1_hits.load(Ordering::Relaxed);
+        let hits = Self::promotion_hits(counters, key.operation());
         let value = Arc::new(value);
         let tier = frame.meta.text_tier.unwrap_or(key.tier());
         let mut metadata = self.metadata(

@@ -66,8 +66,8 @@ pub struct Recommendation {
 pub struct OperationPerformance {
     /// Reads (exact: L1 hits, L2 hits and misses).
     pub count: u64,
-    /// Of those, the reads that were timed (1 in `latency_sample_every`): the latency figures
-    /// below come from these, and are 0 while none was timed.
+    /// Reads timed within the latency window (1 in `latency_sample_every`, the last hour): the
+    /// latency figures below come from these, and are 0 while none was timed.
     pub timed: u64,
     /// Mean.
     pub avg_ms: f64,

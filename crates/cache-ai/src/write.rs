@@ -163,8 +163,7 @@ where
             false,
             None,
         );
-        let hits =
-            counters.l1_hits.load(Ordering::Relaxed) + counters.l2_hits.load(Ordering::Relaxed);
+        let hits = Self::promotion_hits(&counters, key.operation());
         let l1_entry = |stored: bool| {
             if !stored || !self.belongs_in_l1(key.tier(), key.operation(), hits) {
                 return None;

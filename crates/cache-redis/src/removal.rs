@@ -156,11 +156,19 @@ pub(crate) async fn record_pattern(
     let horizon_ms = u64::try_from(horizon.as_millis()).unwrap_or(u64::MAX);
     let mut invocation = script.key(key);
     invocation.arg(member(pattern)).arg(horizon_ms);
-    pool.step(conn, "record removal", |mut c| async move {
-        invocation.invoke_async::<i64>(&mut c).await
-    })
-    .await
-    .map(|_| ())
+    let recorded = pool
+        .step(conn, "record removal", |mut c| async move {
+            invocation.invoke_async::<i64>(&mut c).await
+        })
+        .await?;
+    if recorded == 0 {
+        tracing::warn!(
+            pattern = pattern.as_str(),
+            "Redis refused the record of a pattern removal (out of memory?): the removal goes on, \
+             but a write replayed by a cut-off instance could bring one of its keys back"
+        );
+    }
+    Ok(())
 }
 
 /// The patterns of recorded members (`ZRANGEBYSCORE {key} {now} +inf`).

@@ -419,3 +419,39 @@ async fn an_operation_never_read_has_no_hit_rate() {
     assert!(!summary.hit_rate_by_operation.contains_key("written"));
     assert_eq!(summary.hit_rate_by_operation["read"], 0.0);
 }
+
+/// Operations counted in the shared bucket never reach the hit-count promotion rule on the
+/// bucket's hits: a medium text of a rare, unstable operation stays out of L1.
+#[tokio::test]
+async fn the_shared_bucket_lends_no_hits_for_promotion() {
+    let store = std::sync::Arc::new(aicache::MemoryFrameStore::new("aicache:v1"));
+    let cache: AIResponseCache<Value> = AIResponseCache::builder(ai_config_memory())
+        .store(store)
+        .build()
+        .unwrap();
+    // Fill the tracked names, then give the bucket many hits through other operations.
+    for i in 0..aicache::MAX_TRACKED_OPERATIONS {
+        let key = cache.key(&AiRequest::new(&format!("t{i}"), "x")).unwrap();
+        cache.get(&key).await.unwrap();
+    }
+    for i in 0..30 {
+        let key = cache
+            .key(&AiRequest::new(&format!("busy{i}"), "x"))
+            .unwrap();
+        cache
+            .put(&key, json!(i), &RequestControls::default())
+            .await
+            .unwrap();
+        cache.get(&key).await.unwrap();
+    }
+    let medium = "m".repeat(1000);
+    let key = cache.key(&AiRequest::new("rare", &medium)).unwrap();
+    cache
+        .put(&key, json!("answer"), &RequestControls::default())
+        .await
+        .unwrap();
+    assert!(
+        !cache.l1_keys().contains(key.cache_key()),
+        "a medium answer of an unstable operation with no hits of its own stays out of L1"
+    );
+}
