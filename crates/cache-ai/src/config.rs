@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use cache_core::frame::FrameSettings;
-use cache_core::namespace::{AI_SEGMENT, ROOT_SEGMENT, TENANT_SEGMENT};
+use cache_core::namespace::AI_SEGMENT;
 use cache_core::{Namespace, Ttl, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
 use cache_security::EncryptionConfig;
@@ -234,14 +234,8 @@ impl AiCacheConfig {
     /// The namespace (Redis key prefix) of this cache's entries: `aicache:v1`, or
     /// `aicache:t:{tenant}:v1` (see [`Namespace`]).
     pub fn namespace(&self) -> String {
-        match Namespace::ai(self.tenant.as_deref()) {
-            Ok(namespace) => namespace.as_str().to_owned(),
-            // An invalid tenant name fails validation before any key is built.
-            Err(_) => format!(
-                "{ROOT_SEGMENT}:{TENANT_SEGMENT}:{}:{AI_SEGMENT}",
-                self.tenant.as_deref().unwrap_or_default()
-            ),
-        }
+        // Unchecked: an invalid tenant name fails validation before any key is built.
+        Namespace::layout(self.tenant.as_deref(), AI_SEGMENT)
     }
 
     /// Where aicache 0.1 kept this tenant's entries (`aicache:v1:t:{tenant}`), while the upgrade

@@ -67,14 +67,11 @@ impl AIResponseCacheConfig {
         if let Some(prefix) = &self.key_prefix {
             return prefix.clone();
         }
-        match cache_core::Namespace::generic_default(self.tenant.as_deref()) {
-            Ok(namespace) => namespace.as_str().to_owned(),
-            // An invalid tenant fails validation before any cache is built.
-            Err(_) => format!(
-                "aicache:t:{}:kv",
-                self.tenant.as_deref().unwrap_or_default()
-            ),
-        }
+        // Unchecked: an invalid tenant fails validation before any cache is built.
+        cache_core::Namespace::layout(
+            self.tenant.as_deref(),
+            cache_core::namespace::GENERIC_SEGMENT,
+        )
     }
 
     /// The generic (Redis tier) settings.

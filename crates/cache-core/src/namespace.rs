@@ -21,8 +21,8 @@
 //! that layout for the upgrade path.
 //!
 //! A generic cache may pick its own prefix; [`Namespace::generic`] refuses one that overlaps
-//! aicache's reserved namespaces, and [`Namespace::claim`] refuses, within one process, a cache
-//! whose namespace overlaps one already in use on the same server, naming both.
+//! aicache's reserved namespaces, and [`Namespace::claim`] refuses, within one process, a generic
+//! cache whose namespace overlaps one already in use on the same server, naming both.
 //!
 //! ```
 //! use cache_core::Namespace;
@@ -140,14 +140,20 @@ impl Namespace {
     }
 
     fn reserved(tenant: Option<&str>, role: &str) -> Result<Self> {
+        if let Some(tenant) = tenant {
+            check_tenant(tenant)?;
+        }
+        Ok(Self(Arc::from(Self::layout(tenant, role))))
+    }
+
+    /// The name aicache's layout gives the namespace of `role` ([`AI_SEGMENT`],
+    /// [`GENERIC_SEGMENT`]) and `tenant`, without checking the tenant's name: for settings that
+    /// report it before they are validated. [`Namespace::ai`] and
+    /// [`Namespace::generic_default`] validate.
+    pub fn layout(tenant: Option<&str>, role: &str) -> String {
         match tenant {
-            None => Ok(Self(Arc::from(format!("{ROOT_SEGMENT}:{role}")))),
-            Some(tenant) => {
-                check_tenant(tenant)?;
-                Ok(Self(Arc::from(format!(
-                    "{ROOT_SEGMENT}:{TENANT_SEGMENT}:{tenant}:{role}"
-                ))))
-            }
+            None => format!("{ROOT_SEGMENT}:{role}"),
+            Some(tenant) => format!("{ROOT_SEGMENT}:{TENANT_SEGMENT}:{tenant}:{role}"),
         }
     }
 
@@ -269,28 +275,26 @@ impl Namespace {
     }
 
     /// Claims this namespace on the server `scope` names (a Redis URL, or any identity of the
-    /// store) for a cache of `role` (for example `"generic"`) in this process, until the claim
-    /// is dropped. Caches of one role may share a namespace (several handles on one cache); any
-    /// other overlap on the same server is refused, naming both namespaces, whichever was
-    /// claimed first. Namespaces on different servers never conflict.
+    /// store) for a generic cache of this process, until the claim is dropped. Caches of one
+    /// namespace share it (several handles on one cache); a namespace that is a prefix of
+    /// another at a `:` boundary on the same server is refused, naming both, whichever was
+    /// claimed first. Namespaces on different servers never conflict. (AI namespaces need no
+    /// claim: they are disjoint by construction, and [`Namespace::generic`] keeps generic
+    /// prefixes out of them.)
     ///
     /// # Errors
     /// [`ErrorKind::Config`] when a live claim overlaps.
-    pub fn claim(&self, scope: &str, role: &'static str) -> Result<NamespaceClaim> {
+    pub fn claim(&self, scope: &str) -> Result<NamespaceClaim> {
         let mut claims = CLAIMS.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(held) = claims.iter().find(|held| {
-            *held.scope == *scope
-                && held.namespace.overlaps(self)
-                && !(held.namespace == *self && held.role == role)
+            *held.scope == *scope && held.namespace != *self && held.namespace.overlaps(self)
         }) {
             return Err(Error::new(
                 ErrorKind::Config,
                 "the namespace overlaps one already in use in this process",
             )
             .with_context("namespace", self.as_str())
-            .with_context("role", role)
             .with_context("in_use", held.namespace.as_str())
-            .with_context("in_use_role", held.role)
             .with_context(
                 "allowed",
                 "namespaces neither equal nor a prefix of one another at a ':' boundary",
@@ -301,7 +305,6 @@ impl Namespace {
             id,
             scope: Box::from(scope),
             namespace: self.clone(),
-            role,
         });
         Ok(NamespaceClaim { id })
     }
@@ -311,7 +314,6 @@ struct Held {
     id: u64,
     scope: Box<str>,
     namespace: Namespace,
-    role: &'static str,
 }
 
 static CLAIMS: Mutex<Vec<Held>> = Mutex::new(Vec::new());

@@ -149,7 +149,7 @@ impl GenericRedisCacheBuilder {
                     (Some(_), Some(url)) => url.clone(),
                     _ => format!("{}@{:p}", l2.info().kind, Arc::as_ptr(l2.store())),
                 };
-                Some(Namespace::generic(&l2.info().namespace)?.claim(&scope, "generic")?)
+                Some(Namespace::generic(&l2.info().namespace)?.claim(&scope)?)
             }
             _ => None,
         };

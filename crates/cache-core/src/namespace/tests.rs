@@ -137,19 +137,18 @@ fn no_data_pattern_reaches_an_auxiliary_key() {
 fn claims_refuse_overlaps_in_both_directions_and_free_on_drop() {
     let outer = ns("claimtest");
     let inner = ns("claimtest:inner");
-    let first = outer.claim("redis://one", "generic").unwrap();
-    let err = inner.claim("redis://one", "generic").unwrap_err();
+    let first = outer.claim("redis://one").unwrap();
+    let err = inner.claim("redis://one").unwrap_err();
     assert_eq!(err.context_value("namespace"), Some("claimtest:inner"));
     assert_eq!(err.context_value("in_use"), Some("claimtest"));
     // The same namespace and role is one cache with several handles.
-    let again = outer.claim("redis://one", "generic").unwrap();
-    assert!(outer.claim("redis://one", "ai").is_err());
+    let again = outer.claim("redis://one").unwrap();
     drop((first, again));
-    let held = inner.claim("redis://one", "generic").unwrap();
-    let err = outer.claim("redis://one", "generic").unwrap_err();
+    let held = inner.claim("redis://one").unwrap();
+    let err = outer.claim("redis://one").unwrap_err();
     assert_eq!(err.context_value("in_use"), Some("claimtest:inner"));
     // Another server: no conflict.
-    let elsewhere = outer.claim("redis://two", "generic").unwrap();
+    let elsewhere = outer.claim("redis://two").unwrap();
     drop((held, elsewhere));
-    assert!(outer.claim("redis://one", "generic").is_ok());
+    assert!(outer.claim("redis://one").is_ok());
 }
