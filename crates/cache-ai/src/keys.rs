@@ -320,6 +320,16 @@ impl CacheKeyGenerator {
         let started = self.record_stats.then(Instant::now);
         let mut sink = HashSink::new(self.algorithm);
         encode_request(&mut sink, self.algorithm, request);
+        self.finish_key(sink, request, started)
+    }
+
+    /// The key of `request` from its hashed encoding: tier, statistics, `{operation}:{digest}`.
+    fn finish_key(
+        &self,
+        sink: HashSink,
+        request: &AiRequest<'_>,
+        started: Option<Instant>,
+    ) -> Result<RequestKey> {
         let digest = sink.finish_hex();
         let chars = crate::tiers::bounded_char_count(request.text, self.tiers.large);
         let tier = self.tiers.tier_of_len(chars);

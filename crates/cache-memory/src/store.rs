@@ -376,3 +376,34 @@ impl FrameStore for MemoryFrameStore {
         ShutdownReport::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_removal_is_remembered_for_the_horizon_and_no_longer() {
+        let store = MemoryFrameStore::new("h").with_removal_horizon(Duration::from_millis(30));
+        let key = CacheKey::new("k").unwrap();
+        let ttl = Ttl::from_secs(60).unwrap();
+        store
+            .set(&key, Bytes::from_static(b"v"), ttl)
+            .await
+            .unwrap();
+        assert!(store.delete(&key).await.unwrap());
+        assert!(
+            !store
+                .set_if_absent(&key, Bytes::from_static(b"nx"), ttl)
+                .await
+                .unwrap()
+        );
+        // The horizon itself has to pass.
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(
+            store
+                .set_if_absent(&key, Bytes::from_static(b"nx"), ttl)
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -24,3 +24,15 @@ fn ttl(secs: u64) -> Option<Ttl> {
 
 mod behaviour;
 mod outages;
+
+/// Whether `cache` gets Redis back within 10 s, reads asking for the link meanwhile.
+async fn recovers(cache: &GenericRedisCache) -> bool {
+    eventually(Duration::from_secs(10), || {
+        let cache = cache.clone();
+        async move {
+            let _ = cache.get(&key("probe")).await;
+            cache.is_l2_available()
+        }
+    })
+    .await
+}

@@ -345,17 +345,7 @@ async fn an_odd_reply_at_start_degrades_and_recovers_instead_of_refusing() {
         .await
         .unwrap();
     script.await.unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let cache = cache.clone();
-            async move {
-                let _ = cache.get(&key("probe")).await;
-                cache.is_l2_available()
-            }
-        })
-        .await,
-        "the cache never recovered"
-    );
+    assert!(recovers(&cache).await, "the cache never recovered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -377,17 +367,7 @@ async fn a_server_at_maxclients_degrades_and_recovers_instead_of_refusing() {
         "served from L1 meanwhile"
     );
     drop(hog);
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let cache = cache.clone();
-            async move {
-                let _ = cache.get(&key("probe")).await;
-                cache.is_l2_available()
-            }
-        })
-        .await,
-        "the cache never recovered"
-    );
+    assert!(recovers(&cache).await, "the cache never recovered");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -440,16 +420,6 @@ async fn a_server_still_loading_degrades_and_recovers_instead_of_refusing() {
         Some(&b"v"[..])
     );
     let server = restarting.await.unwrap();
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            let cache = cache.clone();
-            async move {
-                let _ = cache.get(&key("probe")).await;
-                cache.is_l2_available()
-            }
-        })
-        .await,
-        "the cache never recovered"
-    );
+    assert!(recovers(&cache).await, "the cache never recovered");
     drop(server);
 }

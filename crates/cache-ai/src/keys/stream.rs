@@ -36,11 +36,7 @@ impl CacheKeyGenerator {
             tokio::task::yield_now().await;
         }
         encode_tail(&mut sink, request);
-        let digest = sink.finish_hex();
-        let chars = crate::tiers::bounded_char_count(request.text, self.tiers.large);
-        let tier = self.tiers.tier_of_len(chars);
-        self.record(started, tier, chars, request.text.len());
-        self.assemble(request.operation, &digest, tier)
+        self.finish_key(sink, request, started)
     }
 }
 
