@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use aicache::{
     Bytes, CacheKey, FrameStore, HealthReport, KeyPattern, MemoryFrameStore, RedisMemory,
-    RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor,
-    WalkMode, WalkPage,
+    RemovedSink, RestoreEntry, RestoreRule, Result, ShutdownReport, StoreInfo, StoreStats,
+    StoreWrite, Ttl, WalkCursor, WalkMode, WalkPage,
 };
 use tokio::sync::{Mutex, Notify, oneshot};
 
@@ -80,6 +80,9 @@ impl FrameStore for GatedStore {
     }
     async fn set_unless_newer(&self, key: &CacheKey, frame: Bytes, until: u64) -> Result<bool> {
         self.inner.set_unless_newer(key, frame, until).await
+    }
+    async fn restore_many(&self, entries: &[RestoreEntry], rule: RestoreRule) -> Result<Vec<bool>> {
+        self.inner.restore_many(entries, rule).await
     }
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         self.pass(Gated::Delete).await;

@@ -51,8 +51,9 @@ pub use recorder::{
 };
 pub use status::{ReadReport, ReadStatus};
 pub use store::{
-    DynFrameStore, FrameStore, HealthReport, L2Health, RemovedSink, ShutdownReport, StoreInfo,
-    StoreStats, StoreWrite, WalkCursor, WalkEntry, WalkMode, WalkPage, check_frame_size,
+    DynFrameStore, FrameStore, HealthReport, L2Health, RemovedSink, RestoreEntry, RestoreRule,
+    ShutdownReport, StoreInfo, StoreStats, StoreWrite, WalkCursor, WalkEntry, WalkMode, WalkPage,
+    check_frame_size,
 };
 pub use ttl::Ttl;
 pub use validation::{ValidationIssue, ValidationResult};

@@ -10,8 +10,8 @@ use bytes::Bytes;
 use cache_core::frame::{Stamp, is_tombstone, stamp, tombstone};
 use cache_core::{
     CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, RedisMemory,
-    RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl, WalkCursor,
-    WalkEntry, WalkMode, WalkPage, check_frame_size, unix_millis,
+    RemovedSink, RestoreEntry, RestoreRule, Result, ShutdownReport, StoreInfo, StoreStats,
+    StoreWrite, Ttl, WalkCursor, WalkEntry, WalkMode, WalkPage, check_frame_size, unix_millis,
 };
 
 /// Entries a walk page holds at most.
@@ -239,6 +239,46 @@ impl FrameStore for MemoryFrameStore {
         }
         entries.insert(key.clone(), Stored { frame, expires_at });
         Ok(true)
+    }
+
+    async fn restore_many(&self, entries: &[RestoreEntry], rule: RestoreRule) -> Result<Vec<bool>> {
+        for entry in entries {
+            self.check_size(&entry.frame)?;
+        }
+        let now = Instant::now();
+        let mut stored = self.lock();
+        Ok(entries
+            .iter()
+            .map(|entry| {
+                let Some(expires_at) = instant_of(entry.expires_at_ms) else {
+                    return false;
+                };
+                let held = stored
+                    .get(&entry.key)
+                    .filter(|s| s.expires_at > now)
+                    .map(|s| stamp(&s.frame));
+                let blocked = match (held, rule) {
+                    (None, _) => false,
+                    (Some(Stamp::Removed), _) => true,
+                    (Some(_), RestoreRule::IfAbsent) => true,
+                    (Some(Stamp::OtherVersion), RestoreRule::UnlessNewer) => true,
+                    (Some(Stamp::WrittenAt(written)), RestoreRule::UnlessNewer) => {
+                        !matches!(stamp(&entry.frame), Stamp::WrittenAt(incoming) if incoming > written)
+                    }
+                    (Some(_), _) => false,
+                };
+                if !blocked {
+                    stored.insert(
+                        entry.key.clone(),
+                        Stored {
+                            frame: entry.frame.clone(),
+                            expires_at,
+                        },
+                    );
+                }
+                !blocked
+            })
+            .collect())
     }
 
     async fn delete(&self, key: &CacheKey) -> Result<bool> {

@@ -102,25 +102,26 @@ return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
     )
 }
 
-/// Records pattern `ARGV[1]` as removed for `ARGV[2]` ms in the sorted set `KEYS[1]`, by the
-/// server's clock (no instance clock decides how long a record lives), and forgets lapsed ones.
-/// 0 when Redis refuses the write (out of memory under noeviction): the removal goes on without
-/// its record.
+/// Records pattern `ARGV[1]` as removed now (scored by the server's clock, so no instance clock
+/// decides how long a record lives) in the sorted set `KEYS[1]`, and forgets records older than
+/// `ARGV[2]` ms. 0 when Redis refuses the write (out of memory under noeviction): the removal goes
+/// on without its record.
 pub(crate) const RECORD_PATTERN: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local added = redis.pcall('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+local added = redis.pcall('ZADD', KEYS[1], now, ARGV[1])
 if type(added) == 'table' and added.err then return 0 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 ";
 
-/// The patterns recorded in `KEYS[1]` that have not lapsed, by the server's clock.
+/// The patterns recorded in `KEYS[1]` within the last `ARGV[1]` ms by the server's clock, each
+/// with the time of its latest removal (members and scores, interleaved).
 pub(crate) const RECORDED_PATTERNS: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+return redis.call('ZRANGEBYSCORE', KEYS[1], now - tonumber(ARGV[1]), '+inf', 'WITHSCORES')
 ";
 
 /// The auxiliary key holding a namespace's recent pattern removals.
@@ -171,14 +172,51 @@ pub(crate) async fn record_pattern(
     Ok(())
 }
 
-/// The patterns of recorded members (`ZRANGEBYSCORE {key} {now} +inf`).
-pub(crate) fn parse_all(members: &[String]) -> Vec<KeyPattern> {
-    members.iter().filter_map(|m| parse(m)).collect()
+/// A pattern removal on record: what it removed and when (ms since the epoch, by the server's
+/// clock).
+#[derive(Debug, Clone)]
+pub(crate) struct RecordedRemoval {
+    pub(crate) pattern: KeyPattern,
+    pub(crate) removed_at_ms: u64,
+}
+
+/// The removals of a `RECORDED_PATTERNS` reply (`member, score, member, score, …`).
+pub(crate) fn parse_all(reply: &[String]) -> Vec<RecordedRemoval> {
+    reply
+        .chunks_exact(2)
+        .filter_map(|pair| {
+            let pattern = parse(&pair[0])?;
+            let removed_at_ms = pair[1].parse::<f64>().ok().filter(|t| t.is_finite())?;
+            // A score is a whole number of ms far below 2^53: exact in an f64.
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked finite; scores are non-negative whole ms below 2^53"
+            )]
+            let removed_at_ms = removed_at_ms.max(0.0) as u64;
+            Some(RecordedRemoval {
+                pattern,
+                removed_at_ms,
+            })
+        })
+        .collect()
 }
 
 /// Whether a recorded removal covers `key`.
-pub(crate) fn covered(patterns: &[KeyPattern], key: &CacheKey) -> bool {
-    patterns.iter().any(|p| p.matches(key.as_str()))
+pub(crate) fn covered(removals: &[RecordedRemoval], key: &CacheKey) -> bool {
+    removals.iter().any(|r| r.pattern.matches(key.as_str()))
+}
+
+/// Whether a removal recorded at or after `written_at_ms` (an entry's `cached_at`) covers `key`:
+/// the entry predates the removal, so bringing it back would undo it.
+pub(crate) fn covered_since(
+    removals: &[RecordedRemoval],
+    key: &CacheKey,
+    written_at_ms: u64,
+) -> bool {
+    removals
+        .iter()
+        .any(|r| r.removed_at_ms >= written_at_ms && r.pattern.matches(key.as_str()))
 }
 
 #[cfg(test)]
@@ -198,5 +236,25 @@ mod tests {
             patterns_key("aicache:v1").as_deref(),
             Some("aicache:v1~aux:removals:patterns")
         );
+    }
+
+    #[test]
+    fn recorded_removals_carry_their_time() {
+        let reply: Vec<String> = ["2|qa:*", "1700000000000", "junk", "5", "0|x*", "nan"]
+            .map(String::from)
+            .to_vec();
+        let removals = parse_all(&reply);
+        assert_eq!(removals.len(), 1);
+        assert_eq!(removals[0].removed_at_ms, 1_700_000_000_000);
+        let key = CacheKey::new("qa:1").unwrap();
+        assert!(covered(&removals, &key));
+        assert!(covered_since(&removals, &key, 1_700_000_000_000));
+        assert!(covered_since(&removals, &key, 1_600_000_000_000));
+        assert!(!covered_since(&removals, &key, 1_700_000_000_001));
+        assert!(!covered_since(
+            &removals,
+            &CacheKey::new("qb:1").unwrap(),
+            0
+        ));
     }
 }

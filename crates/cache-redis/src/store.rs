@@ -68,6 +68,7 @@ pub(crate) struct StoreInner {
     is_removed: redis::Script,
     read_entry: redis::Script,
     delete_if_unchanged: redis::Script,
+    replace_unless_removed: redis::Script,
     /// How long a removal is remembered (tombstones, recorded patterns), and the oldest a queued
     /// write may be when it is replayed.
     horizon: Duration,
@@ -180,6 +181,7 @@ impl RedisStore {
                 horizon: config.replay_horizon,
                 patterns_key: patterns_key(&config.key_prefix),
                 delete_if_unchanged: redis::Script::new(DELETE_IF_UNCHANGED),
+                replace_unless_removed: redis::Script::new(restore::REPLACE_UNLESS_REMOVED),
             }),
         })
     }
@@ -322,3 +324,4 @@ fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: b
 
 mod frame_store;
 mod removals;
+mod restore;

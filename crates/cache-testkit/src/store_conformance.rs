@@ -16,7 +16,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use cache_core::frame::{Codec, FrameCodec, FrameMeta};
 use cache_core::{
-    CacheKey, FrameStore, KeyPattern, L2Health, StoreWrite, Ttl, WalkMode, unix_millis,
+    CacheKey, FrameStore, KeyPattern, L2Health, RestoreEntry, RestoreRule, StoreWrite, Ttl,
+    WalkMode, unix_millis,
 };
 
 /// Calls `$crate::$callback!($($args)* ; case, …)` with every store case.
@@ -39,6 +40,7 @@ macro_rules! __for_each_store_case {
             store_patterns_stay_in_the_namespace,
             store_patterns_honour_their_segment_count,
             store_removals_are_remembered_against_conditional_writes,
+            store_restore_many_follows_its_rule,
             store_health_and_info
         }
     };
@@ -454,6 +456,77 @@ pub async fn store_removals_are_remembered_against_conditional_writes<S: FrameSt
     // A fresh write is no replay: it replaces the record.
     must("set", store.set(&k, frame(now, "new"), ttl(60)).await);
     assert!(must("get", store.get(&k).await).is_some());
+}
+
+/// `restore_many` writes by its rule, keeps each entry's own expiry, skips entries already
+/// expired, and never lands over a removal under any rule.
+pub async fn store_restore_many_follows_its_rule<S: FrameStore>(store: Arc<S>) {
+    let now = unix_millis();
+    let until = now + 120_000;
+    let (absent, held, removed, late) = (
+        key("r:absent"),
+        key("r:held"),
+        key("r:removed"),
+        key("r:late"),
+    );
+    let current = frame(now, "current");
+    for name in [&held, &removed] {
+        must("set", store.set(name, current.clone(), ttl(60)).await);
+    }
+    assert!(must("delete", store.delete(&removed).await));
+    let entry = |k: &CacheKey, f: &Bytes, at: u64| RestoreEntry::new(k.clone(), f.clone(), at);
+    let (older, newer) = (frame(now - 1000, "older"), frame(now + 1000, "newer"));
+
+    let batch = [
+        entry(&absent, &older, until),
+        entry(&held, &older, until),
+        entry(&removed, &older, until),
+        entry(&late, &older, now.saturating_sub(1)),
+    ];
+    let written = must(
+        "restore",
+        store.restore_many(&batch, RestoreRule::IfAbsent).await,
+    );
+    assert_eq!(written, [true, false, false, false], "if absent");
+    assert_eq!(must("get", store.get(&held).await), Some(current.clone()));
+    assert_eq!(
+        must("get", store.get(&late).await),
+        None,
+        "expired entries are skipped"
+    );
+    let left = must("ttl", store.remaining_ttl(&absent).await).unwrap_or_default();
+    assert!(
+        left > Duration::from_secs(118) && left <= Duration::from_secs(120),
+        "the entry's own expiry: {left:?}"
+    );
+
+    let batch = [entry(&held, &older, until), entry(&removed, &newer, until)];
+    let written = must(
+        "restore",
+        store.restore_many(&batch, RestoreRule::UnlessNewer).await,
+    );
+    assert_eq!(
+        written,
+        [false, false],
+        "unless newer: older loses, removed stays"
+    );
+    let batch = [entry(&held, &newer, until)];
+    let written = must(
+        "restore",
+        store.restore_many(&batch, RestoreRule::UnlessNewer).await,
+    );
+    assert_eq!(written, [true], "unless newer: newer wins");
+    assert_eq!(must("get", store.get(&held).await), Some(newer.clone()));
+
+    let batch = [entry(&held, &older, until), entry(&removed, &older, until)];
+    let written = must(
+        "restore",
+        store.restore_many(&batch, RestoreRule::Replace).await,
+    );
+    assert_eq!(written, [true, false], "replace: anything but a removal");
+    assert_eq!(must("get", store.get(&held).await), Some(older));
+    assert_eq!(must("get", store.get(&removed).await), None);
+    assert!(must("empty", store.restore_many(&[], RestoreRule::Replace).await).is_empty());
 }
 
 /// `health` answers, `info` describes the store, `is_available` holds for a running store.

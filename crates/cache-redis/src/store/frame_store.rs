@@ -181,6 +181,14 @@ impl FrameStore for RedisStore {
         Ok(applied == 1)
     }
 
+    async fn restore_many(
+        &self,
+        entries: &[cache_core::RestoreEntry],
+        rule: cache_core::RestoreRule,
+    ) -> Result<Vec<bool>> {
+        self.inner.restore_many(entries, rule).await
+    }
+
     async fn delete(&self, key: &CacheKey) -> Result<bool> {
         let queued = || Pending::Delete {
             key: key.clone(),

@@ -6,7 +6,7 @@ use cache_core::frame::tombstone;
 
 use super::*;
 use crate::pattern::WalkConnection;
-use crate::removal::{covered, parse_all, record_pattern};
+use crate::removal::{RecordedRemoval, covered, parse_all, record_pattern};
 use crate::replay::ReplayTarget;
 
 impl StoreInner {
@@ -102,28 +102,36 @@ impl StoreInner {
         }
     }
 
-    /// Whether a pattern removed within the horizon covers `key` (a replayed write must not
-    /// bring it back).
-    async fn removed_by_pattern(self: &Arc<Self>, key: &CacheKey) -> Result<bool> {
+    /// The pattern removals recorded within the horizon (none when the namespace has no
+    /// record), read on the hot connection under the command timeout, as the writes they guard.
+    pub(super) async fn recorded_removals(self: &Arc<Self>) -> Result<Vec<RecordedRemoval>> {
         let Some(record) = &self.patterns_key else {
-            return Ok(false);
+            return Ok(Vec::new());
         };
-        // On the hot connection, under the command timeout, as the write it guards; lapsed
-        // records are told by the server's clock.
         let mut invocation = self.recorded_patterns.key(record);
-        invocation.arg(0);
-        let members = self
+        invocation.arg(self.horizon_ms());
+        let reply = self
             .hot("removed patterns", |mut c| async move {
                 invocation.invoke_async::<Vec<String>>(&mut c).await
             })
             .await?;
-        Ok(covered(&parse_all(&members), key))
+        Ok(parse_all(&reply))
+    }
+
+    /// Whether a pattern removed within the horizon covers `key` (a replayed write must not
+    /// bring it back).
+    async fn removed_by_pattern(self: &Arc<Self>, key: &CacheKey) -> Result<bool> {
+        Ok(covered(&self.recorded_removals().await?, key))
     }
 
     /// Replaces `key` by a tombstone; with `issued_at` (a replayed removal), unless it holds a
     /// frame written after that (by the writer's clock: the one rule that compares clocks, and it
     /// errs towards keeping a newer answer).
-    async fn remove_key(self: &Arc<Self>, key: &CacheKey, issued_at: Option<u64>) -> Result<i64> {
+    pub(super) async fn remove_key(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        issued_at: Option<u64>,
+    ) -> Result<i64> {
         let script = match issued_at {
             Some(_) => &self.remove_if_not_newer,
             None => &self.remove,
