@@ -118,6 +118,9 @@ impl FrameStore for GatedStore {
     async fn server_memory(&self) -> Result<Option<RedisMemory>> {
         self.inner.server_memory().await
     }
+    async fn approximate_len(&self) -> Result<Option<u64>> {
+        self.inner.approximate_len().await
+    }
     fn stats(&self) -> StoreStats {
         self.inner.stats()
     }

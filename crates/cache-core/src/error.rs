@@ -42,6 +42,8 @@ pub enum ErrorKind {
     Unsupported,
     /// The server answered with an error that fits no other kind.
     Backend,
+    /// A local file or stream could not be read or written (a backup, a configuration file).
+    Io,
 }
 
 impl ErrorKind {
@@ -60,6 +62,7 @@ impl ErrorKind {
             Self::CapacityExceeded => "capacity_exceeded",
             Self::Unsupported => "unsupported",
             Self::Backend => "backend",
+            Self::Io => "io",
         }
     }
 

@@ -558,6 +558,7 @@ impl FrameCodec {
 
 mod compress;
 mod msgpack;
+mod reseal;
 mod settings;
 mod stamp;
 mod unreadable;

@@ -417,6 +417,11 @@ pub trait FrameStore: Send + Sync {
     /// unavailable.
     fn server_memory(&self) -> impl Future<Output = Result<Option<RedisMemory>>> + Send;
 
+    /// About how many keys the store holds, for progress estimates; `Ok(None)` when it cannot
+    /// tell (or is unavailable). Redis answers `DBSIZE`: every key of its database, other
+    /// namespaces' included.
+    fn approximate_len(&self) -> impl Future<Output = Result<Option<u64>>> + Send;
+
     /// The store's counters.
     fn stats(&self) -> StoreStats;
 

@@ -408,6 +408,10 @@ impl FrameStore for MemoryFrameStore {
         Ok(None)
     }
 
+    async fn approximate_len(&self) -> Result<Option<u64>> {
+        Ok(u64::try_from(self.len()).ok())
+    }
+
     fn stats(&self) -> StoreStats {
         StoreStats::default()
     }

@@ -504,3 +504,46 @@ proptest! {
         prop_assert_eq!(frame.payload.as_ref(), &payload[..]);
     }
 }
+
+#[test]
+fn reseal_binds_an_encrypted_frame_to_its_new_key_only() {
+    let old = FrameCodec::new()
+        .with_compression_threshold(8)
+        .with_cipher(Arc::new(ChecksumXor { key_id: 1 }));
+    let rotated = FrameCodec::new().with_cipher(Arc::new(ChecksumXor { key_id: 1 }));
+    let meta = FrameMeta::new(CACHED, EXPIRES).with_operation("qa");
+    let payload = b"an answer that compresses, compresses, compresses".repeat(8);
+    let stored = Bytes::from(
+        old.encode("a:k", &meta, Codec::Raw, &payload)
+            .unwrap()
+            .bytes,
+    );
+    let moved = rotated.reseal("a:k", "b:k", &stored).unwrap().unwrap();
+    let expected = meta.clone();
+    assert_ne!(moved, stored);
+    let frame = rotated.decode("b:k", moved.clone()).unwrap();
+    assert_eq!(
+        (frame.payload.as_ref(), frame.meta),
+        (&payload[..], expected)
+    );
+    assert_eq!(
+        rotated.decode("a:k", moved).unwrap_err().kind(),
+        ErrorKind::Unsupported,
+        "no longer readable under the old key"
+    );
+    // Under the wrong old key, or without a cipher: refused with a reason.
+    let refused = rotated.reseal("x:k", "b:k", &stored).unwrap_err();
+    assert_eq!(Unreadable::of(&refused), Some(Unreadable::KeyMismatch));
+    let refused = FrameCodec::new().reseal("a:k", "b:k", &stored).unwrap_err();
+    assert_eq!(Unreadable::of(&refused), Some(Unreadable::NoCipher));
+    // Plaintext frames and foreign values are bound to nothing: unchanged.
+    let plain = Bytes::from(
+        FrameCodec::new()
+            .encode("a:k", &meta, Codec::Raw, b"v")
+            .unwrap()
+            .bytes,
+    );
+    assert_eq!(rotated.reseal("a:k", "b:k", &plain).unwrap(), None);
+    let foreign = Bytes::from_static(b"not a frame at all, long enough to look like one");
+    assert_eq!(rotated.reseal("a:k", "b:k", &foreign).unwrap(), None);
+}

@@ -69,6 +69,7 @@ pub trait DynFrameStore: Send + Sync {
     ) -> BoxFuture<'a, Result<u64>>;
     fn health(&self) -> BoxFuture<'_, HealthReport>;
     fn server_memory(&self) -> BoxFuture<'_, Result<Option<RedisMemory>>>;
+    fn approximate_len(&self) -> BoxFuture<'_, Result<Option<u64>>>;
     fn stats(&self) -> StoreStats;
     fn shutdown(&self, limit: Duration) -> BoxFuture<'_, ShutdownReport>;
 }
@@ -169,6 +170,9 @@ impl<S: FrameStore + ?Sized> DynFrameStore for S {
     }
     fn server_memory(&self) -> BoxFuture<'_, Result<Option<RedisMemory>>> {
         Box::pin(FrameStore::server_memory(self))
+    }
+    fn approximate_len(&self) -> BoxFuture<'_, Result<Option<u64>>> {
+        Box::pin(FrameStore::approximate_len(self))
     }
     fn stats(&self) -> StoreStats {
         FrameStore::stats(self)

@@ -388,6 +388,20 @@ impl FrameStore for RedisStore {
         }
     }
 
+    async fn approximate_len(&self) -> Result<Option<u64>> {
+        let size = self
+            .inner
+            .hot("DBSIZE", |mut c| async move {
+                redis::cmd("DBSIZE").query_async::<u64>(&mut c).await
+            })
+            .await;
+        match size {
+            Ok(size) => Ok(Some(size)),
+            Err(e) if e.is_transient() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     fn stats(&self) -> StoreStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let replay = self.inner.replay.counters();
