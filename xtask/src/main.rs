@@ -214,13 +214,14 @@ fn codegen(check: bool) -> Outcome {
 }
 
 /// The facade's features, checked one at a time (and all together, and none) by `ci`.
-const FEATURES: [&str; 6] = [
+const FEATURES: [&str; 7] = [
     "memory",
     "redis",
     "ai",
     "config",
     "monitoring",
     "prometheus",
+    "migrate",
 ];
 
 /// What `.ci/run` runs: the tests first (the README's second command), then every habit the

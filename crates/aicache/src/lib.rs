@@ -35,6 +35,7 @@
 //! | `config` (default) | [`config`] | `AIResponseCacheConfig`: defaults, presets, files, environment, validation; wires Redis (implies `ai`, `redis`) |
 //! | `monitoring` (default) | [`monitoring`] | `CachePerformanceMonitor`, the `metrics` facade recorder |
 //! | `prometheus` | [`monitoring`] | a Prometheus exporter for the `metrics` facade (implies `monitoring`) |
+//! | `migrate` | [`migrate`] | `CacheMigrationManager`: backup, restore, migrate and verify between stores (implies `memory`) |
 //!
 //! A first user adds `aicache` with its default features; a service that must not link redis-rs
 //! uses `default-features = false, features = ["ai"]` (memory-only, or a store of its own).
@@ -92,6 +93,14 @@ pub mod security {
 pub mod config {
     #[doc(inline)]
     pub use cache_config::*;
+}
+
+/// Backup, restore, migration and verification between stores.
+#[cfg(feature = "migrate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
+pub mod migrate {
+    #[doc(inline)]
+    pub use cache_migrate::*;
 }
 
 /// Monitoring: the performance monitor and the `metrics` facade recorder.
@@ -176,6 +185,13 @@ pub use cache_monitoring::{
     CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
     InvalidationStats, LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder,
     MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric, SavingsMetric,
+};
+
+#[cfg(feature = "migrate")]
+#[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
+pub use cache_migrate::{
+    BackupResult, CacheMigrationManager, MigrationResult, RestorePolicy, RestoreResult,
+    VerifyOptions, VerifyResult,
 };
 
 #[cfg(feature = "prometheus")]

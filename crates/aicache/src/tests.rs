@@ -83,3 +83,11 @@ async fn the_ai_layer_runs_memory_only_without_redis() {
     let again = cache.get(&key).await.unwrap().unwrap();
     assert_eq!(*again.value, "answer");
 }
+
+#[cfg(feature = "migrate")]
+#[test]
+fn the_migration_names_are_at_the_root() {
+    let _ = std::any::type_name::<crate::CacheMigrationManager>();
+    let _ = std::any::type_name::<crate::RestorePolicy>();
+    let _ = std::any::type_name::<crate::migrate::ChunkCompression>();
+}

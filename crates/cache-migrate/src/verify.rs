@@ -119,7 +119,7 @@ impl CacheMigrationManager {
                     continue;
                 };
                 let delta = signed_ms(our_ttl) - signed_ms(their_ttl);
-                if delta.unsigned_abs() > options.ttl_tolerance.as_millis() as u64 {
+                if u128::from(delta.unsigned_abs()) > options.ttl_tolerance.as_millis() {
                     result.ttl_mismatched += 1;
                     if result.ttl_deltas.len() < MAX_EXAMPLES {
                         result.ttl_deltas.push(TtlDelta {

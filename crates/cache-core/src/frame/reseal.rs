@@ -46,7 +46,7 @@ impl FrameCodec {
                 .error("an encrypted frame of a version this build cannot re-seal")
                 .with_context("version", version));
         }
-        let mut reader = Reader::new(&stored);
+        let mut reader = Reader::new(stored);
         reader.take(FIXED_HEADER_LEN)?;
         reader.label()?;
         reader.label()?;
