@@ -11,6 +11,9 @@
 //!
 //! - `l2_hit_1k_c50_tls_vs_plain`: the same L2 hit over TLS against plain TCP (the price of TLS).
 //!
+//! - `backup_100k_1k`, `restore_100k_1k`, `backup_1g_peak_rss_mib`: the migration manager
+//!   (`report/migrate.rs`).
+//!
 //! Output: a table on stdout and `target/aicache-bench/report.json`
 //! (`[{"name", "value", "unit", "baseline", "ratio"}]`, values in ops/s, ratio = contender/baseline).
 #![allow(clippy::print_stdout, reason = "a benchmark report prints its table")]
@@ -37,11 +40,25 @@ struct Plan {
 
 struct Row {
     name: String,
-    /// `ops/s` (higher is better) or `us` (a latency: lower is better).
+    /// `ops/s` (higher is better), `us` (a latency) or `MiB` (a memory peak): lower is better.
     unit: &'static str,
     contender: Vec<f64>,
     baseline: Vec<f64>,
 }
+
+impl Row {
+    fn new(name: &str, unit: &'static str) -> Self {
+        Self {
+            name: name.to_owned(),
+            unit,
+            contender: Vec::new(),
+            baseline: Vec::new(),
+        }
+    }
+}
+
+#[path = "report/migrate.rs"]
+mod migrate;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -492,7 +509,12 @@ fn out_path() -> PathBuf {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(at) = args.iter().position(|a| a == "--backup-rss-child") {
+        migrate::rss_child(&args[at + 1]);
+        return;
+    }
+    let quick = args.iter().any(|a| a == "--quick");
     let plan = if quick {
         Plan {
             rounds: 3,
@@ -510,25 +532,40 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    let rows = runtime.block_on(async {
-        let mut rows = vec![l1_row(&plan).await];
-        for (size, tasks) in [(1024, 1), (1024, 50), (100 * 1024, 1), (100 * 1024, 50)] {
-            rows.push(l2_row(&server, &plan, size, tasks).await);
+    // `--only cache` or `--only migrate` runs one group of rows.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|at| args.get(at + 1).cloned());
+    let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
+    let mut rows = runtime.block_on(async {
+        let mut rows = Vec::new();
+        if wanted("cache") {
+            rows.push(l1_row(&plan).await);
+            for (size, tasks) in [(1024, 1), (1024, 50), (100 * 1024, 1), (100 * 1024, 50)] {
+                rows.push(l2_row(&server, &plan, size, tasks).await);
+            }
+            rows.push(ai_l1_row(&plan, 200, false).await);
+            rows.push(ai_l1_row(&plan, 40_000, false).await);
+            rows.push(ai_l1_row(&plan, 200, true).await);
+            rows.push(ai_l1_row(&plan, 40_000, true).await);
+            rows.push(ai_l2_row(&server, &plan).await);
+            rows.push(monitoring_row(&plan, Monitoring::Counters).await);
+            rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
+            rows.push(outage_row(&plan).await);
+            rows.push(tls_row(&plan).await);
         }
-        rows.push(ai_l1_row(&plan, 200, false).await);
-        rows.push(ai_l1_row(&plan, 40_000, false).await);
-        rows.push(ai_l1_row(&plan, 200, true).await);
-        rows.push(ai_l1_row(&plan, 40_000, true).await);
-        rows.push(ai_l2_row(&server, &plan).await);
-        rows.push(monitoring_row(&plan, Monitoring::Counters).await);
-        rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
-        rows.push(outage_row(&plan).await);
-        rows.push(tls_row(&plan).await);
+        if wanted("migrate") {
+            rows.extend(migrate::rows(&plan).await);
+        }
         rows
     });
+    if wanted("migrate") {
+        rows.push(migrate::rss_row(if quick { 1 } else { 3 }));
+    }
 
     println!(
-        "\n{:<18} {:>14} {:>14} {:>8}   ratio min–max   ({} interleaved rounds of {:?})",
+        "\n{:<30} {:>14} {:>14} {:>8}   ratio min–max   ({} interleaved rounds of {:?})",
         "row", "ops/s", "baseline", "ratio", plan.rounds, plan.round_time
     );
     let mut json = Vec::new();
@@ -544,7 +581,7 @@ fn main() {
         let value = median(&mut row.contender);
         let baseline = median(&mut row.baseline);
         println!(
-            "{:<18} {value:>14.0} {baseline:>14.0} {ratio:>8.3}   {lo:.3}–{hi:.3}",
+            "{:<30} {value:>14.0} {baseline:>14.0} {ratio:>8.3}   {lo:.3}–{hi:.3}",
             row.name
         );
         json.push(serde_json::json!({

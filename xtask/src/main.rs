@@ -405,7 +405,16 @@ fn version_key(version: &str) -> [u64; 3] {
 fn bench(quick: bool) -> Outcome {
     ensure_redis_server()?;
     let mut report = cargo();
-    report.args(["bench", "-p", "aicache", "--bench", "report", "--"]);
+    report.args([
+        "bench",
+        "-p",
+        "aicache",
+        "--features",
+        "migrate",
+        "--bench",
+        "report",
+        "--",
+    ]);
     if quick {
         report.arg("--quick");
     }

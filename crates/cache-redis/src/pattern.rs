@@ -200,39 +200,49 @@ pub(crate) async fn without_tombstones(
         .collect())
 }
 
-/// The frames as stored under `keys`, with their remaining TTLs: one pipelined single-key script
-/// per key (`removal.rs`), so that keys gone since the SCAN, tombstones and keys of other types
-/// are left out instead of failing the page.
+/// The frames as stored under `keys`, with their remaining TTLs: one pipeline of `GET` + `PTTL`
+/// per key (native commands: a walk moves data at the speed of a raw loop), with errors as
+/// values, so that keys gone since the SCAN, tombstones and keys of other types are left out
+/// instead of failing the page. The two reads of a key are adjacent in the pipeline but not
+/// atomic: a key rewritten between them pairs the old bytes with the new TTL.
 pub(crate) async fn read_frames(
     pool: &WalkPool,
     conn: &mut Option<WalkConnection>,
-    (prefix, read_entry): (&str, &redis::Script),
+    prefix: &str,
     keys: Vec<CacheKey>,
 ) -> Result<Vec<WalkEntry>> {
     if keys.is_empty() {
         return Ok(Vec::new());
     }
     let mut pipe = redis::pipe();
-    pipe.load_script(read_entry).ignore();
+    pipe.ignore_errors();
     for key in &keys {
-        pipe.invoke_script(&read_entry.key(format!("{prefix}{key}")));
+        let name = format!("{prefix}{key}");
+        pipe.cmd("GET").arg(&name).cmd("PTTL").arg(name);
     }
     let replies = pool
         .step(conn, "read entries", |mut c| async move {
-            pipe.query_async::<Vec<Option<(Vec<u8>, i64)>>>(&mut c)
-                .await
+            pipe.query_async::<Vec<redis::Value>>(&mut c).await
         })
         .await?;
     let mut entries = Vec::with_capacity(keys.len());
-    for (key, reply) in keys.into_iter().zip(replies) {
-        let Some((frame, ms)) = reply else {
-            continue;
+    let mut replies = replies.into_iter();
+    for key in keys {
+        let (Some(value), Some(ttl)) = (replies.next(), replies.next()) else {
+            break;
         };
-        let ttl = match ms {
-            ms if ms >= 0 => Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0))),
+        let frame = match value {
+            redis::Value::BulkString(bytes) if !cache_core::frame::is_tombstone(&bytes) => bytes,
+            // Gone since the SCAN, a tombstone, or a key of another type (WRONGTYPE).
+            _ => continue,
+        };
+        let ttl = match ttl {
+            redis::Value::Int(ms) if ms >= 0 => {
+                Some(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+            }
             // A key without expiry (never written by a cache), as `remaining_ttl` reports it.
-            -1 => Some(cache_core::Ttl::MAX),
-            _ => None,
+            redis::Value::Int(-1) => Some(cache_core::Ttl::MAX),
+            _ => continue,
         };
         entries.push(WalkEntry::new(key, Some(Bytes::from(frame)), ttl));
     }

@@ -90,18 +90,6 @@ return 0
     )
 }
 
-/// `{value, PTTL}` of `KEYS[1]` when it holds a string value; `false` when it is absent, a
-/// tombstone, or a key of another type (not a cache entry: a walk skips it).
-pub(crate) fn read_entry_script() -> String {
-    format!(
-        "{HEAD}{}",
-        r"
-if not head or head == '' or tombstone(head) then return false end
-return {redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
-"
-    )
-}
-
 /// Records pattern `ARGV[1]` as removed now (scored by the server's clock, so no instance clock
 /// decides how long a record lives) in the sorted set `KEYS[1]`, and forgets records older than
 /// `ARGV[2]` ms. 0 when Redis refuses the write (out of memory under noeviction): the removal goes

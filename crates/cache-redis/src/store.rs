@@ -27,8 +27,8 @@ use crate::pattern::{
     WalkPool, cursor_of, read_frames, scan_cursor, scan_page, without_tombstones,
 };
 use crate::removal::{
-    RECORD_PATTERN, RECORDED_PATTERNS, is_removed_script, patterns_key, read_entry_script,
-    remaining_ttl_script, remove_script, remove_unless_newer_script,
+    RECORD_PATTERN, RECORDED_PATTERNS, is_removed_script, patterns_key, remaining_ttl_script,
+    remove_script, remove_unless_newer_script,
 };
 use crate::replay::{Pending, ReplayQueue, SET_IF_NEWER, flush, queue_item};
 
@@ -66,9 +66,8 @@ pub(crate) struct StoreInner {
     record_pattern: redis::Script,
     recorded_patterns: redis::Script,
     is_removed: redis::Script,
-    read_entry: redis::Script,
     delete_if_unchanged: redis::Script,
-    replace_unless_removed: redis::Script,
+    restore_batch: redis::Script,
     /// How long a removal is remembered (tombstones, recorded patterns), and the oldest a queued
     /// write may be when it is replayed.
     horizon: Duration,
@@ -176,12 +175,11 @@ impl RedisStore {
                 remaining_ttl: redis::Script::new(&remaining_ttl_script()),
                 record_pattern: redis::Script::new(RECORD_PATTERN),
                 is_removed: redis::Script::new(&is_removed_script()),
-                read_entry: redis::Script::new(&read_entry_script()),
                 recorded_patterns: redis::Script::new(RECORDED_PATTERNS),
                 horizon: config.replay_horizon,
                 patterns_key: patterns_key(&config.key_prefix),
                 delete_if_unchanged: redis::Script::new(DELETE_IF_UNCHANGED),
-                replace_unless_removed: redis::Script::new(restore::REPLACE_UNLESS_REMOVED),
+                restore_batch: redis::Script::new(restore::RESTORE_BATCH),
             }),
         })
     }

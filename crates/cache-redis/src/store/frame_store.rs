@@ -300,10 +300,7 @@ impl FrameStore for RedisStore {
             .filter(|key| !inner.replay.removal_covers(key))
             .collect();
         let entries = match mode {
-            WalkMode::Frames => {
-                let script = (inner.prefix.as_str(), &inner.read_entry);
-                read_frames(&inner.walks, &mut conn, script, keys).await?
-            }
+            WalkMode::Frames => read_frames(&inner.walks, &mut conn, &inner.prefix, keys).await?,
             _ => without_tombstones(
                 &inner.walks,
                 &mut conn,

@@ -1,6 +1,11 @@
-//! [`FrameStore::restore_many`] on Redis: pipelined single-key writes on a walk connection (a
-//! restore never queues in front of hot-path commands), each refusing a tombstone, and the
-//! namespace's recorded pattern removals checked before the batch and again after it.
+//! [`FrameStore::restore_many`] on Redis, on a walk connection (a restore never queues in front of
+//! hot-path commands). Every batch first goes out as pipelined native `SET NX PXAT`: it writes
+//! the keys that hold nothing at raw speed, and leaves alone every key that holds something
+//! (a tombstone is a value, so `NX` never lands over a removal). Under the "replace" and "unless
+//! newer" rules, the keys `NX` refused then go through one script per batch that reads only each
+//! key's 13-byte head (a script's arguments cost Redis more than the write itself, so only the
+//! keys that need it pay). The namespace's recorded pattern removals are checked before the batch
+//! and again after it.
 
 use cache_core::frame::{Stamp, stamp};
 use cache_core::{RestoreEntry, RestoreRule};
@@ -8,13 +13,38 @@ use cache_core::{RestoreEntry, RestoreRule};
 use super::*;
 use crate::removal::covered_since;
 
-/// Writes `ARGV[1]` under `KEYS[1]` until `ARGV[2]` (ms since the epoch) unless the key holds a
-/// tombstone; 1 when written. A key of another type is replaced, as `SET` does.
-pub(crate) const REPLACE_UNLESS_REMOVED: &str = r"
-local head = redis.pcall('GETRANGE', KEYS[1], 0, 3)
-if type(head) == 'string' and head == 'AIC\254' then return 0 end
-redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
-return 1
+/// For each `KEYS[i]`, writes `ARGV[3i-1]` until `ARGV[3i+1]` (ms since the epoch) unless the key
+/// holds a tombstone, or (rule `ARGV[1]` = `newer`) a frame written at or after `ARGV[3i]` or a
+/// frame of a version other than 1 and 2. A value that is not a frame, or a key of another
+/// type, is replaced. Returns one 0/1 per key. Every key of a batch is on one server.
+pub(crate) const RESTORE_BATCH: &str = r"
+local newer = ARGV[1] == 'newer'
+local out = {}
+for i, key in ipairs(KEYS) do
+  local head = redis.pcall('GETRANGE', key, 0, 12)
+  local write = true
+  if type(head) == 'string' and string.len(head) >= 4 and string.sub(head, 1, 3) == 'AIC' then
+    local version = string.byte(head, 4)
+    if version == 254 then
+      write = false
+    elseif newer then
+      if version ~= 1 and version ~= 2 then
+        write = false
+      elseif string.len(head) >= 13 then
+        local written = 0
+        for j = 6, 13 do written = written * 256 + string.byte(head, j) end
+        if written >= tonumber(ARGV[3 * i]) then write = false end
+      end
+    end
+  end
+  if write then
+    redis.call('SET', key, ARGV[3 * i - 1], 'PXAT', ARGV[3 * i + 1])
+    out[i] = 1
+  else
+    out[i] = 0
+  end
+end
+return out
 ";
 
 /// The `cached_at` a removal is compared with: 0 for a value that is not a frame of this
@@ -54,49 +84,52 @@ impl StoreInner {
         if due.is_empty() {
             return Ok(written);
         }
+        let mut conn = Some(self.walks.get().await?);
         let mut pipe = redis::pipe();
-        if rule != RestoreRule::IfAbsent {
-            pipe.load_script(self.restore_script(rule)).ignore();
-        }
         for &i in &due {
             let entry = &entries[i];
-            let name = self.redis_key(&entry.key);
-            match rule {
-                RestoreRule::IfAbsent => {
-                    // A tombstone is a value: `NX` leaves it alone.
-                    pipe.cmd("SET")
-                        .arg(name)
-                        .arg(entry.frame.as_ref())
-                        .arg("NX")
-                        .arg("PXAT")
-                        .arg(entry.expires_at_ms);
-                }
-                RestoreRule::UnlessNewer => {
-                    let mut invocation = self.set_if_newer.key(name);
-                    invocation
-                        .arg(entry.frame.as_ref())
-                        .arg(written_at(&entry.frame))
-                        .arg(entry.expires_at_ms);
-                    pipe.invoke_script(&invocation);
-                }
-                _ => {
-                    let mut invocation = self.replace_unless_removed.key(name);
-                    invocation
-                        .arg(entry.frame.as_ref())
-                        .arg(entry.expires_at_ms);
-                    pipe.invoke_script(&invocation);
-                }
-            }
+            pipe.cmd("SET")
+                .arg(self.redis_key(&entry.key))
+                .arg(entry.frame.as_ref())
+                .arg("NX")
+                .arg("PXAT")
+                .arg(entry.expires_at_ms);
         }
-        let mut conn = Some(self.walks.get().await?);
         let replies = self
             .walks
             .step(&mut conn, "restore page", |mut c| async move {
-                pipe.query_async::<Vec<redis::Value>>(&mut c).await
+                pipe.query_async::<Vec<Option<String>>>(&mut c).await
             })
             .await?;
-        for (&i, reply) in due.iter().zip(replies) {
-            written[i] = matches!(reply, redis::Value::Okay | redis::Value::Int(1));
+        let mut applied: Vec<bool> = replies.into_iter().map(|r| r.is_some()).collect();
+        let held: Vec<usize> = (0..due.len()).filter(|&d| !applied[d]).collect();
+        if rule != RestoreRule::IfAbsent && !held.is_empty() {
+            let mut invocation = self.restore_batch.prepare_invoke();
+            invocation.arg(if rule == RestoreRule::UnlessNewer {
+                "newer"
+            } else {
+                "replace"
+            });
+            for &d in &held {
+                let entry = &entries[due[d]];
+                invocation
+                    .key(self.redis_key(&entry.key))
+                    .arg(entry.frame.as_ref())
+                    .arg(written_at(&entry.frame))
+                    .arg(entry.expires_at_ms);
+            }
+            let replies = self
+                .walks
+                .step(&mut conn, "restore page", |mut c| async move {
+                    invocation.invoke_async::<Vec<i64>>(&mut c).await
+                })
+                .await?;
+            for (&d, reply) in held.iter().zip(replies) {
+                applied[d] = reply == 1;
+            }
+        }
+        for (&i, applied) in due.iter().zip(applied) {
+            written[i] = applied;
         }
         // A pattern removal recorded while the batch was written may have scanned past some of
         // its keys already: take those writes back.
@@ -109,12 +142,5 @@ impl StoreInner {
             }
         }
         Ok(written)
-    }
-
-    fn restore_script(&self, rule: RestoreRule) -> &redis::Script {
-        match rule {
-            RestoreRule::UnlessNewer => &self.set_if_newer,
-            _ => &self.replace_unless_removed,
-        }
     }
 }
