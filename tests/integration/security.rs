@@ -50,6 +50,7 @@ pub(crate) const CACHE_ACL: &[&str] = &[
     "+zadd",
     "+zrangebyscore",
     "+zremrangebyscore",
+    "+dbsize",
 ];
 
 fn tls_server(certs: &TestCertificates, require_client: bool) -> RedisServer {

@@ -35,7 +35,7 @@
 //! | `config` (default) | [`config`] | `AIResponseCacheConfig`: defaults, presets, files, environment, validation; wires Redis (implies `ai`, `redis`) |
 //! | `monitoring` (default) | [`monitoring`] | `CachePerformanceMonitor`, the `metrics` facade recorder |
 //! | `prometheus` | [`monitoring`] | a Prometheus exporter for the `metrics` facade (implies `monitoring`) |
-//! | `migrate` | [`migrate`] | `CacheMigrationManager`: backup, restore, migrate and verify between stores (implies `memory`) |
+//! | `migrate` (default) | [`migrate`] | `CacheMigrationManager`: backup, restore, migrate and verify between stores (implies `memory`) |
 //!
 //! A first user adds `aicache` with its default features; a service that must not link redis-rs
 //! uses `default-features = false, features = ["ai"]` (memory-only, or a store of its own).
@@ -200,7 +200,12 @@ pub use cache_monitoring::{PrometheusBuilder, PrometheusHandle, PrometheusRecord
 
 /// Compiles the README's examples as doctests, so the README cannot drift from the code.
 #[doc = include_str!("../../../README.md")]
-#[cfg(all(doctest, feature = "config", feature = "monitoring"))]
+#[cfg(all(
+    doctest,
+    feature = "config",
+    feature = "monitoring",
+    feature = "migrate"
+))]
 pub struct ReadmeDoctests;
 
 #[cfg(test)]

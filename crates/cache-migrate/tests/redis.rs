@@ -660,3 +660,89 @@ async fn a_failed_backup_leaves_no_file() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_minimal_acl_is_enough_for_every_job() {
+    use cache_testkit::AclUser;
+    // docs/security.md's user, for the namespace `app`.
+    let rules = [
+        "~app:*",
+        "~app~aux:*",
+        "resetchannels",
+        "-@all",
+        "+get",
+        "+set",
+        "+unlink",
+        "+exists",
+        "+pttl",
+        "+mget",
+        "+scan",
+        "+ping",
+        "+info",
+        "+eval",
+        "+evalsha",
+        "+script|load",
+        "+acl|whoami",
+        "+hello",
+        "+multi",
+        "+discard",
+        "+getrange",
+        "+pexpire",
+        "+time",
+        "+type",
+        "+zadd",
+        "+zrangebyscore",
+        "+zremrangebyscore",
+        "+dbsize",
+    ];
+    let server = RedisServer::start(
+        ServerConfig::default().with_acl_user(AclUser::new("aicache", "s3cret", &rules)),
+    );
+    let config = RedisCacheConfig::default()
+        .with_redis_url(server.url_for_user("aicache", "s3cret"))
+        .with_key_prefix("app");
+    let source = RedisStore::connect(&config, None).await.unwrap();
+    fill(&source, "qa", 200, 600).await;
+    let mut ignore = |_: &CacheKey| {};
+    let gone = KeyPattern::new("qa:00019*").unwrap();
+    assert_eq!(
+        source.remove_matching(&gone, &mut ignore).await.unwrap(),
+        10
+    );
+    let mut file = Vec::new();
+    let backup = manager()
+        .backup(&source, &KeyPattern::all(), &mut file)
+        .await
+        .unwrap();
+    assert_eq!(backup.keys_backed_up, 190);
+    assert!(
+        backup.header.estimated_entries.is_some(),
+        "DBSIZE is allowed"
+    );
+    for policy in [
+        RestorePolicy::SkipExisting,
+        RestorePolicy::OverwriteIfNewer,
+        RestorePolicy::Overwrite,
+    ] {
+        let restored = manager()
+            .restore(&mut file.as_slice(), &source, policy)
+            .await
+            .unwrap();
+        assert_eq!(restored.keys_processed, 190, "{policy:?}");
+    }
+    let memory = MemoryFrameStore::new("app");
+    manager()
+        .migrate(
+            &source,
+            &memory,
+            &KeyPattern::all(),
+            RestorePolicy::SkipExisting,
+        )
+        .await
+        .unwrap();
+    let check = manager()
+        .verify(&source, &memory, &VerifyOptions::default())
+        .await
+        .unwrap();
+    assert!(check.is_consistent(), "{check:?}");
+}
