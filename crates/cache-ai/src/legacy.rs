@@ -193,18 +193,27 @@ fn python_word_count(text: &str) -> usize {
 
 impl PyValue {
     /// Parses JSON text, keeping object member order, the integer/float distinction and integers
-    /// of any size.
+    /// of any size. A repeated member keeps its first position and takes the last value, as in
+    /// Python.
+    ///
+    /// Linear in the input, and nested at most [`MAX_JSON_DEPTH`] levels (deeper input is an
+    /// error, never a stack overflow).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for text that is not JSON.
+    /// [`ErrorKind::InvalidInput`] naming the offset for text that is not strict JSON or nests
+    /// too deeply.
     pub fn from_json(text: &str) -> Result<Self> {
-        let mut parser = Parser { s: text, i: 0 };
-        let value = parser.value()?;
-        parser.skip_ws();
-        if parser.i != text.len() {
-            return Err(parser.error("trailing characters"));
-        }
-        Ok(value)
+        parse::parse(text, false).map(|(value, _)| value)
+    }
+
+    /// Parses JSON as Python's `json.loads` reads it: strict JSON plus the bare tokens `NaN`,
+    /// `Infinity` and `-Infinity`. Returns the value and whether any such token was met (the
+    /// value is then not representable in strict JSON).
+    ///
+    /// # Errors
+    /// As [`from_json`](Self::from_json).
+    pub fn from_python_json(text: &str) -> Result<(Self, bool)> {
+        parse::parse(text, true)
     }
 
     /// Python truthiness.
@@ -367,151 +376,9 @@ fn push_str_repr(out: &mut String, s: &str) {
     out.push(quote);
 }
 
-struct Parser<'a> {
-    s: &'a str,
-    i: usize,
-}
+mod parse;
 
-impl Parser<'_> {
-    fn error(&self, what: &str) -> Error {
-        Error::new(ErrorKind::InvalidInput, format!("invalid JSON: {what}"))
-            .with_context("offset", self.i)
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b) = self.s.as_bytes().get(self.i) {
-            if !matches!(b, b' ' | b'\t' | b'\n' | b'\r') {
-                break;
-            }
-            self.i += 1;
-        }
-    }
-
-    fn eat(&mut self, literal: &str) -> bool {
-        if self.s[self.i..].starts_with(literal) {
-            self.i += literal.len();
-            true
-        } else {
-            false
-        }
-    }
-
-    fn value(&mut self) -> Result<PyValue> {
-        self.skip_ws();
-        match self.s.as_bytes().get(self.i) {
-            Some(b'{') => self.dict(),
-            Some(b'[') => self.list(),
-            Some(b'"') => Ok(PyValue::Str(self.string()?)),
-            Some(b't') if self.eat("true") => Ok(PyValue::Bool(true)),
-            Some(b'f') if self.eat("false") => Ok(PyValue::Bool(false)),
-            Some(b'n') if self.eat("null") => Ok(PyValue::None),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            _ => Err(self.error("unexpected character")),
-        }
-    }
-
-    fn string(&mut self) -> Result<String> {
-        let start = self.i;
-        let bytes = self.s.as_bytes();
-        let mut j = start + 1;
-        while j < bytes.len() {
-            match bytes[j] {
-                b'\\' => j += 2,
-                b'"' => {
-                    self.i = j + 1;
-                    return serde_json::from_str(&self.s[start..=j])
-                        .map_err(|e| self.error("bad string").with_source(e));
-                }
-                _ => j += 1,
-            }
-        }
-        Err(self.error("unterminated string"))
-    }
-
-    fn number(&mut self) -> Result<PyValue> {
-        let start = self.i;
-        let bytes = self.s.as_bytes();
-        while self.i < bytes.len()
-            && matches!(
-                bytes[self.i],
-                b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'
-            )
-        {
-            self.i += 1;
-        }
-        let token = &self.s[start..self.i];
-        if token.contains(['.', 'e', 'E']) {
-            token
-                .parse()
-                .map(PyValue::Float)
-                .map_err(|e| self.error("bad number").with_source(e))
-        } else if token
-            .trim_start_matches('-')
-            .bytes()
-            .all(|b| b.is_ascii_digit())
-            && token != "-"
-        {
-            Ok(PyValue::Int(token.to_string()))
-        } else {
-            Err(self.error("bad number"))
-        }
-    }
-
-    fn list(&mut self) -> Result<PyValue> {
-        self.i += 1;
-        let mut items = Vec::new();
-        self.skip_ws();
-        if self.eat("]") {
-            return Ok(PyValue::List(items));
-        }
-        loop {
-            items.push(self.value()?);
-            self.skip_ws();
-            if self.eat("]") {
-                return Ok(PyValue::List(items));
-            }
-            if !self.eat(",") {
-                return Err(self.error("expected , or ]"));
-            }
-        }
-    }
-
-    fn dict(&mut self) -> Result<PyValue> {
-        self.i += 1;
-        let mut entries = Vec::new();
-        self.skip_ws();
-        if self.eat("}") {
-            return Ok(PyValue::Dict(entries));
-        }
-        loop {
-            self.skip_ws();
-            if self.s.as_bytes().get(self.i) != Some(&b'"') {
-                return Err(self.error("expected a key"));
-            }
-            let key = self.string()?;
-            self.skip_ws();
-            if !self.eat(":") {
-                return Err(self.error("expected :"));
-            }
-            let value = self.value()?;
-            match entries
-                .iter_mut()
-                .find(|(k, _): &&mut (String, PyValue)| *k == key)
-            {
-                // A repeated key keeps its first position and takes the last value, as in Python.
-                Some(entry) => entry.1 = value,
-                None => entries.push((key, value)),
-            }
-            self.skip_ws();
-            if self.eat("}") {
-                return Ok(PyValue::Dict(entries));
-            }
-            if !self.eat(",") {
-                return Err(self.error("expected , or }"));
-            }
-        }
-    }
-}
+pub use parse::MAX_JSON_DEPTH;
 
 #[cfg(test)]
 mod tests;

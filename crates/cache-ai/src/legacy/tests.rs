@@ -98,3 +98,47 @@ fn python_formatting() {
     assert!(PyValue::from_json("{").is_err());
     assert_eq!(python_word_count("a\u{1c}b c\u{200b}d"), 3);
 }
+
+#[test]
+fn hostile_json_is_bounded() {
+    // Deep nesting is an error naming the limit, not a stack overflow.
+    let deep = "[".repeat(200_000);
+    let error = PyValue::from_json(&deep).unwrap_err();
+    assert!(error.to_string().contains("nested too deeply"), "{error}");
+    let ok = format!(
+        "{}{}",
+        "[".repeat(MAX_JSON_DEPTH),
+        "]".repeat(MAX_JSON_DEPTH)
+    );
+    assert!(PyValue::from_json(&ok).is_ok());
+    // 50,000 keys (all distinct, then all repeated) parse in linear time.
+    let started = std::time::Instant::now();
+    let members: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\": {i}")).collect();
+    let repeated: Vec<String> = (0..50_000).map(|i| format!("\"k{i}\": -{i}")).collect();
+    let text = format!("{{{}, {}}}", members.join(", "), repeated.join(", "));
+    let PyValue::Dict(entries) = PyValue::from_json(&text).unwrap() else {
+        panic!("a dict");
+    };
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(entries.len(), 50_000);
+    assert_eq!(entries[7], ("k7".to_owned(), PyValue::Int("-7".to_owned())));
+    // Small objects keep Python's rule too.
+    let PyValue::Dict(small) = PyValue::from_json(r#"{"a": 1, "b": 2, "a": 3}"#).unwrap() else {
+        panic!("a dict");
+    };
+    assert_eq!(small[0], ("a".to_owned(), PyValue::Int("3".to_owned())));
+}
+
+#[test]
+fn python_tokens_are_read_only_when_asked_and_reported() {
+    assert!(PyValue::from_json("[NaN]").is_err());
+    let (value, nonstandard) = PyValue::from_python_json("[NaN, Infinity, -Infinity, 1]").unwrap();
+    assert!(nonstandard);
+    assert_eq!(value.py_repr(), "[nan, inf, -inf, 1]");
+    let (_, nonstandard) = PyValue::from_python_json("[-1.5]").unwrap();
+    assert!(!nonstandard);
+}
