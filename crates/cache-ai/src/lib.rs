@@ -68,7 +68,7 @@ pub use keys::{
     RequestKey, validate_operation,
 };
 pub use layout::{LayoutConversion, LayoutUpgradeStats};
-pub use legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
+pub use legacy::{LegacyKeyGenerator, LegacyVariant, MAX_JSON_DEPTH, PyValue};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use response::{CachedResponse, Computed, ResponseMetadata, Source};
 pub use stats::{AiCacheStats, OperationStats, RefreshStats};
