@@ -376,9 +376,12 @@ fn push_str_repr(out: &mut String, s: &str) {
     out.push(quote);
 }
 
+mod de;
 mod parse;
+mod value;
 
 pub use parse::MAX_JSON_DEPTH;
+pub use value::{LegacyDecoded, LegacyDecoder, LegacyRefusal};
 
 #[cfg(test)]
 mod tests;

@@ -142,3 +142,148 @@ fn python_tokens_are_read_only_when_asked_and_reported() {
     let (_, nonstandard) = PyValue::from_python_json("[-1.5]").unwrap();
     assert!(!nonstandard);
 }
+
+/// The whole vector file, read order-preserving (big integers and float/int kept).
+fn ordered_vectors() -> PyValue {
+    PyValue::from_json(include_str!("../../testdata/legacy_vectors.json")).unwrap()
+}
+
+fn field<'a>(value: &'a PyValue, name: &str) -> &'a PyValue {
+    match value {
+        PyValue::Dict(entries) => entries
+            .iter()
+            .find(|(k, _)| k == name)
+            .map_or(&PyValue::None, |(_, v)| v),
+        _ => &PyValue::None,
+    }
+}
+
+fn text(value: &PyValue) -> &str {
+    match value {
+        PyValue::Str(s) => s,
+        _ => "",
+    }
+}
+
+#[test]
+fn every_value_vector_decodes_or_is_refused_with_its_reason() {
+    use base64::Engine as _;
+    let all = ordered_vectors();
+    let key = cache_security::Secret::new(text(field(&all, "fernet_key")));
+    let with_key = LegacyDecoder::new(Some(&key)).unwrap();
+    let without_key = LegacyDecoder::new(None).unwrap();
+    let PyValue::List(values) = field(&all, "values") else {
+        panic!("values");
+    };
+    let mut seen = std::collections::HashMap::new();
+    for vector in values {
+        let id = text(field(vector, "id"));
+        let expect = text(field(vector, "expect"));
+        *seen.entry(expect.to_owned()).or_insert(0) += 1;
+        if expect == "absent" {
+            continue;
+        }
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(text(field(vector, "raw_b64")))
+            .unwrap();
+        let decoded = with_key.decode(&raw);
+        match expect {
+            "decode" => {
+                assert_eq!(
+                    decoded,
+                    LegacyDecoded::Value(field(vector, "decoded").clone()),
+                    "{id}"
+                );
+            }
+            "nonstandard_json" => {
+                let LegacyDecoded::NonStandard(value) = decoded else {
+                    panic!("{id}: {decoded:?}");
+                };
+                assert_eq!(value.py_repr(), text(field(vector, "decoded_repr")), "{id}");
+            }
+            "refuse" => {
+                assert_eq!(
+                    decoded,
+                    LegacyDecoded::Refused(LegacyRefusal::Pickle),
+                    "{id}: {}",
+                    text(field(vector, "reason"))
+                );
+            }
+            other => panic!("{id}: unknown expectation {other}"),
+        }
+        // Without the key, encrypted values are refused as such, never misread.
+        if text(field(vector, "kind")) == "head_fernet_envelope" {
+            assert_eq!(
+                without_key.decode(&raw),
+                LegacyDecoded::Refused(LegacyRefusal::Encrypted),
+                "{id}"
+            );
+        }
+    }
+    assert!(
+        seen["decode"] >= 38 && seen["refuse"] >= 7 && seen["nonstandard_json"] >= 3,
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn odd_values_are_refused_without_panicking() {
+    let decoder = LegacyDecoder::new(None).unwrap();
+    for (raw, reason) in [
+        (
+            &b"{\"_serialized_data\": \"something else\"}"[..],
+            LegacyRefusal::UnknownEnvelope,
+        ),
+        (
+            b"{\"_serialized_data\": \"zlib:x\\u009c\"}",
+            LegacyRefusal::Pickle,
+        ),
+        (b"rawj:{not json", LegacyRefusal::Undecodable),
+        (b"\xff\xfe", LegacyRefusal::Undecodable),
+        (b"", LegacyRefusal::Undecodable),
+        (b"gAAAAABnot-a-token", LegacyRefusal::Encrypted),
+    ] {
+        assert_eq!(
+            decoder.decode(raw),
+            LegacyDecoded::Refused(reason),
+            "{raw:?}"
+        );
+    }
+    assert!(LegacyDecoder::new(Some(&cache_security::Secret::new("short"))).is_err());
+    // A direct JSON value (never written by either service) reads as itself.
+    assert_eq!(
+        decoder.decode(b"[1]"),
+        LegacyDecoded::Value(PyValue::List(vec![PyValue::Int("1".into())]))
+    );
+}
+
+#[test]
+fn decoded_values_become_the_answer_type() {
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Answer {
+        operation: String,
+        score: Option<f64>,
+        tags: Vec<String>,
+    }
+    let value =
+        PyValue::from_json(r#"{"tags": ["a"], "operation": "qa", "score": null, "extra": 1}"#)
+            .unwrap();
+    assert_eq!(
+        value.to_typed::<Answer>().unwrap(),
+        Answer {
+            operation: "qa".into(),
+            score: None,
+            tags: vec!["a".into()]
+        }
+    );
+    let json: serde_json::Value = value.to_typed().unwrap();
+    assert_eq!(json["extra"], 1);
+    assert!(
+        PyValue::from_json("[1]")
+            .unwrap()
+            .to_typed::<Answer>()
+            .is_err()
+    );
+    let big = PyValue::from_json("18446744073709551616").unwrap();
+    assert!(big.to_typed::<u64>().is_err());
+}
