@@ -163,13 +163,15 @@ pub use cache_security::{
 #[cfg_attr(docsrs, doc(cfg(feature = "ai")))]
 pub use cache_ai::{
     AI_PARAMETERS, AI_VERSION, AIResponseCache, AIResponseCacheBuilder, Admission, AiCacheConfig,
-    AiCacheStats, AiPerformanceSummary, AiRequest, CacheKeyGenerator, CacheParameterMapper,
-    CachedResponse, Computed, DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm,
-    KEY_NAMESPACE, KeyFormat, KeyGenerationStats, LayoutConversion, LayoutUpgradeStats,
-    LegacyKeyGenerator, LegacyVariant, MAX_OPERATION_LEN, MAX_TRACKED_OPERATIONS, MappedParameters,
-    OTHER_OPERATIONS, OperationPerformance, OperationStats, Priority, PyValue, Recommendation,
-    RecommendationKind, RequestControls, RequestKey, ResponseMetadata, Source, TextTierStatistics,
-    TierPerformance, TierThresholds, UsageMeter, is_valid_tenant, validate_operation,
+    AiCacheStats, AiPerformanceSummary, AiRequest, CacheCompatibilityWrapper, CacheKeyGenerator,
+    CacheParameterMapper, CachedResponse, CompatibilityConfig, CompatibilityStats, Computed,
+    DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm, ImportReport, KEY_NAMESPACE,
+    KeyFormat, KeyGenerationStats, LayoutConversion, LayoutUpgradeStats, LegacyDecoded,
+    LegacyDecoder, LegacyKeyGenerator, LegacyRefusal, LegacyRequest, LegacyVariant,
+    MAX_OPERATION_LEN, MAX_TRACKED_OPERATIONS, MappedParameters, OTHER_OPERATIONS,
+    OperationPerformance, OperationStats, Priority, PyValue, Recommendation, RecommendationKind,
+    RequestControls, RequestKey, ResponseMetadata, Source, TextTierStatistics, TierPerformance,
+    TierThresholds, UsageMeter, is_valid_tenant, validate_operation,
 };
 
 #[cfg(feature = "config")]

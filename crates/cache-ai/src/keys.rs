@@ -589,6 +589,7 @@ fn encode_value(sink: &mut impl Sink, value: &Value) {
     }
 }
 
+mod imported;
 mod stream;
 pub use stream::HASH_SLICE;
 #[cfg(test)]

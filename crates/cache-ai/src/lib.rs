@@ -36,6 +36,7 @@
 //! [`AIResponseCache::invalidate_by_operation`] reclaim them immediately.
 
 mod cache;
+mod compat;
 mod compute;
 mod config;
 mod controls;
@@ -58,6 +59,9 @@ pub use cache::{
     AIResponseCache, AIResponseCacheBuilder, Admission, MAX_TRACKED_OPERATIONS, OTHER_OPERATIONS,
     UsageMeter,
 };
+pub use compat::{
+    CacheCompatibilityWrapper, CompatibilityConfig, CompatibilityStats, ImportReport, LegacyRequest,
+};
 pub use config::{
     AI_VERSION, AiCacheConfig, DEFAULT_OPERATION_TTLS, KEY_NAMESPACE, MAX_LAYOUT_UPGRADE_WINDOW,
     is_valid_tenant,
@@ -68,7 +72,10 @@ pub use keys::{
     RequestKey, validate_operation,
 };
 pub use layout::{LayoutConversion, LayoutUpgradeStats};
-pub use legacy::{LegacyKeyGenerator, LegacyVariant, MAX_JSON_DEPTH, PyValue};
+pub use legacy::{
+    LegacyDecoded, LegacyDecoder, LegacyKeyGenerator, LegacyRefusal, LegacyVariant, MAX_JSON_DEPTH,
+    PyValue,
+};
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use response::{CachedResponse, Computed, ResponseMetadata, Source};
 pub use stats::{AiCacheStats, OperationStats, RefreshStats};

@@ -75,6 +75,7 @@ fn text_of(tier: TextTier) -> String {
 }
 
 mod basics;
+mod compat;
 mod flight;
 mod reports;
 mod usage;

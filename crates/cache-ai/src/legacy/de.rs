@@ -27,12 +27,10 @@ impl<'de> serde::Deserializer<'de> for PyValue {
                     visitor.visit_i64(i)
                 } else if let Ok(u) = digits.parse::<u64>() {
                     visitor.visit_u64(u)
-                } else if let Ok(i) = digits.parse::<i128>() {
-                    visitor.visit_i128(i)
                 } else {
-                    Err(DeError::custom(format!(
-                        "integer {digits} is beyond 128 bits"
-                    )))
+                    // Beyond 64 bits, as serde_json reads such a number itself: a float.
+                    let approx = digits.parse::<f64>().map_err(DeError::custom)?;
+                    visitor.visit_f64(approx)
                 }
             }
             Self::Float(f) => visitor.visit_f64(f),
