@@ -329,6 +329,4 @@ async fn a_v1_removal_blocks_reimport_through_every_legacy_path() {
         4,
         "the Python entries are never removed by the wrapper"
     );
-    let _ = Duration::ZERO;
-    let _ = PyValue::None;
 }
