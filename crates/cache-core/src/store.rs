@@ -353,8 +353,8 @@ pub trait FrameStore: Send + Sync {
         expires_at_ms: u64,
     ) -> impl Future<Output = Result<bool>> + Send;
 
-    /// Writes each entry by `rule` until its own expiry (one round trip per batch where the
-    /// store can); one flag per entry, in order: true when written.
+    /// Writes each entry by `rule` until its own expiry (pipelined: a few round trips per
+    /// batch where the store can); one flag per entry, in order: true when written.
     ///
     /// Never brings back a removal the store remembers: a key holding a removal record (a
     /// tombstone) is left alone under every rule, and so is a key that a pattern removal

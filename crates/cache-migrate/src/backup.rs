@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use cache_core::frame::MAX_TIMESTAMP_MS;
 use cache_core::{
     DynFrameStore, Error, ErrorKind, KeyPattern, Result, WalkCursor, WalkMode, unix_millis,
 };
@@ -120,15 +121,17 @@ impl CacheMigrationManager {
                     continue;
                 };
                 let left = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
-                builder.push(&entry.key, now.saturating_add(left), frame)?;
-                progress.entries += 1;
-                progress.bytes += frame.len() as u64;
-                if builder.raw_len() >= self.chunk_bytes {
+                // Sealed before an entry would overflow it: a large frame gets a chunk of its own.
+                if builder.is_full_for(&entry.key, frame, self.chunk_bytes) {
                     let next = self.seal(&mut builder, &mut index);
                     if let Some(previous) = sealing.replace(next) {
                         written.chunk(writer, previous).await?;
                     }
                 }
+                let expires_at = now.saturating_add(left).min(MAX_TIMESTAMP_MS);
+                builder.push(&entry.key, expires_at, frame)?;
+                progress.entries += 1;
+                progress.bytes += frame.len() as u64;
             }
             ProgressSink::report(self.progress.as_ref(), &progress);
             match page.next {

@@ -14,6 +14,7 @@
 //! says (0 none, 1 LZ4 block, 2 zstd frame).
 
 use bytes::Bytes;
+use cache_core::frame::MAX_TIMESTAMP_MS;
 use cache_core::{CacheKey, Error, ErrorKind, RestoreEntry, Result};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -28,8 +29,12 @@ pub(crate) const CHUNK_HEAD_LEN: usize = 1 + 4 + 1 + 4 + 4 + 4;
 /// The largest header or trailer document accepted.
 pub(crate) const MAX_DOCUMENT_LEN: usize = 64 * 1024;
 /// The largest chunk accepted, before or after compression: a chunk holds whole entries, so one
-/// entry of the largest frame a store accepts (64 MiB and its header) must fit.
-pub const MAX_CHUNK_LEN: usize = 80 * 1024 * 1024;
+/// entry of the largest frame a store accepts (`max_value_size` is at most 512 MiB, plus the
+/// frame header) must fit. A reader allocates as bytes arrive, never what a head declares.
+pub const MAX_CHUNK_LEN: usize = 520 * 1024 * 1024;
+/// The most entries a chunk holds (a writer seals a chunk when it has this many), which bounds
+/// what a reader allocates for a chunk of tiny entries.
+pub const MAX_CHUNK_ENTRIES: u32 = 65_536;
 pub(crate) const CHUNK_TAG: u8 = b'C';
 pub(crate) const TRAILER_TAG: u8 = b'T';
 
@@ -197,8 +202,11 @@ impl ChunkBuilder {
         Ok(())
     }
 
-    pub(crate) fn raw_len(&self) -> usize {
-        self.raw.len()
+    /// Whether an entry of `key` and `frame` should start a new chunk: this one would grow past
+    /// `target` bytes or [`MAX_CHUNK_ENTRIES`] entries.
+    pub(crate) fn is_full_for(&self, key: &CacheKey, frame: &[u8], target: usize) -> bool {
+        let entry = 2 + key.len() + 8 + 4 + frame.len();
+        !self.is_empty() && (self.raw.len() + entry > target || self.entries >= MAX_CHUNK_ENTRIES)
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -295,13 +303,27 @@ pub(crate) fn chunk_head(head: &[u8; CHUNK_HEAD_LEN], expected: u64) -> Result<C
         )
         .with_context("found", parsed.index));
     }
+    if parsed.entries > MAX_CHUNK_ENTRIES {
+        return Err(
+            corrupted("chunk holds more entries than the format allows", chunk)
+                .with_context("entries", parsed.entries)
+                .with_context("allowed", MAX_CHUNK_ENTRIES),
+        );
+    }
     if parsed.raw_len > MAX_CHUNK_LEN || parsed.stored_len > MAX_CHUNK_LEN {
         return Err(corrupted("chunk larger than the format allows", chunk)
             .with_context("size", parsed.raw_len.max(parsed.stored_len)));
     }
-    if parsed.compression > 2 || (parsed.compression == 0 && parsed.stored_len != parsed.raw_len) {
+    if parsed.compression > 2 {
         return Err(corrupted("unknown chunk compression", chunk)
             .with_context("compression", parsed.compression));
+    }
+    if parsed.compression == 0 && parsed.stored_len != parsed.raw_len {
+        return Err(
+            corrupted("an uncompressed chunk whose lengths differ", chunk)
+                .with_context("raw_len", parsed.raw_len)
+                .with_context("stored_len", parsed.stored_len),
+        );
     }
     Ok(parsed)
 }
@@ -361,6 +383,10 @@ fn parse_entries(raw: &Bytes, count: u32, chunk: Option<u64>) -> Result<Vec<Rest
         let mut be = [0u8; 8];
         be.copy_from_slice(&raw[expires]);
         let expires_at_ms = u64::from_be_bytes(be);
+        if expires_at_ms > MAX_TIMESTAMP_MS {
+            return Err(corrupted("an expiry past the year 9999", chunk)
+                .with_context("expires_at_ms", expires_at_ms));
+        }
         let len = take(4)?;
         let mut be = [0u8; 4];
         be.copy_from_slice(&raw[len]);

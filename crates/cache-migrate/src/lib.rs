@@ -44,6 +44,7 @@ pub mod format;
 mod progress;
 mod report;
 mod restore;
+mod seed;
 mod verify;
 
 pub use apply::RestorePolicy;

@@ -148,7 +148,7 @@ pub struct TtlDelta {
 pub struct VerifyResult {
     /// Source entries compared.
     pub keys_checked: u64,
-    /// Entries whose frames are byte-identical on both sides (by checksum).
+    /// Entries whose frames are byte-identical on both sides.
     pub keys_matched: u64,
     /// Entries present on both sides with different frames.
     pub keys_mismatched: u64,

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use cache_core::{DynFrameStore, Error, ErrorKind, Result};
+use cache_core::{DynFrameStore, Error, ErrorKind, Result, unix_millis};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::apply::{Applier, RestorePolicy};
@@ -16,6 +16,9 @@ use crate::format::{
 use crate::progress::{Phase, Progress, ProgressSink};
 use crate::report::RestoreResult;
 use crate::{CacheMigrationManager, io_error};
+
+/// The removal horizon a Redis target keeps by default (`replay_horizon`).
+const DEFAULT_HORIZON_MS: u64 = 600_000;
 
 /// Reads exactly `buf.len()` bytes; the end of the stream is a truncation at `chunk`.
 async fn read_exact<R: AsyncRead + Unpin>(
@@ -79,6 +82,30 @@ async fn read_document<R: AsyncRead + Unpin, T: for<'de> serde::Deserialize<'de>
     decode_document(lead, &json, checksum, what)
 }
 
+/// Reads a chunk's `len` stored bytes, growing the buffer as they arrive (a head that declares
+/// more than the file holds costs no more memory than the file).
+async fn read_stored<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    len: usize,
+    chunk: Option<u64>,
+    read: &mut u64,
+) -> Result<Vec<u8>> {
+    let mut stored = Vec::with_capacity(len.min(1 << 20));
+    let got = reader
+        .take(len as u64)
+        .read_to_end(&mut stored)
+        .await
+        .map_err(|e| io_error(e, "cannot read the backup"))?;
+    *read += got as u64;
+    if got != len {
+        return Err(corrupted(
+            "the backup is truncated (it ends before its trailer)",
+            chunk,
+        ));
+    }
+    Ok(stored)
+}
+
 /// Reads and checks a backup's header.
 pub(crate) async fn read_header<R: AsyncRead + Unpin>(
     reader: &mut R,
@@ -109,7 +136,15 @@ pub(crate) async fn read_header<R: AsyncRead + Unpin>(
         .with_context("version", lead[6])
         .with_context("supported", FORMAT_VERSION));
     }
-    read_document(reader, &lead, None, read, "header").await
+    let header: BackupHeader = read_document(reader, &lead, None, read, "header").await?;
+    if header.format_version != FORMAT_VERSION {
+        return Err(Error::new(
+            ErrorKind::Corrupted,
+            "the header's version differs from the file's",
+        )
+        .with_context("version", header.format_version));
+    }
+    Ok(header)
 }
 
 impl CacheMigrationManager {
@@ -130,8 +165,9 @@ impl CacheMigrationManager {
     /// Entries go back under their original logical keys with their absolute expiry; entries
     /// already expired are skipped and counted. Into another namespace, encrypted frames are
     /// re-sealed with the manager's cipher, or refused. A removal the target remembers (a
-    /// tombstone, or a recorded pattern removal made after the entry was written) is never
-    /// undone. Cancelling (dropping the future) or killing the process leaves whole entries
+    /// tombstone, a recorded pattern removal made after the entry was written, a removal still
+    /// queued for replay) is never undone; a Redis target remembers removals for its
+    /// `replay_horizon`, and the result warns when the backup is older than the default one. Cancelling (dropping the future) or killing the process leaves whole entries
     /// written or not; a rerun with the same policy reaches the state an uninterrupted restore
     /// reaches.
     ///
@@ -203,6 +239,7 @@ impl CacheMigrationManager {
             warnings: Vec::new(),
         };
         let mut index = 0u64;
+        let (mut raw_bytes, mut stored_bytes) = (0u64, 0u64);
         loop {
             let chunk = Some(index);
             let mut tag = [0u8; 1];
@@ -213,8 +250,9 @@ impl CacheMigrationManager {
                     head_bytes[0] = CHUNK_TAG;
                     read_exact(reader, &mut head_bytes[1..], chunk, &mut read).await?;
                     let head = chunk_head(&head_bytes, index)?;
-                    let mut stored = vec![0u8; head.stored_len];
-                    read_exact(reader, &mut stored, chunk, &mut read).await?;
+                    let stored = read_stored(reader, head.stored_len, chunk, &mut read).await?;
+                    raw_bytes += head.raw_len as u64;
+                    stored_bytes += (CHUNK_HEAD_LEN + head.stored_len + 8) as u64;
                     let checksum = read_u64(reader, chunk, &mut read).await?;
                     let entries = cache_memory::off_runtime(move || {
                         open_chunk(&head_bytes, head, &stored, checksum)
@@ -236,12 +274,18 @@ impl CacheMigrationManager {
                 TRAILER_TAG => {
                     let trailer: BackupTrailer =
                         read_document(reader, &tag, chunk, &mut read, "trailer").await?;
-                    if trailer.chunks != index || trailer.entries != result.keys_processed {
-                        return Err(corrupted(
+                    if trailer.chunks != index
+                        || trailer.entries != result.keys_processed
+                        || trailer.raw_bytes != raw_bytes
+                        || trailer.stored_bytes != stored_bytes
+                    {
+                        return Err(Error::new(
+                            ErrorKind::Corrupted,
                             "the trailer's totals differ from the chunks read",
-                            chunk,
                         )
+                        .with_context("in", "trailer")
                         .with_context("trailer_chunks", trailer.chunks)
+                        .with_context("chunks_read", index)
                         .with_context("trailer_entries", trailer.entries)
                         .with_context("entries_read", result.keys_processed));
                     }
@@ -258,6 +302,14 @@ impl CacheMigrationManager {
                         .with_context("tag", other));
                 }
             }
+        }
+        let age_ms = unix_millis().saturating_sub(result.header.created_at_ms);
+        if age_ms > DEFAULT_HORIZON_MS {
+            result.warnings.push(format!(
+                "the backup is {} s old: removals made since are refused only while the target \
+                 remembers them (its replay_horizon, 600 s by default)",
+                age_ms / 1000
+            ));
         }
         if result.keys_failed > 0 {
             result.warnings.push(format!(

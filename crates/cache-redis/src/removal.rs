@@ -4,8 +4,9 @@
 //! that was cut off never lands over either: its script refuses a tombstone, and the replayer
 //! drops a write that a recorded pattern covers (checked before the write and again after it).
 //! Writes queued longer than the horizon are dropped (their tombstones may be gone). Records
-//! live by the server's clock; no rule compares two instances' clocks; every script touches one
-//! key.
+//! live by the server's clock; no rule compares two instances' clocks (a restore compares a
+//! record's time with a frame's `cached_at`, with a margin, `CLOCK_MARGIN_MS`); every script
+//! touches one key, but the restore batch (`store/restore.rs`).
 
 use std::time::Duration;
 
@@ -195,16 +196,23 @@ pub(crate) fn covered(removals: &[RecordedRemoval], key: &CacheKey) -> bool {
     removals.iter().any(|r| r.pattern.matches(key.as_str()))
 }
 
-/// Whether a removal recorded at or after `written_at_ms` (an entry's `cached_at`) covers `key`:
-/// the entry predates the removal, so bringing it back would undo it.
+/// How far apart the server's clock (removal records) and a writer's clock (a frame's
+/// `cached_at`) may be and still be told apart: within it, a removal covers the entry.
+pub(crate) const CLOCK_MARGIN_MS: u64 = 5_000;
+
+/// Whether a removal recorded after `written_at_ms` (an entry's `cached_at`) covers `key`: the
+/// entry predates the removal, so bringing it back would undo it. The record's time is the
+/// server's and `cached_at` the writer's; the comparison leans towards the removal by
+/// [`CLOCK_MARGIN_MS`], so a writer's clock running ahead by less than that changes nothing.
 pub(crate) fn covered_since(
     removals: &[RecordedRemoval],
     key: &CacheKey,
     written_at_ms: u64,
 ) -> bool {
-    removals
-        .iter()
-        .any(|r| r.removed_at_ms >= written_at_ms && r.pattern.matches(key.as_str()))
+    removals.iter().any(|r| {
+        r.removed_at_ms.saturating_add(CLOCK_MARGIN_MS) >= written_at_ms
+            && r.pattern.matches(key.as_str())
+    })
 }
 
 #[cfg(test)]
@@ -238,7 +246,11 @@ mod tests {
         assert!(covered(&removals, &key));
         assert!(covered_since(&removals, &key, 1_700_000_000_000));
         assert!(covered_since(&removals, &key, 1_600_000_000_000));
-        assert!(!covered_since(&removals, &key, 1_700_000_000_001));
+        assert!(
+            covered_since(&removals, &key, 1_700_000_005_000),
+            "within the clock margin"
+        );
+        assert!(!covered_since(&removals, &key, 1_700_000_005_001));
         assert!(!covered_since(
             &removals,
             &CacheKey::new("qb:1").unwrap(),

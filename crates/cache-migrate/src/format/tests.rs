@@ -175,3 +175,22 @@ fn documents_check_their_checksum() {
     let error = decode_document::<BackupTrailer>(&[TRAILER_TAG], json, 1, "t").unwrap_err();
     assert_eq!(error.kind(), ErrorKind::Corrupted);
 }
+
+#[test]
+fn an_expiry_past_the_format_limit_is_corrupt() {
+    let key = CacheKey::new("k").unwrap();
+    let mut builder = ChunkBuilder::default();
+    builder.push(&key, u64::MAX, b"f").unwrap();
+    let (raw, entries) = builder.take();
+    let error = parse_entries(&Bytes::from(raw), entries, Some(3)).unwrap_err();
+    assert_eq!(error.context_value("chunk"), Some("3"), "{error}");
+    let mut head = [0u8; CHUNK_HEAD_LEN];
+    head[0] = CHUNK_TAG;
+    head[6..10].copy_from_slice(&(MAX_CHUNK_ENTRIES + 1).to_be_bytes());
+    assert!(
+        chunk_head(&head, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("more entries")
+    );
+}

@@ -4,10 +4,12 @@
 //! (a tombstone is a value, so `NX` never lands over a removal). Under the "replace" and "unless
 //! newer" rules, the keys `NX` refused then go through one script per batch that reads only each
 //! key's 13-byte head (a script's arguments cost Redis more than the write itself, so only the
-//! keys that need it pay). The namespace's recorded pattern removals are checked before the batch
-//! and again after it.
+//! keys that need it pay). That script is the one that touches several keys: every key of a batch
+//! is on one server (a cluster store runs it per slot). The namespace's recorded pattern removals
+//! (read on the hot connection) are checked before the batch and again after it, and the check
+//! after it also runs when the batch fails or is cancelled.
 
-use cache_core::frame::{Stamp, stamp};
+use cache_core::frame::{MAX_TIMESTAMP_MS, Stamp, stamp};
 use cache_core::{RestoreEntry, RestoreRule};
 
 use super::*;
@@ -56,6 +58,97 @@ fn written_at(frame: &[u8]) -> u64 {
     }
 }
 
+/// Takes back the writes of a batch that a pattern removal recorded while the batch was being
+/// written covers (its SCAN may have passed those keys already), each only if the key still
+/// holds the restored frame. [`finish`](Self::finish) runs it; if the batch fails or its future
+/// is dropped first, `Drop` runs it on a task of its own.
+struct TakeBack {
+    store: Arc<StoreInner>,
+    /// The entries that may have been written, with their `cached_at`.
+    candidates: Vec<(CacheKey, Bytes, u64)>,
+    armed: bool,
+}
+
+impl TakeBack {
+    fn new(store: &Arc<StoreInner>, entries: &[RestoreEntry], due: &[usize]) -> Self {
+        let candidates = due
+            .iter()
+            .map(|&i| {
+                let entry = &entries[i];
+                (
+                    entry.key.clone(),
+                    entry.frame.clone(),
+                    written_at(&entry.frame),
+                )
+            })
+            .collect();
+        Self {
+            store: Arc::clone(store),
+            candidates,
+            armed: true,
+        }
+    }
+
+    /// Keeps only the candidates that were written (`written[i]` for `candidates[i]`).
+    fn written(&mut self, written: &[bool]) {
+        let mut flags = written.iter();
+        self.candidates
+            .retain(|_| flags.next().copied().unwrap_or(true));
+    }
+
+    /// Runs the check now; the keys taken back.
+    async fn finish(mut self) -> Result<Vec<CacheKey>> {
+        self.armed = false;
+        let candidates = std::mem::take(&mut self.candidates);
+        take_back(&self.store, candidates).await
+    }
+}
+
+impl Drop for TakeBack {
+    fn drop(&mut self) {
+        if !self.armed || self.candidates.is_empty() {
+            return;
+        }
+        let (store, candidates) = (
+            Arc::clone(&self.store),
+            std::mem::take(&mut self.candidates),
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = take_back(&store, candidates).await {
+                    tracing::warn!(error = %e, "a cancelled restore could not check its writes against recent pattern removals");
+                }
+            });
+        }
+    }
+}
+
+async fn take_back(
+    store: &Arc<StoreInner>,
+    candidates: Vec<(CacheKey, Bytes, u64)>,
+) -> Result<Vec<CacheKey>> {
+    if candidates.is_empty() {
+        return Ok(Vec::new());
+    }
+    let after = store.recorded_removals().await?;
+    let mut taken = Vec::new();
+    for (key, frame, at) in candidates {
+        if covered_since(&after, &key, at) {
+            let mut invocation = store.delete_if_unchanged.key(store.redis_key(&key));
+            invocation.arg(frame.as_ref());
+            let removed = store
+                .hot("UNLINK if unchanged", |mut c| async move {
+                    invocation.invoke_async::<i64>(&mut c).await
+                })
+                .await?;
+            if removed > 0 {
+                taken.push(key);
+            }
+        }
+    }
+    Ok(taken)
+}
+
 impl StoreInner {
     pub(super) async fn restore_many(
         self: &Arc<Self>,
@@ -78,15 +171,49 @@ impl StoreInner {
             .filter(|&i| {
                 let entry = &entries[i];
                 entry.expires_at_ms > now
+                    && entry.expires_at_ms <= MAX_TIMESTAMP_MS
+                    // Removed while Redis was unreachable, not replayed yet.
+                    && !self.replay.removal_covers(&entry.key)
                     && !covered_since(&before, &entry.key, written_at(&entry.frame))
             })
             .collect();
         if due.is_empty() {
             return Ok(written);
         }
+        let mut take_back = TakeBack::new(self, entries, &due);
+        let applied = match self.write_batch(entries, &due, rule).await {
+            Ok(applied) => applied,
+            Err(e) => {
+                // Some writes may have landed: check them all before reporting the failure.
+                if let Err(check) = take_back.finish().await {
+                    tracing::warn!(error = %check, "a failed restore batch could not check its writes against recent pattern removals");
+                }
+                return Err(e);
+            }
+        };
+        take_back.written(&applied);
+        for (&i, applied) in due.iter().zip(&applied) {
+            written[i] = *applied;
+        }
+        for key in take_back.finish().await? {
+            if let Some(i) = entries.iter().position(|e| e.key == key) {
+                written[i] = false;
+            }
+        }
+        Ok(written)
+    }
+
+    /// Writes the `due` entries by `rule`: `SET NX` for all, then the head-reading script for
+    /// the keys `NX` refused (under the replace and unless-newer rules). One flag per due entry.
+    async fn write_batch(
+        &self,
+        entries: &[RestoreEntry],
+        due: &[usize],
+        rule: RestoreRule,
+    ) -> Result<Vec<bool>> {
         let mut conn = Some(self.walks.get().await?);
         let mut pipe = redis::pipe();
-        for &i in &due {
+        for &i in due {
             let entry = &entries[i];
             pipe.cmd("SET")
                 .arg(self.redis_key(&entry.key))
@@ -128,19 +255,6 @@ impl StoreInner {
                 applied[d] = reply == 1;
             }
         }
-        for (&i, applied) in due.iter().zip(applied) {
-            written[i] = applied;
-        }
-        // A pattern removal recorded while the batch was written may have scanned past some of
-        // its keys already: take those writes back.
-        let after = self.recorded_removals().await?;
-        for &i in &due {
-            let entry = &entries[i];
-            if written[i] && covered_since(&after, &entry.key, written_at(&entry.frame)) {
-                self.remove_key(&entry.key, None).await?;
-                written[i] = false;
-            }
-        }
-        Ok(written)
+        Ok(applied)
     }
 }
