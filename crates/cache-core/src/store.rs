@@ -261,6 +261,9 @@ pub struct StoreStats {
     pub errors: u64,
     /// Calls that skipped the store because it was unavailable.
     pub skipped: u64,
+    /// Requests sent to the server (a command, a script call or a pipeline each count one; 0
+    /// for a store without a server), for commands-per-operation figures.
+    pub requests: u64,
     /// Writes, deletes and invalidations queued for replay.
     pub replay_queued: u64,
     /// Queued items dropped because the queue was full.

@@ -37,6 +37,7 @@
 //! ```
 
 mod backend;
+mod baseline;
 mod cache;
 mod client;
 mod config;
@@ -49,6 +50,7 @@ mod replay;
 mod stats;
 mod store;
 
+pub use baseline::RawBaseline;
 pub use cache::{GenericRedisCache, GenericRedisCacheBuilder, frame_codec};
 pub use client::ConnectTimeouts;
 pub use config::{

@@ -52,6 +52,7 @@ pub(crate) type WalkConnection = Object<WalkConnections>;
 /// The pool of walk connections.
 pub(crate) struct WalkPool {
     pool: Pool<WalkConnections>,
+    steps: std::sync::atomic::AtomicU64,
     step_timeout: Duration,
     connect_timeout: Duration,
 }
@@ -71,9 +72,15 @@ impl WalkPool {
             })?;
         Ok(Self {
             pool,
+            steps: std::sync::atomic::AtomicU64::new(0),
             step_timeout: command_timeout.max(WALK_STEP_TIMEOUT),
             connect_timeout,
         })
+    }
+
+    /// Steps run so far (each one request to the server).
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// A connection for one walk step, under the connect timeout (waiting for a free one
@@ -101,6 +108,8 @@ impl WalkPool {
         let Some(object) = conn.as_ref() else {
             return Err(Error::new(ErrorKind::Connection, "walk connection lost"));
         };
+        self.steps
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // A multiplexed connection is a cheap handle: the step owns a clone of it.
         let handle = MultiplexedConnection::clone(object);
         let result = with_timeout(self.step_timeout, what, async {

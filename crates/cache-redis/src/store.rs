@@ -45,6 +45,8 @@ return 0
 struct Counters {
     errors: AtomicU64,
     skipped: AtomicU64,
+    /// Requests sent: a command, a script call, a pipeline or a walk step each count one.
+    requests: AtomicU64,
 }
 
 pub(crate) struct StoreInner {
@@ -244,6 +246,7 @@ impl StoreInner {
         let Some((conn, generation)) = self.connection()? else {
             return Err(unavailable());
         };
+        bump(&self.counters.requests);
         self.run(generation, what, command(conn)).await
     }
 

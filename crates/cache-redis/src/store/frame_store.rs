@@ -405,6 +405,7 @@ impl FrameStore for RedisStore {
         let mut stats = StoreStats::default();
         stats.errors = load(&self.inner.counters.errors);
         stats.skipped = load(&self.inner.counters.skipped);
+        stats.requests = load(&self.inner.counters.requests) + self.inner.walks.steps();
         stats.replay_queued = load(&replay.queued);
         stats.replay_dropped = load(&replay.dropped);
         stats.replay_superseded = load(&replay.superseded);
