@@ -214,7 +214,7 @@ fn codegen(check: bool) -> Outcome {
 }
 
 /// The facade's features, checked one at a time (and all together, and none) by `ci`.
-const FEATURES: [&str; 7] = [
+const FEATURES: [&str; 8] = [
     "memory",
     "redis",
     "ai",
@@ -222,6 +222,7 @@ const FEATURES: [&str; 7] = [
     "monitoring",
     "prometheus",
     "migrate",
+    "bench",
 ];
 
 /// What `.ci/run` runs: the tests first (the README's second command), then every habit the
@@ -256,6 +257,7 @@ fn ci() -> Outcome {
         "memory-only builds pass their tests, without redis-rs",
         memory_only,
     )?;
+    phase("charts without system libraries", no_font_libraries)?;
     phase("docs", || {
         let mut doc = cargo();
         doc.args([
@@ -338,6 +340,33 @@ fn memory_only() -> Outcome {
 
 /// Checks that no dependency declares a `rust-version` newer than the workspace's (language
 /// features are not checked: only one toolchain, stable, exists here).
+/// `cache-bench` draws its SVG charts with plotters' SVG backend only: no font-kit, freetype or
+/// fontconfig (system libraries) in its dependency tree.
+fn no_font_libraries() -> Outcome {
+    let mut tree = cargo();
+    tree.args(["tree", "-p", "cache-bench", "-e", "normal", "--locked"]);
+    let output = tree
+        .output()
+        .map_err(|e| format!("cannot run cargo tree: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo tree failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let found: Vec<&str> = ["font-kit", "freetype", "fontconfig", "yeslogic"]
+        .into_iter()
+        .filter(|name| text.contains(name))
+        .collect();
+    if found.is_empty() {
+        println!("xtask: cache-bench depends on no font library");
+        Ok(())
+    } else {
+        Err(format!("cache-bench pulls in {}", found.join(", ")))
+    }
+}
+
 fn msrv() -> Outcome {
     let mut metadata = cargo();
     metadata.args(["metadata", "--format-version", "1", "--locked"]);

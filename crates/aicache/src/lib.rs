@@ -35,6 +35,7 @@
 //! | `config` (default) | [`config`] | `AIResponseCacheConfig`: defaults, presets, files, environment, validation; wires Redis (implies `ai`, `redis`) |
 //! | `monitoring` (default) | [`monitoring`] | `CachePerformanceMonitor`, the `metrics` facade recorder |
 //! | `prometheus` | [`monitoring`] | a Prometheus exporter for the `metrics` facade (implies `monitoring`) |
+//! | `bench` | [`bench`] | `CachePerformanceBenchmark`: workloads with same-run baselines, grades, regression checks, reports and an SVG chart (implies `ai`, `redis`) |
 //! | `migrate` (default) | [`migrate`] | `CacheMigrationManager`: backup, restore, migrate and verify between stores (implies `memory`) |
 //!
 //! A first user adds `aicache` with its default features; a service that must not link redis-rs
@@ -93,6 +94,14 @@ pub mod security {
 pub mod config {
     #[doc(inline)]
     pub use cache_config::*;
+}
+
+/// The benchmark library: workloads against a service's own cache, with same-run baselines.
+#[cfg(feature = "bench")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
+pub mod bench {
+    #[doc(inline)]
+    pub use cache_bench::*;
 }
 
 /// Backup, restore, migration and verification between stores.
@@ -188,6 +197,10 @@ pub use cache_monitoring::{
     InvalidationStats, LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder,
     MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric, SavingsMetric,
 };
+
+#[cfg(feature = "bench")]
+#[cfg_attr(docsrs, doc(cfg(feature = "bench")))]
+pub use cache_bench::{BenchmarkReport, BenchmarkResult, CachePerformanceBenchmark};
 
 #[cfg(feature = "migrate")]
 #[cfg_attr(docsrs, doc(cfg(feature = "migrate")))]
