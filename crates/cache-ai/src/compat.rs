@@ -2,30 +2,33 @@
 //! Redis without a cold cache, never decoding a pickle and never undoing a removal.
 //!
 //! Answers the Python service stored live under its keys (`ai_cache:op:…|txt:…`, see
-//! [`LegacyKeyGenerator`]). The wrapper reads them through a store over the Python prefix, and
-//! never writes or deletes there. A decoded answer is imported into this cache's namespace under
-//! `{operation}:py{digest of the Python key}` (the shape of every v1 key, so every v1 removal of
-//! its operation, pattern or namespace covers it), with the Python entry's remaining TTL, through
-//! [`restore_many`](cache_core::FrameStore::restore_many): a key whose removal the store
-//! remembers (a tombstone, or a pattern removal recorded after the Python entry could have been
-//! written) is never imported again. Imports are fenced against this instance's removals like a
+//! [`LegacyKeyGenerator`]). The wrapper reads them through a store over the Python prefix and
+//! never writes or deletes there. Every answer it takes over is written under the request's v1
+//! key through [`restore_many`](cache_core::FrameStore::restore_many) (only where the key holds
+//! nothing), so a key whose removal the store remembers (a tombstone, a pattern removal recorded
+//! after the Python entry could have been written, a removal queued for replay) is never filled
+//! again; removals made through the wrapper are also remembered in this process for 24 hours,
+//! the longest Python TTL. Writes are fenced against this instance's removals like a
 //! computation in flight.
 //!
-//! - **Lookup** ([`get`](CacheCompatibilityWrapper::get)): the v1 key, then the imported keys of
-//!   the request's Python keys (one per configured variant), then, in read-through mode, the
-//!   Python keys themselves (one `MGET`, counted), imported on the way.
-//! - **Import** ([`import`](CacheCompatibilityWrapper::import)): every Python entry, page by page.
+//! - **Lookup** ([`get`](CacheCompatibilityWrapper::get)): the v1 key; then answers bulk-imported
+//!   for the request's Python keys (read from the store without counting as cache reads), moved
+//!   to the v1 key on first use; then, in read-through mode, the Python keys themselves (one
+//!   `MGET`, counted).
+//! - **Import** ([`import`](CacheCompatibilityWrapper::import)): every Python entry, page by
+//!   page, under `{operation}:py{digest of the Python key}` (the shape of every v1 key, so every
+//!   removal of its operation, pattern or namespace covers it), because the text a v1 key is made
+//!   of is not in a Python key.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use cache_core::frame::{Codec, FrameMeta, TextTier, encode_msgpack};
 use cache_core::{
-    CacheKey, DynFrameStore, Error, ErrorKind, RestoreEntry, RestoreRule, Result, unix_millis,
+    CacheKey, DynFrameStore, Error, ErrorKind, KeyPattern, RestoreEntry, RestoreRule, Result,
+    unix_millis,
 };
-use cache_security::Secret;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -37,134 +40,20 @@ use crate::legacy::{
 use crate::response::CachedResponse;
 use crate::{AI_VERSION, RequestControls};
 
+mod blocks;
+mod config;
 mod import;
+mod seed;
 
+use blocks::RemovalBlocks;
+pub use config::{CompatibilityConfig, LegacyRequest};
 pub use import::ImportReport;
 
 /// The longest TTL the Python service gave an entry (legacy `sentiment`: 24 hours). An imported
 /// answer is dated as if written that long before it expires, never later than it was.
 const MAX_LEGACY_TTL_MS: u64 = 86_400_000;
-
-/// A request as the Python service saw it: options as JSON text, because the order of nested
-/// option members changes its key.
-#[derive(Debug, Clone, Copy)]
-#[non_exhaustive]
-pub struct LegacyRequest<'a> {
-    /// The input text.
-    pub text: &'a str,
-    /// The operation.
-    pub operation: &'a str,
-    /// The request options as JSON text (`None`: no options).
-    pub options_json: Option<&'a str>,
-    /// The question.
-    pub question: Option<&'a str>,
-}
-
-impl<'a> LegacyRequest<'a> {
-    /// A request without options or question.
-    pub fn new(operation: &'a str, text: &'a str) -> Self {
-        Self {
-            text,
-            operation,
-            options_json: None,
-            question: None,
-        }
-    }
-
-    /// Sets the options (JSON text, member order kept).
-    #[must_use]
-    pub fn with_options_json(mut self, options: &'a str) -> Self {
-        self.options_json = Some(options);
-        self
-    }
-
-    /// Sets the question.
-    #[must_use]
-    pub fn with_question(mut self, question: &'a str) -> Self {
-        self.question = Some(question);
-        self
-    }
-}
-
-/// How [`CacheCompatibilityWrapper`] finds the Python service's answers.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct CompatibilityConfig {
-    /// The key variants to look for: HEAD (f5b04c0) folds the question into the options,
-    /// 79e0b9c keeps it apart. Both by default.
-    pub variants: Vec<LegacyVariant>,
-    /// Texts longer than this many code points were hashed in the key: 1000 for the cache's own
-    /// default, 500 when the service built it through its `CacheFactory`.
-    pub text_hash_threshold: usize,
-    /// The Python service's `REDIS_ENCRYPTION_KEY`, when it encrypted (Fernet).
-    pub fernet_key: Option<Secret>,
-    /// On a miss, read the Python keys themselves and import what they hold (one extra `MGET`
-    /// per miss). Off by default: without it, only answers already imported are found.
-    pub read_through: bool,
-}
-
-impl Default for CompatibilityConfig {
-    fn default() -> Self {
-        Self {
-            variants: vec![LegacyVariant::Head, LegacyVariant::Legacy],
-            text_hash_threshold: 1000,
-            fernet_key: None,
-            read_through: false,
-        }
-    }
-}
-
-impl CompatibilityConfig {
-    /// Turns read-through on or off.
-    #[must_use]
-    pub fn with_read_through(mut self, on: bool) -> Self {
-        self.read_through = on;
-        self
-    }
-
-    /// Looks for these key variants only.
-    #[must_use]
-    pub fn with_variants(mut self, variants: Vec<LegacyVariant>) -> Self {
-        self.variants = variants;
-        self
-    }
-
-    /// Sets the text-hash threshold the Python keys were built with.
-    #[must_use]
-    pub fn with_text_hash_threshold(mut self, threshold: usize) -> Self {
-        self.text_hash_threshold = threshold;
-        self
-    }
-
-    /// Decrypts the Python values with this Fernet key.
-    #[must_use]
-    pub fn with_fernet_key(mut self, key: Secret) -> Self {
-        self.fernet_key = Some(key);
-        self
-    }
-
-    fn check(&self) -> Result<()> {
-        if self.variants.is_empty() {
-            return Err(
-                Error::new(ErrorKind::Config, "no legacy key variant to look for")
-                    .with_context("field", "variants")
-                    .with_context("allowed", "HEAD, 79e0b9c or both"),
-            );
-        }
-        if !(1..=100_000).contains(&self.text_hash_threshold) {
-            return Err(
-                Error::new(ErrorKind::Config, "text hash threshold out of range")
-                    .with_context("field", "text_hash_threshold")
-                    .with_context("value", self.text_hash_threshold)
-                    .with_context(
-                        "allowed",
-                        "1..=100000 (the Python service used 1000 or 500)",
-                    ),
-            );
-        }
-        Ok(())
-    }
-}
+/// The longest TTL a cache entry gets (`Ttl::MAX`, in ms).
+const MAX_TTL_MS: u64 = 10 * 365 * 24 * 3600 * 1000;
 
 /// What the wrapper did, since it was built.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -172,7 +61,9 @@ impl CompatibilityConfig {
 pub struct CompatibilityStats {
     /// v1 misses that looked for an imported or Python answer.
     pub misses_checked: u64,
-    /// Of those, the ones an imported answer served.
+    /// Reads of bulk-imported answers (one per Python key of a request, on a v1 miss).
+    pub imported_reads: u64,
+    /// Of those, the ones that found an answer (moved to the v1 key and served).
     pub imported_hits: u64,
     /// Round trips to the Python keys (read-through: one `MGET` per miss).
     pub legacy_reads: u64,
@@ -180,17 +71,22 @@ pub struct CompatibilityStats {
     pub legacy_keys_read: u64,
     /// Python answers imported by read-through.
     pub read_through_imports: u64,
-    /// Python answers not imported because the key holds something or was removed.
+    /// Answers not taken over because the v1 key holds something, or its removal is on record
+    /// (in the store, or made through this wrapper within 24 hours).
     pub blocked: u64,
     /// Python values refused, by reason (`pickle`, `encrypted`, …).
     pub refused: BTreeMap<&'static str, u64>,
     /// Python values that decoded but do not have the answer type's shape.
     pub unconvertible: u64,
+    /// Read-throughs that failed (the Python store or the cache's store refused or timed out):
+    /// each was a miss.
+    pub errors: u64,
 }
 
 #[derive(Default)]
 struct Counters {
     misses_checked: AtomicU64,
+    imported_reads: AtomicU64,
     imported_hits: AtomicU64,
     legacy_reads: AtomicU64,
     legacy_keys_read: AtomicU64,
@@ -198,6 +94,7 @@ struct Counters {
     blocked: AtomicU64,
     refused: [AtomicU64; LegacyRefusal::ALL.len()],
     unconvertible: AtomicU64,
+    errors: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -213,6 +110,7 @@ pub struct CacheCompatibilityWrapper<T = serde_json::Value> {
     decoder: LegacyDecoder,
     read_through: bool,
     counters: Counters,
+    blocks: RemovalBlocks,
 }
 
 impl<T> std::fmt::Debug for CacheCompatibilityWrapper<T> {
@@ -232,6 +130,17 @@ enum Found<T> {
     Empty,
 }
 
+/// When an answer that expires in `left_ms` was written at the latest: as if it had been given
+/// the longest Python TTL. An entry without expiry (or with a longer TTL than the Python service
+/// ever gave) is dated at 0, before any removal.
+fn written_at(now: u64, left_ms: u64) -> u64 {
+    if left_ms >= MAX_LEGACY_TTL_MS {
+        0
+    } else {
+        now.saturating_sub(MAX_LEGACY_TTL_MS - left_ms)
+    }
+}
+
 impl<T> CacheCompatibilityWrapper<T>
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
@@ -240,8 +149,8 @@ where
     /// Python prefix, `ai_cache` by default: for Redis, a `RedisStore` with that `key_prefix`).
     ///
     /// # Errors
-    /// [`ErrorKind::Config`] when the cache has no shared tier (imports go there), for an empty
-    /// variant list, a threshold out of range, or a key that is not a Fernet key.
+    /// [`ErrorKind::Config`] when the cache has no shared tier (answers are taken over there),
+    /// for an empty variant list, a threshold out of range, or a key that is not a Fernet key.
     pub fn new(
         cache: AIResponseCache<T>,
         legacy: Arc<dyn DynFrameStore>,
@@ -251,12 +160,16 @@ where
         if cache.l2().is_none() {
             return Err(Error::new(
                 ErrorKind::Config,
-                "the compatibility wrapper imports answers into the cache's shared tier, and this cache has none",
+                "the compatibility wrapper takes answers over into the cache's shared tier, and this cache has none",
             )
             .with_context("fix", "build the cache with a store (Redis)"));
         }
-        let mut variants = config.variants.clone();
-        variants.dedup();
+        let mut variants: Vec<LegacyVariant> = Vec::new();
+        for variant in &config.variants {
+            if !variants.contains(variant) {
+                variants.push(*variant);
+            }
+        }
         Ok(Self {
             cache,
             legacy,
@@ -267,6 +180,7 @@ where
             decoder: LegacyDecoder::new(config.fernet_key.as_ref())?,
             read_through: config.read_through,
             counters: Counters::default(),
+            blocks: RemovalBlocks::default(),
         })
     }
 
@@ -302,10 +216,12 @@ where
     /// The request's Python keys, without the prefix (one per variant, duplicates removed).
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for options that are not JSON.
+    /// [`ErrorKind::InvalidInput`] naming `options_json` for options that are not JSON.
     pub fn legacy_keys(&self, request: &LegacyRequest<'_>) -> Result<Vec<String>> {
         let options = match request.options_json {
-            Some(json) => PyValue::from_json(json)?,
+            Some(json) => {
+                PyValue::from_json(json).map_err(|e| e.with_context("field", "options_json"))?
+            }
             None => PyValue::None,
         };
         let mut out: Vec<String> = Vec::with_capacity(self.keys.len());
@@ -325,11 +241,13 @@ where
         Ok(out)
     }
 
-    /// The answer for `request`: the v1 entry, else an imported Python answer, else (in
-    /// read-through mode) the Python entry itself, imported on the way.
+    /// The answer for `request`: the v1 entry, else a bulk-imported Python answer, else (in
+    /// read-through mode) the Python entry itself; an answer taken over is written under the v1
+    /// key first (never over a removal) and then served from there. A failing Python store is a
+    /// miss, counted in [`stats`](Self::stats).
     ///
     /// # Errors
-    /// As [`AIResponseCache::get`]; the Python store's errors other than unavailability.
+    /// As [`AIResponseCache::get`].
     pub async fn get(&self, request: &LegacyRequest<'_>) -> Result<Option<CachedResponse<T>>> {
         let key = self.key(request)?;
         if let Some(found) = self.cache.get(&key).await? {
@@ -337,26 +255,61 @@ where
         }
         bump(&self.counters.misses_checked);
         let legacy_keys = self.legacy_keys(request)?;
-        let mut imported = Vec::with_capacity(legacy_keys.len());
         for legacy_key in &legacy_keys {
-            let target = RequestKey::imported(request.operation, legacy_key, key.tier())?;
-            if let Some(found) = self.cache.get(&target).await? {
+            let imported = RequestKey::imported(request.operation, legacy_key, key.tier())?;
+            if self.take_over_imported(&key, &imported).await? {
                 bump(&self.counters.imported_hits);
-                return Ok(Some(found));
+                return self.cache.get(&key).await;
             }
-            imported.push(target);
         }
         if !self.read_through || legacy_keys.is_empty() {
             return Ok(None);
         }
-        self.read_through(&legacy_keys, &imported).await
+        match self.read_through(&key, &legacy_keys).await {
+            Ok(true) => self.cache.get(&key).await,
+            Ok(false) => Ok(None),
+            Err(e) => {
+                bump(&self.counters.errors);
+                tracing::warn!(error = %e, "reading the Python service's entry failed; a miss");
+                Ok(None)
+            }
+        }
     }
 
-    async fn read_through(
-        &self,
-        legacy_keys: &[String],
-        imported: &[RequestKey],
-    ) -> Result<Option<CachedResponse<T>>> {
+    /// Moves a bulk-imported answer to the v1 key (if `imported` holds one); true when the v1 key
+    /// now holds it. The imported copy is removed either way, so that an answer a removal refused
+    /// cannot come back once the removal's record lapses.
+    async fn take_over_imported(&self, key: &RequestKey, imported: &RequestKey) -> Result<bool> {
+        let Some(l2) = self.cache.l2() else {
+            return Ok(false);
+        };
+        bump(&self.counters.imported_reads);
+        let Some(stored) = l2.store().get(imported.cache_key()).await? else {
+            return Ok(false);
+        };
+        let Ok(frame) = l2.decode_frame(imported.cache_key(), stored.clone()) else {
+            return Ok(false);
+        };
+        let taken =
+            if self.blocks.covers(key.cache_key()) || self.blocks.covers(imported.cache_key()) {
+                false
+            } else {
+                let left = frame.meta.remaining_ms(unix_millis());
+                let meta = frame.meta.clone();
+                self.write_v1(key, meta, frame.payload, left).await? == Some(true)
+            };
+        if !taken {
+            bump(&self.counters.blocked);
+        }
+        l2.store()
+            .delete_if_unchanged(imported.cache_key(), stored)
+            .await?;
+        Ok(taken)
+    }
+
+    /// Reads the Python keys (one `MGET`) and takes the first answer over; true when the v1 key
+    /// now holds it.
+    async fn read_through(&self, key: &RequestKey, legacy_keys: &[String]) -> Result<bool> {
         let names: Vec<CacheKey> = legacy_keys
             .iter()
             .filter_map(|k| CacheKey::new(k).ok())
@@ -365,29 +318,35 @@ where
         self.counters
             .legacy_keys_read
             .fetch_add(names.len() as u64, Ordering::Relaxed);
-        let found = match self.legacy.get_many(&names).await {
-            Ok(found) => found,
-            Err(e) if e.is_transient() => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        for ((name, stored), target) in names.iter().zip(found).zip(imported) {
+        let found = self.legacy.get_many(&names).await?;
+        for (name, stored) in names.iter().zip(found) {
             let Some(stored) = stored else { continue };
-            let answer = match self.read_value(&stored) {
-                Found::Answer(answer) => answer,
-                _ => continue,
+            let Found::Answer(answer) = self.read_value(&stored) else {
+                continue;
             };
             let Some(left) = self.legacy.remaining_ttl(name).await? else {
                 continue;
             };
-            if self.import_one(target, &answer, left).await? == Some(true) {
-                bump(&self.counters.read_through_imports);
-            } else {
+            if self.blocks.covers(key.cache_key()) {
                 bump(&self.counters.blocked);
+                return Ok(false);
             }
-            // Whatever the import did, the cache decides: a removal on record leaves a miss.
-            return self.cache.get(target).await;
+            let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            let now = unix_millis();
+            let meta = FrameMeta::new(written_at(now, left_ms), now.saturating_add(left_ms))
+                .with_operation(key.operation().to_owned())
+                .with_text_tier(key.tier())
+                .with_ai_version(AI_VERSION);
+            let payload = bytes::Bytes::from(encode_msgpack(&answer)?);
+            let written = self.write_v1(key, meta, payload, left_ms).await? == Some(true);
+            bump(if written {
+                &self.counters.read_through_imports
+            } else {
+                &self.counters.blocked
+            });
+            return Ok(written);
         }
-        Ok(None)
+        Ok(false)
     }
 
     /// Decodes one stored Python value into the answer type, counting refusals.
@@ -414,35 +373,27 @@ where
         found
     }
 
-    /// Writes `answer` under `target` for `left`, unless a removal of this instance is in
-    /// progress (`None`), the key holds something, or its removal is on record (`Some(false)`).
-    async fn import_one(
+    /// Writes an encoded answer under `key` for `left_ms`, unless a removal of this instance is
+    /// in progress (`None`), the key holds something, or its removal is on record
+    /// (`Some(false)`).
+    async fn write_v1(
         &self,
-        target: &RequestKey,
-        answer: &T,
-        left: Duration,
+        key: &RequestKey,
+        meta: FrameMeta,
+        payload: bytes::Bytes,
+        left_ms: u64,
     ) -> Result<Option<bool>> {
         let Some(l2) = self.cache.l2() else {
             return Ok(Some(false));
         };
-        let Some(_moving) = self.cache.inner.flights.begin_move(target.cache_key()) else {
+        let Some(_moving) = self.cache.inner.flights.begin_move(key.cache_key()) else {
             return Ok(None);
         };
-        let now = unix_millis();
-        let left_ms = u64::try_from(left.as_millis())
-            .unwrap_or(u64::MAX)
-            .min(MAX_LEGACY_TTL_MS);
-        let expires_at = now.saturating_add(left_ms);
-        let written_at = now.saturating_sub(MAX_LEGACY_TTL_MS - left_ms);
-        let meta = FrameMeta::new(written_at, expires_at)
-            .with_operation(target.operation().to_owned())
-            .with_text_tier(target.tier())
-            .with_ai_version(AI_VERSION);
-        let payload = bytes::Bytes::from(encode_msgpack(answer)?);
+        let expires_at = unix_millis().saturating_add(left_ms.min(MAX_TTL_MS));
         let frame = l2
-            .encode_owned(target.cache_key(), &meta, Codec::MessagePack, payload)
+            .encode_owned(key.cache_key(), &meta, Codec::MessagePack, payload)
             .await?;
-        let entry = RestoreEntry::new(target.cache_key().clone(), frame, expires_at);
+        let entry = RestoreEntry::new(key.cache_key().clone(), frame, expires_at);
         let written = l2
             .store()
             .restore_many(&[entry], RestoreRule::IfAbsent)
@@ -461,132 +412,55 @@ where
             .await
     }
 
-    /// Removes the answer for `request`: its v1 entry and the answers imported for its Python
-    /// keys (the Python entries themselves are left alone, and are never imported again while
-    /// the removal is on record).
+    /// Removes the answer for `request`: its v1 entry and the answers bulk-imported for its
+    /// Python keys (the Python entries themselves are left alone, and are not taken over again:
+    /// see the module docs).
     ///
     /// # Errors
     /// As [`AIResponseCache::delete`].
     pub async fn delete(&self, request: &LegacyRequest<'_>) -> Result<bool> {
         let key = self.key(request)?;
+        self.blocks.key(key.cache_key());
         let mut removed = self.cache.delete(&key).await?;
         for legacy_key in self.legacy_keys(request)? {
-            let target = RequestKey::imported(request.operation, &legacy_key, key.tier())?;
-            removed |= self.cache.delete(&target).await?;
+            let imported = RequestKey::imported(request.operation, &legacy_key, key.tier())?;
+            self.blocks.key(imported.cache_key());
+            removed |= self.cache.delete(&imported).await?;
         }
         Ok(removed)
     }
 
-    /// [`AIResponseCache::invalidate_by_operation`]: imported answers of the operation go too.
+    /// [`AIResponseCache::invalidate_by_operation`]: bulk-imported answers of the operation go
+    /// too, and no Python answer of it is taken over again.
     ///
     /// # Errors
     /// As the cache's.
     pub async fn invalidate_by_operation(&self, operation: &str) -> Result<u64> {
+        crate::keys::validate_operation(operation)?;
+        self.blocks
+            .pattern(KeyPattern::new(format!("{operation}:*"))?.with_segments(2));
         self.cache.invalidate_by_operation(operation).await
     }
 
-    /// [`AIResponseCache::invalidate_pattern`]: imported answers matching it go too.
+    /// [`AIResponseCache::invalidate_pattern`] (a glob over v1 keys, `{operation}:{digest}`: not
+    /// the Python service's substring of its keys): bulk-imported answers matching it go too,
+    /// and no Python answer it covers is taken over again.
     ///
     /// # Errors
     /// As the cache's.
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64> {
+        self.blocks
+            .pattern(KeyPattern::new(pattern)?.with_segments(2));
         self.cache.invalidate_pattern(pattern).await
     }
 
-    /// The wrapper's counters.
-    pub fn stats(&self) -> CompatibilityStats {
-        let c = &self.counters;
-        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        CompatibilityStats {
-            misses_checked: load(&c.misses_checked),
-            imported_hits: load(&c.imported_hits),
-            legacy_reads: load(&c.legacy_reads),
-            legacy_keys_read: load(&c.legacy_keys_read),
-            read_through_imports: load(&c.read_through_imports),
-            blocked: load(&c.blocked),
-            refused: LegacyRefusal::ALL
-                .iter()
-                .map(|r| (r.as_str(), load(&c.refused[r.index()])))
-                .filter(|(_, n)| *n > 0)
-                .collect(),
-            unconvertible: load(&c.unconvertible),
-        }
-    }
-
-    /// The Python name of [`get`](Self::get).
+    /// [`AIResponseCache::invalidate_all`], and no Python answer is taken over again.
     ///
     /// # Errors
-    /// As [`get`](Self::get).
-    #[deprecated(note = "use `get` with a `LegacyRequest`")]
-    pub async fn get_cached_response(
-        &self,
-        text: &str,
-        operation: &str,
-        options_json: Option<&str>,
-        question: Option<&str>,
-    ) -> Result<Option<CachedResponse<T>>> {
-        self.get(&legacy_request(text, operation, options_json, question))
-            .await
-    }
-
-    /// The Python name of [`put`](Self::put).
-    ///
-    /// # Errors
-    /// As [`put`](Self::put).
-    #[deprecated(note = "use `put` with a `LegacyRequest`")]
-    pub async fn cache_response(
-        &self,
-        text: &str,
-        operation: &str,
-        options_json: Option<&str>,
-        response: T,
-        question: Option<&str>,
-    ) -> Result<bool> {
-        self.put(
-            &legacy_request(text, operation, options_json, question),
-            response,
-        )
-        .await
-    }
-
-    /// The Python name of the cache's statistics.
-    #[deprecated(note = "use `cache().stats()` and `stats()`")]
-    pub fn get_cache_stats(&self) -> crate::AiCacheStats {
-        self.cache.stats()
-    }
-
-    /// The Python name of the overall hit ratio: hits / reads over every operation, 0 without
-    /// reads.
-    #[deprecated(note = "use `cache().stats()`")]
-    pub fn get_cache_hit_ratio(&self) -> f64 {
-        let stats = self.cache.stats();
-        let (hits, reads) = stats
-            .by_operation
-            .values()
-            .fold((0u64, 0u64), |(h, r), op| {
-                (h + op.hits(), r + op.hits() + op.misses)
-            });
-        #[allow(clippy::cast_precision_loss, reason = "a ratio of counters")]
-        let ratio = if reads == 0 {
-            0.0
-        } else {
-            hits as f64 / reads as f64
-        };
-        ratio
-    }
-}
-
-fn legacy_request<'a>(
-    text: &'a str,
-    operation: &'a str,
-    options_json: Option<&'a str>,
-    question: Option<&'a str>,
-) -> LegacyRequest<'a> {
-    LegacyRequest {
-        text,
-        operation,
-        options_json,
-        question,
+    /// As the cache's.
+    pub async fn invalidate_all(&self) -> Result<u64> {
+        self.blocks.pattern(KeyPattern::all().with_segments(2));
+        self.cache.invalidate_all().await
     }
 }
 

@@ -381,7 +381,7 @@ mod parse;
 mod value;
 
 pub use parse::MAX_JSON_DEPTH;
-pub use value::{LegacyDecoded, LegacyDecoder, LegacyRefusal};
+pub use value::{LegacyDecoded, LegacyDecoder, LegacyRefusal, MAX_LEGACY_VALUE};
 
 #[cfg(test)]
 mod tests;

@@ -74,7 +74,7 @@ pub use keys::{
 pub use layout::{LayoutConversion, LayoutUpgradeStats};
 pub use legacy::{
     LegacyDecoded, LegacyDecoder, LegacyKeyGenerator, LegacyRefusal, LegacyVariant, MAX_JSON_DEPTH,
-    PyValue,
+    MAX_LEGACY_VALUE, PyValue,
 };
 pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, MappedParameters};
 pub use response::{CachedResponse, Computed, ResponseMetadata, Source};

@@ -436,4 +436,4 @@ mod dyn_store;
 mod restore;
 
 pub use dyn_store::DynFrameStore;
-pub use restore::{RestoreEntry, RestoreRule};
+pub use restore::{REMOVAL_CLOCK_MARGIN_MS, RestoreEntry, RestoreRule, removal_blocks};

@@ -46,6 +46,8 @@ struct Stored {
 pub struct MemoryFrameStore {
     namespace: Arc<str>,
     entries: Arc<Mutex<BTreeMap<CacheKey, Stored>>>,
+    /// Pattern removals within the horizon: the pattern, when (ms since the epoch) and until.
+    removed_patterns: Arc<Mutex<Vec<(KeyPattern, u64, Instant)>>>,
     max_frame_size: usize,
     removal_horizon: Duration,
 }
@@ -65,6 +67,7 @@ impl MemoryFrameStore {
         Self {
             namespace: Arc::from(namespace.as_ref()),
             entries: Arc::new(Mutex::new(BTreeMap::new())),
+            removed_patterns: Arc::new(Mutex::new(Vec::new())),
             max_frame_size: cache_core::frame::DEFAULT_MAX_PAYLOAD + 1024,
             removal_horizon: Duration::from_secs(600),
         }
@@ -143,6 +146,31 @@ impl MemoryFrameStore {
             },
         );
         held
+    }
+
+    /// Records `pattern` as removed now, for the removal horizon (as Redis does).
+    fn record_pattern(&self, pattern: &KeyPattern) {
+        let now = Instant::now();
+        let mut patterns = self
+            .removed_patterns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        patterns.retain(|(p, _, until)| *until > now && p != pattern);
+        patterns.push((pattern.clone(), unix_millis(), now + self.removal_horizon));
+    }
+
+    /// Whether a pattern removal recorded at or after `written_at_ms` covers `key`.
+    fn removed_by_pattern(&self, key: &CacheKey, written_at_ms: u64) -> bool {
+        let now = Instant::now();
+        self.removed_patterns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .any(|(p, at, until)| {
+                *until > now
+                    && cache_core::removal_blocks(*at, written_at_ms)
+                    && p.matches(key.as_str())
+            })
     }
 
     fn put(&self, key: &CacheKey, frame: Bytes, expires_at: Instant) {
@@ -245,14 +273,26 @@ impl FrameStore for MemoryFrameStore {
         for entry in entries {
             self.check_size(&entry.frame)?;
         }
+        let written_at = |frame: &[u8]| match stamp(frame) {
+            Stamp::WrittenAt(ms) => ms,
+            _ => 0,
+        };
+        let covered: Vec<bool> = entries
+            .iter()
+            .map(|e| self.removed_by_pattern(&e.key, written_at(&e.frame)))
+            .collect();
         let now = Instant::now();
         let mut stored = self.lock();
         Ok(entries
             .iter()
-            .map(|entry| {
+            .zip(covered)
+            .map(|(entry, covered)| {
                 let Some(expires_at) = instant_of(entry.expires_at_ms) else {
                     return false;
                 };
+                if covered {
+                    return false;
+                }
                 let held = stored
                     .get(&entry.key)
                     .filter(|s| s.expires_at > now)
@@ -380,6 +420,7 @@ impl FrameStore for MemoryFrameStore {
         pattern: &'a KeyPattern,
         removed: RemovedSink<'a>,
     ) -> Result<u64> {
+        self.record_pattern(pattern);
         let mut cursor = None;
         let mut count = 0;
         loop {

@@ -5,7 +5,7 @@
 //! drops a write that a recorded pattern covers (checked before the write and again after it).
 //! Writes queued longer than the horizon are dropped (their tombstones may be gone). Records
 //! live by the server's clock; no rule compares two instances' clocks (a restore compares a
-//! record's time with a frame's `cached_at`, with a margin, `CLOCK_MARGIN_MS`); every script
+//! record's time with a frame's `cached_at`, with a margin, `cache_core::REMOVAL_CLOCK_MARGIN_MS`); every script
 //! touches one key, but the restore batch (`store/restore.rs`).
 
 use std::time::Duration;
@@ -196,21 +196,16 @@ pub(crate) fn covered(removals: &[RecordedRemoval], key: &CacheKey) -> bool {
     removals.iter().any(|r| r.pattern.matches(key.as_str()))
 }
 
-/// How far apart the server's clock (removal records) and a writer's clock (a frame's
-/// `cached_at`) may be and still be told apart: within it, a removal covers the entry.
-pub(crate) const CLOCK_MARGIN_MS: u64 = 5_000;
-
 /// Whether a removal recorded after `written_at_ms` (an entry's `cached_at`) covers `key`: the
-/// entry predates the removal, so bringing it back would undo it. The record's time is the
-/// server's and `cached_at` the writer's; the comparison leans towards the removal by
-/// [`CLOCK_MARGIN_MS`], so a writer's clock running ahead by less than that changes nothing.
+/// entry predates the removal, so bringing it back would undo it (compared with a margin for the
+/// two clocks, [`cache_core::removal_blocks`]).
 pub(crate) fn covered_since(
     removals: &[RecordedRemoval],
     key: &CacheKey,
     written_at_ms: u64,
 ) -> bool {
     removals.iter().any(|r| {
-        r.removed_at_ms.saturating_add(CLOCK_MARGIN_MS) >= written_at_ms
+        cache_core::removal_blocks(r.removed_at_ms, written_at_ms)
             && r.pattern.matches(key.as_str())
     })
 }

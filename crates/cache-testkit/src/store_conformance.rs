@@ -527,6 +527,26 @@ pub async fn store_restore_many_follows_its_rule<S: FrameStore>(store: Arc<S>) {
     assert_eq!(must("get", store.get(&held).await), Some(older));
     assert_eq!(must("get", store.get(&removed).await), None);
     assert!(must("empty", store.restore_many(&[], RestoreRule::Replace).await).is_empty());
+
+    // A pattern removal covers keys it never met: an entry written before it stays out, one
+    // written clearly after it (past the clock margin) goes in.
+    let mut ignore = |_: &CacheKey| {};
+    let pattern = must("pattern", KeyPattern::new("swept:*"));
+    must("remove", store.remove_matching(&pattern, &mut ignore).await);
+    let (never, later) = (key("swept:never"), key("swept:later"));
+    let after = frame(now + 60_000, "written after the removal");
+    let batch = [
+        entry(&never, &frame(now - 1000, "old"), until),
+        entry(&later, &after, until),
+    ];
+    for rule in [RestoreRule::IfAbsent, RestoreRule::Replace] {
+        let written = must("restore", store.restore_many(&batch, rule).await);
+        assert_eq!(
+            written[0], false,
+            "{rule:?}: a removal recorded after the entry was written"
+        );
+    }
+    assert_eq!(must("get", store.get(&later).await), Some(after));
 }
 
 /// `health` answers, `info` describes the store, `is_available` holds for a running store.

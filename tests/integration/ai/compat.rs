@@ -118,14 +118,32 @@ async fn every_value_vector_reads_through_or_is_refused_with_its_reason() {
 async fn every_key_vector_is_found_by_the_wrappers_key_path() {
     let server = server();
     let wrapper = wrapper(&server, &CompatibilityConfig::default()).await;
+    let at_500 = wrapper_with_threshold(&server, 500).await;
     let all = vectors();
+    let mut checked = 0;
     for vector in all["keys"].as_array().unwrap() {
-        if vector["text_hash_threshold"] != 1000 || vector["text"].is_null() {
-            continue;
-        }
-        let text = vector["text"].as_str().unwrap();
+        let text: String = match vector["text"].as_str() {
+            Some(text) => text.to_owned(),
+            None => {
+                let recipe = &vector["text_recipe"];
+                let chars = usize::try_from(recipe["chars"].as_u64().unwrap()).unwrap();
+                recipe["unit"]
+                    .as_str()
+                    .unwrap()
+                    .chars()
+                    .cycle()
+                    .take(chars)
+                    .collect()
+            }
+        };
+        let wrapper = if vector["text_hash_threshold"] == 500 {
+            &at_500
+        } else {
+            &wrapper
+        };
+        checked += 1;
         let operation = vector["operation"].as_str().unwrap();
-        let mut request = LegacyRequest::new(operation, text);
+        let mut request = LegacyRequest::new(operation, &text);
         if let Some(options) = vector["options_json"].as_str() {
             request = request.with_options_json(options);
         }
@@ -144,9 +162,9 @@ async fn every_key_vector_is_found_by_the_wrappers_key_path() {
             }
         }
     }
+    assert_eq!(checked, all["keys"].as_array().unwrap().len());
     // The factory's threshold (500) is a setting.
     let short = "x".repeat(600);
-    let at_500 = wrapper_with_threshold(&server, 500).await;
     let request = LegacyRequest::new("summarize", &short);
     assert!(at_500.legacy_keys(&request).unwrap()[0].contains("txt:hash:"));
     assert!(!wrapper.legacy_keys(&request).unwrap()[0].contains("txt:hash:"));
@@ -183,16 +201,16 @@ async fn read_through_imports_once_with_the_python_ttl_and_leaves_python_alone()
     let stats = wrapper.stats();
     assert_eq!(
         (
+            stats.misses_checked,
             stats.legacy_reads,
-            stats.read_through_imports,
-            stats.imported_hits
+            stats.read_through_imports
         ),
-        (1, 1, 1)
+        (1, 1, 1),
+        "the second read is a v1 hit"
     );
-    // Imported with the Python entry's remaining TTL, in this cache's namespace.
-    let imported: Vec<String> = conn.keys("aicache:v1:summarize:py*").await.unwrap();
-    assert_eq!(imported.len(), 1);
-    let ttl: i64 = conn.ttl(&imported[0]).await.unwrap();
+    // Taken over under the request's v1 key, with the Python entry's remaining TTL.
+    let v1 = wrapper.cache().full_key(&wrapper.key(&request).unwrap());
+    let ttl: i64 = conn.ttl(&v1).await.unwrap();
     assert!((1190..=1200).contains(&ttl), "{ttl}");
     let python: String = conn.get(&python_key).await.unwrap();
     assert_eq!(python, ENVELOPE);
@@ -281,8 +299,11 @@ async fn import_converts_every_entry_and_reports_by_kind() {
             .unwrap();
         assert_eq!(found.unwrap().value["result"], "A summary.");
     }
+    // The three read were moved to their v1 keys (their imported copies are gone): a rerun
+    // imports those again, and leaves the 27 others as they are.
+    assert_eq!(wrapper.stats().imported_hits, 3);
     let again = wrapper.import(|_| {}).await.unwrap();
-    assert_eq!((again.converted, again.skipped), (0, 30), "{again:?}");
+    assert_eq!((again.converted, again.skipped), (3, 27), "{again:?}");
     let python: Vec<String> = conn.keys("ai_cache:*").await.unwrap();
     assert_eq!(python.len(), 36, "the Python entries are all still there");
 }
@@ -328,5 +349,92 @@ async fn a_v1_removal_blocks_reimport_through_every_legacy_path() {
         python.len(),
         4,
         "the Python entries are never removed by the wrapper"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_v1_delete_and_an_expired_store_record_still_block_the_python_answer() {
+    let server = server();
+    let mut conn = raw(&server).await;
+    let config = CompatibilityConfig::default().with_read_through(true);
+    // The cache's store forgets removals after one second; the wrapper's own record lasts 24
+    // hours.
+    let short = test_config(&server.url()).with_replay_horizon(std::time::Duration::from_secs(1));
+    let cache: aicache::AIResponseCache = aicache::connect_ai_cache(
+        aicache::AiCacheConfig::default().with_l1(None),
+        Some(&short),
+        None,
+    )
+    .await
+    .unwrap();
+    let legacy = RedisStore::connect(
+        &test_config(&server.url()).with_key_prefix("ai_cache"),
+        None,
+    )
+    .await
+    .unwrap();
+    let wrapper = CacheCompatibilityWrapper::new(cache, Arc::new(legacy), &config).unwrap();
+    let plain = LegacyRequest::new("summarize", "Deleted through the plain cache.");
+    let through = LegacyRequest::new("summarize", "Deleted through the wrapper.");
+    for request in [&plain, &through] {
+        let key = format!("ai_cache:{}", wrapper.legacy_keys(request).unwrap()[0]);
+        let _: () = conn.set_ex(key, ENVELOPE, 900).await.unwrap();
+        assert!(wrapper.get(request).await.unwrap().is_some());
+    }
+    // A delete that bypasses the wrapper leaves a tombstone on the v1 key: the Python answer is
+    // not taken over again while the store remembers it.
+    let v1 = wrapper.key(&plain).unwrap();
+    assert!(wrapper.cache().delete(&v1).await.unwrap());
+    assert!(wrapper.get(&plain).await.unwrap().is_none());
+    assert!(wrapper.delete(&through).await.unwrap());
+    assert!(wrapper.get(&through).await.unwrap().is_none());
+    assert!(wrapper.stats().blocked >= 2, "{:?}", wrapper.stats());
+    // Once the store's record has lapsed, a removal made through the wrapper still blocks.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(wrapper.get(&through).await.unwrap().is_none());
+    let python: Vec<String> = conn.keys("ai_cache:*").await.unwrap();
+    assert_eq!(python.len(), 2, "the Python entries are still there");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_answers_become_typed_answers_with_enums() {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename_all = "snake_case")]
+    enum Label {
+        Positive,
+        Negative,
+    }
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Sentiment {
+        operation: String,
+        sentiment: Label,
+        confidence: f64,
+    }
+    let server = server();
+    let mut conn = raw(&server).await;
+    let cache: aicache::AIResponseCache<Sentiment> =
+        ai_over(&server, aicache::AiCacheConfig::default().with_l1(None))
+            .await
+            .unwrap();
+    let legacy = RedisStore::connect(
+        &test_config(&server.url()).with_key_prefix("ai_cache"),
+        None,
+    )
+    .await
+    .unwrap();
+    let config = CompatibilityConfig::default().with_read_through(true);
+    let wrapper = CacheCompatibilityWrapper::new(cache, Arc::new(legacy), &config).unwrap();
+    let request = LegacyRequest::new("sentiment", "I love this product.");
+    let key = format!("ai_cache:{}", wrapper.legacy_keys(&request).unwrap()[0]);
+    let stored = r#"{"_serialized_data": "rawj:{\"operation\":\"sentiment\",\"sentiment\":\"positive\",\"confidence\":0.9}"}"#;
+    let _: () = conn.set_ex(key, stored, 900).await.unwrap();
+    let found = wrapper.get(&request).await.unwrap().unwrap();
+    assert_eq!(
+        *found.value,
+        Sentiment {
+            operation: "sentiment".into(),
+            sentiment: Label::Positive,
+            confidence: 0.9
+        }
     );
 }

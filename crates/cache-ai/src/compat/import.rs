@@ -4,14 +4,15 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use cache_core::frame::TextTier;
-use cache_core::{KeyPattern, Result, WalkMode};
+use cache_core::frame::{Codec, FrameMeta, TextTier, encode_msgpack};
+use cache_core::{KeyPattern, RestoreEntry, RestoreRule, Result, WalkMode, unix_millis};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{CacheCompatibilityWrapper, Found, operation_of, tier_of};
+use super::{CacheCompatibilityWrapper, Found, operation_of, tier_of, written_at};
+use crate::AI_VERSION;
 use crate::keys::RequestKey;
-use crate::legacy::LegacyDecoded;
+use crate::legacy::{LegacyDecoded, LegacyRefusal};
 
 /// What [`CacheCompatibilityWrapper::import`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -21,11 +22,12 @@ pub struct ImportReport {
     pub scanned: u64,
     /// Imported.
     pub converted: u64,
-    /// Not imported because the cache holds the key already or remembers its removal.
+    /// Not imported because the cache holds the key already, or remembers its removal.
     pub skipped: u64,
-    /// Refused because they are pickle-based (never decoded).
+    /// Refused because they are pickle-based (`raw:`, `compressed:`, `pick:`, `zlib:`, or an
+    /// envelope of unknown content, which Python would unpickle): never decoded.
     pub refused_pickle: u64,
-    /// Refused for another reason, by reason (`encrypted`, `nonstandard_json`, …).
+    /// Refused for another reason, by reason (`encrypted`, `nonstandard_json`, `too_large`, …).
     pub refused: BTreeMap<&'static str, u64>,
     /// Decoded, but not of the answer type's shape, or an empty (`null`) answer.
     pub undecodable: u64,
@@ -44,9 +46,9 @@ where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
     /// Imports every Python entry into this cache's namespace, page by page (memory bounded by
-    /// a page), calling `progress` after each page. Python entries are never modified or
-    /// deleted; answers already present, or whose removal is on record, are left as they are,
-    /// so a rerun imports only what is left.
+    /// a page; one pipelined write per page), calling `progress` after each page. Python entries
+    /// are never modified or deleted; answers already present, or whose removal is on record,
+    /// are left as they are, so a rerun imports only what is left.
     ///
     /// # Errors
     /// Store errors (an unavailable store stops the import; what was imported stays).
@@ -56,10 +58,15 @@ where
     ) -> Result<ImportReport> {
         let started = Instant::now();
         let mut report = ImportReport::default();
+        let Some(l2) = self.cache.l2() else {
+            return Ok(report);
+        };
         let pattern = KeyPattern::new("op:*")?;
         let mut cursor = None;
         loop {
             let page = self.legacy.walk(&pattern, cursor, WalkMode::Frames).await?;
+            let mut batch = Vec::new();
+            let mut guards = Vec::new();
             for entry in &page.entries {
                 report.scanned += 1;
                 let (Some(stored), Some(left)) = (&entry.frame, entry.remaining_ttl) else {
@@ -78,14 +85,14 @@ where
                 let Ok(target) = RequestKey::imported(
                     operation,
                     entry.key.as_str(),
-                    tier.unwrap_or(TextTier::Small),
+                    tier.unwrap_or(TextTier::Medium),
                 ) else {
                     report.foreign += 1;
                     continue;
                 };
                 let answer = match self.answer_of(decoded) {
                     Found::Answer(answer) => answer,
-                    Found::Refused(crate::legacy::LegacyRefusal::Pickle) => {
+                    Found::Refused(LegacyRefusal::Pickle | LegacyRefusal::UnknownEnvelope) => {
                         report.refused_pickle += 1;
                         continue;
                     }
@@ -98,12 +105,39 @@ where
                         continue;
                     }
                 };
-                match self.import_one(&target, &answer, left).await? {
-                    Some(true) => report.converted += 1,
-                    Some(false) => report.skipped += 1,
-                    None => report.deferred += 1,
+                if self.blocks.covers(target.cache_key()) {
+                    report.skipped += 1;
+                    continue;
                 }
+                let Some(moving) = self.cache.inner.flights.begin_move(target.cache_key()) else {
+                    report.deferred += 1;
+                    continue;
+                };
+                let left_ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                let now = unix_millis();
+                let meta = FrameMeta::new(written_at(now, left_ms), now.saturating_add(left_ms))
+                    .with_operation(target.operation().to_owned())
+                    .with_text_tier(target.tier())
+                    .with_ai_version(AI_VERSION);
+                let payload = bytes::Bytes::from(encode_msgpack(&answer)?);
+                let frame = l2
+                    .encode_owned(target.cache_key(), &meta, Codec::MessagePack, payload)
+                    .await?;
+                batch.push(RestoreEntry::new(
+                    target.cache_key().clone(),
+                    frame,
+                    now.saturating_add(left_ms.min(super::MAX_TTL_MS)),
+                ));
+                guards.push(moving);
             }
+            let written = l2
+                .store()
+                .restore_many(&batch, RestoreRule::IfAbsent)
+                .await?;
+            drop(guards);
+            let converted = written.iter().filter(|w| **w).count() as u64;
+            report.converted += converted;
+            report.skipped += batch.len() as u64 - converted;
             report.duration = started.elapsed();
             progress(&report);
             match page.next {

@@ -28,7 +28,8 @@ impl<'de> serde::Deserializer<'de> for PyValue {
                 } else if let Ok(u) = digits.parse::<u64>() {
                     visitor.visit_u64(u)
                 } else {
-                    // Beyond 64 bits, as serde_json reads such a number itself: a float.
+                    // Beyond 64 bits: the float serde_json itself makes of such a number (a
+                    // documented loss; Python values are floats or small integers in practice).
                     let approx = digits.parse::<f64>().map_err(DeError::custom)?;
                     visitor.visit_f64(approx)
                 }
@@ -50,6 +51,36 @@ impl<'de> serde::Deserializer<'de> for PyValue {
         }
     }
 
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, DeError> {
+        match self {
+            // A unit variant is its name; any other variant a one-member dict, as serde_json
+            // writes them.
+            Self::Str(variant) => visitor.visit_enum(variant.into_deserializer()),
+            Self::Dict(entries) if entries.len() == 1 => {
+                visitor.visit_enum(serde::de::value::MapAccessDeserializer::new(
+                    MapDeserializer::new(entries.into_iter()),
+                ))
+            }
+            other => Err(DeError::custom(format!(
+                "expected an enum variant, found {}",
+                other.py_repr().chars().take(40).collect::<String>()
+            ))),
+        }
+    }
+
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, DeError> {
         match self {
             Self::None => visitor.visit_none(),
@@ -59,8 +90,7 @@ impl<'de> serde::Deserializer<'de> for PyValue {
 
     forward_to_deserialize_any! {
         bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
-        unit unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier
-        ignored_any
+        unit unit_struct seq tuple tuple_struct map struct identifier ignored_any
     }
 }
 

@@ -14,6 +14,40 @@ pub const MAX_JSON_DEPTH: usize = 128;
 /// Objects with more members than this find duplicates through an index instead of a scan.
 const INDEX_ABOVE: usize = 16;
 
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(token: &str) -> bool {
+    let b = token.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    let int_start = i;
+    let int_len = digits(&mut i);
+    if int_len == 0 || (int_len > 1 && b[int_start] == b'0') {
+        return false;
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
 struct Parser<'a> {
     s: &'a str,
     i: usize,
@@ -127,6 +161,9 @@ impl Parser<'_> {
             self.i += 1;
         }
         let token = &self.s[start..self.i];
+        if !is_json_number(token) {
+            return Err(self.error("bad number"));
+        }
         if token.contains(['.', 'e', 'E']) {
             token
                 .parse()
@@ -138,7 +175,12 @@ impl Parser<'_> {
             .all(|b| b.is_ascii_digit())
             && token != "-"
         {
-            Ok(PyValue::Int(token.to_string()))
+            // Python reads `-0` as the integer 0.
+            Ok(PyValue::Int(if token == "-0" {
+                "0".to_owned()
+            } else {
+                token.to_owned()
+            }))
         } else {
             Err(self.error("bad number"))
         }

@@ -287,3 +287,47 @@ fn decoded_values_become_the_answer_type() {
     let big = PyValue::from_json("18446744073709551616").unwrap();
     assert!(big.to_typed::<u64>().is_err());
 }
+
+#[test]
+fn numbers_follow_the_json_grammar() {
+    for bad in ["--1", "01", "1.", "-.5", "1.e3", "+1", "1e", "-"] {
+        assert!(PyValue::from_json(bad).is_err(), "{bad}");
+    }
+    for good in ["0", "-1", "1.5", "1e5", "-2.5E-3", "10"] {
+        assert!(PyValue::from_json(good).is_ok(), "{good}");
+    }
+    assert_eq!(
+        PyValue::from_json("-0").unwrap().py_str(),
+        "0",
+        "Python reads -0 as 0"
+    );
+}
+
+#[test]
+fn a_fernet_token_from_a_clock_ahead_of_ours_still_opens() {
+    let key = "8BXp1apkfNurjOm6pGM4uKoQodKLS-SAP-WwNg1YlXc=";
+    let fernet = fernet::Fernet::new(key).unwrap();
+    let envelope = br#"{"_serialized_data": "rawj:{\"a\":1}"}"#;
+    let in_a_day = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 86_400;
+    let token = fernet.encrypt_at_time(envelope, in_a_day);
+    let decoder = LegacyDecoder::new(Some(&cache_security::Secret::new(key))).unwrap();
+    assert_eq!(
+        decoder.decode(token.as_bytes()),
+        LegacyDecoded::Value(PyValue::from_json(r#"{"a": 1}"#).unwrap())
+    );
+    // A token that opens to something that is not JSON is undecodable, not "encrypted".
+    let odd = fernet.encrypt(b"\x80\x04 pickle?");
+    assert_eq!(
+        decoder.decode(odd.as_bytes()),
+        LegacyDecoded::Refused(LegacyRefusal::Undecodable)
+    );
+    let huge = vec![b' '; MAX_LEGACY_VALUE + 1];
+    assert_eq!(
+        decoder.decode(&huge),
+        LegacyDecoded::Refused(LegacyRefusal::TooLarge)
+    );
+}

@@ -23,17 +23,20 @@ pub enum LegacyRefusal {
     Encrypted,
     /// JSON with `NaN` or `Infinity` tokens: Python reads them, strict JSON has no such values.
     NonStandardJson,
+    /// Larger than [`MAX_LEGACY_VALUE`] (the Python service never stored more than a few KB).
+    TooLarge,
     /// Not a format the Python service wrote.
     Undecodable,
 }
 
 impl LegacyRefusal {
     /// Every reason, in a fixed order (for per-reason counters).
-    pub const ALL: [Self; 5] = [
+    pub(crate) const ALL: [Self; 6] = [
         Self::Pickle,
         Self::UnknownEnvelope,
         Self::Encrypted,
         Self::NonStandardJson,
+        Self::TooLarge,
         Self::Undecodable,
     ];
 
@@ -44,6 +47,7 @@ impl LegacyRefusal {
             Self::UnknownEnvelope => "unknown_envelope",
             Self::Encrypted => "encrypted",
             Self::NonStandardJson => "nonstandard_json",
+            Self::TooLarge => "too_large",
             Self::Undecodable => "undecodable",
         }
     }
@@ -97,6 +101,10 @@ impl fmt::Debug for LegacyDecoder {
 
 const PICKLE_PREFIXES: [&[u8]; 4] = [b"raw:", b"compressed:", b"pick:", b"zlib:"];
 
+/// The largest stored value decoded: the Python service stored at most about 1 KB of JSON (2 KB
+/// once encrypted); anything much larger is refused before it is parsed, which bounds memory.
+pub const MAX_LEGACY_VALUE: usize = 1024 * 1024;
+
 impl LegacyDecoder {
     /// A decoder; `fernet_key` is the Python service's `REDIS_ENCRYPTION_KEY` (URL-safe base64
     /// of 32 bytes), when it encrypted.
@@ -107,7 +115,7 @@ impl LegacyDecoder {
         let fernet = match fernet_key {
             Some(key) => Some(fernet::Fernet::new(key.expose()).ok_or_else(|| {
                 Error::new(ErrorKind::Config, "not a Fernet key")
-                    .with_context("field", "legacy_fernet_key")
+                    .with_context("field", "fernet_key")
                     .with_context("allowed", "URL-safe base64 of 32 bytes (44 characters)")
             })?),
             None => None,
@@ -117,16 +125,20 @@ impl LegacyDecoder {
 
     /// Decodes `stored`, the bytes of one Python cache entry.
     pub fn decode(&self, stored: &[u8]) -> LegacyDecoded {
-        // A Fernet token opens to the envelope; a token that does not open is read as it is,
-        // as Python does (an encrypted deployment still reads plain envelopes).
+        if stored.len() > MAX_LEGACY_VALUE {
+            return LegacyDecoded::Refused(LegacyRefusal::TooLarge);
+        }
+        // A Fernet token opens to the envelope, without a time check (Python decrypts without a
+        // ttl, and a writer's clock ahead of ours must not turn answers into misses); a token
+        // that does not open is read as it is, as Python does (an encrypted deployment still
+        // reads plain envelopes).
         let opened = self
             .fernet
             .as_ref()
             .filter(|_| stored.starts_with(b"gAAAAA"))
             .and_then(|fernet| {
-                std::str::from_utf8(stored)
-                    .ok()
-                    .and_then(|t| fernet.decrypt(t).ok())
+                let token = std::str::from_utf8(stored).ok()?;
+                fernet.decrypt_at_time(token, None, u64::MAX - 60).ok()
             });
         let text = opened.as_deref().unwrap_or(stored);
         if let Some(decoded) = std::str::from_utf8(text)
@@ -157,7 +169,7 @@ impl LegacyDecoder {
         if PICKLE_PREFIXES.iter().any(|p| stored.starts_with(p)) {
             return LegacyDecoded::Refused(LegacyRefusal::Pickle);
         }
-        if stored.starts_with(b"gAAAAA") {
+        if stored.starts_with(b"gAAAAA") && opened.is_none() {
             return LegacyDecoded::Refused(LegacyRefusal::Encrypted);
         }
         LegacyDecoded::Refused(LegacyRefusal::Undecodable)

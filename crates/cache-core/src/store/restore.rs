@@ -45,3 +45,23 @@ impl RestoreEntry {
         }
     }
 }
+
+/// How far apart a store's clock (its removal records) and a writer's clock (a frame's
+/// `cached_at`) may be and still be told apart: within it, a removal covers the entry.
+pub const REMOVAL_CLOCK_MARGIN_MS: u64 = 5_000;
+
+/// Whether a removal made at `removed_at_ms` (by the store's clock) must block an entry written
+/// at `written_at_ms` (its `cached_at`, by its writer's clock): the entry is not clearly newer
+/// than the removal. Leans towards the removal by [`REMOVAL_CLOCK_MARGIN_MS`], so a writer's
+/// clock running ahead by less than that changes nothing.
+///
+/// ```
+/// use cache_core::{REMOVAL_CLOCK_MARGIN_MS, removal_blocks};
+///
+/// assert!(removal_blocks(1_000_000, 990_000), "written before the removal");
+/// assert!(removal_blocks(1_000_000, 1_000_000 + REMOVAL_CLOCK_MARGIN_MS));
+/// assert!(!removal_blocks(1_000_000, 1_000_001 + REMOVAL_CLOCK_MARGIN_MS));
+/// ```
+pub const fn removal_blocks(removed_at_ms: u64, written_at_ms: u64) -> bool {
+    removed_at_ms.saturating_add(REMOVAL_CLOCK_MARGIN_MS) >= written_at_ms
+}
