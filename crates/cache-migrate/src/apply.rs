@@ -100,6 +100,27 @@ impl Reseal {
     }
 }
 
+/// The most frame bytes one write batch carries (a batch of large frames is cut short).
+const BATCH_BYTES: usize = 8 * 1024 * 1024;
+
+/// `entries` cut into batches of at most `count` entries and about [`BATCH_BYTES`] (a single
+/// larger frame goes alone).
+fn batches(entries: &[RestoreEntry], count: usize) -> Vec<&[RestoreEntry]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, entry) in entries.iter().enumerate() {
+        if i > start && (i - start >= count || bytes + entry.frame.len() > BATCH_BYTES) {
+            out.push(&entries[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += entry.frame.len();
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
+}
+
 /// Writes entries into one target.
 pub(crate) struct Applier<'a> {
     target: &'a dyn DynFrameStore,
@@ -167,7 +188,7 @@ impl<'a> Applier<'a> {
             due = entries;
             applied.resealed = resealed;
         }
-        for batch in due.chunks(self.batch) {
+        for batch in batches(&due, self.batch) {
             let written = self.target.restore_many(batch, self.rule).await?;
             let count = written.iter().filter(|w| **w).count() as u64;
             applied.add(Applied {
@@ -177,5 +198,34 @@ impl<'a> Applier<'a> {
             });
         }
         Ok(applied)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+    use cache_core::CacheKey;
+
+    use super::*;
+
+    #[test]
+    fn batches_are_bounded_by_count_and_bytes() {
+        let entry = |size: usize| {
+            RestoreEntry::new(
+                CacheKey::new("k").unwrap_or_else(|e| panic!("{e}")),
+                Bytes::from(vec![0; size]),
+                1,
+            )
+        };
+        let small: Vec<RestoreEntry> = (0..25).map(|_| entry(10)).collect();
+        let sizes: Vec<usize> = batches(&small, 10).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+        let large: Vec<RestoreEntry> = (0..5).map(|_| entry(3 * 1024 * 1024)).collect();
+        let sizes: Vec<usize> = batches(&large, 1000).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+        let huge = [entry(20 * 1024 * 1024), entry(1)];
+        let sizes: Vec<usize> = batches(&huge, 1000).iter().map(|b| b.len()).collect();
+        assert_eq!(sizes, [1, 1]);
+        assert!(batches(&[], 10).is_empty());
     }
 }
