@@ -123,16 +123,16 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false, id = "what")]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(false).args(["operation", "pattern", "all"])))]
 struct InvalidateArgs {
     /// Every answer of this operation.
-    #[arg(long, group = "what")]
+    #[arg(long)]
     operation: Option<String>,
     /// Every answer whose key (`{operation}:{digest}`) matches this glob.
-    #[arg(long, group = "what")]
+    #[arg(long)]
     pattern: Option<String>,
     /// Every answer of the namespace.
-    #[arg(long, group = "what")]
+    #[arg(long)]
     all: bool,
     /// The tenant whose namespace is meant.
     #[arg(long)]

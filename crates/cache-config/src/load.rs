@@ -186,7 +186,11 @@ fn env_layers(vars: impl IntoIterator<Item = (String, String)>) -> Vec<Box<dyn P
             fallback_url = Some(value);
             continue;
         }
-        let Some(key) = name.strip_prefix(ENV_PREFIX) else {
+        // `AICACHE_BENCH_*` belongs to the benchmark library's settings, not to the cache's.
+        let Some(key) = name
+            .strip_prefix(ENV_PREFIX)
+            .filter(|_| !name.starts_with("AICACHE_BENCH_"))
+        else {
             continue;
         };
         let key = key.to_ascii_lowercase();

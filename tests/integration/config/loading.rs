@@ -328,3 +328,18 @@ fn validation_catches_values_and_inconsistencies() {
     assert!(warn.validate().is_valid());
     assert_eq!(warn.validate().warnings[0].field, "l1_max_ttl");
 }
+
+#[test]
+fn the_benchmark_librarys_variables_are_not_cache_settings() {
+    let vars = env(&[
+        ("AICACHE_BENCH_ITERATIONS", "32"),
+        ("AICACHE_BENCH_PRESET", "ci"),
+        ("AICACHE_MEMORY_CACHE_SIZE", "77"),
+    ]);
+    let config = AIResponseCacheConfig::load_with_env(None, vars).unwrap();
+    assert_eq!(config.memory_cache_size, 77);
+    // Any other unknown AICACHE_ variable is still refused, naming it.
+    let error = AIResponseCacheConfig::load_with_env(None, env(&[("AICACHE_NOT_A_SETTING", "1")]))
+        .unwrap_err();
+    assert!(error.to_string().contains("not_a_setting"), "{error}");
+}
