@@ -412,3 +412,51 @@ async fn bench_writes_its_reports_and_security_check_scores() {
         "no TLS, no password: {doc}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stats_shows_the_snapshots_instances_publish() {
+    let server = RedisServer::start(ServerConfig::default());
+    let mut config = aicache::AIResponseCacheConfig::default();
+    config.redis_url = Some(server.url());
+    config.stats_snapshot_interval = 1;
+    let cache: aicache::AIResponseCache = config.build_ai_cache().await.unwrap();
+    let key = cache
+        .key(&AiRequest::new("qa", "What is published?"))
+        .unwrap();
+    cache
+        .put(
+            &key,
+            serde_json::json!({"answer": "counters"}),
+            &RequestControls::default(),
+        )
+        .await
+        .unwrap();
+    assert!(cache.get(&key).await.unwrap().is_some());
+    // Off by default: nothing else publishes; this instance does once its first interval ends.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let out = aicache()
+            .args(["--redis-url", &server.url(), "--json", "stats"])
+            .assert()
+            .success();
+        let doc = json_of(&out.get_output().stdout);
+        let instances = doc["instances"].as_array().unwrap();
+        if let Some(me) = instances.first() {
+            assert_eq!(instances.len(), 1);
+            assert_eq!(me["namespace"], "aicache:v1");
+            assert!(
+                me["operations"]["qa"]["l1_hits"].as_u64().unwrap()
+                    + me["operations"]["qa"]["l2_hits"].as_u64().unwrap()
+                    >= 1,
+                "{me}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no snapshot published"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(cache);
+}

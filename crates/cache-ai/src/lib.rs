@@ -41,6 +41,7 @@ mod compute;
 mod config;
 mod controls;
 mod flight;
+mod handle;
 mod json;
 pub use json::KeyFormat;
 mod keys;
@@ -67,6 +68,7 @@ pub use config::{
     is_valid_tenant,
 };
 pub use controls::RequestControls;
+pub use handle::WeakAIResponseCache;
 pub use keys::{
     AiRequest, CacheKeyGenerator, HASH_SLICE, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN,
     RequestKey, validate_operation,

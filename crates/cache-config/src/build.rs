@@ -239,7 +239,18 @@ impl AIResponseCacheConfig {
             .is_some()
             .then(|| self.to_redis_cache_config())
             .transpose()?;
-        connect_ai_cache(ai, redis.as_ref(), recorder).await
+        let cache = connect_ai_cache(ai.clone(), redis.as_ref(), recorder).await?;
+        if let (Some(redis), true) = (redis, self.stats_snapshot_interval > 0) {
+            let mut store_config = redis.with_l1(None);
+            store_config.key_prefix = ai.namespace();
+            let store = RedisStore::connect(&store_config, None).await?;
+            crate::snapshot::publish_every(
+                &cache,
+                store,
+                Duration::from_secs(self.stats_snapshot_interval),
+            );
+        }
+        Ok(cache)
     }
 
     /// Validates and builds the generic two-tier cache.

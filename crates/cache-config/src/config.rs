@@ -201,6 +201,8 @@ pub struct AIResponseCacheConfig {
     pub promotion_hit_threshold: u64,
     /// Record key-generation statistics.
     pub monitoring_enabled: bool,
+    /// Seconds between stats snapshots published to Redis for `aicache stats` (0: off).
+    pub stats_snapshot_interval: u64,
 }
 
 impl Default for AIResponseCacheConfig {
@@ -275,6 +277,7 @@ impl Default for AIResponseCacheConfig {
             stable_operations: ai.stable_operations.clone(),
             promotion_hit_threshold: ai.promotion_hit_threshold,
             monitoring_enabled: ai.monitoring_enabled,
+            stats_snapshot_interval: 0,
         }
     }
 }
@@ -335,6 +338,7 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field("stable_operations", &self.stable_operations)
             .field("promotion_hit_threshold", &self.promotion_hit_threshold)
             .field("monitoring_enabled", &self.monitoring_enabled)
+            .field("stats_snapshot_interval", &self.stats_snapshot_interval)
             .finish()
     }
 }

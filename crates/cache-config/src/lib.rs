@@ -27,6 +27,7 @@ mod config;
 mod load;
 mod presets;
 mod reference;
+mod snapshot;
 mod validate;
 
 pub use build::connect_ai_cache;

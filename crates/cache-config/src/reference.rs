@@ -297,6 +297,12 @@ const FIELDS: &[Field] = &[
         rule: "records key-generation statistics when true",
         example: "true",
     },
+    Field {
+        name: "stats_snapshot_interval",
+        kind: "seconds",
+        rule: "0..=3600 (0: off); with Redis, the AI cache publishes a small snapshot of its counters (hit rates per operation, L1, Redis reads, breaker, replay queue) every this many seconds to `{namespace}~aux:stats:{instance}` with a TTL of three intervals, for `aicache stats`",
+        example: "30",
+    },
 ];
 
 fn env_name(field: &str) -> String {

@@ -422,6 +422,15 @@ impl AIResponseCacheConfig {
                 "bound the queue to what an outage may cost in memory; 64 MiB is the default",
             );
         }
+        if self.stats_snapshot_interval > 3600 {
+            err(
+                &mut r,
+                "stats_snapshot_interval",
+                self.stats_snapshot_interval,
+                "0..=3600 seconds (0: off)",
+                "a snapshot every 10 to 60 seconds shows the fleet in `aicache stats`",
+            );
+        }
         if !(1..=86_400).contains(&self.replay_horizon) {
             err(
                 &mut r,

@@ -60,4 +60,4 @@ pub use config::{
 pub use events::{CacheEvent, CacheEventListener, ListenerError};
 pub use manager::RedisCacheSecurityManager;
 pub use stats::RedisCacheStats;
-pub use store::RedisStore;
+pub use store::{MAX_SNAPSHOT_BYTES, RedisStore};

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use cache_core::frame::{Stamp, stamp};
 use cache_core::{
-    CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Recorder,
-    RedisMemory, RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite, Ttl,
-    WalkCursor, WalkMode, WalkPage, escape_glob, unix_millis,
+    CacheKey, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Namespace,
+    Recorder, RedisMemory, RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite,
+    Ttl, WalkCursor, WalkMode, WalkPage, escape_glob, unix_millis,
 };
 use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
@@ -326,3 +326,6 @@ fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: b
 mod frame_store;
 mod removals;
 mod restore;
+mod snapshots;
+
+pub use snapshots::MAX_SNAPSHOT_BYTES;

@@ -119,9 +119,51 @@ async fn once(ctx: &Context, sample: u64) -> Result<Output, CliError> {
             m.fragmentation_ratio
         );
     }
+    // The snapshots instances publish (stats_snapshot_interval), newest counters per instance.
+    let snapshots = store.snapshots().await?;
+    let mut instances = Vec::new();
+    if !snapshots.is_empty() {
+        let _ = writeln!(
+            text,
+            "\ninstances publishing snapshots: {}",
+            snapshots.len()
+        );
+    }
+    let now = aicache::unix_millis();
+    for (instance, body) in snapshots {
+        let Ok(doc) = serde_json::from_slice::<Value>(&body) else {
+            continue;
+        };
+        let age = now.saturating_sub(doc["at_ms"].as_u64().unwrap_or(now)) / 1000;
+        let (hits, reads) = doc["operations"].as_object().map_or((0, 0), |ops| {
+            ops.values().fold((0, 0), |(h, r), op| {
+                let hit = op["l1_hits"].as_u64().unwrap_or(0) + op["l2_hits"].as_u64().unwrap_or(0);
+                (h + hit, r + hit + op["misses"].as_u64().unwrap_or(0))
+            })
+        });
+        #[allow(clippy::cast_precision_loss, reason = "a hit rate")]
+        let rate = if reads == 0 {
+            0.0
+        } else {
+            hits as f64 / reads as f64
+        };
+        let _ = writeln!(
+            text,
+            "  {instance}: {age} s ago, hit rate {:.1} % over {reads} reads, Redis {}, replay queued {}",
+            rate * 100.0,
+            if doc["redis_available"] == true {
+                "available"
+            } else {
+                "UNAVAILABLE (breaker open)"
+            },
+            doc["replay"]["queued"]
+        );
+        instances.push(doc);
+    }
     Ok(Output::new(
         text,
         json!({
+            "instances": instances,
             "ok": true,
             "namespace": namespace,
             "sampled": sampled,
