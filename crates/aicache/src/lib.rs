@@ -35,7 +35,7 @@
 //! | `config` (default) | [`config`] | `AIResponseCacheConfig`: defaults, presets, files, environment, validation; wires Redis (implies `ai`, `redis`) |
 //! | `monitoring` (default) | [`monitoring`] | `CachePerformanceMonitor`, the `metrics` facade recorder |
 //! | `prometheus` | [`monitoring`] | a Prometheus exporter for the `metrics` facade (implies `monitoring`) |
-//! | `bench` | [`bench`] | `CachePerformanceBenchmark`: workloads with same-run baselines, grades, regression checks, reports and an SVG chart (implies `ai`, `redis`) |
+//! | `bench` | [`bench`](mod@bench) | `CachePerformanceBenchmark`: workloads with same-run baselines, grades, regression checks, reports and an SVG chart (implies `ai`, `redis`) |
 //! | `migrate` (default) | [`migrate`] | `CacheMigrationManager`: backup, restore, migrate and verify between stores (implies `memory`) |
 //!
 //! A first user adds `aicache` with its default features; a service that must not link redis-rs

@@ -46,7 +46,7 @@ impl<'a> LegacyRequest<'a> {
     }
 }
 
-/// How [`CacheCompatibilityWrapper`] finds the Python service's answers.
+/// How [`CacheCompatibilityWrapper`](super::CacheCompatibilityWrapper) finds the Python service's answers.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct CompatibilityConfig {
