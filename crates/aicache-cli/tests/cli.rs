@@ -441,15 +441,15 @@ async fn stats_shows_the_snapshots_instances_publish() {
             .success();
         let doc = json_of(&out.get_output().stdout);
         let instances = doc["instances"].as_array().unwrap();
-        if let Some(me) = instances.first() {
+        // The first snapshot may predate the read: wait for one that counts it.
+        let reads = |me: &Value| {
+            me["operations"]["qa"]["l1_hits"].as_u64().unwrap_or(0)
+                + me["operations"]["qa"]["l2_hits"].as_u64().unwrap_or(0)
+        };
+        if let Some(me) = instances.first().filter(|me| reads(me) >= 1) {
             assert_eq!(instances.len(), 1);
             assert_eq!(me["namespace"], "aicache:v1");
-            assert!(
-                me["operations"]["qa"]["l1_hits"].as_u64().unwrap()
-                    + me["operations"]["qa"]["l2_hits"].as_u64().unwrap()
-                    >= 1,
-                "{me}"
-            );
+            assert_eq!(me["redis_available"], true);
             break;
         }
         assert!(
