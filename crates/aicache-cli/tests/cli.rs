@@ -460,3 +460,42 @@ async fn stats_shows_the_snapshots_instances_publish() {
     }
     drop(cache);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convert_namespaces_needs_a_tenant_upgrade_window_and_moves_what_is_there() {
+    let server = RedisServer::start(ServerConfig::default());
+    // Without a tenant and an upgrade window there is nothing to convert from: a usage error.
+    let out = aicache()
+        .args(["--redis-url", &server.url(), "--json", "convert-namespaces"])
+        .assert()
+        .code(2);
+    let doc = json_of(&out.get_output().stdout);
+    assert!(
+        doc["error"].as_str().unwrap().contains("old-layout"),
+        "{doc}"
+    );
+    // With them, an empty old location converts nothing, and says so.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tenant.toml");
+    let until = std::time::SystemTime::now() + std::time::Duration::from_secs(86_400);
+    let until = humantime::format_rfc3339_seconds(until);
+    std::fs::write(
+        &file,
+        format!(
+            "redis_url = \"{}\"\ntenant = \"acme\"\nlayout_upgrade_until = \"{until}\"\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let out = aicache()
+        .arg("--config")
+        .arg(&file)
+        .args(["--json", "convert-namespaces"])
+        .assert()
+        .success();
+    let doc = json_of(&out.get_output().stdout);
+    assert_eq!(
+        (doc["moved"].as_u64(), doc["namespace"].as_str()),
+        (Some(0), Some("aicache:t:acme:v1"))
+    );
+}

@@ -44,8 +44,6 @@ pub use workload::Workload;
 
 use workload::{AiCaches, ByteCaches, Recorded};
 
-/// Text sizes the AI workloads run with: the small and medium tiers' typical request.
-const AI_TEXT_CHARS: [usize; 2] = [200, 2_000];
 /// Text sizes compression is measured on.
 const COMPRESSION_CHARS: [usize; 2] = [2_000, 40_000];
 
@@ -149,7 +147,7 @@ impl CachePerformanceBenchmark {
             let reader = Arc::new(build(l1()).await?);
             recorded
                 .extend(workload::byte_workloads(&bytes, reader, iterations, tasks, size).await);
-            for chars in AI_TEXT_CHARS {
+            for &chars in &self.settings.text_sizes {
                 let reader = Arc::new(ai_build(l1())?);
                 recorded.extend(
                     workload::ai_workloads(&ai, reader, iterations, tasks, chars, size).await,

@@ -150,6 +150,7 @@ impl Preset {
             warmup,
             concurrency: vec![1, 8],
             value_size: 1024,
+            text_sizes: vec![200, 2_000, 20_000, 60_000],
             thresholds,
         }
     }
@@ -167,8 +168,11 @@ pub struct BenchSettings {
     pub warmup: usize,
     /// Each workload runs once per entry: sequential (1) and with N concurrent tasks.
     pub concurrency: Vec<usize>,
-    /// Bytes of each value the byte-cache workloads write.
+    /// Bytes of each value the byte-cache workloads write (and of each AI answer).
     pub value_size: usize,
+    /// Characters of the texts the AI workloads key on: by default one text per tier (small,
+    /// medium, large, xlarge at the default tier thresholds).
+    pub text_sizes: Vec<usize>,
     /// What results are graded against.
     pub thresholds: Thresholds,
 }
@@ -194,9 +198,28 @@ fn env_number<T: std::str::FromStr>(
     }
 }
 
+fn env_list(name: &'static str, example: &'static str) -> Result<Option<Vec<usize>>> {
+    let Ok(text) = std::env::var(name) else {
+        return Ok(None);
+    };
+    text.split(',')
+        .map(|part| part.trim().parse::<usize>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(|_| {
+            Error::new(ErrorKind::Config, "not a list of numbers")
+                .with_context("field", name)
+                .with_context("value", &text)
+                .with_context(
+                    "allowed",
+                    format!("comma-separated numbers, e.g. {example}"),
+                )
+        })
+}
+
 impl BenchSettings {
     /// The settings of `AICACHE_BENCH_PRESET` (or `fallback`), with `AICACHE_BENCH_ITERATIONS`,
-    /// `_WARMUP`, `_CONCURRENCY` (comma-separated), `_VALUE_SIZE`,
+    /// `_WARMUP`, `_CONCURRENCY` and `_TEXT_SIZES` (comma-separated), `_VALUE_SIZE`,
     /// `_THRESHOLD_BASIC_AVG_MS` / `_P95_MS` / `_P99_MS`, `_THRESHOLD_MEMORY_CACHE_AVG_MS`,
     /// `_THRESHOLD_REGRESSION_WARNING_PCT` / `_CRITICAL_PCT` applied over it.
     ///
@@ -217,17 +240,11 @@ impl BenchSettings {
         if let Some(n) = env_number("AICACHE_BENCH_VALUE_SIZE", "1..=67108864 bytes")? {
             settings.value_size = n;
         }
-        if let Ok(text) = std::env::var("AICACHE_BENCH_CONCURRENCY") {
-            settings.concurrency = text
-                .split(',')
-                .map(|part| part.trim().parse::<usize>())
-                .collect::<std::result::Result<_, _>>()
-                .map_err(|_| {
-                    Error::new(ErrorKind::Config, "not a list of task counts")
-                        .with_context("field", "AICACHE_BENCH_CONCURRENCY")
-                        .with_context("value", &text)
-                        .with_context("allowed", "comma-separated numbers, e.g. 1,8,50")
-                })?;
+        if let Some(list) = env_list("AICACHE_BENCH_CONCURRENCY", "1,8,50")? {
+            settings.concurrency = list;
+        }
+        if let Some(list) = env_list("AICACHE_BENCH_TEXT_SIZES", "200,2000,20000,60000")? {
+            settings.text_sizes = list;
         }
         let t = &mut settings.thresholds;
         let ms = "a positive number of milliseconds";
@@ -277,6 +294,13 @@ impl BenchSettings {
                 "concurrency",
                 format!("{:?}", self.concurrency),
                 "1..=4096 tasks, at least one entry",
+            );
+        }
+        if self.text_sizes.iter().any(|c| !(1..=1_000_000).contains(c)) {
+            return bad(
+                "text_sizes",
+                format!("{:?}", self.text_sizes),
+                "1..=1000000 characters each",
             );
         }
         if !(1..=64 * 1024 * 1024).contains(&self.value_size) {

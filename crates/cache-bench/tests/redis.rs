@@ -19,6 +19,11 @@ async fn ci_run(server: &RedisServer) -> BenchmarkReport {
     // A short run: the figures are not asserted, only their presence and coherence.
     settings.iterations = 160;
     settings.warmup = 5;
+    assert_eq!(
+        settings.text_sizes,
+        [200, 2_000, 20_000, 60_000],
+        "one text per tier"
+    );
     let bench = CachePerformanceBenchmark::new(settings).unwrap();
     let config = RedisCacheConfig::default()
         .with_redis_url(server.url())
@@ -83,6 +88,12 @@ async fn every_workload_has_a_baseline_a_ratio_and_coherent_figures() {
         "one MGET per batch"
     );
     assert!(per_op("l1_hit_ai_200b_c8") < 0.05);
+    for size in ["200b", "2000b", "20000b", "60000b"] {
+        assert!(
+            run.result(&format!("l2_hit_ai_{size}_c1")).is_some(),
+            "{size}"
+        );
+    }
     // The L1 accounts for what it holds after a read-through filled it.
     assert!(
         run.result("read_through_generic_1k_c1")
