@@ -36,7 +36,7 @@ mod result;
 mod workload;
 
 pub use data::realistic_text;
-pub use measure::{Latencies, Measured};
+pub use measure::{Latencies, Measured, ROUNDS};
 pub use preset::{BenchSettings, LatencyLimits, Preset, Thresholds};
 pub use regression::{Regression, RegressionCheck, RegressionLevel};
 pub use result::{Baseline, BenchmarkReport, BenchmarkResult, Grade};

@@ -62,24 +62,34 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1)
 }
 
-/// Runs `op(i)` for `i in 0..iterations`, spread over `tasks` concurrent tasks (task `t` takes
-/// every `tasks`-th index), timing each call.
-pub(crate) async fn run<F, Fut>(iterations: usize, tasks: usize, op: F) -> Measured
+/// Rounds a contender and its baseline alternate in (A B A B A B), so that the machine's drift
+/// (a shared VM's round trip changes mode within seconds) hits both alike.
+pub const ROUNDS: usize = 3;
+
+/// One timed slice of a run.
+struct Part {
+    hist: Histogram<u64>,
+    succeeded: u64,
+    wall: f64,
+}
+
+/// Runs `op(i)` for every `i` of `range`, spread over `tasks` concurrent tasks, timing each call.
+async fn run_part<F, Fut>(range: std::ops::Range<usize>, tasks: usize, op: &Arc<F>) -> Part
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = bool> + Send + 'static,
 {
-    let op = Arc::new(op);
-    let tasks = tasks.clamp(1, iterations.max(1));
+    let len = range.len();
+    let tasks = tasks.clamp(1, len.max(1));
     let started = Instant::now();
     let mut handles = Vec::with_capacity(tasks);
     for t in 0..tasks {
-        let op = Arc::clone(&op);
+        let (op, range) = (Arc::clone(op), range.clone());
         handles.push(tokio::spawn(async move {
             let mut hist = histogram();
             let mut ok = 0u64;
-            let mut i = t;
-            while i < iterations {
+            let mut i = range.start + t;
+            while i < range.end {
                 let began = Instant::now();
                 if op(i).await {
                     ok += 1;
@@ -90,19 +100,39 @@ where
             (hist, ok)
         }));
     }
-    let mut all = histogram();
+    let mut hist = histogram();
     let mut succeeded = 0;
     for handle in handles {
-        if let Ok((hist, ok)) = handle.await {
-            let _ = all.add(&hist);
+        if let Ok((part, ok)) = handle.await {
+            let _ = hist.add(&part);
             succeeded += ok;
         }
     }
-    let wall = started.elapsed().as_secs_f64().max(1e-9);
+    Part {
+        hist,
+        succeeded,
+        wall: started.elapsed().as_secs_f64().max(1e-9),
+    }
+}
+
+/// The figures of several parts: latencies over all of them, throughput the median part's.
+fn combine(parts: &[Part]) -> Measured {
+    let mut all = histogram();
+    let mut succeeded = 0;
+    #[allow(clippy::cast_precision_loss, reason = "figures for a report")]
+    let mut rates: Vec<f64> = parts
+        .iter()
+        .map(|p| {
+            let _ = all.add(&p.hist);
+            succeeded += p.succeeded;
+            p.hist.len() as f64 / p.wall
+        })
+        .collect();
+    rates.sort_by(f64::total_cmp);
     #[allow(clippy::cast_precision_loss, reason = "figures for a report")]
     let figure = |v: u64| v as f64;
     Measured {
-        ops_per_sec: figure(all.len()) / wall,
+        ops_per_sec: rates.get(rates.len() / 2).copied().unwrap_or(0.0),
         latency: Latencies {
             mean_us: all.mean(),
             p50_us: figure(all.value_at_quantile(0.50)),
@@ -113,6 +143,45 @@ where
         operations: all.len(),
         succeeded,
     }
+}
+
+fn slice(round: usize, rounds: usize, iterations: usize) -> std::ops::Range<usize> {
+    (round * iterations / rounds)..((round + 1) * iterations / rounds)
+}
+
+/// Runs `op(i)` for `i in 0..iterations` over `tasks` concurrent tasks (task `t` takes every
+/// `tasks`-th index), timing each call.
+pub(crate) async fn run<F, Fut>(iterations: usize, tasks: usize, op: F) -> Measured
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+{
+    combine(&[run_part(0..iterations, tasks, &Arc::new(op)).await])
+}
+
+/// Runs a contender and its baseline over the same indices in [`ROUNDS`] alternating slices
+/// (contender slice 1, baseline slice 1, contender slice 2, …); each gets the median of its
+/// slices' throughputs and the latencies of all of them.
+pub(crate) async fn pair<F, Fut, G, Gut>(
+    iterations: usize,
+    tasks: usize,
+    contender: F,
+    baseline: G,
+) -> (Measured, Measured)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = bool> + Send + 'static,
+    G: Fn(usize) -> Gut + Send + Sync + 'static,
+    Gut: Future<Output = bool> + Send + 'static,
+{
+    let (contender, baseline) = (Arc::new(contender), Arc::new(baseline));
+    let rounds = ROUNDS.clamp(1, iterations.max(1));
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        ours.push(run_part(slice(round, rounds, iterations), tasks, &contender).await);
+        theirs.push(run_part(slice(round, rounds, iterations), tasks, &baseline).await);
+    }
+    (combine(&ours), combine(&theirs))
 }
 
 /// The process's resident set size in bytes (Linux `/proc/self/statm`; `None` elsewhere).

@@ -5,14 +5,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cache_ai::{AIResponseCache, AiRequest, RequestControls};
-use cache_core::frame::{Codec, Compression, FrameCodec, FrameMeta};
-use cache_core::{CacheKey, DynCache, DynFrameStore, Ttl};
+use cache_core::{BoxFuture, CacheKey, DynCache, DynFrameStore, Ttl};
 use cache_redis::{GenericRedisCache, RawBaseline};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::data::{realistic_text, value};
-use crate::measure::{Measured, rss_bytes, run};
+use crate::measure::{Measured, pair, rss_bytes};
 use crate::result::{Baseline, BenchmarkResult, Grade};
 
 /// What a benchmark does.
@@ -174,20 +173,18 @@ pub(crate) async fn byte_workloads(
     let (rss, sent) = (rss_bytes(), requests());
     let cache = Arc::clone(&caches.with_l1);
     let (k, v) = (Arc::clone(&keys), value.clone());
-    let measured = run(iterations, tasks, move |i| {
-        let (cache, key, v) = (Arc::clone(&cache), k[i].clone(), v.clone());
-        async move { cache.set_dyn(&key, v, bench_ttl()).await.is_ok() }
-    })
-    .await;
-    let sent = requests() - sent;
-    let raw_set = raw_loop(
-        &caches.raw,
-        &names,
+    let (measured, raw_set) = pair(
         iterations,
         tasks,
-        RawOp::Set(value.clone()),
+        move |i| {
+            let (cache, key, v) = (Arc::clone(&cache), k[i].clone(), v.clone());
+            async move { cache.set_dyn(&key, v, bench_ttl()).await.is_ok() }
+        },
+        raw_op(&caches.raw, &names, RawOp::Set(value.clone())),
     )
     .await;
+    let sent = requests() - sent;
+
     out.push(record(
         Workload::Write,
         measured,
@@ -220,14 +217,22 @@ pub(crate) async fn byte_workloads(
         let (rss, sent) = (rss_bytes(), requests());
         let hit = workload != Workload::Miss;
         let reading = Arc::clone(&cache);
-        let measured = run(iterations, tasks, move |i| {
-            let (cache, key) = (Arc::clone(&reading), read_keys[i].clone());
-            async move { matches!(cache.get_dyn(&key).await, Ok(found) if found.is_some() == hit) }
-        })
-        .await;
+        let (measured, raw_get) =
+            pair(
+                iterations,
+                tasks,
+                move |i| {
+                    let (cache, key) = (Arc::clone(&reading), read_keys[i].clone());
+                    async move {
+                        matches!(cache.get_dyn(&key).await, Ok(found) if found.is_some() == hit)
+                    }
+                },
+                raw_op(&caches.raw, names_read, RawOp::Get),
+            )
+            .await;
         let sent = requests() - sent;
         let l1 = cache.stats().l1.map(|s| s.bytes);
-        let raw_get = raw_loop(&caches.raw, names_read, iterations, tasks, RawOp::Get).await;
+
         out.push(record(
             workload,
             measured,
@@ -241,19 +246,24 @@ pub(crate) async fn byte_workloads(
     let batches = (iterations / 16).max(1);
     let (rss, sent) = (rss_bytes(), requests());
     let (cache, k) = (Arc::clone(&caches.without_l1), Arc::clone(&keys));
-    let measured = run(batches, tasks, move |b| {
-        let cache = Arc::clone(&cache);
-        let batch: Vec<CacheKey> = (0..16).map(|j| k[(b * 16 + j) % k.len()].clone()).collect();
-        async move {
-            cache
-                .get_many_dyn(&batch)
-                .await
-                .is_ok_and(|f| f.iter().all(Option::is_some))
-        }
-    })
+    let (measured, raw_mget) = pair(
+        batches,
+        tasks,
+        move |b| {
+            let cache = Arc::clone(&cache);
+            let batch: Vec<CacheKey> = (0..16).map(|j| k[(b * 16 + j) % k.len()].clone()).collect();
+            async move {
+                cache
+                    .get_many_dyn(&batch)
+                    .await
+                    .is_ok_and(|f| f.iter().all(Option::is_some))
+            }
+        },
+        raw_op(&caches.raw, &names, RawOp::Mget),
+    )
     .await;
     let sent = requests() - sent;
-    let raw_mget = raw_loop(&caches.raw, &names, batches, tasks, RawOp::Mget).await;
+
     out.push(record(
         Workload::GetMany,
         measured,
@@ -265,13 +275,18 @@ pub(crate) async fn byte_workloads(
 
     let (rss, sent) = (rss_bytes(), requests());
     let (cache, k) = (Arc::clone(&caches.without_l1), Arc::clone(&keys));
-    let measured = run(iterations, tasks, move |i| {
-        let (cache, key) = (Arc::clone(&cache), k[i].clone());
-        async move { cache.delete_dyn(&key).await.is_ok() }
-    })
+    let (measured, raw_unlink) = pair(
+        iterations,
+        tasks,
+        move |i| {
+            let (cache, key) = (Arc::clone(&cache), k[i].clone());
+            async move { cache.delete_dyn(&key).await.is_ok() }
+        },
+        raw_op(&caches.raw, &names, RawOp::Unlink),
+    )
     .await;
     let sent = requests() - sent;
-    let raw_unlink = raw_loop(&caches.raw, &names, iterations, tasks, RawOp::Unlink).await;
+
     out.push(record(
         Workload::Invalidate,
         measured,
@@ -292,17 +307,15 @@ enum RawOp {
 }
 
 /// The raw baseline of a workload: the same operation on the same Redis keys.
-async fn raw_loop(
+fn raw_op(
     raw: &RawBaseline,
     names: &Arc<Vec<String>>,
-    iterations: usize,
-    tasks: usize,
     op: RawOp,
-) -> Measured {
+) -> impl Fn(usize) -> BoxFuture<'static, bool> + Send + Sync + 'static {
     let (raw, names) = (raw.clone(), Arc::clone(names));
-    run(iterations, tasks, move |i| {
+    move |i| {
         let (raw, names, op) = (raw.clone(), Arc::clone(&names), op.clone());
-        async move {
+        Box::pin(async move {
             let name = &names[i % names.len()];
             match op {
                 RawOp::Get => raw.get(name).await.is_ok(),
@@ -315,9 +328,8 @@ async fn raw_loop(
                     raw.mget(&batch).await.is_ok()
                 }
             }
-        }
-    })
-    .await
+        })
+    }
 }
 
 /// The AI caches of a suite: an L1-off writer and fresh L1-on readers over one store.
@@ -380,28 +392,26 @@ pub(crate) async fn ai_workloads(
         Arc::clone(&texts),
         answer.clone(),
     );
-    let measured = run(iterations, tasks, move |i| {
-        let (cache, t, a) = (Arc::clone(&cache), Arc::clone(&t), a.clone());
-        async move {
-            let Ok(key) = cache.key(&AiRequest::new("summarize", &t[i])) else {
-                return false;
-            };
-            cache
-                .put(&key, a, &RequestControls::default())
-                .await
-                .unwrap_or(false)
-        }
-    })
-    .await;
-    let sent = requests() - sent;
-    let raw_set = raw_loop(
-        &caches.raw,
-        &names,
+    let (measured, raw_set) = pair(
         iterations,
         tasks,
-        RawOp::Set(answer_bytes),
+        move |i| {
+            let (cache, t, a) = (Arc::clone(&cache), Arc::clone(&t), a.clone());
+            async move {
+                let Ok(key) = cache.key(&AiRequest::new("summarize", &t[i])) else {
+                    return false;
+                };
+                cache
+                    .put(&key, a, &RequestControls::default())
+                    .await
+                    .unwrap_or(false)
+            }
+        },
+        raw_op(&caches.raw, &names, RawOp::Set(answer_bytes)),
     )
     .await;
+    let sent = requests() - sent;
+
     out.push(record(
         Workload::Write,
         measured,
@@ -439,19 +449,24 @@ pub(crate) async fn ai_workloads(
         let (rss, sent) = (rss_bytes(), requests());
         let hit = workload != Workload::Miss;
         let (reading, t) = (Arc::clone(&cache), Arc::clone(read_texts));
-        let measured = run(iterations, tasks, move |i| {
-            let (cache, t) = (Arc::clone(&reading), Arc::clone(&t));
-            async move {
-                let Ok(key) = cache.key(&AiRequest::new("summarize", &t[i])) else {
-                    return false;
-                };
-                matches!(cache.get(&key).await, Ok(found) if found.is_some() == hit)
-            }
-        })
+        let (measured, raw_get) = pair(
+            iterations,
+            tasks,
+            move |i| {
+                let (cache, t) = (Arc::clone(&reading), Arc::clone(&t));
+                async move {
+                    let Ok(key) = cache.key(&AiRequest::new("summarize", &t[i])) else {
+                        return false;
+                    };
+                    matches!(cache.get(&key).await, Ok(found) if found.is_some() == hit)
+                }
+            },
+            raw_op(&caches.raw, read_names, RawOp::Get),
+        )
         .await;
         let sent = requests() - sent;
         let l1 = cache.stats().l1.map(|s| s.bytes);
-        let raw_get = raw_loop(&caches.raw, read_names, iterations, tasks, RawOp::Get).await;
+
         out.push(record(
             workload,
             measured,
@@ -464,18 +479,23 @@ pub(crate) async fn ai_workloads(
 
     let (rss, sent) = (rss_bytes(), requests());
     let (cache, t) = (Arc::clone(&caches.without_l1), Arc::clone(&texts));
-    let measured = run(iterations, tasks, move |i| {
-        let (cache, t) = (Arc::clone(&cache), Arc::clone(&t));
-        async move {
-            let Ok(key) = cache.key(&AiRequest::new("summarize", &t[i])) else {
-                return false;
-            };
-            cache.delete(&key).await.is_ok()
-        }
-    })
+    let (measured, raw_unlink) = pair(
+        iterations,
+        tasks,
+        move |i| {
+            let (cache, t) = (Arc::clone(&cache), Arc::clone(&t));
+            async move {
+                let Ok(key) = cache.key(&AiRequest::new("summarize", &t[i])) else {
+                    return false;
+                };
+                cache.delete(&key).await.is_ok()
+            }
+        },
+        raw_op(&caches.raw, &names, RawOp::Unlink),
+    )
     .await;
     let sent = requests() - sent;
-    let raw_unlink = raw_loop(&caches.raw, &names, iterations, tasks, RawOp::Unlink).await;
+
     out.push(record(
         Workload::Invalidate,
         measured,
@@ -487,107 +507,6 @@ pub(crate) async fn ai_workloads(
     out
 }
 
-/// Frame encoding of realistic text of `chars` characters, LZ4 and zstd, against encoding
-/// without compression; the ratio is the stored size over the original size.
-pub(crate) async fn compression_workloads(iterations: usize, chars: usize) -> Vec<Recorded> {
-    let text = Arc::new(realistic_text(chars, 3).into_bytes());
-    let meta = FrameMeta::new(1_700_000_000_000, 1_700_003_600_000);
-    let mut out = Vec::new();
-    let plain = FrameCodec::new().with_compression(Compression::None);
-    for (target, compression) in [
-        ("codec_lz4", Compression::Lz4),
-        ("codec_zstd", Compression::Zstd),
-    ] {
-        let codec = FrameCodec::new()
-            .with_compression_threshold(0)
-            .with_compression(compression);
-        let stored = codec
-            .encode("k", &meta, Codec::Raw, &text)
-            .map(|f| f.bytes.len())
-            .unwrap_or(text.len());
-        #[allow(clippy::cast_precision_loss, reason = "a size ratio")]
-        let ratio = stored as f64 / text.len().max(1) as f64;
-        let rss = rss_bytes();
-        let (c, t, m) = (codec.clone(), Arc::clone(&text), meta.clone());
-        let measured = run(iterations, 1, move |_| {
-            let ok = c.encode("k", &m, Codec::Raw, &t).is_ok();
-            async move { ok }
-        })
-        .await;
-        let (c, t, m) = (plain.clone(), Arc::clone(&text), meta.clone());
-        let baseline = run(iterations, 1, move |_| {
-            let ok = c.encode("k", &m, Codec::Raw, &t).is_ok();
-            async move { ok }
-        })
-        .await;
-        out.push(Recorded {
-            workload: Workload::Compression,
-            target,
-            concurrency: 1,
-            size: chars,
-            measured,
-            baseline: Some(("encode without compression", baseline)),
-            rss_before: rss,
-            l1_bytes: None,
-            requests: None,
-            compression_ratio: Some(ratio),
-        });
-    }
-    out
-}
+mod other;
 
-/// The byte-cache workloads against any cache, without a baseline.
-pub(crate) async fn any_cache_workloads(
-    cache: Arc<dyn DynCache>,
-    iterations: usize,
-    tasks: usize,
-    size: usize,
-) -> Vec<Recorded> {
-    let value = Bytes::from(value(size, 42));
-    let keys = key_set(&format!("any{tasks}"), iterations);
-    let absent = key_set(&format!("anyabsent{tasks}"), iterations);
-    let mut out = Vec::new();
-    let record = |workload, measured, rss_before| Recorded {
-        workload,
-        target: "cache",
-        concurrency: tasks,
-        size,
-        measured,
-        baseline: None,
-        rss_before,
-        l1_bytes: None,
-        requests: None,
-        compression_ratio: None,
-    };
-    let rss = rss_bytes();
-    let (c, k, v) = (Arc::clone(&cache), Arc::clone(&keys), value.clone());
-    let measured = run(iterations, tasks, move |i| {
-        let (c, key, v) = (Arc::clone(&c), k[i].clone(), v.clone());
-        async move { c.set_dyn(&key, v, bench_ttl()).await.is_ok() }
-    })
-    .await;
-    out.push(record(Workload::Write, measured, rss));
-    for (workload, read) in [
-        (Workload::L1Hit, Arc::clone(&keys)),
-        (Workload::Miss, Arc::clone(&absent)),
-    ] {
-        let rss = rss_bytes();
-        let hit = workload != Workload::Miss;
-        let c = Arc::clone(&cache);
-        let measured = run(iterations, tasks, move |i| {
-            let (c, key) = (Arc::clone(&c), read[i].clone());
-            async move { matches!(c.get_dyn(&key).await, Ok(found) if found.is_some() == hit) }
-        })
-        .await;
-        out.push(record(workload, measured, rss));
-    }
-    let rss = rss_bytes();
-    let (c, k) = (Arc::clone(&cache), Arc::clone(&keys));
-    let measured = run(iterations, tasks, move |i| {
-        let (c, key) = (Arc::clone(&c), k[i].clone());
-        async move { c.delete_dyn(&key).await.is_ok() }
-    })
-    .await;
-    out.push(record(Workload::Invalidate, measured, rss));
-    out
-}
+pub(crate) use other::{any_cache_workloads, compression_workloads};
