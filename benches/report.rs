@@ -5,22 +5,21 @@
 //! - `l1_hit_1k_c1`: a memory-only `GenericRedisCache` hit vs a bare quick_cache get of the same bytes.
 //! - `l2_hit_{1k,100k}_c{1,50}`: `GenericRedisCache` with L1 off vs raw redis-rs `GET` on one
 //!   multiplexed connection, both reading the same stored frame.
-//!
 //! - `l2_outage_read_p99_us_breaker_vs_none`: p99 read latency (µs) while Redis is frozen, with the
 //!   circuit breaker against without it (lower is better; the command timeout is printed).
-//!
 //! - `l2_hit_1k_c50_tls_vs_plain`: the same L2 hit over TLS against plain TCP (the price of TLS).
-//!
-//! - `backup_100k_1k`, `restore_100k_1k`, `backup_1g_peak_rss_mib`: the migration manager
-//!   (`report/migrate.rs`).
+//! - `monitoring_200_operations_mib` (`report/memory.rs`); `backup_100k_1k`, `restore_100k_1k`,
+//!   `backup_1g_peak_rss_mib`: the migration manager (`report/migrate.rs`).
 //!
 //! Output: a table on stdout and `target/aicache-bench/report.json`
 //! (`[{"name", "value", "unit", "baseline", "ratio"}]`, values in ops/s, ratio = contender/baseline).
-#![allow(clippy::print_stdout, reason = "a benchmark report prints its table")]
-#![allow(missing_docs, reason = "a benchmark binary")]
-#![allow(clippy::unwrap_used, reason = "a benchmark aborts on any failure")]
+#![allow(
+    clippy::print_stdout,
+    missing_docs,
+    clippy::unwrap_used,
+    reason = "a bench binary"
+)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,8 +56,12 @@ impl Row {
     }
 }
 
+#[path = "report/memory.rs"]
+mod memory;
 #[path = "report/migrate.rs"]
 mod migrate;
+#[path = "report/output.rs"]
+mod output;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -501,18 +504,13 @@ async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
     row
 }
 
-fn out_path() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    target.join("aicache-bench")
-}
-
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(at) = args.iter().position(|a| a == "--backup-rss-child") {
-        migrate::rss_child(&args[at + 1]);
-        return;
+        return migrate::rss_child(&args[at + 1]);
+    }
+    if args.iter().any(|a| a == "--monitoring-memory-child") {
+        return memory::child();
     }
     let quick = args.iter().any(|a| a == "--quick");
     let plan = if quick {
@@ -554,6 +552,7 @@ fn main() {
             rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
             rows.push(outage_row(&plan).await);
             rows.push(tls_row(&plan).await);
+            rows.push(memory::row(if quick { 1 } else { 3 }));
         }
         if wanted("migrate") {
             rows.extend(migrate::rows(&plan).await);
@@ -564,37 +563,5 @@ fn main() {
         rows.push(migrate::rss_row(if quick { 1 } else { 3 }));
     }
 
-    println!(
-        "\n{:<30} {:>14} {:>14} {:>8}   ratio min–max   ({} interleaved rounds of {:?})",
-        "row", "ops/s", "baseline", "ratio", plan.rounds, plan.round_time
-    );
-    let mut json = Vec::new();
-    for mut row in rows {
-        let mut ratios: Vec<f64> = row
-            .contender
-            .iter()
-            .zip(&row.baseline)
-            .map(|(c, b)| c / b)
-            .collect();
-        let ratio = median(&mut ratios);
-        let (lo, hi) = (ratios[0], ratios[ratios.len() - 1]);
-        let value = median(&mut row.contender);
-        let baseline = median(&mut row.baseline);
-        println!(
-            "{:<30} {value:>14.0} {baseline:>14.0} {ratio:>8.3}   {lo:.3}–{hi:.3}",
-            row.name
-        );
-        json.push(serde_json::json!({
-            "name": row.name,
-            "value": value.round(),
-            "unit": row.unit,
-            "baseline": baseline.round(),
-            "ratio": (ratio * 1000.0).round() / 1000.0,
-        }));
-    }
-    let dir = out_path();
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("report.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-    println!("\nwrote {}", path.display());
+    output::write(rows, &plan);
 }

@@ -23,4 +23,4 @@ pub use monitor::{
     MemoryUsageMetric, MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric,
     SavingsMetric, Severity,
 };
-pub use window::{LatencySummary, LatencyWindow};
+pub use window::{LatencySummary, LatencyWindow, MAX_WINDOW_BYTES};

@@ -6,9 +6,16 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 /// How many slices the retention window is cut into; a sample leaves the window one slice at a time.
-const SLICES: u64 = 12;
+const SLICES: u64 = 6;
 /// The largest value recorded, in microseconds (one hour); larger values are clamped.
 const MAX_MICROS: u64 = 3_600_000_000;
+/// Significant digits kept: values are exact to 1 % (a percentile of 1,000 µs is 990..=1,010).
+const SIGNIFICANT_DIGITS: u8 = 2;
+
+/// The most memory one window's histograms take, in bytes: every slice allocated, 32-bit counts
+/// (about 13 KB a slice). Slices are allocated when first written, so an idle window costs
+/// nothing and one written for a minute costs one slice.
+pub const MAX_WINDOW_BYTES: usize = 6 * 14 * 1024;
 
 /// A thread-safe latency window: record durations, read a [`LatencySummary`] of the last
 /// `retention`.
@@ -59,10 +66,11 @@ impl LatencyWindow {
     }
 }
 
-/// A windowed histogram of microsecond values with 3 significant digits.
+/// A windowed histogram of microsecond values with two significant digits, one lazily
+/// allocated histogram per slice.
 pub(crate) struct WindowedHistogram {
     slice_ms: u64,
-    slices: Vec<(u64, Histogram<u64>)>,
+    slices: Vec<(u64, Option<Histogram<u32>>)>,
 }
 
 /// Summary statistics of a histogram, in microseconds.
@@ -85,8 +93,8 @@ pub struct LatencySummary {
     pub p99_us: u64,
 }
 
-fn empty() -> Option<Histogram<u64>> {
-    Histogram::new_with_bounds(1, MAX_MICROS, 3).ok()
+fn empty() -> Option<Histogram<u32>> {
+    Histogram::new_with_bounds(1, MAX_MICROS, SIGNIFICANT_DIGITS).ok()
 }
 
 impl WindowedHistogram {
@@ -104,9 +112,7 @@ impl WindowedHistogram {
     pub(crate) fn record(&mut self, now_ms: u64, value_us: u64) {
         let slice = now_ms / self.slice_ms;
         if self.slices.is_empty() {
-            self.slices = (0..SLICES)
-                .filter_map(|_| empty().map(|h| (u64::MAX, h)))
-                .collect();
+            self.slices = (0..SLICES).map(|_| (u64::MAX, None)).collect();
         }
         let Some(index) = usize::try_from(slice % SLICES).ok() else {
             return;
@@ -115,22 +121,42 @@ impl WindowedHistogram {
             return;
         };
         if *slot != slice {
-            histogram.reset();
+            if let Some(h) = histogram {
+                h.reset();
+            }
             *slot = slice;
         }
-        histogram.saturating_record(value_us.clamp(1, MAX_MICROS));
+        if histogram.is_none() {
+            *histogram = empty();
+        }
+        if let Some(h) = histogram {
+            h.saturating_record(value_us.clamp(1, MAX_MICROS));
+        }
     }
 
     /// The samples recorded within the window ending at `now_ms`, merged.
-    pub(crate) fn merged(&self, now_ms: u64) -> Option<Histogram<u64>> {
+    pub(crate) fn merged(&self, now_ms: u64) -> Option<Histogram<u32>> {
         let current = now_ms / self.slice_ms;
         let mut merged = empty()?;
         for (slot, histogram) in &self.slices {
-            if *slot != u64::MAX && current.saturating_sub(*slot) < SLICES {
+            if let Some(histogram) = histogram
+                && *slot != u64::MAX
+                && current.saturating_sub(*slot) < SLICES
+            {
                 merged.add(histogram).ok()?;
             }
         }
         Some(merged)
+    }
+
+    /// Bytes the allocated slices take (their counts).
+    #[cfg(test)]
+    pub(crate) fn allocated_bytes(&self) -> usize {
+        self.slices
+            .iter()
+            .filter_map(|(_, h)| h.as_ref())
+            .map(|h| h.distinct_values() * std::mem::size_of::<u32>())
+            .sum()
     }
 
     /// The summary of the window ending at `now_ms`.
@@ -174,10 +200,11 @@ mod tests {
         }
         let s = h.summary(1_000);
         assert_eq!(s.count, 1000);
-        assert_eq!((s.min_us, s.max_us), (1, 1000));
-        assert!((499..=501).contains(&s.p50_us), "{s:?}");
-        assert!((949..=951).contains(&s.p95_us), "{s:?}");
-        assert!((989..=991).contains(&s.p99_us), "{s:?}");
+        assert_eq!(s.min_us, 1);
+        assert!((1000..=1010).contains(&s.max_us), "within 1 %: {s:?}");
+        assert!((495..=505).contains(&s.p50_us), "{s:?}");
+        assert!((940..=960).contains(&s.p95_us), "{s:?}");
+        assert!((980..=1000).contains(&s.p99_us), "{s:?}");
     }
 
     #[test]
@@ -194,6 +221,23 @@ mod tests {
         assert_eq!(h.summary(30_000).count, 0);
         h.record(30_000, 5);
         assert_eq!(h.summary(30_000).max_us, 5, "a reused slice starts empty");
+    }
+
+    #[test]
+    fn memory_is_allocated_by_slice_and_bounded() {
+        let mut h = WindowedHistogram::new(Duration::from_secs(3600));
+        assert_eq!(h.allocated_bytes(), 0, "an idle window costs nothing");
+        h.record(0, 10);
+        let one = h.allocated_bytes();
+        assert!(one > 0 && one <= MAX_WINDOW_BYTES / 6, "{one}");
+        for minute in 0..60 {
+            h.record(minute * 60_000, 10);
+        }
+        assert!(
+            h.allocated_bytes() <= MAX_WINDOW_BYTES,
+            "{}",
+            h.allocated_bytes()
+        );
     }
 
     #[test]
