@@ -80,7 +80,6 @@ pub(crate) struct Inner<T> {
     /// Read on every request, written once per new operation: an `ArcSwap` keeps readers off any
     /// shared lock word.
     pub(crate) ops: ArcSwap<HashMap<Arc<str>, Arc<OpCounters>>>,
-    pub(crate) by_tier: [AtomicU64; 4],
     pub(crate) tiers: [TierCounters; 4],
     pub(crate) decode_failures: AtomicU64,
     pub(crate) l1_skipped_too_large: AtomicU64,
@@ -285,7 +284,6 @@ where
                 usage_meter,
                 recorder,
                 ops: ArcSwap::from_pointee(HashMap::new()),
-                by_tier: Default::default(),
                 tiers: std::array::from_fn(|_| TierCounters::default()),
                 decode_failures: AtomicU64::new(0),
                 l1_skipped_too_large: AtomicU64::new(0),
@@ -425,7 +423,10 @@ where
             .collect();
         AiCacheStats {
             by_operation,
-            by_tier: [0, 1, 2, 3].map(|i| self.inner.by_tier[i].load(Ordering::Relaxed)),
+            by_tier: std::array::from_fn(|i| {
+                let t = &self.inner.tiers[i];
+                t.hits.load(Ordering::Relaxed) + t.misses.load(Ordering::Relaxed)
+            }),
             decode_failures: self.inner.decode_failures.load(Ordering::Relaxed),
             l1_skipped_too_large: self.inner.l1_skipped_too_large.load(Ordering::Relaxed),
             l1: self.inner.near.l1().map(InMemoryCache::stats),

@@ -66,7 +66,8 @@ pub struct AiCacheConfig {
     /// For [`KeyFormat::Legacy`](crate::KeyFormat::Legacy) keys (the Python original's format):
     /// texts longer than this many characters are hashed. v1 keys always hash. Default: 1000.
     pub text_hash_threshold: usize,
-    /// Record key-generation statistics and read timings. Default: true.
+    /// Record key-generation statistics and time reads (one in `latency_sample_every`). Counts
+    /// (hits, misses, stores, per operation and per tier) are exact either way. Default: true.
     pub monitoring_enabled: bool,
     /// Time one read in this many (hit and miss counts stay exact): timing every read costs about
     /// 10 % of an L1 hit. Default: 16; 1 times every read.

@@ -590,6 +590,7 @@ fn encode_value(sink: &mut impl Sink, value: &Value) {
 }
 
 mod imported;
+mod reset;
 mod stream;
 pub use stream::HASH_SLICE;
 #[cfg(test)]

@@ -50,6 +50,7 @@ mod legacy;
 mod lookup;
 mod mapper;
 mod refresh;
+mod reset;
 mod response;
 mod stats;
 mod summary;

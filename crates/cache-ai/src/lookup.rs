@@ -214,22 +214,21 @@ where
             // Not the read's outcome yet: the caller goes on to the shared tier.
             return found;
         }
+        // Counts are exact whatever `monitoring_enabled` says; only timings depend on it.
+        let tier = &self.inner.tiers[tier_index(key.tier())];
         if count {
-            self.inner.by_tier[tier_index(key.tier())].fetch_add(1, Ordering::Relaxed);
-        }
-        if monitoring {
-            let tier = &self.inner.tiers[tier_index(key.tier())];
             let counter = if matches!(found, Ok(Some(_))) {
                 &tier.hits
             } else {
                 &tier.misses
             };
             counter.fetch_add(1, Ordering::Relaxed);
-            if let (true, Some(started)) = (sampled, started) {
-                let elapsed = started.elapsed();
-                tier.latency.record(elapsed);
-                counters.latency.record(elapsed);
-            }
+        }
+        // `sampled` implies `monitoring`.
+        if let (true, Some(started)) = (sampled, started) {
+            let elapsed = started.elapsed();
+            tier.latency.record(elapsed);
+            counters.latency.record(elapsed);
         }
         let saved = match (&found, &self.inner.usage_meter) {
             (Ok(Some(hit)), Some(meter)) if count => {
@@ -280,13 +279,9 @@ where
             &counters.misses
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        let index = tier_index(key.tier());
-        self.inner.by_tier[index].fetch_add(1, Ordering::Relaxed);
-        if self.inner.config.monitoring_enabled {
-            let tier = &self.inner.tiers[index];
-            let counter = if hit { &tier.hits } else { &tier.misses };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
+        let tier = &self.inner.tiers[tier_index(key.tier())];
+        let counter = if hit { &tier.hits } else { &tier.misses };
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one computation of `key`'s answer, with its usage when a meter is set, and tells the

@@ -57,6 +57,14 @@ impl LatencyWindow {
             .record(unix_millis(), micros);
     }
 
+    /// Forgets every sample (and frees the slices).
+    pub fn clear(&self) {
+        self.histogram
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// The durations recorded within the window.
     pub fn summary(&self) -> LatencySummary {
         self.histogram
