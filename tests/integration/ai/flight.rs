@@ -27,6 +27,8 @@ async fn a_thousand_identical_misses_compute_once() {
         .unwrap();
     let calls = Arc::new(AtomicU64::new(0));
     let release = Arc::new(tokio::sync::Notify::new());
+    let requests = || cache.l2().unwrap().store().stats().requests;
+    let sent_before = requests();
     let mut tasks = Vec::new();
     for _ in 0..1000 {
         let (cache, key, calls, release) = (
@@ -58,6 +60,13 @@ async fn a_thousand_identical_misses_compute_once() {
     assert_eq!(calls.load(Ordering::SeqCst), 1, "{sources:?}");
     assert_eq!(sources["Computed"], 1);
     assert_eq!(sources["Joined"], 999);
+    // Followers join the flight before any Redis read: the leader's GET and SET serve all 1,000
+    // (counted by the store itself).
+    let sent = requests() - sent_before;
+    assert!(
+        sent <= 3 && sent >= 2,
+        "{sent} Redis requests for one stampede (a GET and a SET)"
+    );
     assert_eq!(cache.stats().flights_in_progress, 0);
     assert_eq!(cache.stats().callers_waiting, 0);
     let mut conn = raw(&server).await;
