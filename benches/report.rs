@@ -8,6 +8,7 @@
 //! - `l2_outage_read_p99_us_breaker_vs_none`: p99 read latency (µs) while Redis is frozen, with the
 //!   circuit breaker against without it (lower is better; the command timeout is printed).
 //! - `l2_hit_1k_c50_tls_vs_plain`: the same L2 hit over TLS against plain TCP (the price of TLS).
+//! - `write_1k_c50`, `ai_write_1k_c50`, `read_through_1k_c50`, `get_many_100` (`report/speed.rs`).
 //! - `monitoring_200_operations_mib` (`report/memory.rs`); `backup_100k_1k`, `restore_100k_1k`,
 //!   `backup_1g_peak_rss_mib`: the migration manager (`report/migrate.rs`).
 //!
@@ -62,6 +63,8 @@ mod memory;
 mod migrate;
 #[path = "report/output.rs"]
 mod output;
+#[path = "report/speed.rs"]
+mod speed;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -553,6 +556,9 @@ fn main() {
             rows.push(outage_row(&plan).await);
             rows.push(tls_row(&plan).await);
             rows.push(memory::row(if quick { 1 } else { 3 }));
+        }
+        if wanted("speed") {
+            rows.extend(speed::rows(&server, &plan).await);
         }
         if wanted("migrate") {
             rows.extend(migrate::rows(&plan).await);

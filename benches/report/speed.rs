@@ -1,0 +1,213 @@
+//! Rows of the speed issue against their raw baselines, interleaved by round:
+//! - `write_1k_c50` / `ai_write_1k_c50`: `GenericRedisCache::set` / `AIResponseCache::put` vs raw
+//!   `SET PX` of the same bytes, 50 tasks.
+//! - `read_through_1k_c50`: an L1-on cache, cold each round, reading distinct keys that Redis
+//!   holds (every read promotes) vs raw `GET` of the same keys.
+//! - `get_many_100`: `get_many` of 100 keys (L1 off) vs raw `MGET` of the same keys.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use aicache::{
+    AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheInterface, CacheKey, GenericRedisCache,
+    MemoryCacheConfig, RedisCacheConfig, RequestControls, Ttl,
+};
+use cache_testkit::RedisServer;
+use serde_json::Value;
+
+use super::{Plan, Row, throughput};
+
+const TASKS: usize = 50;
+
+fn config(server: &RedisServer, l1: bool) -> RedisCacheConfig {
+    RedisCacheConfig::default()
+        .with_redis_url(server.url())
+        .with_key_prefix("speed")
+        .with_l1(l1.then(|| MemoryCacheConfig::default().with_max_entries(1_000_000)))
+        .with_command_timeout(Duration::from_secs(5))
+}
+
+async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(server.url()).unwrap();
+    client.get_multiplexed_async_connection().await.unwrap()
+}
+
+/// 50 workers taking indices from one counter: each index once per round.
+async fn indexed<F, Fut>(duration: Duration, op: F) -> f64
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (op, next) = (Arc::new(op), Arc::new(AtomicUsize::new(0)));
+    throughput(TASKS, duration, move |deadline: Instant| {
+        let (op, next) = (Arc::clone(&op), Arc::clone(&next));
+        async move {
+            let mut done = 0;
+            while Instant::now() < deadline {
+                op(next.fetch_add(1, Ordering::Relaxed)).await;
+                done += 1;
+            }
+            done
+        }
+    })
+    .await
+}
+
+pub(crate) async fn rows(server: &RedisServer, plan: &Plan) -> Vec<Row> {
+    let value = Bytes::from(cache_testkit::incompressible_bytes(1024));
+    let ttl = Ttl::from_secs(600).unwrap();
+    let writer = Arc::new(
+        GenericRedisCache::connect(config(server, false))
+            .await
+            .unwrap(),
+    );
+    let ai: Arc<AIResponseCache<Value>> = Arc::new(
+        aicache::connect_ai_cache(
+            AiCacheConfig::default().with_l1(None),
+            Some(&config(server, false)),
+            None,
+        )
+        .await
+        .unwrap(),
+    );
+    let answer = serde_json::json!({"answer": "x".repeat(900)});
+    let answer_bytes = Bytes::from(serde_json::to_vec(&answer).unwrap());
+    let keys: Arc<Vec<CacheKey>> = Arc::new(
+        (0..400_000)
+            .map(|i| CacheKey::new(format!("k{i}")).unwrap())
+            .collect(),
+    );
+    let names: Arc<Vec<String>> = Arc::new(keys.iter().map(|k| writer.redis_key(k)).collect());
+    let (mut write, mut ai_write, mut read_through, mut get_many) = (
+        Row::new("write_1k_c50", "ops/s"),
+        Row::new("ai_write_1k_c50", "ops/s"),
+        Row::new("read_through_1k_c50", "ops/s"),
+        Row::new("get_many_100", "ops/s"),
+    );
+    let conn = raw(server).await;
+    let raw_set = |value: Bytes| {
+        let (conn, names) = (conn.clone(), Arc::clone(&names));
+        move |i: usize| {
+            let (mut conn, name, value) =
+                (conn.clone(), names[i % names.len()].clone(), value.clone());
+            async move {
+                let () = redis::cmd("SET")
+                    .arg(name)
+                    .arg(value.as_ref())
+                    .arg("PX")
+                    .arg(600_000)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    let raw_get = || {
+        let (conn, names) = (conn.clone(), Arc::clone(&names));
+        move |i: usize| {
+            let (mut conn, name) = (conn.clone(), names[i % names.len()].clone());
+            async move {
+                let _: Option<Vec<u8>> = redis::cmd("GET")
+                    .arg(name)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    for _ in 0..plan.rounds {
+        let (w, k, v) = (Arc::clone(&writer), Arc::clone(&keys), value.clone());
+        write.contender.push(
+            indexed(plan.round_time, move |i| {
+                let (w, key, v) = (Arc::clone(&w), k[i % k.len()].clone(), v.clone());
+                async move { w.set(&key, v, Some(ttl)).await.unwrap() }
+            })
+            .await,
+        );
+        write
+            .baseline
+            .push(indexed(plan.round_time, raw_set(value.clone())).await);
+
+        let (c, a) = (Arc::clone(&ai), answer.clone());
+        ai_write.contender.push(
+            indexed(plan.round_time, move |i| {
+                let (c, a) = (Arc::clone(&c), a.clone());
+                async move {
+                    let text = format!("text number {i}");
+                    let key = c.key(&AiRequest::new("qa", &text)).unwrap();
+                    c.put(&key, a, &RequestControls::default()).await.unwrap();
+                }
+            })
+            .await,
+        );
+        ai_write
+            .baseline
+            .push(indexed(plan.round_time, raw_set(answer_bytes.clone())).await);
+
+        // Every key the readers may reach is in Redis (written by the write rows above and
+        // again here, untimed), and the reader's L1 is new each round.
+        for batch in keys.chunks(1000) {
+            let entries: Vec<(CacheKey, Bytes)> =
+                batch.iter().map(|k| (k.clone(), value.clone())).collect();
+            writer.set_many(&entries, Some(ttl)).await.unwrap();
+        }
+        let reader = Arc::new(
+            GenericRedisCache::connect(config(server, true))
+                .await
+                .unwrap(),
+        );
+        let k = Arc::clone(&keys);
+        read_through.contender.push(
+            indexed(plan.round_time, move |i| {
+                let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
+                async move {
+                    assert!(r.get(&key).await.unwrap().is_some());
+                }
+            })
+            .await,
+        );
+        read_through
+            .baseline
+            .push(indexed(plan.round_time, raw_get()).await);
+
+        let k = Arc::clone(&keys);
+        let w = Arc::clone(&writer);
+        get_many.contender.push(
+            indexed(plan.round_time, move |i| {
+                let w = Arc::clone(&w);
+                let batch: Vec<CacheKey> = (0..100)
+                    .map(|j| k[(i * 100 + j) % k.len()].clone())
+                    .collect();
+                async move {
+                    assert!(
+                        w.get_many(&batch)
+                            .await
+                            .unwrap()
+                            .iter()
+                            .all(Option::is_some)
+                    );
+                }
+            })
+            .await,
+        );
+        let (c, n) = (conn.clone(), Arc::clone(&names));
+        get_many.baseline.push(
+            indexed(plan.round_time, move |i| {
+                let mut c = c.clone();
+                let batch: Vec<String> = (0..100)
+                    .map(|j| n[(i * 100 + j) % n.len()].clone())
+                    .collect();
+                async move {
+                    let _: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                        .arg(batch)
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                }
+            })
+            .await,
+        );
+    }
+    vec![write, ai_write, read_through, get_many]
+}
