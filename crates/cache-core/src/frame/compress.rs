@@ -20,6 +20,25 @@ fn sample_compresses(payload: &[u8]) -> bool {
     lz4_flex::block::compress(sample).len() < SAMPLE_LEN - SAMPLE_LEN / 16
 }
 
+/// Bytes a small payload's randomness is judged on.
+const PROBE_LEN: usize = 256;
+
+/// Whether the first [`PROBE_LEN`] bytes of a small payload use more than half of the 256 byte
+/// values: random, compressed or encrypted bytes use about 162 of 256, text and JSON well under
+/// 100 (base64 and hex at most 65). Such a payload does not shrink under LZ4, and the probe costs
+/// a fraction of a failing LZ4 pass.
+fn looks_random(payload: &[u8]) -> bool {
+    let probe = &payload[..payload.len().min(PROBE_LEN)];
+    if probe.len() < PROBE_LEN {
+        return false;
+    }
+    let mut seen = [0u64; 4];
+    for &b in probe {
+        seen[usize::from(b >> 6)] |= 1 << (b & 63);
+    }
+    seen.iter().map(|w| w.count_ones()).sum::<u32>() > 128
+}
+
 /// `payload` compressed with `compression`, when that saves space.
 pub(super) fn compress(
     compression: Compression,
@@ -28,6 +47,7 @@ pub(super) fn compress(
 ) -> Option<Vec<u8>> {
     match compression {
         Compression::Lz4 if payload.len() >= SAMPLED_ABOVE && !sample_compresses(payload) => None,
+        Compression::Lz4 if payload.len() < SAMPLED_ABOVE && looks_random(payload) => None,
         Compression::Lz4 => Some(lz4_flex::block::compress(payload)),
         // A zstd failure (an out-of-range level) stores the payload as it is.
         Compression::Zstd => zstd::bulk::compress(payload, zstd_level).ok(),
@@ -109,5 +129,32 @@ mod tests {
         assert!(sample_compresses(&text));
         assert!(compress(Compression::Lz4, 0, &text).is_some_and(|c| c.len() < text.len() / 4));
         assert!(compress(Compression::Zstd, 6, &text).is_some());
+    }
+
+    #[test]
+    fn small_random_payloads_are_probed_and_small_text_still_compresses() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let noise: Vec<u8> = (0..1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()[0]
+            })
+            .collect();
+        assert!(looks_random(&noise));
+        let json = br#"{"summary":"The quarter's revenue grew by 12 % on strong product sales.","score":0.93}"#.repeat(12);
+        assert!(!looks_random(&json));
+        assert!(compress(Compression::Lz4, 0, &json).is_some());
+        let base64: Vec<u8> = (0..1024)
+            .map(|i| {
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[i * 7 % 64]
+            })
+            .collect();
+        assert!(!looks_random(&base64), "at most 64 byte values");
+        assert!(
+            !looks_random(&noise[..100]),
+            "too short to judge: compression decides"
+        );
     }
 }
