@@ -27,6 +27,12 @@ impl Context {
     ) -> Result<Self, CliError> {
         let mut config = AIResponseCacheConfig::load(file)?;
         if let Some(url) = redis_url {
+            if aicache::redact_url(url) != url {
+                return Err(CliError::usage(
+                    "--redis-url must not hold a password (it would sit in the shell history and \
+                     the process list): use --password-file, AICACHE_REDIS_AUTH or the config file",
+                ));
+            }
             config.redis_url = Some(url.to_owned());
         }
         if let Some(path) = password_file {
@@ -42,6 +48,16 @@ impl Context {
             config,
             json,
             file: file.map(Path::to_path_buf),
+        })
+    }
+
+    /// One side of a migration: that file alone, without the environment (which would make both
+    /// sides the same server).
+    pub(crate) fn load_file_only(file: &Path, json: bool) -> Result<Self, CliError> {
+        Ok(Self {
+            config: AIResponseCacheConfig::load_with_env(Some(file), std::iter::empty())?,
+            json,
+            file: Some(file.to_path_buf()),
         })
     }
 
@@ -91,7 +107,12 @@ impl Context {
     /// A store over `namespace`, refusing to go on when Redis does not answer (exit 3): the CLI
     /// never queues work for later.
     pub(crate) async fn store(&self, namespace: &str) -> Result<Arc<RedisStore>, CliError> {
-        let config = self.redis()?.with_key_prefix(namespace);
+        // No replay queue: what Redis cannot take now fails, it is never kept for a later that
+        // this process will not see.
+        let config = self
+            .redis()?
+            .with_key_prefix(namespace)
+            .with_replay_queue_capacity(0);
         let store = RedisStore::connect(&config, None).await?;
         reachable(&store).await?;
         Ok(Arc::new(store))
@@ -103,11 +124,20 @@ impl Context {
         Ok((self.store(&namespace).await?, namespace))
     }
 
-    /// An AI cache over `store` (no L1: the CLI is not a cache of its own).
-    pub(crate) fn ai_cache(&self, store: Arc<RedisStore>) -> Result<AIResponseCache, CliError> {
-        Ok(AIResponseCache::builder(self.ai_config()?.with_l1(None))
-            .store(store)
-            .build()?)
+    /// An AI cache over `store` (no L1: the CLI is not a cache of its own), with a store over
+    /// aicache 0.1's tenant location during the layout upgrade window, so that removals and
+    /// conversions reach it too.
+    pub(crate) async fn ai_cache(
+        &self,
+        store: Arc<RedisStore>,
+    ) -> Result<AIResponseCache, CliError> {
+        let config = self.ai_config()?;
+        let old = config.pre_isolation_namespace();
+        let mut builder = AIResponseCache::builder(config.with_l1(None)).store(store);
+        if let Some(old) = old {
+            builder = builder.pre_isolation_store(self.store(&old).await?);
+        }
+        Ok(builder.build()?)
     }
 }
 

@@ -57,7 +57,12 @@ pub(crate) fn code_of(kind: ErrorKind) -> u8 {
 
 impl From<Error> for CliError {
     fn from(e: Error) -> Self {
-        Self::new(code_of(e.kind()), e.to_string()).with_details(json!({"kind": e.kind().as_str()}))
+        let mut details = serde_json::Map::new();
+        details.insert("kind".to_owned(), Value::from(e.kind().as_str()));
+        for (key, value) in e.context() {
+            details.insert(key.to_owned(), Value::from(value));
+        }
+        Self::new(code_of(e.kind()), e.to_string()).with_details(Value::Object(details))
     }
 }
 

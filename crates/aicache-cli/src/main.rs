@@ -52,7 +52,7 @@ enum Command {
         /// Entries sampled at most.
         #[arg(long, default_value_t = 10_000)]
         sample: u64,
-        /// Refresh every SECONDS until interrupted.
+        /// Refresh every SECONDS until interrupted (with --json, one document per line).
         #[arg(long, value_name = "SECONDS")]
         watch: Option<u64>,
     },
@@ -171,7 +171,17 @@ enum SecurityCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let wants_json = std::env::args().any(|a| a == "--json");
+            if wants_json && e.use_stderr() {
+                return exit::report(&CliError::usage(e.to_string().trim().to_owned()), true);
+            }
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { 0 });
+        }
+    };
     let json = cli.json;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -184,7 +184,10 @@ async fn unreachable_redis_is_exit_3_with_nothing_done() {
         vec!["health"],
         vec!["invalidate", "--operation", "summarize"],
         vec!["stats"],
-        vec!["backup", "/tmp/never-written.aicbak"],
+        vec!["backup", "never-written.aicbak"],
+        vec!["restore", "never-read.aicbak"],
+        vec!["import-legacy"],
+        vec!["security", "check"],
     ] {
         let out = aicache()
             .args(["--redis-url", &url, "--json"])
@@ -194,7 +197,7 @@ async fn unreachable_redis_is_exit_3_with_nothing_done() {
         let doc = json_of(&out.get_output().stdout);
         assert_eq!(doc["exit_code"], 3, "{args:?}");
     }
-    assert!(!Path::new("/tmp/never-written.aicbak").exists());
+    assert!(!Path::new("never-written.aicbak").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -497,5 +500,59 @@ async fn convert_namespaces_needs_a_tenant_upgrade_window_and_moves_what_is_ther
     assert_eq!(
         (doc["moved"].as_u64(), doc["namespace"].as_str()),
         (Some(0), Some("aicache:t:acme:v1"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_password_where_one_is_required_is_exit_4_and_urls_hold_none() {
+    let server = RedisServer::start(ServerConfig::default().with_password("needed"));
+    let url = server.url_without_auth();
+    let out = aicache()
+        .args(["--redis-url", &url, "--json", "health"])
+        .assert()
+        .code(4);
+    assert_eq!(json_of(&out.get_output().stdout)["details"]["kind"], "auth");
+    // A password inside --redis-url is refused before anything connects.
+    let out = aicache()
+        .args([
+            "--redis-url",
+            "redis://:secret-in-url@127.0.0.1:1",
+            "--json",
+            "health",
+        ])
+        .assert()
+        .code(2);
+    assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains("secret-in-url"));
+    // Usage errors are JSON too with --json.
+    let out = aicache().args(["--json", "invalidate"]).assert().code(2);
+    assert_eq!(json_of(&out.get_output().stdout)["exit_code"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_backup_is_exit_1_naming_its_chunk() {
+    let server = RedisServer::start(ServerConfig::default());
+    with_answers(&server, &[("summarize", 10)]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cache.aicbak");
+    aicache()
+        .args(["--redis-url", &server.url(), "backup"])
+        .arg(&file)
+        .assert()
+        .success();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 60;
+    bytes[last] ^= 0x55;
+    std::fs::write(&file, &bytes).unwrap();
+    let other = RedisServer::start(ServerConfig::default());
+    let out = aicache()
+        .args(["--redis-url", &other.url(), "--json", "restore"])
+        .arg(&file)
+        .assert()
+        .code(1);
+    let doc = json_of(&out.get_output().stdout);
+    assert_eq!(doc["details"]["kind"], "corrupted", "{doc}");
+    assert!(
+        doc["details"]["chunk"].is_string() || doc["details"]["in"] == "trailer",
+        "{doc}"
     );
 }

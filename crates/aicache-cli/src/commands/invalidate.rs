@@ -52,7 +52,7 @@ pub(crate) async fn run(mut ctx: Context, args: InvalidateArgs) -> Result<Output
             json!({"ok": true, "dry_run": true, "namespace": namespace, "matched": count, "removed": 0, "pattern": pattern.as_str()}),
         ));
     }
-    let cache = ctx.ai_cache(store)?;
+    let cache = ctx.ai_cache(store).await?;
     let removed = match (&args.operation, &args.pattern) {
         (Some(op), _) => cache.invalidate_by_operation(op).await?,
         (_, Some(glob)) => cache.invalidate_pattern(glob).await?,

@@ -28,7 +28,7 @@ pub(crate) async fn import(
         })?;
         config = config.with_fernet_key(Secret::new(key.trim()));
     }
-    let wrapper = CacheCompatibilityWrapper::new(ctx.ai_cache(store)?, python, &config)?;
+    let wrapper = CacheCompatibilityWrapper::new(ctx.ai_cache(store).await?, python, &config)?;
     let bar = progress(ctx.json, "import", None);
     let report = wrapper
         .import(|r| {
@@ -71,18 +71,16 @@ pub(crate) async fn import(
 }
 
 pub(crate) async fn convert(ctx: &Context) -> Result<Output, CliError> {
-    ctx.redis()?;
-    let cache: aicache::AIResponseCache = ctx.config.build_ai_cache().await?;
-    if let Some(health) = cache.health().await
-        && !matches!(health.l2, aicache::L2Health::Connected { .. })
-    {
-        return Err(CliError::new(
-            crate::exit::UNREACHABLE,
-            "Redis is unreachable; nothing was converted",
-        ));
+    let (store, _) = ctx.ai_store().await?;
+    let cache = ctx.ai_cache(Arc::clone(&store)).await?;
+    let bar = progress(ctx.json, "convert", None);
+    let done = cache.convert_layout().await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
-    let done = cache.convert_layout().await?;
-    let _ = Arc::new(());
+    let done = done?;
+    // An outage in the middle reads as entries that changed meanwhile: say so, not "done".
+    crate::context::reachable(&store).await?;
     Ok(Output::new(
         format!(
             "moved {} entries to {}; {} were there already, {} changed meanwhile, {} deferred by a removal, {} unreadable\n",

@@ -37,6 +37,7 @@ async fn once(ctx: &Context, sample: u64) -> Result<Output, CliError> {
     let (store, namespace) = ctx.ai_store().await?;
     let mut per_op: BTreeMap<String, PerOperation> = BTreeMap::new();
     let mut sampled = 0u64;
+    let mut complete = false;
     let mut cursor = None;
     let pattern = KeyPattern::all().with_segments(2);
     'walk: loop {
@@ -62,21 +63,34 @@ async fn once(ctx: &Context, sample: u64) -> Result<Output, CliError> {
         }
         match page.next {
             Some(next) => cursor = Some(next),
-            None => break,
+            None => {
+                complete = true;
+                break;
+            }
         }
     }
     let keys_in_db = store.approximate_len().await?;
     let memory = store.server_memory().await?;
+    // A walk that reached the end saw every entry; otherwise the rate is estimated against
+    // DBSIZE, which counts every key of the database (other namespaces, tombstones included).
     #[allow(clippy::cast_precision_loss, reason = "a sampling rate")]
-    let rate = keys_in_db.map(|n| (sampled as f64 / n.max(1) as f64).min(1.0));
-    let mut text = format!(
-        "namespace {namespace}: {sampled} entries sampled{}\n",
-        rate.map_or_else(String::new, |r| format!(
-            " of {} keys in the database (sampling rate {:.1} %)",
-            keys_in_db.unwrap_or(0),
-            r * 100.0
-        ))
-    );
+    let rate = if complete {
+        Some(1.0)
+    } else {
+        keys_in_db.map(|n| (sampled as f64 / n.max(1) as f64).min(1.0))
+    };
+    let mut text = if complete {
+        format!("namespace {namespace}: all {sampled} entries read (sampling rate 100 %)\n")
+    } else {
+        format!(
+            "namespace {namespace}: {sampled} entries sampled{}\n",
+            rate.map_or_else(String::new, |r| format!(
+                " of at most {} keys in the database (sampling rate at least {:.1} %)",
+                keys_in_db.unwrap_or(0),
+                r * 100.0
+            ))
+        )
+    };
     let _ = writeln!(
         text,
         "{:<24} {:>10} {:>12} {:>9} {:>9} {:>9}",
@@ -167,6 +181,7 @@ async fn once(ctx: &Context, sample: u64) -> Result<Output, CliError> {
             "ok": true,
             "namespace": namespace,
             "sampled": sampled,
+            "complete": complete,
             "keys_in_database": keys_in_db,
             "sampling_rate": rate,
             "operations": ops,

@@ -111,8 +111,16 @@ pub(crate) async fn migrate(
     to: &Path,
     verify: bool,
 ) -> Result<Output, CliError> {
-    let source = Context::load(Some(from), None, None, ctx.json)?;
-    let target = Context::load(Some(to), None, None, ctx.json)?;
+    // Each side from its own file alone: the environment would make both sides one server.
+    let source = Context::load_file_only(from, ctx.json)?;
+    let target = Context::load_file_only(to, ctx.json)?;
+    if source.config.redis_url == target.config.redis_url
+        && source.ai_config()?.namespace() == target.ai_config()?.namespace()
+    {
+        return Err(CliError::usage(
+            "the source and the target are the same server and namespace",
+        ));
+    }
     let (source_store, source_ns) = source.ai_store().await?;
     let (target_store, target_ns) = target.ai_store().await?;
     let (manager, bar) = manager(ctx, "migrate");
