@@ -60,26 +60,33 @@ pub(crate) fn child() {
     });
 }
 
+/// Runs this binary again with `args` and reads the figure the child prints as `{label} N` (KiB),
+/// in MiB.
+pub(crate) fn child_mib(args: &[&str], label: &str) -> f64 {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let kib: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(label)?.strip_prefix(' '))
+        .unwrap()
+        .parse()
+        .unwrap();
+    kib / 1024.0
+}
+
 pub(crate) fn row(rounds: usize) -> Row {
     let mut row = Row::new("monitoring_200_operations_mib", "MiB");
     for _ in 0..rounds {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .arg("--monitoring-memory-child")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let kib: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("grown_kib "))
-            .unwrap()
-            .parse()
-            .unwrap();
-        row.contender.push(kib / 1024.0);
+        row.contender
+            .push(child_mib(&["--monitoring-memory-child"], "grown_kib"));
         row.baseline.push(8.0);
     }
     row

@@ -203,23 +203,11 @@ pub(crate) fn rss_row(rounds: usize) -> Row {
         .block_on(fill(&server, 1_060_000));
     let mut row = Row::new("backup_1g_peak_rss_mib", "MiB");
     for _ in 0..rounds {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--backup-rss-child", &server.url()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = String::from_utf8(out.stdout).unwrap();
-        let kib: f64 = text
-            .lines()
-            .find_map(|l| l.strip_prefix("peak_rss_kib "))
-            .unwrap()
-            .parse()
-            .unwrap();
-        row.contender.push(kib / 1024.0);
+        let url = server.url();
+        row.contender.push(super::memory::child_mib(
+            &["--backup-rss-child", &url],
+            "peak_rss_kib",
+        ));
         row.baseline.push(64.0);
     }
     row

@@ -21,37 +21,20 @@ fn ttl() -> Option<Ttl> {
     Some(Ttl::from_secs(60).unwrap())
 }
 
-/// The ACL rules the cache needs, limited to its key prefix `test`.
-pub(crate) const CACHE_ACL: &[&str] = &[
-    "~test:*",
-    "~test~aux:*",
-    "resetchannels",
-    "-@all",
-    "+get",
-    "+set",
-    "+unlink",
-    "+exists",
-    "+pttl",
-    "+mget",
-    "+scan",
-    "+ping",
-    "+info",
-    "+eval",
-    "+evalsha",
-    "+script|load",
-    "+acl|whoami",
-    "+hello",
-    "+multi",
-    "+discard",
-    "+getrange",
-    "+pexpire",
-    "+time",
-    "+type",
-    "+zadd",
-    "+zrangebyscore",
-    "+zremrangebyscore",
-    "+dbsize",
-];
+/// The documented minimal cache user, and `docs/security.md` says exactly its commands.
+#[test]
+fn the_documented_acl_is_the_tested_one() {
+    let doc = include_str!("../../docs/security.md");
+    let line = doc
+        .lines()
+        .find(|l| l.trim_start().starts_with("user aicache on"))
+        .unwrap();
+    let documented: Vec<&str> = line
+        .split_whitespace()
+        .filter(|w| w.starts_with('+') || w.starts_with('-') || *w == "resetchannels")
+        .collect();
+    assert_eq!(documented, cache_testkit::CACHE_ACL_COMMANDS);
+}
 
 fn tls_server(certs: &TestCertificates, require_client: bool) -> RedisServer {
     RedisServer::start(
@@ -175,7 +158,7 @@ async fn mutual_tls_needs_a_client_certificate_from_the_trusted_ca() {
 #[tokio::test]
 async fn passwords_and_acl_users_over_tls() {
     let certs = TestCertificates::generate();
-    let user = AclUser::new("cache", "cachepw", CACHE_ACL);
+    let user = AclUser::cache("cache", "cachepw", "test");
     let server = RedisServer::start(
         ServerConfig::default()
             .with_tls(certs.server_tls(&certs.server, false))
@@ -453,7 +436,7 @@ mod conformance_over_tls_and_acl {
         let server = RedisServer::start(
             ServerConfig::default()
                 .with_tls(certs.server_tls(&certs.server, true))
-                .with_acl_user(AclUser::new("cache", "cachepw", super::CACHE_ACL)),
+                .with_acl_user(AclUser::cache("cache", "cachepw", "test")),
         );
         let security = SecurityConfig::default()
             .with_acl_user("cache", Secret::new("cachepw"))
@@ -480,11 +463,7 @@ async fn tls_acl_and_encryption_come_from_the_configuration() {
     let server = RedisServer::start(
         ServerConfig::default()
             .with_tls(certs.server_tls(&certs.server, false))
-            .with_acl_user(AclUser::new(
-                "cache",
-                "cachepw",
-                &[&["~aicache:*"], CACHE_ACL].concat(),
-            )),
+            .with_acl_user(AclUser::cache("cache", "cachepw", "aicache")),
     );
     let config = AIResponseCacheConfig::default()
         .merge(&serde_json::json!({

@@ -29,7 +29,8 @@ pub mod store_conformance;
 pub use certs::{CertFiles, TestCertificates};
 pub use proxy::TcpProxy;
 pub use server::{
-    AclUser, LaunchError, RedisServer, ServerConfig, ServerTls, Transport, redis_server_binary,
+    AclUser, CACHE_ACL_COMMANDS, LaunchError, RedisServer, ServerConfig, ServerTls, Transport,
+    redis_server_binary,
 };
 
 /// `size` deterministic pseudo-random bytes (xorshift): data that LZ4 cannot shrink, for tests and

@@ -31,7 +31,50 @@ pub struct AclUser {
     pub rules: Vec<String>,
 }
 
+/// The commands of the minimal cache user documented in `docs/security.md` (its key patterns are
+/// added by [`AclUser::cache`]).
+pub const CACHE_ACL_COMMANDS: &[&str] = &[
+    "resetchannels",
+    "-@all",
+    "+get",
+    "+set",
+    "+unlink",
+    "+exists",
+    "+pttl",
+    "+mget",
+    "+scan",
+    "+ping",
+    "+info",
+    "+eval",
+    "+evalsha",
+    "+script|load",
+    "+acl|whoami",
+    "+hello",
+    "+multi",
+    "+discard",
+    "+getrange",
+    "+pexpire",
+    "+time",
+    "+type",
+    "+zadd",
+    "+zrangebyscore",
+    "+zremrangebyscore",
+    "+dbsize",
+];
+
 impl AclUser {
+    /// The documented minimal cache user for the namespace `prefix`: its keys and auxiliary keys
+    /// (`~{prefix}:*`, `~{prefix}~aux:*`) and [`CACHE_ACL_COMMANDS`].
+    pub fn cache(name: impl Into<String>, password: impl Into<String>, prefix: &str) -> Self {
+        let keys = [format!("~{prefix}:*"), format!("~{prefix}~aux:*")];
+        let rules: Vec<&str> = keys
+            .iter()
+            .map(String::as_str)
+            .chain(CACHE_ACL_COMMANDS.iter().copied())
+            .collect();
+        Self::new(name, password, &rules)
+    }
+
     /// A user with `rules` (Redis ACL syntax).
     pub fn new(name: impl Into<String>, password: impl Into<String>, rules: &[&str]) -> Self {
         Self {

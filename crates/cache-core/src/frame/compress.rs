@@ -112,17 +112,22 @@ pub(super) fn decompress(
 mod tests {
     use super::*;
 
-    #[test]
-    fn incompressible_payloads_skip_compression_and_text_does_not() {
+    /// `len` pseudo-random (xorshift) bytes.
+    fn noise(len: usize) -> Vec<u8> {
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let noise: Vec<u8> = (0..64 * 1024)
+        (0..len)
             .map(|_| {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
                 state.to_le_bytes()[0]
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn incompressible_payloads_skip_compression_and_text_does_not() {
+        let noise = noise(64 * 1024);
         assert!(!sample_compresses(&noise));
         assert!(compress(Compression::Lz4, 0, &noise).is_none());
         let text = b"the model answered with a summary of it. ".repeat(2000);
@@ -133,15 +138,7 @@ mod tests {
 
     #[test]
     fn small_random_payloads_are_probed_and_small_text_still_compresses() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let noise: Vec<u8> = (0..1024)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()[0]
-            })
-            .collect();
+        let noise = noise(1024);
         assert!(looks_random(&noise));
         let json = br#"{"summary":"The quarter's revenue grew by 12 % on strong product sales.","score":0.93}"#.repeat(12);
         assert!(!looks_random(&json));

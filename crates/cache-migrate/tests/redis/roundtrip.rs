@@ -267,39 +267,8 @@ async fn a_failed_backup_leaves_no_file() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_documented_minimal_acl_is_enough_for_every_job() {
     use cache_testkit::AclUser;
-    // docs/security.md's user, for the namespace `app`.
-    let rules = [
-        "~app:*",
-        "~app~aux:*",
-        "resetchannels",
-        "-@all",
-        "+get",
-        "+set",
-        "+unlink",
-        "+exists",
-        "+pttl",
-        "+mget",
-        "+scan",
-        "+ping",
-        "+info",
-        "+eval",
-        "+evalsha",
-        "+script|load",
-        "+acl|whoami",
-        "+hello",
-        "+multi",
-        "+discard",
-        "+getrange",
-        "+pexpire",
-        "+time",
-        "+type",
-        "+zadd",
-        "+zrangebyscore",
-        "+zremrangebyscore",
-        "+dbsize",
-    ];
     let server = RedisServer::start(
-        ServerConfig::default().with_acl_user(AclUser::new("aicache", "s3cret", &rules)),
+        ServerConfig::default().with_acl_user(AclUser::cache("aicache", "s3cret", "app")),
     );
     let config = RedisCacheConfig::default()
         .with_redis_url(server.url_for_user("aicache", "s3cret"))
