@@ -11,6 +11,7 @@
 )]
 
 mod ai;
+mod cluster;
 mod coherence;
 mod config;
 mod conformance;

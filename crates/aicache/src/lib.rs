@@ -46,11 +46,11 @@ pub use bytes::Bytes;
 pub use cache_core::{
     BoxFuture, BreakerState, CacheInterface, CacheKey, CacheOp, Capabilities, Cipher, DynCache,
     DynFrameStore, Error, ErrorKind, FrameStore, HealthReport, KeyPattern, L2Health, Layer,
-    MAX_KEY_LEN, MemoryReading, Namespace, NamespaceClaim, Outcome, ReadReport, ReadStatus,
-    Recorder, RedisMemory, RemovedSink, RequestEvent, RestoreEntry, RestoreRule, Result, Severity,
-    SharedCache, ShutdownReport, StoreInfo, StoreStats, StoreWrite, TextTier, Ttl, Usage,
-    ValidationIssue, ValidationResult, WalkCursor, WalkEntry, WalkMode, WalkPage, escape_glob,
-    frame, namespace, unix_millis,
+    MAX_KEY_LEN, MemoryReading, Namespace, NamespaceClaim, NodeHealth, Outcome, ReadReport,
+    ReadStatus, Recorder, RedisMemory, RemovedSink, RequestEvent, RestoreEntry, RestoreRule,
+    Result, Severity, SharedCache, ShutdownReport, StoreInfo, StoreStats, StoreWrite, TextTier,
+    Ttl, Usage, ValidationIssue, ValidationResult, WalkCursor, WalkEntry, WalkMode, WalkPage,
+    escape_glob, frame, namespace, unix_millis,
 };
 
 /// True when this build includes the Redis tier (the `redis` feature).

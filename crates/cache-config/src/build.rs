@@ -35,7 +35,7 @@ where
     if let Some(recorder) = &recorder {
         builder = builder.recorder(Arc::clone(recorder));
     }
-    if let Some(redis) = redis.filter(|r| r.redis_url.is_some()) {
+    if let Some(redis) = redis.filter(|r| r.uses_redis()) {
         let mut store_config = redis.clone().with_l1(None);
         store_config.key_prefix = ai.namespace();
         let store = RedisStore::connect(&store_config, recorder.clone()).await?;
@@ -51,6 +51,19 @@ where
 }
 
 impl AIResponseCacheConfig {
+    /// Whether a shared tier is configured: `redis_url` or `redis_cluster_urls`.
+    pub fn uses_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_cluster_urls.is_empty()
+    }
+
+    /// The URL that decides TLS and the production checks: `redis_url`, else the first
+    /// cluster seed.
+    pub fn server_url(&self) -> Option<&str> {
+        self.redis_url
+            .as_deref()
+            .or_else(|| self.redis_cluster_urls.first().map(String::as_str))
+    }
+
     /// The memory tier's settings, when L1 is enabled.
     pub fn to_memory_cache_config(&self) -> Option<MemoryCacheConfig> {
         self.enable_l1_cache.then(|| {
@@ -117,9 +130,12 @@ impl AIResponseCacheConfig {
             .with_replay_queue_capacity(self.replay_queue_capacity)
             .with_replay_queue_max_bytes(self.replay_queue_max_bytes)
             .with_replay_horizon(Duration::from_secs(self.replay_horizon));
-        if let Some(url) = &self.redis_url {
+        if self.uses_redis() {
+            if let Some(url) = &self.redis_url {
+                redis = redis.with_redis_url(url.clone());
+            }
             redis = redis
-                .with_redis_url(url.clone())
+                .with_redis_cluster_urls(self.redis_cluster_urls.iter().cloned())
                 .with_security(self.security_config())
                 .with_encryption(self.encryption_config());
         }
@@ -132,10 +148,7 @@ impl AIResponseCacheConfig {
         let mut security = SecurityConfig::default();
         security.username.clone_from(&self.redis_username);
         security.password.clone_from(&self.redis_auth);
-        let tls_in_url = self
-            .redis_url
-            .as_deref()
-            .is_some_and(cache_redis::url_uses_tls);
+        let tls_in_url = self.server_url().is_some_and(cache_redis::url_uses_tls);
         if self.use_tls || tls_in_url {
             let mut tls = TlsConfig::default();
             tls.ca_file = self.tls_ca_file.as_ref().map(PathBuf::from);
@@ -235,8 +248,7 @@ impl AIResponseCacheConfig {
     {
         let ai = self.to_ai_cache_config()?;
         let redis = self
-            .redis_url
-            .is_some()
+            .uses_redis()
             .then(|| self.to_redis_cache_config())
             .transpose()?;
         let cache = connect_ai_cache(ai.clone(), redis.as_ref(), recorder).await?;

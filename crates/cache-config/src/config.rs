@@ -21,6 +21,32 @@ fn serialize_redacted_url<S: Serializer>(url: &Option<String>, s: S) -> Result<S
     }
 }
 
+/// A list of Redis URLs: a list of strings, or one string of comma-separated URLs (as an
+/// environment variable gives it).
+fn url_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        List(Vec<String>),
+        Joined(String),
+    }
+    Ok(match Option::<Urls>::deserialize(d)? {
+        None => Vec::new(),
+        Some(Urls::List(urls)) => urls,
+        Some(Urls::Joined(joined)) => joined
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(String::from)
+            .collect(),
+    })
+}
+
+/// Serializes Redis URLs with their passwords replaced by `***`.
+fn serialize_redacted_urls<S: Serializer>(urls: &[String], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(urls.iter().map(|url| cache_redis::redact_url(url)))
+}
+
 /// Character thresholds of the text-size tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +95,15 @@ pub struct AIResponseCacheConfig {
         serialize_with = "serialize_redacted_url"
     )]
     pub redis_url: Option<String>,
+    /// The seed nodes of a Redis Cluster (any of its nodes; a list, or comma-separated in the
+    /// environment): the shared tier is that cluster, and `redis_url` stays unset. Serialized
+    /// with passwords redacted.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "url_list",
+        serialize_with = "serialize_redacted_urls"
+    )]
+    pub redis_cluster_urls: Vec<String>,
     /// The Redis password (AUTH), kept out of every printout.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub redis_auth: Option<Secret>,
@@ -226,6 +261,7 @@ impl Default for AIResponseCacheConfig {
         Self {
             extends: None,
             redis_url: redis.redis_url.clone(),
+            redis_cluster_urls: redis.redis_cluster_urls.clone(),
             redis_auth: None,
             use_tls: false,
             redis_username: None,
@@ -289,6 +325,14 @@ impl fmt::Debug for AIResponseCacheConfig {
             .field(
                 "redis_url",
                 &self.redis_url.as_deref().map(cache_redis::redact_url),
+            )
+            .field(
+                "redis_cluster_urls",
+                &self
+                    .redis_cluster_urls
+                    .iter()
+                    .map(|url| cache_redis::redact_url(url))
+                    .collect::<Vec<_>>(),
             )
             .field("redis_auth", &self.redis_auth)
             .field("use_tls", &self.use_tls)

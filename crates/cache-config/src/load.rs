@@ -18,6 +18,7 @@ pub const ENV_PREFIX: &str = "AICACHE_";
 const SECRET_FIELDS: &[&str] = &[
     "redis_auth",
     "redis_url",
+    "redis_cluster_urls",
     "encryption_key",
     "encryption_previous_key",
 ];
@@ -26,6 +27,7 @@ const SECRET_FIELDS: &[&str] = &[
 const STRING_FIELDS: &[&str] = &[
     "extends",
     "redis_url",
+    "redis_cluster_urls",
     "tenant",
     "layout_upgrade_until",
     "key_prefix",

@@ -28,6 +28,12 @@ const FIELDS: &[Field] = &[
         example: "\"redis://cache.internal:6379/0\"",
     },
     Field {
+        name: "redis_cluster_urls",
+        kind: "list of strings",
+        rule: "seed nodes of a Redis Cluster (redis:// or rediss://, same credentials and scheme; comma-separated in the environment); not with redis_url",
+        example: "[\"redis://10.0.0.1:7000\", \"redis://10.0.0.2:7000\"]",
+    },
+    Field {
         name: "redis_auth",
         kind: "secret string",
         rule: "never printed or serialized; must match a password already in redis_url; the ACL user's password with redis_username",

@@ -258,9 +258,15 @@ impl AIResponseCacheConfig {
                 "braces, ':' or '*' could reach another tenant's keys",
             );
         }
-        match &self.redis_url {
+        r.merge(cache_redis::validate_cluster_urls(
+            self.redis_url.is_some(),
+            &self.redis_cluster_urls,
+        ));
+        match self.server_url() {
             Some(url) => {
-                r.merge(cache_redis::validate_redis_url(url));
+                if self.redis_url.is_some() {
+                    r.merge(cache_redis::validate_redis_url(url));
+                }
                 let security = self.security_config();
                 for mut issue in security.validate().errors {
                     issue.field = config_field(&issue.field).to_string();
@@ -467,11 +473,7 @@ impl AIResponseCacheConfig {
             _ => {}
         }
         self.validate_encryption(&mut r);
-        let tls = self.use_tls
-            || self
-                .redis_url
-                .as_deref()
-                .is_some_and(cache_redis::url_uses_tls);
+        let tls = self.use_tls || self.server_url().is_some_and(cache_redis::url_uses_tls);
         if !tls {
             for (field, set) in [
                 ("tls_ca_file", self.tls_ca_file.is_some()),
@@ -499,7 +501,7 @@ impl AIResponseCacheConfig {
                 );
             }
         }
-        if self.redis_url.is_some() && self.l1_max_ttl > self.default_ttl {
+        if self.uses_redis() && self.l1_max_ttl > self.default_ttl {
             r.warning(ValidationIssue::new(
                 "l1_max_ttl",
                 self.l1_max_ttl,
@@ -580,7 +582,7 @@ impl AIResponseCacheConfig {
                 }
             }
         }
-        if self.redis_url.is_none() {
+        if !self.uses_redis() {
             r.warning(ValidationIssue::new(
                 "encryption_key",
                 "***",

@@ -51,9 +51,9 @@ pub use recorder::{
 };
 pub use status::{ReadReport, ReadStatus};
 pub use store::{
-    DynFrameStore, FrameStore, HealthReport, L2Health, REMOVAL_CLOCK_MARGIN_MS, RemovedSink,
-    RestoreEntry, RestoreRule, ShutdownReport, StoreInfo, StoreStats, StoreWrite, WalkCursor,
-    WalkEntry, WalkMode, WalkPage, check_frame_size, removal_blocks,
+    DynFrameStore, FrameStore, HealthReport, L2Health, NodeHealth, REMOVAL_CLOCK_MARGIN_MS,
+    RemovedSink, RestoreEntry, RestoreRule, ShutdownReport, StoreInfo, StoreStats, StoreWrite,
+    WalkCursor, WalkEntry, WalkMode, WalkPage, check_frame_size, removal_blocks,
 };
 pub use ttl::Ttl;
 pub use validation::{ValidationIssue, ValidationResult};

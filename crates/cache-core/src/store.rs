@@ -208,6 +208,31 @@ pub struct HealthReport {
     pub outages: u64,
     /// How many background reconnection probes ran.
     pub probes: u64,
+    /// Each server of a store made of several (a Redis Cluster's primaries); empty otherwise.
+    pub nodes: Vec<NodeHealth>,
+}
+
+/// One server of a store made of several, as `health()` reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NodeHealth {
+    /// Its address (`host:port`).
+    pub address: String,
+    /// Whether it answered.
+    pub l2: L2Health,
+    /// Its own circuit breaker: while open, only the keys it serves skip the store.
+    pub breaker: BreakerState,
+}
+
+impl NodeHealth {
+    /// The health of the server at `address`.
+    pub fn new(address: impl Into<String>, l2: L2Health, breaker: BreakerState) -> Self {
+        Self {
+            address: address.into(),
+            l2,
+            breaker,
+        }
+    }
 }
 
 impl HealthReport {
@@ -220,6 +245,7 @@ impl HealthReport {
             l1_entries: None,
             outages: 0,
             probes: 0,
+            nodes: Vec::new(),
         }
     }
 

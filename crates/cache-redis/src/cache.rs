@@ -125,8 +125,10 @@ impl GenericRedisCacheBuilder {
             store,
         } = self;
         config.validate().into_result()?;
-        let redis = match (&store, &config.redis_url) {
-            (None, Some(_)) => Some(RedisStore::connect(&config, recorder.clone()).await?),
+        let redis = match &store {
+            None if config.uses_redis() => {
+                Some(RedisStore::connect(&config, recorder.clone()).await?)
+            }
             _ => None,
         };
         let store: Option<Arc<dyn DynFrameStore>> = match (store, &redis) {
@@ -145,8 +147,8 @@ impl GenericRedisCacheBuilder {
         let claim = match &l2 {
             Some(l2) if l2.info().shared => {
                 // The server: the URL this cache connected to, or the store object it was given.
-                let scope = match (&redis, &config.redis_url) {
-                    (Some(_), Some(url)) => url.clone(),
+                let scope = match (&redis, config.server_scope()) {
+                    (Some(_), Some(scope)) => scope,
                     _ => format!("{}@{:p}", l2.info().kind, Arc::as_ptr(l2.store())),
                 };
                 Some(Namespace::generic(&l2.info().namespace)?.claim(&scope)?)

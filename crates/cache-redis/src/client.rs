@@ -15,8 +15,8 @@ use std::time::Duration;
 use cache_core::{Error, ErrorKind, Result};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{
-    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, IntoConnectionInfo, RedisError,
-    ServerErrorKind, TlsCertificates,
+    AsyncConnectionConfig, Client, ClientTlsConfig, ConnectionAddr, ConnectionInfo,
+    IntoConnectionInfo, RedisError, ServerErrorKind, TlsCertificates,
 };
 
 use cache_security::{SecurityConfig, redact_url};
@@ -47,12 +47,36 @@ impl ConnectTimeouts {
 #[derive(Clone)]
 pub(crate) struct ConnectionFactory {
     client: Client,
+    /// The server's address and settings, credentials and TLS mode applied.
+    info: ConnectionInfo,
+    /// The CA and client certificate of TLS connections (PEM).
+    certificates: Option<Certificates>,
     redacted_url: String,
     connect_timeout: Duration,
     reconnect_max_delay: Duration,
     tls: bool,
     username: Option<String>,
     password_set: bool,
+}
+
+/// The PEM files a TLS connection presents and trusts, read once.
+#[derive(Clone)]
+pub(crate) struct Certificates {
+    root_cert: Option<Vec<u8>>,
+    client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Certificates {
+    /// As redis-rs takes them.
+    pub(crate) fn to_redis(&self) -> TlsCertificates {
+        TlsCertificates {
+            client_tls: self.client.as_ref().map(|(cert, key)| ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+            root_cert: self.root_cert.clone(),
+        }
+    }
 }
 
 impl fmt::Debug for ConnectionFactory {
@@ -102,7 +126,7 @@ impl ConnectionFactory {
             _ => (String::new(), 0, false),
         };
         let tls = security.tls.is_some() || url_tls;
-        let client = if tls {
+        let (info, certificates) = if tls {
             if host.is_empty() {
                 return Err(config_error(
                     "TLS needs a TCP address (host:port), not a unix socket",
@@ -137,35 +161,22 @@ impl ConnectionFactory {
                 Some(path) => Some(read("security.tls.ca_file", path)?),
                 None => None,
             };
-            let client_tls = match (&settings.client_cert_file, &settings.client_key_file) {
-                (Some(cert), Some(key)) => Some(ClientTlsConfig {
-                    client_cert: read("security.tls.client_cert_file", cert)?,
-                    client_key: read("security.tls.client_key_file", key)?,
-                }),
+            let client = match (&settings.client_cert_file, &settings.client_key_file) {
+                (Some(cert), Some(key)) => Some((
+                    read("security.tls.client_cert_file", cert)?,
+                    read("security.tls.client_key_file", key)?,
+                )),
                 _ => None,
             };
-            Client::build_with_tls(
-                info,
-                TlsCertificates {
-                    client_tls,
-                    root_cert,
-                },
-            )
-            .map_err(|e| {
-                config_error(
-                    "invalid TLS settings (certificate or key not PEM?)",
-                    "security.tls",
-                    redacted_url.clone(),
-                )
-                .with_source(e)
-            })?
+            (info, Some(Certificates { root_cert, client }))
         } else {
-            Client::open(info).map_err(|e| {
-                config_error("invalid Redis URL", "redis_url", redacted_url.clone()).with_source(e)
-            })?
+            (info, None)
         };
+        let client = open_client(&info, certificates.as_ref(), &redacted_url)?;
         Ok(Self {
             client,
+            info,
+            certificates,
             redacted_url,
             connect_timeout: timeouts.connect,
             reconnect_max_delay: timeouts.reconnect_max_delay,
@@ -173,6 +184,52 @@ impl ConnectionFactory {
             username,
             password_set,
         })
+    }
+
+    /// A factory for another server of the same deployment (a cluster node that a seed
+    /// announced): the same credentials, TLS settings and timeouts, at `host:port`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when redis-rs refuses the settings.
+    pub(crate) fn for_address(&self, host: &str, port: u16) -> Result<Self> {
+        let addr = match self.info.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls {
+                host: host.to_string(),
+                port,
+                insecure: *insecure,
+                tls_params: None,
+            },
+            _ => ConnectionAddr::Tcp(host.to_string(), port),
+        };
+        let info = self.info.clone().set_addr(addr);
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        let redacted_url = format!("{scheme}://{host}:{port}");
+        Ok(Self {
+            client: open_client(&info, self.certificates.as_ref(), &redacted_url)?,
+            info,
+            redacted_url,
+            ..self.clone()
+        })
+    }
+
+    /// The server's connection settings (credentials and TLS mode applied).
+    pub(crate) fn info(&self) -> &ConnectionInfo {
+        &self.info
+    }
+
+    /// The TLS certificates, when connections use TLS with files.
+    pub(crate) fn certificates(&self) -> Option<&Certificates> {
+        self.certificates.as_ref()
+    }
+
+    /// The limit on opening a connection.
+    pub(crate) fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    /// The longest delay of redis-rs's own reconnection.
+    pub(crate) fn reconnect_max_delay(&self) -> Duration {
+        self.reconnect_max_delay
     }
 
     /// The URL with its password replaced by `***`.
@@ -230,6 +287,32 @@ impl ConnectionFactory {
                 .map_err(|e| map_redis_error(e, "cannot connect to Redis"))
         })
         .await
+    }
+}
+
+/// A redis-rs client for `info`, with `certificates` for TLS.
+fn open_client(
+    info: &ConnectionInfo,
+    certificates: Option<&Certificates>,
+    redacted_url: &str,
+) -> Result<Client> {
+    let config_error = |message: &'static str, field: &'static str, e: RedisError| {
+        Error::new(ErrorKind::Config, message)
+            .with_context("field", field)
+            .with_context("value", redacted_url.to_string())
+            .with_source(e)
+    };
+    match certificates {
+        Some(certificates) => Client::build_with_tls(info.clone(), certificates.to_redis())
+            .map_err(|e| {
+                config_error(
+                    "invalid TLS settings (certificate or key not PEM?)",
+                    "security.tls",
+                    e,
+                )
+            }),
+        None => Client::open(info.clone())
+            .map_err(|e| config_error("invalid Redis URL", "redis_url", e)),
     }
 }
 

@@ -26,6 +26,10 @@ pub struct RedisCacheConfig {
     /// The Redis URL (`redis://`, `rediss://` for TLS, or `redis+unix://`). `None`:
     /// memory-only. Default: `None`.
     pub redis_url: Option<String>,
+    /// The seed nodes of a Redis Cluster (`redis://` or `rediss://` URLs of any of its nodes,
+    /// all with the same credentials and TLS mode): when set, the shared tier is the cluster and
+    /// `redis_url` must be unset. Empty: no cluster. Default: empty.
+    pub redis_cluster_urls: Vec<String>,
     /// The namespace of every Redis key: keys are stored as `{key_prefix}:{key}`, and `clear()`
     /// removes `{key_prefix}:*`. See [`cache_core::Namespace`] for the rules: a generic cache
     /// whose prefix overlaps an AI namespace (`aicache`, `aicache:v1…`, `aicache:t:{tenant}`…)
@@ -90,6 +94,7 @@ impl Default for RedisCacheConfig {
     fn default() -> Self {
         Self {
             redis_url: None,
+            redis_cluster_urls: Vec::new(),
             key_prefix: "aicache:kv".to_string(),
             default_ttl: Duration::from_secs(3600),
             l1: Some(MemoryCacheConfig::default()),
@@ -118,6 +123,14 @@ impl fmt::Debug for RedisCacheConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisCacheConfig")
             .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field(
+                "redis_cluster_urls",
+                &self
+                    .redis_cluster_urls
+                    .iter()
+                    .map(|url| redact_url(url))
+                    .collect::<Vec<_>>(),
+            )
             .field("key_prefix", &self.key_prefix)
             .field("default_ttl", &self.default_ttl)
             .field("l1", &self.l1)
@@ -204,6 +217,48 @@ pub fn validate_redis_url(url: &str) -> ValidationResult {
     r
 }
 
+/// Checks a cluster's seed URLs (`redis_cluster_urls`): each a URL [`validate_redis_url`]
+/// accepts, none a unix socket, all with the same scheme, and not together with `redis_url`
+/// (`redis_url_set`). The one place these rules live.
+pub fn validate_cluster_urls(redis_url_set: bool, urls: &[String]) -> ValidationResult {
+    let mut r = ValidationResult::new();
+    if redis_url_set && !urls.is_empty() {
+        r.error(ValidationIssue::new(
+            "redis_cluster_urls",
+            format!("{} seed URLs with redis_url set", urls.len()),
+            "either redis_url (one server) or redis_cluster_urls (a cluster)",
+            "unset redis_url to use the cluster, or empty redis_cluster_urls",
+        ));
+    }
+    for (i, url) in urls.iter().enumerate() {
+        let field = format!("redis_cluster_urls[{i}]");
+        for mut issue in validate_redis_url(url).errors {
+            issue.field.clone_from(&field);
+            r.error(issue);
+        }
+        if url.starts_with("redis+unix:") || url.starts_with("unix:") {
+            r.error(ValidationIssue::new(
+                field,
+                redact_url(url),
+                "a redis:// or rediss:// URL (host:port)",
+                "cluster nodes announce TCP addresses: give a seed's host and port",
+            ));
+        }
+    }
+    if let Some(first) = urls.first() {
+        let tls = url_uses_tls(first);
+        if urls.iter().any(|u| url_uses_tls(u) != tls) {
+            r.error(ValidationIssue::new(
+                "redis_cluster_urls",
+                "a mix of redis:// and rediss://",
+                "every seed with the same scheme",
+                "use rediss:// for every seed of a TLS cluster",
+            ));
+        }
+    }
+    r
+}
+
 impl RedisCacheConfig {
     /// Sets [`breaker_enabled`](Self::breaker_enabled) and
     /// [`breaker_failure_threshold`](Self::breaker_failure_threshold).
@@ -254,6 +309,50 @@ impl RedisCacheConfig {
     pub fn with_redis_url(mut self, url: impl Into<String>) -> Self {
         self.redis_url = Some(url.into());
         self
+    }
+
+    /// Sets [`redis_cluster_urls`](Self::redis_cluster_urls): the shared tier is that Redis
+    /// Cluster.
+    ///
+    /// ```
+    /// use cache_redis::RedisCacheConfig;
+    ///
+    /// let config = RedisCacheConfig::default()
+    ///     .with_redis_cluster_urls(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"]);
+    /// assert!(config.uses_redis() && config.validate().is_valid());
+    /// let both = config.with_redis_url("redis://10.0.0.9:6379");
+    /// assert!(!both.validate().is_valid());
+    /// ```
+    #[must_use]
+    pub fn with_redis_cluster_urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.redis_cluster_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether a shared tier is configured: one Redis (`redis_url`) or a cluster
+    /// (`redis_cluster_urls`).
+    pub fn uses_redis(&self) -> bool {
+        self.redis_url.is_some() || !self.redis_cluster_urls.is_empty()
+    }
+
+    /// Where the shared tier lives, passwords redacted: the URL, or the cluster's seeds
+    /// (comma-separated); `None` when memory-only.
+    pub fn server_scope(&self) -> Option<String> {
+        match &self.redis_url {
+            Some(url) => Some(redact_url(url)),
+            None if !self.redis_cluster_urls.is_empty() => Some(
+                self.redis_cluster_urls
+                    .iter()
+                    .map(|url| redact_url(url))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            None => None,
+        }
     }
 
     /// Sets [`key_prefix`](Self::key_prefix).
@@ -356,6 +455,10 @@ impl RedisCacheConfig {
         if let Some(url) = &self.redis_url {
             r.merge(validate_redis_url(url));
         }
+        r.merge(validate_cluster_urls(
+            self.redis_url.is_some(),
+            &self.redis_cluster_urls,
+        ));
         r.merge(self.security.validate());
         if let Some(encryption) = &self.encryption {
             r.merge(encryption.validate());
@@ -392,10 +495,10 @@ impl RedisCacheConfig {
                     r.error(issue);
                 }
             }
-            None if self.redis_url.is_none() => r.error(ValidationIssue::new(
+            None if !self.uses_redis() => r.error(ValidationIssue::new(
                 "l1",
                 "off",
-                "on when redis_url is unset",
+                "on when neither redis_url nor redis_cluster_urls is set",
                 "without Redis and without L1 nothing would be cached: set redis_url or enable l1",
             )),
             None => {}

@@ -38,10 +38,13 @@
 
 mod backend;
 mod baseline;
+mod breaker;
 mod cache;
 mod client;
+mod cluster;
 mod config;
 mod events;
+mod hot;
 mod link;
 mod manager;
 mod pattern;
@@ -55,7 +58,7 @@ pub use cache::{GenericRedisCache, GenericRedisCacheBuilder, frame_codec};
 pub use client::ConnectTimeouts;
 pub use config::{
     DEFAULT_REPLAY_HORIZON, DEFAULT_REPLAY_QUEUE_MAX_BYTES, RedisCacheConfig, check_redis_url,
-    redact_url, url_uses_tls, validate_redis_url,
+    redact_url, url_uses_tls, validate_cluster_urls, validate_redis_url,
 };
 pub use events::{CacheEvent, CacheEventListener, ListenerError};
 pub use manager::RedisCacheSecurityManager;

@@ -127,21 +127,62 @@ impl WalkPool {
     }
 }
 
-/// A SCAN cursor as a walk cursor (8 bytes, big-endian).
-pub(crate) fn cursor_of(next: u64) -> Option<WalkCursor> {
-    (next != 0).then(|| WalkCursor::from_state(next.to_be_bytes().to_vec()))
+/// Where a walk stands: the server it is on (its index among the walk's servers and its
+/// label) and that server's `SCAN` cursor.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct WalkPosition {
+    pub(crate) shard: usize,
+    pub(crate) label: String,
+    pub(crate) scan: u64,
 }
 
-/// The SCAN cursor a walk cursor holds.
-pub(crate) fn scan_cursor(cursor: Option<&WalkCursor>) -> Result<u64> {
-    let Some(cursor) = cursor else {
-        return Ok(0);
-    };
-    let bytes: [u8; 8] = cursor.state().try_into().map_err(|_| {
-        Error::new(ErrorKind::InvalidInput, "not a cursor of a Redis store")
-            .with_context("cursor_len", cursor.state().len())
-    })?;
-    Ok(u64::from_be_bytes(bytes))
+impl WalkPosition {
+    /// The walk cursor of this position: the 8 bytes of the `SCAN` cursor (big-endian) on one
+    /// server; the server's index (4 bytes), the `SCAN` cursor and the label in a cluster.
+    pub(crate) fn cursor(&self) -> WalkCursor {
+        let scan = self.scan.to_be_bytes();
+        if self.shard == 0 && self.label.is_empty() {
+            return WalkCursor::from_state(scan.to_vec());
+        }
+        let index = u32::try_from(self.shard).unwrap_or(u32::MAX).to_be_bytes();
+        let mut state = Vec::with_capacity(12 + self.label.len());
+        state.extend_from_slice(&index);
+        state.extend_from_slice(&scan);
+        state.extend_from_slice(self.label.as_bytes());
+        WalkCursor::from_state(state)
+    }
+
+    /// The position a walk cursor holds (the start without one).
+    pub(crate) fn of(cursor: Option<&WalkCursor>) -> Result<Self> {
+        let Some(cursor) = cursor else {
+            return Ok(Self::default());
+        };
+        let state = cursor.state();
+        let invalid = || {
+            Error::new(ErrorKind::InvalidInput, "not a cursor of a Redis store")
+                .with_context("cursor_len", state.len())
+        };
+        let word = |bytes: &[u8]| -> Result<u64> {
+            let bytes: [u8; 8] = bytes.try_into().map_err(|_| invalid())?;
+            Ok(u64::from_be_bytes(bytes))
+        };
+        if state.len() == 8 {
+            return Ok(Self {
+                scan: word(state)?,
+                ..Self::default()
+            });
+        }
+        if state.len() < 12 {
+            return Err(invalid());
+        }
+        let index: [u8; 4] = state[..4].try_into().map_err(|_| invalid())?;
+        let label = std::str::from_utf8(&state[12..]).map_err(|_| invalid())?;
+        Ok(Self {
+            shard: usize::try_from(u32::from_be_bytes(index)).map_err(|_| invalid())?,
+            label: label.to_string(),
+            scan: word(&state[4..12])?,
+        })
+    }
 }
 
 /// One `SCAN` page: the next cursor and the logical keys found under `prefix` that `pattern`

@@ -1,4 +1,4 @@
-//! [`RedisStore`]: one Redis server as a [`FrameStore`].
+//! [`RedisStore`]: one Redis server, or a Redis Cluster, as a [`FrameStore`].
 //!
 //! Hot-path commands share one multiplexed connection behind the circuit breaker (`link.rs`),
 //! each under our timeout; walks run on pooled connections of their own (`pattern.rs`); what Redis
@@ -17,15 +17,15 @@ use cache_core::{
     Recorder, RedisMemory, RemovedSink, Result, ShutdownReport, StoreInfo, StoreStats, StoreWrite,
     Ttl, WalkCursor, WalkMode, WalkPage, escape_glob, unix_millis,
 };
-use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
+use crate::breaker::BreakerSettings;
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
+use crate::cluster::{ClusterFactory, Node, Topology};
 use crate::config::RedisCacheConfig;
-use crate::link::{BreakerSettings, L2Link};
-use crate::pattern::{
-    WalkPool, cursor_of, read_frames, scan_cursor, scan_page, without_tombstones,
-};
+use crate::hot::HotConnection;
+use crate::link::{HotFactory, L2Link};
+use crate::pattern::{WalkPool, read_frames, scan_page, without_tombstones};
 use crate::removal::{
     RECORD_PATTERN, RECORDED_PATTERNS, is_removed_script, patterns_key, remaining_ttl_script,
     remove_script, remove_unless_newer_script,
@@ -54,7 +54,7 @@ pub(crate) struct StoreInner {
     prefix: String,
     scan_prefix: String,
     link: Arc<L2Link>,
-    walks: WalkPool,
+    servers: Servers,
     command_timeout: Duration,
     reconnect_delays: (Duration, Duration),
     scan_count: usize,
@@ -84,7 +84,7 @@ impl Drop for StoreInner {
     }
 }
 
-/// One Redis server as the shared tier: the [`FrameStore`] behind [`GenericRedisCache`] and the AI
+/// One Redis server, or a Redis Cluster, as the shared tier: the [`FrameStore`] behind [`GenericRedisCache`] and the AI
 /// cache. Cloning is cheap and shares the connection, breaker and replay queue.
 ///
 /// - Every command runs under `command_timeout`; connection errors, or `breaker_failure_threshold`
@@ -118,8 +118,9 @@ fn unavailable() -> Error {
 }
 
 impl RedisStore {
-    /// Connects to the Redis of `config.redis_url` under the namespace `config.key_prefix`,
-    /// reporting breaker transitions to `recorder`.
+    /// Connects to the Redis of `config.redis_url`, or to the Redis Cluster of
+    /// `config.redis_cluster_urls`, under the namespace `config.key_prefix`, reporting breaker
+    /// transitions to `recorder`.
     ///
     /// Redis being unreachable is not an error: the store starts with its breaker open and
     /// reconnects in the background.
@@ -132,13 +133,7 @@ impl RedisStore {
         recorder: Option<Arc<dyn Recorder>>,
     ) -> Result<Self> {
         config.validate().into_result()?;
-        let url = config.redis_url.as_deref().ok_or_else(|| {
-            Error::new(ErrorKind::Config, "a Redis store needs a URL")
-                .with_context("field", "redis_url")
-                .with_context("value", "unset")
-        })?;
         let timeouts = ConnectTimeouts::new(config.connect_timeout, config.reconnect_max_delay);
-        let factory = ConnectionFactory::new(url, &config.security, timeouts)?;
         let wake = Arc::new(Notify::new());
         let settings = BreakerSettings {
             probe_timeout: config.connect_timeout + config.command_timeout,
@@ -147,11 +142,42 @@ impl RedisStore {
             failure_threshold: config.breaker_failure_threshold,
             enabled: config.breaker_enabled,
         };
-        let walks = WalkPool::new(
-            factory.clone(),
-            config.command_timeout,
-            config.connect_timeout,
-        )?;
+        let (factory, servers) = if config.redis_cluster_urls.is_empty() {
+            let url = config.redis_url.as_deref().ok_or_else(|| {
+                Error::new(ErrorKind::Config, "a Redis store needs a URL")
+                    .with_context("field", "redis_url")
+                    .with_context("value", "unset")
+            })?;
+            let factory = ConnectionFactory::new(url, &config.security, timeouts)?;
+            let walks = WalkPool::new(
+                factory.clone(),
+                config.command_timeout,
+                config.connect_timeout,
+            )?;
+            (
+                HotFactory::Single(factory),
+                Servers::Single {
+                    walks: Arc::new(walks),
+                },
+            )
+        } else {
+            let factory = Arc::new(ClusterFactory::new(
+                &config.redis_cluster_urls,
+                &config.security,
+                timeouts,
+                config.command_timeout,
+            )?);
+            // Boxed: the cluster's start-up future is large, and callers nest this one deeply.
+            let topology = Box::pin(Topology::discover(
+                Arc::clone(&factory),
+                settings,
+                recorder.clone(),
+                Arc::clone(&wake),
+                config.command_timeout,
+            ))
+            .await?;
+            (HotFactory::Cluster(factory), Servers::Cluster(topology))
+        };
         let link = L2Link::connect(factory, settings, Arc::clone(&wake), recorder).await?;
         let prefix = format!("{}:", config.key_prefix);
         Ok(Self {
@@ -160,7 +186,7 @@ impl RedisStore {
                 scan_prefix: escape_glob(&prefix),
                 prefix,
                 link,
-                walks,
+                servers,
                 command_timeout: config.command_timeout,
                 reconnect_delays: (config.reconnect_min_delay, config.reconnect_max_delay),
                 scan_count: config.scan_count.max(1),
@@ -202,7 +228,7 @@ impl StoreInner {
 
     /// The shared connection; `Ok(None)` (counted) when Redis is unavailable; the refusal when
     /// Redis refuses the cache.
-    fn connection(self: &Arc<Self>) -> Result<Option<(ConnectionManager, u64)>> {
+    fn connection(self: &Arc<Self>) -> Result<Option<(HotConnection, u64)>> {
         let found = self.link.connection()?;
         if found.is_none() {
             bump(&self.counters.skipped);
@@ -210,35 +236,34 @@ impl StoreInner {
         Ok(found)
     }
 
-    /// Runs one hot-path command under our timeout; failures feed the breaker.
-    async fn run<T>(
-        &self,
-        generation: u64,
-        what: &'static str,
-        command: impl Future<Output = redis::RedisResult<T>>,
-    ) -> Result<T> {
-        let result = with_timeout(self.command_timeout, what, async {
-            command
-                .await
-                .map_err(|e| map_redis_error(e, "Redis command failed"))
-        })
-        .await;
-        match &result {
-            Ok(_) => self.link.observe_success(),
-            Err(e) => {
-                bump(&self.counters.errors);
-                self.link.observe_failure(e, generation);
-                tracing::debug!(operation = what, error = %e, "Redis command failed");
-            }
+    /// The primary serving the Redis key `name` in a cluster (`None` for one server).
+    fn route(&self, name: &str) -> Option<Arc<Node>> {
+        match &self.servers {
+            Servers::Single { .. } => None,
+            Servers::Cluster(topology) => topology.node_for(name),
         }
-        result
     }
 
     /// Runs `command` on the shared connection; `Err(Unavailable)` when the breaker is open.
     async fn hot<T, F>(
         self: &Arc<Self>,
         what: &'static str,
-        command: impl FnOnce(ConnectionManager) -> F,
+        command: impl FnOnce(HotConnection) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        self.hot_at(None, what, command).await
+    }
+
+    /// Runs `command` on the shared connection under our timeout, for a key that `node` serves
+    /// (a cluster's primary: its breaker, not the link's, decides and learns); failures feed the
+    /// breaker. `Err(Unavailable)` when the breaker is open.
+    async fn hot_at<T, F>(
+        self: &Arc<Self>,
+        node: Option<Arc<Node>>,
+        what: &'static str,
+        command: impl FnOnce(HotConnection) -> F,
     ) -> Result<T>
     where
         F: Future<Output = redis::RedisResult<T>>,
@@ -246,8 +271,96 @@ impl StoreInner {
         let Some((conn, generation)) = self.connection()? else {
             return Err(unavailable());
         };
+        if let Some(node) = &node
+            && !node.breaker.is_available()
+        {
+            if let Servers::Cluster(topology) = &self.servers {
+                topology.maybe_probe(node);
+            }
+            bump(&self.counters.skipped);
+            return Err(unavailable());
+        }
         bump(&self.counters.requests);
-        self.run(generation, what, command(conn)).await
+        let result = with_timeout(self.command_timeout, what, async {
+            command(conn)
+                .await
+                .map_err(|e| map_redis_error(e, "Redis command failed"))
+        })
+        .await;
+        match (&result, &node) {
+            (Ok(_), Some(node)) => node.breaker.observe_success(),
+            (Ok(_), None) => self.link.observe_success(),
+            (Err(e), node) => {
+                bump(&self.counters.errors);
+                match node {
+                    Some(node) => node.breaker.observe_failure(e),
+                    None => self.link.observe_failure(e, generation),
+                }
+                tracing::debug!(operation = what, error = %e, "Redis command failed");
+            }
+        }
+        result
+    }
+
+    /// The servers a walk visits, in order: the one server, or every primary (the topology read
+    /// again when `fresh`).
+    async fn shards(&self, fresh: bool) -> Result<Vec<Shard>> {
+        match &self.servers {
+            Servers::Single { walks } => Ok(vec![Shard {
+                label: String::new(),
+                pool: Arc::clone(walks),
+                node: None,
+            }]),
+            Servers::Cluster(topology) => {
+                let nodes = if fresh {
+                    topology.fresh_primaries().await?
+                } else {
+                    topology.primaries()
+                };
+                Ok(nodes
+                    .into_iter()
+                    .map(|node| Shard {
+                        label: node.address.clone(),
+                        pool: Arc::clone(&node.walks),
+                        node: Some(node),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The walk connections of the server holding the Redis key `name`.
+    fn pool_for(&self, name: &str) -> Result<Arc<WalkPool>> {
+        match &self.servers {
+            Servers::Single { walks } => Ok(Arc::clone(walks)),
+            Servers::Cluster(topology) => topology
+                .node_for(name)
+                .map(|node| Arc::clone(&node.walks))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        "no primary of the cluster is known to serve this key",
+                    )
+                    .with_context("key", name.to_string())
+                }),
+        }
+    }
+
+    /// Walk steps run so far.
+    fn walk_steps(&self) -> u64 {
+        match &self.servers {
+            Servers::Single { walks } => walks.steps(),
+            Servers::Cluster(topology) => topology.walk_steps(),
+        }
+    }
+
+    /// Whether every server looks available (the replayer waits for that).
+    fn all_available(&self) -> bool {
+        self.link.is_available()
+            && match &self.servers {
+                Servers::Single { .. } => true,
+                Servers::Cluster(topology) => topology.all_available(),
+            }
     }
 
     fn queue(self: &Arc<Self>, item: Pending) -> StoreWrite {
@@ -323,6 +436,39 @@ fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: b
     }
 }
 
+/// Where the store's keys live.
+enum Servers {
+    /// One Redis server, with its walk connections.
+    Single { walks: Arc<WalkPool> },
+    /// A Redis Cluster's primaries.
+    Cluster(Arc<Topology>),
+}
+
+/// One server a walk visits.
+pub(crate) struct Shard {
+    /// Its address in a cluster (empty for one server): a walk cursor names it, so that a cursor
+    /// taken before a failover restarts that server's scan instead of skipping keys.
+    pub(crate) label: String,
+    pub(crate) pool: Arc<WalkPool>,
+    /// A cluster's primary, whose breaker says whether it is worth trying.
+    pub(crate) node: Option<Arc<Node>>,
+}
+
+impl Shard {
+    /// `Err(Unavailable)` when this server's breaker is open (the caller queues its work).
+    fn check(&self) -> Result<()> {
+        match &self.node {
+            Some(node) if !node.breaker.is_available() => Err(Error::new(
+                ErrorKind::Unavailable,
+                "a primary of the cluster is unavailable",
+            )
+            .with_context("node", node.address.clone())),
+            _ => Ok(()),
+        }
+    }
+}
+
+mod batch;
 mod frame_store;
 mod removals;
 mod restore;

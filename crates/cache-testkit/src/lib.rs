@@ -7,6 +7,9 @@
 //!   loud failure that names the install command, never a skip.
 //! - [`conformance`] is the backend contract as executable cases, and [`conformance_suite!`] turns
 //!   them into one `#[tokio::test]` per case for a backend of yours.
+//! - [`RedisCluster`] starts a real Redis Cluster (3 primaries, 3 replicas, joined with
+//!   `redis-cli --cluster create`), ready when every node reports `cluster_state:ok`; one node
+//!   can be killed to watch a failover. A missing `redis-cli` is a loud failure too.
 //! - [`TcpProxy`] forwards a loopback port to a server and can be cut and healed: a partition
 //!   between one cache instance and Redis while others keep it.
 //! - [`store_conformance`] is the shared-tier contract ([`FrameStore`](cache_core::FrameStore)) as
@@ -21,16 +24,18 @@
 //! ```
 
 mod certs;
+mod cluster;
 pub mod conformance;
 mod proxy;
 mod server;
 pub mod store_conformance;
 
 pub use certs::{CertFiles, TestCertificates};
+pub use cluster::{CLUSTER_NODE_TIMEOUT, RedisCluster, redis_cli_binary};
 pub use proxy::TcpProxy;
 pub use server::{
     AclUser, CACHE_ACL_COMMANDS, LaunchError, RedisServer, ServerConfig, ServerTls, Transport,
-    redis_server_binary,
+    free_port, redis_server_binary,
 };
 
 /// `size` deterministic pseudo-random bytes (xorshift): data that LZ4 cannot shrink, for tests and

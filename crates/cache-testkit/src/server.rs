@@ -110,6 +110,8 @@ pub struct ServerConfig {
     pub binary: Option<String>,
     /// Serve TLS only (`port 0`, `tls-port`), with these files.
     pub tls: Option<ServerTls>,
+    /// The TCP port; `None`: a free one.
+    pub port: Option<u16>,
 }
 
 /// The TLS files of a server (see [`crate::TestCertificates`]).
@@ -175,66 +177,18 @@ impl ServerConfig {
         self
     }
 
+    /// Listens on `port` instead of a free one (a cluster node needs `port + 10000` free too).
+    #[must_use]
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
     /// Appends a raw `redis.conf` line.
     #[must_use]
     pub fn with_config_line(mut self, line: impl Into<String>) -> Self {
         self.extra_config.push(line.into());
         self
-    }
-}
-
-/// Why a server could not be launched.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum LaunchError {
-    /// No `redis-server` binary was found.
-    BinaryMissing {
-        /// The binary that was tried.
-        binary: String,
-    },
-    /// The server process could not be started or did not become ready.
-    Failed {
-        /// What happened.
-        reason: String,
-        /// The end of the server's log.
-        log_tail: String,
-    },
-    /// A filesystem or process error.
-    Io(std::io::Error),
-}
-
-impl fmt::Display for LaunchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BinaryMissing { binary } => write!(
-                f,
-                "`{binary}` was not found. Install it with `apt-get update && apt-get install -y redis-server` \
-                 (Debian/Ubuntu, as root), or run `cargo xtask test`, which installs it; \
-                 set REDIS_SERVER_BIN to use another binary"
-            ),
-            Self::Failed { reason, log_tail } => {
-                write!(
-                    f,
-                    "redis-server failed: {reason}\n--- server log ---\n{log_tail}"
-                )
-            }
-            Self::Io(e) => write!(f, "redis-server launch I/O error: {e}"),
-        }
-    }
-}
-
-impl std::error::Error for LaunchError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Self::Io(e) => Some(e),
-            _ => None,
-        }
-    }
-}
-
-impl From<std::io::Error> for LaunchError {
-    fn from(e: std::io::Error) -> Self {
-        Self::Io(e)
     }
 }
 
@@ -525,6 +479,7 @@ impl RedisServer {
     }
 
     fn launch(&mut self, fixed_port: Option<u16>) -> Result<(), LaunchError> {
+        let fixed_port = fixed_port.or(self.config.port);
         let attempts = if fixed_port.is_some() {
             1
         } else {
@@ -622,10 +577,17 @@ fn exchange<S: Read + Write>(mut stream: S, line: &str, reply: &mut String) -> s
     Ok(())
 }
 
-fn free_port() -> std::io::Result<u16> {
+/// A free loopback port, as the OS gives one.
+///
+/// # Errors
+/// When no socket can be bound.
+pub fn free_port() -> std::io::Result<u16> {
     let listener = TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0))?;
     Ok(listener.local_addr()?.port())
 }
 
+mod launch_error;
 #[cfg(test)]
 mod tests;
+
+pub use launch_error::LaunchError;

@@ -3,6 +3,7 @@
 use cache_core::frame::{is_tombstone, tombstone};
 
 use super::*;
+use crate::pattern::WalkPosition;
 
 #[deny(clippy::missing_trait_methods)]
 impl FrameStore for RedisStore {
@@ -12,6 +13,10 @@ impl FrameStore for RedisStore {
 
     fn is_available(&self) -> bool {
         self.inner.link.is_available()
+            && match &self.inner.servers {
+                Servers::Single { .. } => true,
+                Servers::Cluster(topology) => topology.any_available(),
+            }
     }
 
     async fn get(&self, key: &CacheKey) -> Result<Option<Bytes>> {
@@ -22,7 +27,7 @@ impl FrameStore for RedisStore {
         let name = self.inner.redis_key(key);
         match self
             .inner
-            .hot("GET", |mut c| async move {
+            .hot_at(self.inner.route(&name), "GET", |mut c| async move {
                 redis::cmd("GET")
                     .arg(&name)
                     .query_async::<Option<Vec<u8>>>(&mut c)
@@ -42,16 +47,20 @@ impl FrameStore for RedisStore {
             return Ok(Vec::new());
         }
         let names: Vec<String> = keys.iter().map(|k| self.inner.redis_key(k)).collect();
-        match self
-            .inner
-            .hot("MGET", |mut c| async move {
-                redis::cmd("MGET")
-                    .arg(&names)
-                    .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+        let read = match &self.inner.servers {
+            Servers::Cluster(topology) => self.inner.get_many_by_node(topology, &names).await,
+            Servers::Single { .. } => {
+                self.inner
+                    .hot("MGET", |mut c| async move {
+                        redis::cmd("MGET")
+                            .arg(&names)
+                            .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                            .await
+                    })
                     .await
-            })
-            .await
-        {
+            }
+        };
+        match read {
             Ok(found) => Ok(found
                 .into_iter()
                 .zip(keys)
@@ -73,7 +82,7 @@ impl FrameStore for RedisStore {
         let sent = frame.clone();
         match self
             .inner
-            .hot("SET", |mut c| async move {
+            .hot_at(self.inner.route(&name), "SET", |mut c| async move {
                 redis::cmd("SET")
                     .arg(&name)
                     .arg(sent.as_ref())
@@ -98,6 +107,9 @@ impl FrameStore for RedisStore {
         }
         for (_, frame) in entries {
             self.inner.check_size(frame)?;
+        }
+        if let Servers::Cluster(topology) = &self.inner.servers {
+            return self.inner.set_many_by_node(topology, entries, ttl).await;
         }
         let mut pipe = redis::pipe();
         for (key, frame) in entries {
@@ -137,7 +149,7 @@ impl FrameStore for RedisStore {
         let name = self.inner.redis_key(key);
         let reply = self
             .inner
-            .hot("SET NX", |mut c| async move {
+            .hot_at(self.inner.route(&name), "SET NX", |mut c| async move {
                 redis::cmd("SET")
                     .arg(&name)
                     .arg(frame.as_ref())
@@ -167,14 +179,16 @@ impl FrameStore for RedisStore {
                 "set_unless_newer needs a frame of this version",
             ));
         };
-        let mut invocation = self.inner.set_if_newer.key(self.inner.redis_key(key));
+        let name = self.inner.redis_key(key);
+        let node = self.inner.route(&name);
+        let mut invocation = self.inner.set_if_newer.key(name);
         invocation
             .arg(frame.as_ref())
             .arg(cached_at)
             .arg(expires_at_ms);
         let applied = self
             .inner
-            .hot("SET if newer", |mut c| async move {
+            .hot_at(node, "SET if newer", |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await?;
@@ -195,13 +209,15 @@ impl FrameStore for RedisStore {
             at_ms: unix_millis(),
         };
         let mark = self.inner.replay.mark();
-        let mut invocation = self.inner.remove.key(self.inner.redis_key(key));
+        let name = self.inner.redis_key(key);
+        let node = self.inner.route(&name);
+        let mut invocation = self.inner.remove.key(name);
         invocation
             .arg(tombstone(unix_millis()).as_ref())
             .arg(self.inner.horizon_ms());
         match self
             .inner
-            .hot("remove", |mut c| async move {
+            .hot_at(node, "remove", |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await
@@ -221,14 +237,13 @@ impl FrameStore for RedisStore {
     }
 
     async fn delete_if_unchanged(&self, key: &CacheKey, expected: Bytes) -> Result<bool> {
-        let mut invocation = self
-            .inner
-            .delete_if_unchanged
-            .key(self.inner.redis_key(key));
+        let name = self.inner.redis_key(key);
+        let node = self.inner.route(&name);
+        let mut invocation = self.inner.delete_if_unchanged.key(name);
         invocation.arg(expected.as_ref());
         let removed = self
             .inner
-            .hot("UNLINK if unchanged", |mut c| async move {
+            .hot_at(node, "UNLINK if unchanged", |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await?;
@@ -236,17 +251,16 @@ impl FrameStore for RedisStore {
     }
 
     async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
-        let mut invocation = self
-            .inner
-            .remove_if_not_newer
-            .key(self.inner.redis_key(key));
+        let name = self.inner.redis_key(key);
+        let node = self.inner.route(&name);
+        let mut invocation = self.inner.remove_if_not_newer.key(name);
         invocation
             .arg(issued_at_ms)
             .arg(tombstone(unix_millis()).as_ref())
             .arg(self.inner.horizon_ms());
         let reply = self
             .inner
-            .hot("remove unless newer", |mut c| async move {
+            .hot_at(node, "remove unless newer", |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await?;
@@ -257,10 +271,12 @@ impl FrameStore for RedisStore {
         if self.inner.replay.removal_covers(key) {
             return Ok(None);
         }
-        let invocation = self.inner.remaining_ttl.key(self.inner.redis_key(key));
+        let name = self.inner.redis_key(key);
+        let node = self.inner.route(&name);
+        let invocation = self.inner.remaining_ttl.key(name);
         let ms = self
             .inner
-            .hot("PTTL", |mut c| async move {
+            .hot_at(node, "PTTL", |mut c| async move {
                 invocation.invoke_async::<i64>(&mut c).await
             })
             .await?;
@@ -279,14 +295,28 @@ impl FrameStore for RedisStore {
         mode: WalkMode,
     ) -> Result<WalkPage> {
         let inner = &self.inner;
-        let start = scan_cursor(cursor.as_ref())?;
+        let position = WalkPosition::of(cursor.as_ref())?;
         if inner.link.connection()?.is_none() {
             return Err(unavailable());
         }
+        // The first page reads a cluster's topology again: every primary must be visited.
+        let shards = inner.shards(cursor.is_none()).await?;
+        let Some(shard) = shards.get(position.shard) else {
+            return Ok(WalkPage::new(Vec::new(), None));
+        };
+        shard.check()?;
+        // A cursor of another server (a failover since the last page) restarts this one's scan:
+        // keys may repeat, none is skipped.
+        let start = if shard.label == position.label {
+            position.scan
+        } else {
+            0
+        };
         let full = inner.full_pattern(pattern);
-        let mut conn = Some(inner.walks.get().await?);
+        let pool = &shard.pool;
+        let mut conn = Some(pool.get().await?);
         let (next, keys) = scan_page(
-            &inner.walks,
+            pool,
             &mut conn,
             start,
             (pattern, &full),
@@ -300,19 +330,29 @@ impl FrameStore for RedisStore {
             .filter(|key| !inner.replay.removal_covers(key))
             .collect();
         let entries = match mode {
-            WalkMode::Frames => read_frames(&inner.walks, &mut conn, &inner.prefix, keys).await?,
-            _ => without_tombstones(
-                &inner.walks,
-                &mut conn,
-                (&inner.prefix, &inner.is_removed),
-                keys,
-            )
-            .await?
-            .into_iter()
-            .map(|key| cache_core::WalkEntry::new(key, None, None))
-            .collect(),
+            WalkMode::Frames => read_frames(pool, &mut conn, &inner.prefix, keys).await?,
+            _ => without_tombstones(pool, &mut conn, (&inner.prefix, &inner.is_removed), keys)
+                .await?
+                .into_iter()
+                .map(|key| cache_core::WalkEntry::new(key, None, None))
+                .collect(),
         };
-        Ok(WalkPage::new(entries, cursor_of(next)))
+        let next = if next != 0 {
+            Some(WalkPosition {
+                shard: position.shard,
+                label: shard.label.clone(),
+                scan: next,
+            })
+        } else {
+            shards
+                .get(position.shard + 1)
+                .map(|following| WalkPosition {
+                    shard: position.shard + 1,
+                    label: following.label.clone(),
+                    scan: 0,
+                })
+        };
+        Ok(WalkPage::new(entries, next.map(|p| p.cursor())))
     }
 
     async fn remove_matching<'a>(
@@ -340,6 +380,9 @@ impl FrameStore for RedisStore {
     }
 
     async fn health(&self) -> HealthReport {
+        if let Servers::Cluster(topology) = &self.inner.servers {
+            return self.inner.cluster_health(topology).await;
+        }
         let link = &self.inner.link;
         let started = Instant::now();
         let ping = self
@@ -369,6 +412,9 @@ impl FrameStore for RedisStore {
     }
 
     async fn server_memory(&self) -> Result<Option<RedisMemory>> {
+        if let Servers::Cluster(topology) = &self.inner.servers {
+            return self.inner.cluster_memory(topology).await;
+        }
         let info = self
             .inner
             .hot("INFO memory", |mut c| async move {
@@ -386,6 +432,9 @@ impl FrameStore for RedisStore {
     }
 
     async fn approximate_len(&self) -> Result<Option<u64>> {
+        if let Servers::Cluster(topology) = &self.inner.servers {
+            return self.inner.cluster_len(topology).await;
+        }
         let size = self
             .inner
             .hot("DBSIZE", |mut c| async move {
@@ -405,7 +454,7 @@ impl FrameStore for RedisStore {
         let mut stats = StoreStats::default();
         stats.errors = load(&self.inner.counters.errors);
         stats.skipped = load(&self.inner.counters.skipped);
-        stats.requests = load(&self.inner.counters.requests) + self.inner.walks.steps();
+        stats.requests = load(&self.inner.counters.requests) + self.inner.walk_steps();
         stats.replay_queued = load(&replay.queued);
         stats.replay_dropped = load(&replay.dropped);
         stats.replay_superseded = load(&replay.superseded);

@@ -5,7 +5,7 @@
 use cache_core::frame::tombstone;
 
 use super::*;
-use crate::pattern::WalkConnection;
+use crate::pattern::{WalkConnection, WalkPool};
 use crate::removal::{RecordedRemoval, covered, parse_all, record_pattern};
 use crate::replay::ReplayTarget;
 
@@ -14,12 +14,15 @@ impl StoreInner {
         u64::try_from(self.horizon.as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Records `pattern` as removed, when the namespace has a record.
-    async fn record(&self, conn: &mut Option<WalkConnection>, pattern: &KeyPattern) -> Result<()> {
+    /// Records `pattern` as removed, when the namespace has a record (on a walk connection of
+    /// the server holding the record).
+    async fn record(&self, pattern: &KeyPattern) -> Result<()> {
         match &self.patterns_key {
             Some(key) => {
+                let pool = self.pool_for(key)?;
+                let mut conn = Some(pool.get().await?);
                 let script = (&self.record_pattern, key.as_str());
-                record_pattern(&self.walks, conn, script, pattern, self.horizon).await
+                record_pattern(&pool, &mut conn, script, pattern, self.horizon).await
             }
             None => Ok(()),
         }
@@ -29,6 +32,7 @@ impl StoreInner {
     /// written after `issued_at`); true for each key that held a value.
     async fn remove_page(
         &self,
+        pool: &WalkPool,
         conn: &mut Option<WalkConnection>,
         keys: &[CacheKey],
         issued_at: Option<u64>,
@@ -52,8 +56,7 @@ impl StoreInner {
             invocation.arg(mark.as_ref()).arg(horizon);
             pipe.invoke_script(&invocation);
         }
-        let replies = self
-            .walks
+        let replies = pool
             .step(conn, "remove page", |mut c| async move {
                 pipe.query_async::<Vec<i64>>(&mut c).await
             })
@@ -73,33 +76,43 @@ impl StoreInner {
             return Err(unavailable());
         }
         let full = self.full_pattern(pattern);
-        let mut conn = Some(self.walks.get().await?);
+        let shards = self.shards(true).await?;
+        // A primary known to be down fails the removal before any work: it is queued whole.
+        for shard in &shards {
+            shard.check()?;
+        }
         // Recorded first: a write replayed while the walk runs, of a key the walk has passed,
         // still finds the record.
-        self.record(&mut conn, pattern).await?;
-        let (mut cursor, mut count) = (0, 0);
-        loop {
-            let (next, keys) = scan_page(
-                &self.walks,
-                &mut conn,
-                cursor,
-                (pattern, &full),
-                &self.prefix,
-                self.scan_count,
-            )
-            .await?;
-            let gone = self.remove_page(&mut conn, &keys, issued_at).await?;
-            for (key, existed) in keys.iter().zip(gone) {
-                if existed {
-                    removed(key);
-                    count += 1;
+        self.record(pattern).await?;
+        let mut count = 0;
+        for shard in &shards {
+            let pool = &shard.pool;
+            let mut conn = Some(pool.get().await?);
+            let mut cursor = 0;
+            loop {
+                let (next, keys) = scan_page(
+                    pool,
+                    &mut conn,
+                    cursor,
+                    (pattern, &full),
+                    &self.prefix,
+                    self.scan_count,
+                )
+                .await?;
+                let gone = self.remove_page(pool, &mut conn, &keys, issued_at).await?;
+                for (key, existed) in keys.iter().zip(gone) {
+                    if existed {
+                        removed(key);
+                        count += 1;
+                    }
                 }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                return Ok(count);
-            }
-            cursor = next;
         }
+        Ok(count)
     }
 
     /// The pattern removals recorded within the horizon (none when the namespace has no
@@ -108,10 +121,11 @@ impl StoreInner {
         let Some(record) = &self.patterns_key else {
             return Ok(Vec::new());
         };
+        let node = self.route(record);
         let mut invocation = self.recorded_patterns.key(record);
         invocation.arg(self.horizon_ms());
         let reply = self
-            .hot("removed patterns", |mut c| async move {
+            .hot_at(node, "removed patterns", |mut c| async move {
                 invocation.invoke_async::<Vec<String>>(&mut c).await
             })
             .await?;
@@ -136,14 +150,16 @@ impl StoreInner {
             Some(_) => &self.remove_if_not_newer,
             None => &self.remove,
         };
-        let mut invocation = script.key(self.redis_key(key));
+        let name = self.redis_key(key);
+        let node = self.route(&name);
+        let mut invocation = script.key(name);
         if let Some(at) = issued_at {
             invocation.arg(at);
         }
         invocation
             .arg(tombstone(unix_millis()).as_ref())
             .arg(self.horizon_ms());
-        self.hot("replay removal", |mut c| async move {
+        self.hot_at(node, "replay removal", |mut c| async move {
             invocation.invoke_async::<i64>(&mut c).await
         })
         .await
@@ -156,11 +172,18 @@ impl ReplayTarget for StoreInner {
     }
 
     fn is_available(&self) -> bool {
-        self.link.is_available()
+        self.all_available()
     }
 
     fn poke(self: &Arc<Self>) {
         let _ = self.link.connection();
+        if let Servers::Cluster(topology) = &self.servers {
+            for node in topology.primaries() {
+                if !node.breaker.is_available() {
+                    topology.maybe_probe(&node);
+                }
+            }
+        }
     }
 
     fn retry_delays(&self) -> (Duration, Duration) {
@@ -191,13 +214,15 @@ impl ReplayTarget for StoreInner {
                     return Ok(false);
                 }
                 // The script refuses a tombstone: a removal made since the write.
-                let mut invocation = self.set_if_newer.key(self.redis_key(key));
+                let name = self.redis_key(key);
+                let node = self.route(&name);
+                let mut invocation = self.set_if_newer.key(name);
                 invocation
                     .arg(frame.as_slice())
                     .arg(*cached_at_ms)
                     .arg(*expires_at_ms);
                 let applied = self
-                    .hot("replay SET", |mut c| async move {
+                    .hot_at(node, "replay SET", |mut c| async move {
                         invocation.invoke_async::<i64>(&mut c).await
                     })
                     .await?;

@@ -5,7 +5,7 @@
 //! newer" rules, the keys `NX` refused then go through one script per batch that reads only each
 //! key's 13-byte head (a script's arguments cost Redis more than the write itself, so only the
 //! keys that need it pay). That script is the one that touches several keys: every key of a batch
-//! is on one server (a cluster store runs it per slot). The namespace's recorded pattern removals
+//! is on one server, and a cluster store calls it once per hash slot. The namespace's recorded pattern removals
 //! (read on the hot connection) are checked before the batch and again after it, and the check
 //! after it also runs when the batch fails or is cancelled.
 
@@ -13,6 +13,7 @@ use cache_core::frame::{MAX_TIMESTAMP_MS, Stamp, stamp};
 use cache_core::{RestoreEntry, RestoreRule};
 
 use super::*;
+use crate::pattern::WalkPool;
 use crate::removal::covered_since;
 
 /// For each `KEYS[i]`, writes `ARGV[3i-1]` until `ARGV[3i+1]` (ms since the epoch) unless the key
@@ -134,10 +135,12 @@ async fn take_back(
     let mut taken = Vec::new();
     for (key, frame, at) in candidates {
         if covered_since(&after, &key, at) {
-            let mut invocation = store.delete_if_unchanged.key(store.redis_key(&key));
+            let name = store.redis_key(&key);
+            let node = store.route(&name);
+            let mut invocation = store.delete_if_unchanged.key(name);
             invocation.arg(frame.as_ref());
             let removed = store
-                .hot("UNLINK if unchanged", |mut c| async move {
+                .hot_at(node, "UNLINK if unchanged", |mut c| async move {
                     invocation.invoke_async::<i64>(&mut c).await
                 })
                 .await?;
@@ -203,15 +206,44 @@ impl StoreInner {
         Ok(written)
     }
 
-    /// Writes the `due` entries by `rule`: `SET NX` for all, then the head-reading script for
-    /// the keys `NX` refused (under the replace and unless-newer rules). One flag per due entry.
+    /// Writes the `due` entries by `rule`, on the walk connections of the server holding each
+    /// (a cluster's primaries one after the other). One flag per due entry.
     async fn write_batch(
         &self,
         entries: &[RestoreEntry],
         due: &[usize],
         rule: RestoreRule,
     ) -> Result<Vec<bool>> {
-        let mut conn = Some(self.walks.get().await?);
+        let mut groups: Vec<(Arc<WalkPool>, Vec<usize>)> = Vec::new();
+        for (d, &i) in due.iter().enumerate() {
+            let pool = self.pool_for(&self.redis_key(&entries[i].key))?;
+            match groups.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &pool)) {
+                Some((_, members)) => members.push(d),
+                None => groups.push((pool, vec![d])),
+            }
+        }
+        let mut applied = vec![false; due.len()];
+        for (pool, members) in groups {
+            let subset: Vec<usize> = members.iter().map(|&d| due[d]).collect();
+            let written = self.write_on(&pool, entries, &subset, rule).await?;
+            for (&d, written) in members.iter().zip(written) {
+                applied[d] = written;
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Writes the `due` entries (all on the server of `pool`) by `rule`: `SET NX` for all, then
+    /// the head-reading script for the keys `NX` refused (under the replace and unless-newer
+    /// rules), one call per hash slot in a cluster. One flag per due entry.
+    async fn write_on(
+        &self,
+        pool: &WalkPool,
+        entries: &[RestoreEntry],
+        due: &[usize],
+        rule: RestoreRule,
+    ) -> Result<Vec<bool>> {
+        let mut conn = Some(pool.get().await?);
         let mut pipe = redis::pipe();
         for &i in due {
             let entry = &entries[i];
@@ -222,8 +254,7 @@ impl StoreInner {
                 .arg("PXAT")
                 .arg(entry.expires_at_ms);
         }
-        let replies = self
-            .walks
+        let replies = pool
             .step(&mut conn, "restore page", |mut c| async move {
                 pipe.query_async::<Vec<Option<String>>>(&mut c).await
             })
@@ -231,28 +262,49 @@ impl StoreInner {
         let mut applied: Vec<bool> = replies.into_iter().map(|r| r.is_some()).collect();
         let held: Vec<usize> = (0..due.len()).filter(|&d| !applied[d]).collect();
         if rule != RestoreRule::IfAbsent && !held.is_empty() {
-            let mut invocation = self.restore_batch.prepare_invoke();
-            invocation.arg(if rule == RestoreRule::UnlessNewer {
-                "newer"
-            } else {
-                "replace"
-            });
+            // One call per slot: a script's keys must share one in a cluster (one group on one
+            // server).
+            let mut by_slot: Vec<(u16, Vec<usize>)> = Vec::new();
             for &d in &held {
-                let entry = &entries[due[d]];
-                invocation
-                    .key(self.redis_key(&entry.key))
-                    .arg(entry.frame.as_ref())
-                    .arg(written_at(&entry.frame))
-                    .arg(entry.expires_at_ms);
+                let slot = match &self.servers {
+                    Servers::Cluster(_) => {
+                        crate::cluster::slot_of(self.redis_key(&entries[due[d]].key).as_bytes())
+                    }
+                    Servers::Single { .. } => 0,
+                };
+                match by_slot.iter_mut().find(|(s, _)| *s == slot) {
+                    Some((_, members)) => members.push(d),
+                    None => by_slot.push((slot, vec![d])),
+                }
             }
-            let replies = self
-                .walks
+            let mut pipe = redis::pipe();
+            pipe.load_script(&self.restore_batch).ignore();
+            for (_, members) in &by_slot {
+                let mut invocation = self.restore_batch.prepare_invoke();
+                invocation.arg(if rule == RestoreRule::UnlessNewer {
+                    "newer"
+                } else {
+                    "replace"
+                });
+                for &d in members {
+                    let entry = &entries[due[d]];
+                    invocation
+                        .key(self.redis_key(&entry.key))
+                        .arg(entry.frame.as_ref())
+                        .arg(written_at(&entry.frame))
+                        .arg(entry.expires_at_ms);
+                }
+                pipe.invoke_script(&invocation);
+            }
+            let replies = pool
                 .step(&mut conn, "restore page", |mut c| async move {
-                    invocation.invoke_async::<Vec<i64>>(&mut c).await
+                    pipe.query_async::<Vec<Vec<i64>>>(&mut c).await
                 })
                 .await?;
-            for (&d, reply) in held.iter().zip(replies) {
-                applied[d] = reply == 1;
+            for ((_, members), reply) in by_slot.iter().zip(replies) {
+                for (&d, flag) in members.iter().zip(reply) {
+                    applied[d] = flag == 1;
+                }
             }
         }
         Ok(applied)

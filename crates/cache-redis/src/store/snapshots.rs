@@ -38,7 +38,7 @@ impl RedisStore {
         let key = Namespace::new(&self.inner.namespace)?.aux_key("stats", instance)?;
         let body = snapshot.to_vec();
         self.inner
-            .hot("SET snapshot", |mut c| async move {
+            .hot_at(self.inner.route(&key), "SET snapshot", |mut c| async move {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(body)
@@ -51,7 +51,7 @@ impl RedisStore {
     }
 
     /// Every instance's latest snapshot, by instance name (a SCAN of the auxiliary keys on a
-    /// walk connection, then one `MGET` per page).
+    /// walk connection of each server, then one pipeline of `GET`s per page).
     ///
     /// # Errors
     /// Redis errors (unavailable included).
@@ -62,47 +62,51 @@ impl RedisStore {
         }
         let prefix = Namespace::new(&inner.namespace)?.aux_key("stats", "")?;
         let pattern = format!("{}*", escape_glob(&prefix));
-        let mut conn = Some(inner.walks.get().await?);
-        let (mut cursor, mut out) = (0u64, Vec::new());
-        loop {
-            let (next, names) = inner
-                .walks
-                .step(&mut conn, "SCAN snapshots", |mut c| {
-                    let pattern = pattern.clone();
-                    async move {
-                        redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query_async::<(u64, Vec<String>)>(&mut c)
-                            .await
-                    }
-                })
-                .await?;
-            if !names.is_empty() {
-                let keys = names.clone();
-                let values = inner
-                    .walks
-                    .step(&mut conn, "MGET snapshots", |mut c| async move {
-                        redis::cmd("MGET")
-                            .arg(keys)
-                            .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
-                            .await
+        let mut out = Vec::new();
+        for shard in inner.shards(true).await? {
+            shard.check()?;
+            let pool = &shard.pool;
+            let mut conn = Some(pool.get().await?);
+            let mut cursor = 0u64;
+            loop {
+                let (next, names) = pool
+                    .step(&mut conn, "SCAN snapshots", |mut c| {
+                        let pattern = pattern.clone();
+                        async move {
+                            redis::cmd("SCAN")
+                                .arg(cursor)
+                                .arg("MATCH")
+                                .arg(pattern)
+                                .arg("COUNT")
+                                .arg(1000)
+                                .query_async::<(u64, Vec<String>)>(&mut c)
+                                .await
+                        }
                     })
                     .await?;
-                for (name, value) in names.into_iter().zip(values) {
-                    if let (Some(instance), Some(value)) = (name.strip_prefix(&prefix), value) {
-                        out.push((instance.to_owned(), Bytes::from(value)));
+                if !names.is_empty() {
+                    let mut pipe = redis::pipe();
+                    for name in &names {
+                        pipe.cmd("GET").arg(name);
+                    }
+                    let values = pool
+                        .step(&mut conn, "GET snapshots", |mut c| async move {
+                            pipe.query_async::<Vec<Option<Vec<u8>>>>(&mut c).await
+                        })
+                        .await?;
+                    for (name, value) in names.into_iter().zip(values) {
+                        if let (Some(instance), Some(value)) = (name.strip_prefix(&prefix), value) {
+                            out.push((instance.to_owned(), Bytes::from(value)));
+                        }
                     }
                 }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
             }
-            if next == 0 {
-                out.sort_by(|a, b| a.0.cmp(&b.0));
-                return Ok(out);
-            }
-            cursor = next;
         }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 }

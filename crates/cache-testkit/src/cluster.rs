@@ -1,0 +1,326 @@
+//! A real Redis Cluster for tests: primaries and replicas as `redis-server` processes on free
+//! loopback ports (each with its bus port, `port + 10000`, free too), joined by `redis-cli
+//! --cluster create`, ready when every node reports `cluster_state:ok`, every slot is covered
+//! and every replica is in sync; killed when dropped.
+//!
+//! A shared cluster ([`RedisCluster::shared`]) serves the tests of one binary that only need
+//! keys of their own: a watchdog process kills its nodes once the test process is gone (a
+//! `static` is never dropped).
+
+use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::server::{LaunchError, RedisServer, ServerConfig, free_port};
+
+/// `cluster-node-timeout` of the nodes: a primary is marked failed after this long, and its
+/// replica takes over soon after.
+pub const CLUSTER_NODE_TIMEOUT: Duration = Duration::from_millis(1000);
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `redis-cli` binary used: `$REDIS_CLI_BIN`, else `redis-cli` on the `PATH`.
+pub fn redis_cli_binary() -> String {
+    std::env::var("REDIS_CLI_BIN").unwrap_or_else(|_| "redis-cli".to_string())
+}
+
+/// A running Redis Cluster: `primaries` primaries with one replica each.
+pub struct RedisCluster {
+    nodes: Vec<RedisServer>,
+    watchdog: Option<Child>,
+}
+
+impl std::fmt::Debug for RedisCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCluster")
+            .field("ports", &self.ports())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A port whose bus port (`port + 10000`) is free as well.
+fn cluster_port() -> Result<u16, LaunchError> {
+    for _ in 0..64 {
+        let port = free_port()?;
+        let Some(bus) = port.checked_add(10_000) else {
+            continue;
+        };
+        if TcpListener::bind(SocketAddrV4::new(Ipv4Addr::LOCALHOST, bus)).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(LaunchError::Failed {
+        reason: "no port with a free bus port (port + 10000) found".to_string(),
+        log_tail: String::new(),
+    })
+}
+
+/// Runs `redis-cli` with `args`; its standard output.
+fn cli(args: &[&str]) -> Result<String, LaunchError> {
+    let binary = redis_cli_binary();
+    let output = Command::new(&binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                LaunchError::Failed {
+                    reason: format!(
+                        "`{binary}` was not found: a cluster is created with it. Install it with \
+                         `apt-get update && apt-get install -y redis-tools` (Debian/Ubuntu, as \
+                         root; redis-server's package depends on it), or run `cargo xtask test`; \
+                         set REDIS_CLI_BIN to use another binary"
+                    ),
+                    log_tail: String::new(),
+                }
+            } else {
+                LaunchError::Io(e)
+            }
+        })?;
+    if !output.status.success() {
+        return Err(LaunchError::Failed {
+            reason: format!("redis-cli {} failed", args.join(" ")),
+            log_tail: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+impl RedisCluster {
+    /// Starts 3 primaries and 3 replicas, panicking with an actionable message when it cannot.
+    ///
+    /// # Panics
+    /// When `redis-server` or `redis-cli` is missing, or the cluster does not become ready.
+    pub fn start() -> Self {
+        match Self::try_start(3) {
+            Ok(cluster) => cluster,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The cluster shared by the tests of this process (started on first use, killed by a
+    /// watchdog when the process exits). Tests on it use keys of their own.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn shared() -> &'static Self {
+        static SHARED: OnceLock<RedisCluster> = OnceLock::new();
+        SHARED.get_or_init(Self::start)
+    }
+
+    /// Starts `primaries` primaries with one replica each.
+    ///
+    /// # Errors
+    /// [`LaunchError`] when a node does not start, `redis-cli` is missing, or the cluster is not
+    /// ready within 60 s.
+    pub fn try_start(primaries: usize) -> Result<Self, LaunchError> {
+        let mut nodes = Vec::with_capacity(primaries * 2);
+        for _ in 0..primaries * 2 {
+            let config = ServerConfig::default()
+                .with_port(cluster_port()?)
+                .with_config_line("cluster-enabled yes")
+                .with_config_line("cluster-config-file nodes.conf")
+                .with_config_line(format!(
+                    "cluster-node-timeout {}",
+                    CLUSTER_NODE_TIMEOUT.as_millis()
+                ))
+                // The other primaries keep serving while one's slots have no primary.
+                .with_config_line("cluster-require-full-coverage no")
+                .with_config_line("cluster-replica-validity-factor 0");
+            nodes.push(RedisServer::try_start(config)?);
+        }
+        let mut cluster = Self {
+            nodes,
+            watchdog: None,
+        };
+        cluster.watchdog = cluster.spawn_watchdog();
+        let addresses: Vec<String> = cluster
+            .ports()
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let mut args = vec!["--cluster", "create"];
+        args.extend(addresses.iter().map(String::as_str));
+        args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
+        cli(&args)?;
+        cluster.wait_ready(READY_TIMEOUT)?;
+        Ok(cluster)
+    }
+
+    /// A process that kills the nodes once this process is gone.
+    fn spawn_watchdog(&self) -> Option<Child> {
+        let pids: Vec<String> = self
+            .nodes
+            .iter()
+            .filter_map(RedisServer::pid)
+            .map(|p| p.to_string())
+            .collect();
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {pids} 2>/dev/null",
+            parent = std::process::id(),
+            pids = pids.join(" ")
+        );
+        Command::new("sh")
+            .args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()
+    }
+
+    /// Waits until every running node reports `cluster_state:ok`, every slot has a live
+    /// primary, and every replica's link to its primary is up.
+    ///
+    /// # Errors
+    /// [`LaunchError::Failed`] after `limit`, with the last state seen.
+    pub fn wait_ready(&self, limit: Duration) -> Result<(), LaunchError> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let state = self.readiness();
+            match state {
+                Ok(()) => return Ok(()),
+                Err(why) if Instant::now() > deadline => {
+                    return Err(LaunchError::Failed {
+                        reason: format!("the cluster was not ready within {limit:?}"),
+                        log_tail: why,
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
+    fn readiness(&self) -> Result<(), String> {
+        let mut covered = 0;
+        for node in self.live_nodes() {
+            let port = node.port().to_string();
+            let info = cli(&["-p", &port, "cluster", "info"]).map_err(|e| e.to_string())?;
+            if !info.contains("cluster_state:ok") {
+                return Err(format!("node {port}: {info}"));
+            }
+            let replication =
+                cli(&["-p", &port, "info", "replication"]).map_err(|e| e.to_string())?;
+            if replication.contains("role:slave") && !replication.contains("master_link_status:up")
+            {
+                return Err(format!("replica {port} not in sync: {replication}"));
+            }
+            if replication.contains("role:master") {
+                covered += self.slots_of(node.port()).len();
+            }
+        }
+        if covered < 16_384 {
+            return Err(format!("{covered} of 16384 slots served by live primaries"));
+        }
+        Ok(())
+    }
+
+    fn live_nodes(&self) -> impl Iterator<Item = &RedisServer> {
+        self.nodes.iter().filter(|n| n.pid().is_some())
+    }
+
+    /// The slots the node on `port` serves as a primary, by its own `CLUSTER NODES`.
+    fn slots_of(&self, port: u16) -> Vec<u16> {
+        let Ok(text) = cli(&["-p", &port.to_string(), "cluster", "nodes"]) else {
+            return Vec::new();
+        };
+        let mut slots = Vec::new();
+        for line in text.lines().filter(|l| l.contains("myself")) {
+            for range in line.split_whitespace().skip(8) {
+                let (start, end) = range.split_once('-').unwrap_or((range, range));
+                if let (Ok(start), Ok(end)) = (start.parse::<u16>(), end.parse::<u16>()) {
+                    slots.extend(start..=end);
+                }
+            }
+        }
+        slots
+    }
+
+    /// Every node's port, primaries and replicas.
+    pub fn ports(&self) -> Vec<u16> {
+        self.nodes.iter().map(RedisServer::port).collect()
+    }
+
+    /// Seed URLs for a client: every node's `redis://127.0.0.1:port`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(RedisServer::url).collect()
+    }
+
+    /// The nodes (to inspect one, or [`RedisServer::pause`] it).
+    pub fn nodes(&self) -> &[RedisServer] {
+        &self.nodes
+    }
+
+    /// The ports of the live primaries.
+    pub fn primary_ports(&self) -> Vec<u16> {
+        self.live_nodes()
+            .filter(|n| {
+                cli(&["-p", &n.port().to_string(), "info", "replication"])
+                    .is_ok_and(|text| text.contains("role:master"))
+            })
+            .map(RedisServer::port)
+            .collect()
+    }
+
+    /// The hash slot of `key` (`CLUSTER KEYSLOT`).
+    ///
+    /// # Panics
+    /// When no node answers.
+    pub fn slot_of(&self, key: &str) -> u16 {
+        let port = self.primary_ports()[0].to_string();
+        let reply = cli(&["-p", &port, "cluster", "keyslot", key])
+            .unwrap_or_else(|e| panic!("CLUSTER KEYSLOT failed: {e}"));
+        reply
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT answered {reply:?}"))
+    }
+
+    /// The port of the live primary serving `key`.
+    ///
+    /// # Panics
+    /// When no live primary serves its slot.
+    pub fn primary_for(&self, key: &str) -> u16 {
+        let slot = self.slot_of(key);
+        self.primary_ports()
+            .into_iter()
+            .find(|&port| self.slots_of(port).contains(&slot))
+            .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
+    }
+
+    /// Kills the node on `port` with SIGKILL (its replica takes over after the node timeout).
+    ///
+    /// # Panics
+    /// When no node listens on `port`.
+    pub fn kill(&mut self, port: u16) {
+        self.node_mut(port).kill();
+    }
+
+    /// The node on `port`.
+    ///
+    /// # Panics
+    /// When no node listens on `port`.
+    pub fn node_mut(&mut self, port: u16) -> &mut RedisServer {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port() == port)
+            .unwrap_or_else(|| panic!("no cluster node on port {port}"))
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        for node in &mut self.nodes {
+            node.kill();
+        }
+    }
+}
