@@ -57,6 +57,8 @@ impl Row {
     }
 }
 
+#[path = "report/cluster.rs"]
+mod cluster;
 #[path = "report/memory.rs"]
 mod memory;
 #[path = "report/migrate.rs"]
@@ -533,7 +535,7 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    // `--only cache` or `--only migrate` runs one group of rows.
+    // `--only cache`, `speed`, `migrate` or `cluster` runs one group of rows.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -562,6 +564,9 @@ fn main() {
         }
         if wanted("migrate") {
             rows.extend(migrate::rows(&plan).await);
+        }
+        if wanted("cluster") {
+            rows.push(cluster::row(&plan).await);
         }
         rows
     });

@@ -21,19 +21,30 @@ impl Context {
     /// Defaults, the file, `AICACHE_*`, then the command line's URL and password file.
     pub(crate) fn load(
         file: Option<&Path>,
-        redis_url: Option<&str>,
+        (redis_url, cluster_urls): (Option<&str>, &[String]),
         password_file: Option<&Path>,
         json: bool,
     ) -> Result<Self, CliError> {
         let mut config = AIResponseCacheConfig::load(file)?;
+        let given = redis_url
+            .into_iter()
+            .chain(cluster_urls.iter().map(String::as_str));
+        if given.into_iter().any(|url| aicache::redact_url(url) != url) {
+            return Err(CliError::usage(
+                "--redis-url and --redis-cluster-urls must not hold a password (it would sit in \
+                 the shell history and the process list): use --password-file, AICACHE_REDIS_AUTH \
+                 or the config file",
+            ));
+        }
         if let Some(url) = redis_url {
-            if aicache::redact_url(url) != url {
-                return Err(CliError::usage(
-                    "--redis-url must not hold a password (it would sit in the shell history and \
-                     the process list): use --password-file, AICACHE_REDIS_AUTH or the config file",
-                ));
-            }
             config.redis_url = Some(url.to_owned());
+            config.redis_cluster_urls.clear();
+        }
+        if !cluster_urls.is_empty() {
+            config.redis_cluster_urls = cluster_urls.to_vec();
+            if redis_url.is_none() {
+                config.redis_url = None;
+            }
         }
         if let Some(path) = password_file {
             let password = std::fs::read_to_string(path).map_err(|e| {
@@ -91,9 +102,10 @@ impl Context {
     /// The Redis settings; a configuration without Redis is a usage error.
     pub(crate) fn redis(&self) -> Result<RedisCacheConfig, CliError> {
         self.validated()?;
-        if self.config.redis_url.is_none() {
+        if !self.config.uses_redis() {
             return Err(CliError::usage(
-                "no Redis configured (memory-only): set --redis-url, AICACHE_REDIS_URL or redis_url",
+                "no Redis configured (memory-only): set --redis-url, AICACHE_REDIS_URL or redis_url \
+                 (a cluster: AICACHE_REDIS_CLUSTER_URLS or redis_cluster_urls)",
             ));
         }
         Ok(self.config.to_redis_cache_config()?)

@@ -35,6 +35,10 @@ struct Cli {
     /// The Redis URL (overrides the configuration; put no password in it: see --password-file).
     #[arg(long, global = true, value_name = "URL")]
     redis_url: Option<String>,
+    /// The seed nodes of a Redis Cluster, comma-separated (overrides the configuration; no
+    /// passwords in them either).
+    #[arg(long, global = true, value_name = "URLS", value_delimiter = ',')]
+    redis_cluster_urls: Vec<String>,
     /// A file holding the Redis password (secrets never go on the command line).
     #[arg(long, global = true, value_name = "FILE")]
     password_file: Option<PathBuf>,
@@ -203,7 +207,7 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> Result<output::Output, CliError> {
     let ctx = Context::load(
         cli.config.as_deref(),
-        cli.redis_url.as_deref(),
+        (cli.redis_url.as_deref(), &cli.redis_cluster_urls),
         cli.password_file.as_deref(),
         cli.json,
     )?;

@@ -36,7 +36,12 @@ pub(crate) async fn health(ctx: &Context) -> Result<Output, CliError> {
 
 pub(crate) async fn security(ctx: &Context) -> Result<Output, CliError> {
     let redis = ctx.redis()?;
-    let url = redis.redis_url.clone().unwrap_or_default();
+    // A cluster is inspected through its first seed: every node has the same users and TLS.
+    let url = redis
+        .redis_url
+        .clone()
+        .or_else(|| redis.redis_cluster_urls.first().cloned())
+        .unwrap_or_default();
     let manager = RedisCacheSecurityManager::new(
         &url,
         redis.security.clone(),

@@ -115,6 +115,7 @@ pub(crate) async fn migrate(
     let source = Context::load_file_only(from, ctx.json)?;
     let target = Context::load_file_only(to, ctx.json)?;
     if source.config.redis_url == target.config.redis_url
+        && source.config.redis_cluster_urls == target.config.redis_cluster_urls
         && source.ai_config()?.namespace() == target.ai_config()?.namespace()
     {
         return Err(CliError::usage(

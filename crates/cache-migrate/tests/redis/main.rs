@@ -14,6 +14,7 @@ use cache_migrate::CacheMigrationManager;
 use cache_redis::{RedisCacheConfig, RedisStore};
 use cache_testkit::RedisServer;
 
+mod cluster;
 mod edges;
 mod interrupted;
 mod removals;
