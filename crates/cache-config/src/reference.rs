@@ -491,6 +491,7 @@ mod tests {
         let config = AIResponseCacheConfig {
             extends: Some("testing".into()),
             redis_url: Some("redis://h".into()),
+            redis_cluster_urls: vec!["redis://c:7000".into()],
             redis_auth: Some(crate::Secret::new("x")),
             tenant: Some("t".into()),
             layout_upgrade_until: Some("2026-12-31T00:00:00Z".into()),

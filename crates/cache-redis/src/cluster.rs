@@ -331,8 +331,8 @@ impl Topology {
                 }
             };
             let index = u16::try_from(index).unwrap_or(UNASSIGNED);
-            for slot in range.start..=range.end.min(SLOTS - 1) {
-                owner[slot] = index;
+            if let Some(slots) = owner.get_mut(range.start..=range.end.min(SLOTS - 1)) {
+                slots.fill(index);
             }
         }
         for gone in current

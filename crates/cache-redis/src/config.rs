@@ -7,6 +7,9 @@ use cache_core::frame::{Compression, DEFAULT_MAX_PAYLOAD, FrameSettings};
 use cache_core::{Ttl, ValidationIssue, ValidationResult};
 use cache_memory::MemoryCacheConfig;
 pub use cache_security::redact_url;
+pub use urls::{check_redis_url, url_uses_tls, validate_cluster_urls, validate_redis_url};
+
+mod urls;
 use cache_security::{EncryptionConfig, SecurityConfig};
 
 /// Settings of a [`GenericRedisCache`](crate::GenericRedisCache).
@@ -155,18 +158,6 @@ impl fmt::Debug for RedisCacheConfig {
     }
 }
 
-/// Whether redis-rs can use `url` (it is parsed, not connected to). The problem, on failure, never
-/// contains the password.
-///
-/// # Errors
-/// A description of what does not parse.
-pub fn check_redis_url(url: &str) -> std::result::Result<(), String> {
-    match redis::Client::open(url) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(format!("does not parse ({})", e.category())),
-    }
-}
-
 /// The longest a single Redis call may be allowed to take (`command_timeout`, `connect_timeout`).
 const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(600);
 /// The longest wait between reconnection probes.
@@ -179,85 +170,6 @@ pub const DEFAULT_REPLAY_QUEUE_MAX_BYTES: usize = 64 * 1024 * 1024;
 pub const DEFAULT_REPLAY_HORIZON: Duration = Duration::from_secs(600);
 const MIN_REPLAY_QUEUE_BYTES: usize = 1024;
 const MAX_REPLAY_QUEUE_BYTES: usize = 16 * 1024 * 1024 * 1024;
-
-const KNOWN_SCHEMES: &[&str] = &["redis", "rediss", "redis+unix", "unix", "valkey", "valkeys"];
-
-/// Whether `url` asks for TLS by its scheme (`rediss://` or `valkeys://`): the one place this
-/// rule lives.
-///
-/// ```
-/// assert!(cache_redis::url_uses_tls("valkeys://h:6379"));
-/// assert!(!cache_redis::url_uses_tls("valkey://h:6379"));
-/// ```
-pub fn url_uses_tls(url: &str) -> bool {
-    matches!(url.split("://").next(), Some("rediss" | "valkeys")) && url.contains("://")
-}
-
-/// Checks a Redis URL: a scheme redis-rs speaks (`redis`, `rediss`, `redis+unix`, `unix`,
-/// `valkey`, `valkeys`) and a URL it parses. The one place these rules live; the messages never
-/// contain the password.
-pub fn validate_redis_url(url: &str) -> ValidationResult {
-    let mut r = ValidationResult::new();
-    let scheme = url.split("://").next().unwrap_or_default();
-    if !url.contains("://") || !KNOWN_SCHEMES.contains(&scheme) {
-        r.error(ValidationIssue::new(
-            "redis_url",
-            redact_url(url),
-            "redis://, rediss:// (TLS), valkey://, valkeys:// (TLS) or redis+unix:// URL",
-            "write the URL as redis[s]://[user:password@]host:port[/db]",
-        ));
-    } else if let Err(problem) = check_redis_url(url) {
-        r.error(ValidationIssue::new(
-            "redis_url",
-            format!("{} {problem}", redact_url(url)),
-            "a URL redis-rs parses: redis://[user:password@]host:port[/db]",
-            "check the host, the port and the database number",
-        ));
-    }
-    r
-}
-
-/// Checks a cluster's seed URLs (`redis_cluster_urls`): each a URL [`validate_redis_url`]
-/// accepts, none a unix socket, all with the same scheme, and not together with `redis_url`
-/// (`redis_url_set`). The one place these rules live.
-pub fn validate_cluster_urls(redis_url_set: bool, urls: &[String]) -> ValidationResult {
-    let mut r = ValidationResult::new();
-    if redis_url_set && !urls.is_empty() {
-        r.error(ValidationIssue::new(
-            "redis_cluster_urls",
-            format!("{} seed URLs with redis_url set", urls.len()),
-            "either redis_url (one server) or redis_cluster_urls (a cluster)",
-            "unset redis_url to use the cluster, or empty redis_cluster_urls",
-        ));
-    }
-    for (i, url) in urls.iter().enumerate() {
-        let field = format!("redis_cluster_urls[{i}]");
-        for mut issue in validate_redis_url(url).errors {
-            issue.field.clone_from(&field);
-            r.error(issue);
-        }
-        if url.starts_with("redis+unix:") || url.starts_with("unix:") {
-            r.error(ValidationIssue::new(
-                field,
-                redact_url(url),
-                "a redis:// or rediss:// URL (host:port)",
-                "cluster nodes announce TCP addresses: give a seed's host and port",
-            ));
-        }
-    }
-    if let Some(first) = urls.first() {
-        let tls = url_uses_tls(first);
-        if urls.iter().any(|u| url_uses_tls(u) != tls) {
-            r.error(ValidationIssue::new(
-                "redis_cluster_urls",
-                "a mix of redis:// and rediss://",
-                "every seed with the same scheme",
-                "use rediss:// for every seed of a TLS cluster",
-            ));
-        }
-    }
-    r
-}
 
 impl RedisCacheConfig {
     /// Sets [`breaker_enabled`](Self::breaker_enabled) and

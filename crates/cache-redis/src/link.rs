@@ -30,7 +30,7 @@ use crate::hot::HotConnection;
 #[derive(Clone)]
 pub(crate) enum HotFactory {
     /// One Redis server.
-    Single(ConnectionFactory),
+    Single(Box<ConnectionFactory>),
     /// A Redis Cluster.
     Cluster(Arc<ClusterFactory>),
 }

@@ -155,7 +155,7 @@ impl RedisStore {
                 config.connect_timeout,
             )?;
             (
-                HotFactory::Single(factory),
+                HotFactory::Single(Box::new(factory)),
                 Servers::Single {
                     walks: Arc::new(walks),
                 },

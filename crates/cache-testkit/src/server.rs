@@ -60,6 +60,7 @@ pub const CACHE_ACL_COMMANDS: &[&str] = &[
     "+zrangebyscore",
     "+zremrangebyscore",
     "+dbsize",
+    "+cluster|slots",
 ];
 
 impl AclUser {
