@@ -423,7 +423,18 @@ pub(crate) fn map_redis_error(e: RedisError, message: &'static str) -> Error {
         ErrorKind::Config
     } else if matches!(
         e.kind(),
-        redis::ErrorKind::Server(ServerErrorKind::BusyLoading | ServerErrorKind::MasterDown)
+        redis::ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::MasterDown
+                // A cluster in motion: a node down or not connected yet, slots without a
+                // primary, a slot migrating or a failed-over primary now a replica. Outages of
+                // part of the cluster, not refusals.
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::Moved
+                | ServerErrorKind::Ask
+                | ServerErrorKind::ReadOnly
+        ) | redis::ErrorKind::ClusterConnectionNotFound
     ) {
         ErrorKind::Unavailable
     } else {

@@ -11,7 +11,7 @@
 //! - `SCAN` is per server: walks and pattern removals visit every primary, each with its own
 //!   cursor, on that primary's connections.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,9 @@ use tokio::sync::Notify;
 use crate::breaker::{Breaker, BreakerSettings};
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
 use crate::pattern::WalkPool;
+use nodes::parse_nodes;
+
+mod nodes;
 
 /// Hash slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -154,6 +157,8 @@ pub(crate) struct Node {
     pub(crate) address: String,
     pub(crate) host: String,
     pub(crate) port: u16,
+    /// Replicas the cluster lists for its slots: removals wait for one of them (`WAIT 1`).
+    pub(crate) replicas: AtomicUsize,
     pub(crate) breaker: Breaker,
     pub(crate) walks: Arc<WalkPool>,
 }
@@ -161,6 +166,9 @@ pub(crate) struct Node {
 /// Which primary serves each slot.
 struct SlotTable {
     owner: Vec<u16>,
+    /// Changes whenever a slot range changes hands: a walk that began on another table
+    /// restarts, and a pattern removal walks again.
+    fingerprint: u64,
     /// The primaries, ordered by the first slot each serves (stable across a failover: the
     /// replica takes over the same slots).
     nodes: Vec<Arc<Node>>,
@@ -176,8 +184,17 @@ pub(crate) struct Topology {
     recovered: Arc<Notify>,
     refreshing: tokio::sync::Mutex<()>,
     refreshed_at: Mutex<Option<Instant>>,
+    /// When a background refresh of an unknown topology last started.
+    last_attempt: Mutex<Option<Instant>>,
     /// Walk steps of primaries no longer in the table.
     retired_steps: AtomicU64,
+}
+
+impl Node {
+    /// Whether removals on this primary wait for a replica to hold them.
+    pub(crate) fn has_replicas(&self) -> bool {
+        self.replicas.load(Ordering::Relaxed) > 0
+    }
 }
 
 impl Topology {
@@ -194,8 +211,10 @@ impl Topology {
             factory,
             table: ArcSwap::from_pointee(SlotTable {
                 owner: vec![UNASSIGNED; SLOTS],
+                fingerprint: 0,
                 nodes: Vec::new(),
             }),
+            last_attempt: Mutex::new(None),
             settings,
             recorder,
             command_timeout,
@@ -228,18 +247,46 @@ impl Topology {
         self.table.load().nodes.clone()
     }
 
+    /// The current table's fingerprint (0 while the topology is unknown).
+    pub(crate) fn fingerprint(&self) -> u64 {
+        self.table.load().fingerprint
+    }
+
+    /// Starts a background refresh when the topology is unknown (no seed answered at start),
+    /// at most once per `min_delay`, so that slots get their primaries without waiting for a walk.
+    pub(crate) fn learn_if_unknown(self: &Arc<Self>) {
+        if !self.table.load().nodes.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        {
+            let mut last = lock(&self.last_attempt);
+            if last.is_some_and(|at| at.elapsed() < self.settings.min_delay) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let topology = Arc::clone(self);
+        runtime.spawn(async move {
+            if let Err(e) = topology.refresh().await {
+                tracing::debug!(error = %e, "the cluster's topology is still unknown");
+            }
+        });
+    }
+
     /// The primaries, with the table read again unless it is very fresh (walks and pattern
     /// removals must visit every one).
     pub(crate) async fn fresh_primaries(&self) -> Result<Vec<Arc<Node>>> {
-        let fresh = lock(&self.refreshed_at).is_some_and(|at| at.elapsed() < WALK_TABLE_AGE);
-        if !fresh {
+        if !self.is_fresh() {
             self.refresh().await?;
         }
         let nodes = self.primaries();
         if nodes.is_empty() {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                "the cluster's topology is unknown: no node answered CLUSTER SLOTS",
+                "the cluster's topology is unknown: no node answered CLUSTER NODES",
             ));
         }
         Ok(nodes)
@@ -272,10 +319,26 @@ impl Topology {
                 .sum::<u64>()
     }
 
-    /// Reads `CLUSTER SLOTS` from a known primary (available ones first), else from a seed, and
+    /// Reads `CLUSTER NODES` from a known primary (available ones first), else from a seed, and
     /// installs the table. Primaries that stay keep their breaker and connections.
     pub(crate) async fn refresh(&self) -> Result<()> {
+        let started = Instant::now();
         let _one_at_a_time = self.refreshing.lock().await;
+        // Another caller refreshed while this one waited: its table is new enough.
+        if lock(&self.refreshed_at).is_some_and(|at| at >= started) {
+            return Ok(());
+        }
+        // Bounded as a whole: each candidate has its own limits, but a partition must not make
+        // a caller wait for every candidate in turn.
+        let limit = self.command_timeout.saturating_mul(2) + self.settings.probe_timeout;
+        with_timeout(limit, "read the cluster's topology", self.read_topology()).await
+    }
+
+    fn is_fresh(&self) -> bool {
+        lock(&self.refreshed_at).is_some_and(|at| at.elapsed() < WALK_TABLE_AGE)
+    }
+
+    async fn read_topology(&self) -> Result<()> {
         let mut candidates = self.primaries();
         candidates.sort_by_key(|n| !n.breaker.is_available());
         let mut last_error = None;
@@ -296,28 +359,33 @@ impl Topology {
             .unwrap_or_else(|| Error::new(ErrorKind::Unavailable, "the cluster has no seed node")))
     }
 
-    async fn read_slots(&self, pool: &WalkPool) -> Result<redis::Value> {
+    async fn read_slots(&self, pool: &WalkPool) -> Result<String> {
         let mut conn = Some(pool.get().await?);
-        pool.step(&mut conn, "CLUSTER SLOTS", |mut c| async move {
+        pool.step(&mut conn, "CLUSTER NODES", |mut c| async move {
             redis::cmd("CLUSTER")
-                .arg("SLOTS")
-                .query_async::<redis::Value>(&mut c)
+                .arg("NODES")
+                .query_async::<String>(&mut c)
                 .await
         })
         .await
     }
 
-    fn install(&self, reply: &redis::Value) -> Result<()> {
-        let ranges = parse_slots(reply).ok_or_else(|| {
-            Error::new(ErrorKind::Backend, "unexpected CLUSTER SLOTS reply")
-                .with_context("reply", format!("{reply:?}"))
+    fn install(&self, reply: &str) -> Result<()> {
+        let ranges = parse_nodes(reply).ok_or_else(|| {
+            Error::new(ErrorKind::Backend, "unexpected CLUSTER NODES reply")
+                .with_context("reply", reply.chars().take(2000).collect::<String>())
         })?;
         let current = self.table.load();
         let mut nodes: Vec<Arc<Node>> = Vec::new();
         let mut owner = vec![UNASSIGNED; SLOTS];
         let mut ordered = ranges;
         ordered.sort_by_key(|r| r.start);
+        let mut fingerprint = xxhash_rust::xxh3::Xxh3::new();
         for range in ordered {
+            fingerprint.update(&range.start.to_be_bytes());
+            fingerprint.update(&range.end.to_be_bytes());
+            fingerprint.update(range.host.as_bytes());
+            fingerprint.update(&range.port.to_be_bytes());
             let address = format!("{}:{}", range.host, range.port);
             let index = match nodes.iter().position(|n| n.address == address) {
                 Some(index) => index,
@@ -330,6 +398,9 @@ impl Topology {
                     nodes.len() - 1
                 }
             };
+            if let Some(node) = nodes.get(index) {
+                node.replicas.store(range.replicas, Ordering::Relaxed);
+            }
             let index = u16::try_from(index).unwrap_or(UNASSIGNED);
             if let Some(slots) = owner.get_mut(range.start..=range.end.min(SLOTS - 1)) {
                 slots.fill(index);
@@ -353,7 +424,13 @@ impl Topology {
                 .iter()
                 .zip(&nodes)
                 .any(|(a, b)| !Arc::ptr_eq(a, b));
-        self.table.store(Arc::new(SlotTable { owner, nodes }));
+        // Never 0, the fingerprint of an unknown topology.
+        let fingerprint = fingerprint.digest().max(1);
+        self.table.store(Arc::new(SlotTable {
+            owner,
+            fingerprint,
+            nodes,
+        }));
         *lock(&self.refreshed_at) = Some(Instant::now());
         if moved {
             // Slots that were down may be served by a new primary: let queued writes go.
@@ -384,6 +461,7 @@ impl Topology {
             address,
             host: host.to_string(),
             port,
+            replicas: AtomicUsize::new(0),
         })
     }
 
@@ -459,53 +537,6 @@ async fn ping(pool: &WalkPool, limit: Duration) -> Result<()> {
         .map(|_| ())
     })
     .await
-}
-
-struct SlotRange {
-    start: usize,
-    end: usize,
-    host: String,
-    port: u16,
-}
-
-/// The slot ranges and their primaries of a `CLUSTER SLOTS` reply: `[start, end, [host, port,
-/// id, …], replicas…]` per range.
-fn parse_slots(reply: &redis::Value) -> Option<Vec<SlotRange>> {
-    use redis::Value;
-    let int = |v: &Value| match v {
-        Value::Int(n) => usize::try_from(*n).ok(),
-        _ => None,
-    };
-    let text = |v: &Value| match v {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        _ => None,
-    };
-    let Value::Array(ranges) = reply else {
-        return None;
-    };
-    ranges
-        .iter()
-        .map(|range| {
-            let Value::Array(parts) = range else {
-                return None;
-            };
-            let Value::Array(primary) = parts.get(2)? else {
-                return None;
-            };
-            let host = text(primary.first()?)?;
-            // An empty host means "the address you asked": not one we can name, refuse it.
-            if host.is_empty() || host == "?" {
-                return None;
-            }
-            Some(SlotRange {
-                start: int(parts.first()?)?,
-                end: int(parts.get(1)?)?,
-                host,
-                port: u16::try_from(int(primary.get(1)?)?).ok()?,
-            })
-        })
-        .collect()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

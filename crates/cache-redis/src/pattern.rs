@@ -132,22 +132,26 @@ impl WalkPool {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct WalkPosition {
     pub(crate) shard: usize,
+    /// The fingerprint of the topology the walk started on (0: one server).
+    pub(crate) topology: u64,
     pub(crate) label: String,
     pub(crate) scan: u64,
 }
 
 impl WalkPosition {
     /// The walk cursor of this position: the 8 bytes of the `SCAN` cursor (big-endian) on one
-    /// server; the server's index (4 bytes), the `SCAN` cursor and the label in a cluster.
+    /// server; in a cluster the server's index (4 bytes), the `SCAN` cursor, the topology's
+    /// fingerprint (8 bytes each) and the server's label.
     pub(crate) fn cursor(&self) -> WalkCursor {
         let scan = self.scan.to_be_bytes();
-        if self.shard == 0 && self.label.is_empty() {
+        if self.shard == 0 && self.topology == 0 && self.label.is_empty() {
             return WalkCursor::from_state(scan.to_vec());
         }
         let index = u32::try_from(self.shard).unwrap_or(u32::MAX).to_be_bytes();
-        let mut state = Vec::with_capacity(12 + self.label.len());
+        let mut state = Vec::with_capacity(20 + self.label.len());
         state.extend_from_slice(&index);
         state.extend_from_slice(&scan);
+        state.extend_from_slice(&self.topology.to_be_bytes());
         state.extend_from_slice(self.label.as_bytes());
         WalkCursor::from_state(state)
     }
@@ -172,13 +176,14 @@ impl WalkPosition {
                 ..Self::default()
             });
         }
-        if state.len() < 12 {
+        if state.len() < 20 {
             return Err(invalid());
         }
         let index: [u8; 4] = state[..4].try_into().map_err(|_| invalid())?;
-        let label = std::str::from_utf8(&state[12..]).map_err(|_| invalid())?;
+        let label = std::str::from_utf8(&state[20..]).map_err(|_| invalid())?;
         Ok(Self {
             shard: usize::try_from(u32::from_be_bytes(index)).map_err(|_| invalid())?,
+            topology: word(&state[12..20])?,
             label: label.to_string(),
             scan: word(&state[4..12])?,
         })
@@ -253,7 +258,7 @@ pub(crate) async fn without_tombstones(
 /// The frames as stored under `keys`, with their remaining TTLs: one pipeline of `GET` + `PTTL`
 /// per key (native commands: a walk moves data at the speed of a raw loop), with errors as
 /// values, so that keys gone since the SCAN, tombstones and keys of other types are left out
-/// instead of failing the page. The two reads of a key are adjacent in the pipeline but not
+/// instead of failing the page; any other error reply (a redirect) fails the page. The two reads of a key are adjacent in the pipeline but not
 /// atomic: a key rewritten between them pairs the old bytes with the new TTL.
 pub(crate) async fn read_frames(
     pool: &WalkPool,
@@ -283,7 +288,19 @@ pub(crate) async fn read_frames(
         };
         let frame = match value {
             redis::Value::BulkString(bytes) if !cache_core::frame::is_tombstone(&bytes) => bytes,
-            // Gone since the SCAN, a tombstone, or a key of another type (WRONGTYPE).
+            // A key of another type.
+            redis::Value::ServerError(e) if e.code() == "WRONGTYPE" => continue,
+            // MOVED, ASK, TRYAGAIN, LOADING: the server does not serve the key now (a slot
+            // migrating, a primary turned replica). Skipping it would silently lose an entry.
+            redis::Value::ServerError(e) => {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the server did not serve a key of its own walk",
+                )
+                .with_context("key", key.as_str())
+                .with_context("reply", e.to_string()));
+            }
+            // Gone since the SCAN, or a tombstone.
             _ => continue,
         };
         let ttl = match ttl {

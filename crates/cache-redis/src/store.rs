@@ -236,11 +236,18 @@ impl StoreInner {
         Ok(found)
     }
 
-    /// The primary serving the Redis key `name` in a cluster (`None` for one server).
+    /// The primary serving the Redis key `name` in a cluster (`None` for one server, or while
+    /// the topology is unknown: then a background refresh learns it).
     fn route(&self, name: &str) -> Option<Arc<Node>> {
         match &self.servers {
             Servers::Single { .. } => None,
-            Servers::Cluster(topology) => topology.node_for(name),
+            Servers::Cluster(topology) => {
+                let node = topology.node_for(name);
+                if node.is_none() {
+                    topology.learn_if_unknown();
+                }
+                node
+            }
         }
     }
 
@@ -302,29 +309,36 @@ impl StoreInner {
         result
     }
 
-    /// The servers a walk visits, in order: the one server, or every primary (the topology read
-    /// again when `fresh`).
-    async fn shards(&self, fresh: bool) -> Result<Vec<Shard>> {
+    /// The servers a walk visits, in order, with the fingerprint of the topology they come from:
+    /// the one server (fingerprint 0), or every primary (the topology read again when `fresh`).
+    async fn shards(&self, fresh: bool) -> Result<(u64, Vec<Shard>)> {
         match &self.servers {
-            Servers::Single { walks } => Ok(vec![Shard {
-                label: String::new(),
-                pool: Arc::clone(walks),
-                node: None,
-            }]),
+            Servers::Single { walks } => Ok((
+                0,
+                vec![Shard {
+                    label: String::new(),
+                    pool: Arc::clone(walks),
+                    node: None,
+                }],
+            )),
             Servers::Cluster(topology) => {
                 let nodes = if fresh {
                     topology.fresh_primaries().await?
                 } else {
                     topology.primaries()
                 };
-                Ok(nodes
+                // Read after the nodes: a table swapped in between changes the fingerprint, and
+                // the caller's check after its walk sees that.
+                let fingerprint = topology.fingerprint();
+                let shards = nodes
                     .into_iter()
                     .map(|node| Shard {
                         label: node.address.clone(),
                         pool: Arc::clone(&node.walks),
                         node: Some(node),
                     })
-                    .collect())
+                    .collect();
+                Ok((fingerprint, shards))
             }
         }
     }

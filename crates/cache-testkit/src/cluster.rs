@@ -293,6 +293,27 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
     }
 
+    /// The port of a replica of the primary on `port`.
+    ///
+    /// # Panics
+    /// When the primary has no live replica.
+    pub fn replica_of(&self, port: u16) -> u16 {
+        let nodes = cli(&["-p", &port.to_string(), "cluster", "nodes"])
+            .unwrap_or_else(|e| panic!("CLUSTER NODES failed: {e}"));
+        let id = nodes
+            .lines()
+            .find(|l| l.contains("myself"))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no own line in CLUSTER NODES: {nodes}"))
+            .to_string();
+        nodes
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 3 && f[2].contains("slave") && f[3] == id)
+            .and_then(|f| f[1].split(['@', ':']).nth(1)?.parse().ok())
+            .unwrap_or_else(|| panic!("the primary on {port} has no replica: {nodes}"))
+    }
+
     /// Kills the node on `port` with SIGKILL (its replica takes over after the node timeout).
     ///
     /// # Panics

@@ -61,6 +61,7 @@ pub const CACHE_ACL_COMMANDS: &[&str] = &[
     "+zremrangebyscore",
     "+dbsize",
     "+cluster|slots",
+    "+cluster|nodes",
 ];
 
 impl AclUser {

@@ -41,7 +41,7 @@ async fn a_cluster_is_backed_up_restored_and_verified() {
         .unwrap();
     assert_eq!(backup.keys_backed_up, 19_997, "every primary walked");
 
-    // Into one server, and back into another namespace of the cluster (over what is there).
+    // Into one server, then back into the cluster over what is there.
     let server = RedisServer::start(ServerConfig::default());
     let single = store(&server, "app").await;
     let restored = crate::manager()

@@ -54,8 +54,28 @@ pub fn validate_redis_url(url: &str) -> ValidationResult {
 }
 
 /// Checks a cluster's seed URLs (`redis_cluster_urls`): each a URL [`validate_redis_url`]
-/// accepts, none a unix socket, all with the same scheme, and not together with `redis_url`
-/// (`redis_url_set`). The one place these rules live.
+/// accepts, none a unix socket or a database other than 0, all with the same scheme, and not
+/// together with `redis_url` (`redis_url_set`). The one place these rules live.
+///
+/// ```
+/// let seeds = |urls: &[&str]| urls.iter().map(|u| u.to_string()).collect::<Vec<_>>();
+/// assert!(cache_redis::validate_cluster_urls(false, &seeds(&["redis://a:7000"])).is_valid());
+/// let fields = |r: cache_core::ValidationResult| {
+///     r.errors.into_iter().map(|e| e.field).collect::<Vec<_>>()
+/// };
+/// assert_eq!(
+///     fields(cache_redis::validate_cluster_urls(false, &seeds(&["redis://a:7000", "redis://b:7000/2"]))),
+///     ["redis_cluster_urls[1]"]
+/// );
+/// assert_eq!(
+///     fields(cache_redis::validate_cluster_urls(false, &seeds(&["redis://a:7000", "rediss://b:7000"]))),
+///     ["redis_cluster_urls"]
+/// );
+/// assert_eq!(
+///     fields(cache_redis::validate_cluster_urls(true, &seeds(&["redis://a:7000"]))),
+///     ["redis_cluster_urls"]
+/// );
+/// ```
 pub fn validate_cluster_urls(redis_url_set: bool, urls: &[String]) -> ValidationResult {
     let mut r = ValidationResult::new();
     if redis_url_set && !urls.is_empty() {
@@ -71,6 +91,19 @@ pub fn validate_cluster_urls(redis_url_set: bool, urls: &[String]) -> Validation
         for mut issue in validate_redis_url(url).errors {
             issue.field.clone_from(&field);
             r.error(issue);
+        }
+        let database = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(_, path)| path.split(['?', '#']).next().unwrap_or_default())
+            .filter(|db| !db.is_empty() && *db != "0");
+        if let Some(db) = database {
+            r.error(ValidationIssue::new(
+                field.clone(),
+                format!("{} (database {db})", redact_url(url)),
+                "database 0 (a cluster has no other)",
+                "drop the /N from the seed URL",
+            ));
         }
         if url.starts_with("redis+unix:") || url.starts_with("unix:") {
             r.error(ValidationIssue::new(

@@ -209,19 +209,7 @@ impl FrameStore for RedisStore {
             at_ms: unix_millis(),
         };
         let mark = self.inner.replay.mark();
-        let name = self.inner.redis_key(key);
-        let node = self.inner.route(&name);
-        let mut invocation = self.inner.remove.key(name);
-        invocation
-            .arg(tombstone(unix_millis()).as_ref())
-            .arg(self.inner.horizon_ms());
-        match self
-            .inner
-            .hot_at(node, "remove", |mut c| async move {
-                invocation.invoke_async::<i64>(&mut c).await
-            })
-            .await
-        {
+        match self.inner.remove_key(key, None).await {
             Ok(n) => {
                 if let Ok(exact) = KeyPattern::new(escape_glob(key.as_str())) {
                     self.inner.after_removal(&exact, mark, queued);
@@ -295,18 +283,24 @@ impl FrameStore for RedisStore {
         mode: WalkMode,
     ) -> Result<WalkPage> {
         let inner = &self.inner;
-        let position = WalkPosition::of(cursor.as_ref())?;
+        let mut position = WalkPosition::of(cursor.as_ref())?;
         if inner.link.connection()?.is_none() {
             return Err(unavailable());
         }
         // The first page reads a cluster's topology again: every primary must be visited.
-        let shards = inner.shards(cursor.is_none()).await?;
+        let (topology, shards) = inner.shards(cursor.is_none()).await?;
+        // A cursor of another topology (a failover or a resharding since the last page) restarts
+        // the walk: keys may repeat, none is skipped.
+        if position.topology != topology {
+            position = WalkPosition {
+                topology,
+                ..WalkPosition::default()
+            };
+        }
         let Some(shard) = shards.get(position.shard) else {
             return Ok(WalkPage::new(Vec::new(), None));
         };
         shard.check()?;
-        // A cursor of another server (a failover since the last page) restarts this one's scan:
-        // keys may repeat, none is skipped.
         let start = if shard.label == position.label {
             position.scan
         } else {
@@ -340,6 +334,7 @@ impl FrameStore for RedisStore {
         let next = if next != 0 {
             Some(WalkPosition {
                 shard: position.shard,
+                topology,
                 label: shard.label.clone(),
                 scan: next,
             })
@@ -348,6 +343,7 @@ impl FrameStore for RedisStore {
                 .get(position.shard + 1)
                 .map(|following| WalkPosition {
                     shard: position.shard + 1,
+                    topology,
                     label: following.label.clone(),
                     scan: 0,
                 })

@@ -5,6 +5,7 @@
 use cache_core::frame::tombstone;
 
 use super::*;
+use crate::cluster::Node;
 use crate::pattern::{WalkConnection, WalkPool};
 use crate::removal::{RecordedRemoval, covered, parse_all, record_pattern};
 use crate::replay::ReplayTarget;
@@ -15,24 +16,46 @@ impl StoreInner {
     }
 
     /// Records `pattern` as removed, when the namespace has a record (on a walk connection of
-    /// the server holding the record).
+    /// the server holding the record; in a cluster, held by a replica too).
     async fn record(&self, pattern: &KeyPattern) -> Result<()> {
-        match &self.patterns_key {
-            Some(key) => {
-                let pool = self.pool_for(key)?;
-                let mut conn = Some(pool.get().await?);
-                let script = (&self.record_pattern, key.as_str());
-                record_pattern(&pool, &mut conn, script, pattern, self.horizon).await
+        let Some(key) = &self.patterns_key else {
+            return Ok(());
+        };
+        let (pool, node) = match &self.servers {
+            Servers::Single { walks } => (Arc::clone(walks), None),
+            Servers::Cluster(_) => {
+                let node = self.route(key);
+                (self.pool_for(key)?, node)
             }
-            None => Ok(()),
+        };
+        let mut conn = Some(pool.get().await?);
+        let script = (&self.record_pattern, key.as_str());
+        record_pattern(&pool, &mut conn, script, pattern, self.horizon).await?;
+        if node.as_ref().is_some_and(|n| n.has_replicas()) {
+            let mut pipe = redis::pipe();
+            self.wait_for_replica(&mut pipe);
+            let acked = pool
+                .step(&mut conn, "WAIT", |mut c| async move {
+                    pipe.query_async::<Vec<i64>>(&mut c).await
+                })
+                .await?;
+            check_replicated(acked.last().copied(), key)?;
         }
+        Ok(())
+    }
+
+    /// Appends `WAIT 1 {command_timeout}`: Redis answers once a replica holds this connection's
+    /// writes (or with 0 at the timeout).
+    pub(super) fn wait_for_replica(&self, pipe: &mut redis::Pipeline) {
+        let limit = u64::try_from(self.command_timeout.as_millis()).unwrap_or(u64::MAX);
+        pipe.cmd("WAIT").arg(1).arg(limit.max(1));
     }
 
     /// Replaces each of `keys` by a tombstone (a replayed removal: unless it holds a frame
     /// written after `issued_at`); true for each key that held a value.
     async fn remove_page(
         &self,
-        pool: &WalkPool,
+        (pool, durable): (&WalkPool, bool),
         conn: &mut Option<WalkConnection>,
         keys: &[CacheKey],
         issued_at: Option<u64>,
@@ -56,11 +79,18 @@ impl StoreInner {
             invocation.arg(mark.as_ref()).arg(horizon);
             pipe.invoke_script(&invocation);
         }
-        let replies = pool
+        if durable {
+            self.wait_for_replica(&mut pipe);
+        }
+        let mut replies = pool
             .step(conn, "remove page", |mut c| async move {
                 pipe.query_async::<Vec<i64>>(&mut c).await
             })
             .await?;
+        if durable {
+            let acked = replies.pop();
+            check_replicated(acked, keys[0].as_str())?;
+        }
         Ok(replies.into_iter().map(|n| n > 0).collect())
     }
 
@@ -76,43 +106,80 @@ impl StoreInner {
             return Err(unavailable());
         }
         let full = self.full_pattern(pattern);
-        let shards = self.shards(true).await?;
-        // A primary known to be down fails the removal before any work: it is queued whole.
-        for shard in &shards {
-            shard.check()?;
-        }
-        // Recorded first: a write replayed while the walk runs, of a key the walk has passed,
-        // still finds the record.
-        self.record(pattern).await?;
         let mut count = 0;
-        for shard in &shards {
-            let pool = &shard.pool;
-            let mut conn = Some(pool.get().await?);
-            let mut cursor = 0;
-            loop {
-                let (next, keys) = scan_page(
-                    pool,
-                    &mut conn,
-                    cursor,
-                    (pattern, &full),
-                    &self.prefix,
-                    self.scan_count,
+        let mut tries = 0;
+        loop {
+            let (topology, shards) = self.shards(true).await?;
+            // A primary known to be down fails the removal before any work: it is queued whole.
+            for shard in &shards {
+                shard.check()?;
+            }
+            if tries == 0 {
+                // Recorded first: a write replayed while the walk runs, of a key the walk has
+                // passed, still finds the record.
+                self.record(pattern).await?;
+            }
+            for shard in &shards {
+                // Each page waits for a replica to hold it (a failover must not bring the keys
+                // back); a page no replica took fails the removal, which is queued and replayed.
+                let wait = shard.node.as_ref().is_some_and(|n| n.has_replicas());
+                count += self
+                    .remove_on(shard, wait, (pattern, &full), issued_at, removed)
+                    .await?;
+            }
+            // Slots that changed hands during the walk may have carried keys from a primary not
+            // walked yet to one walked already: walk again on the new topology.
+            let (after, _) = self.shards(true).await?;
+            if after == topology {
+                return Ok(count);
+            }
+            tries += 1;
+            if tries == 3 {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "the cluster's topology kept changing during a pattern removal",
                 )
-                .await?;
-                let gone = self.remove_page(pool, &mut conn, &keys, issued_at).await?;
-                for (key, existed) in keys.iter().zip(gone) {
-                    if existed {
-                        removed(key);
-                        count += 1;
-                    }
-                }
-                if next == 0 {
-                    break;
-                }
-                cursor = next;
+                .with_context("pattern", pattern.as_str()));
             }
         }
-        Ok(count)
+    }
+
+    /// Walks one server and removes what `pattern` matches there, page by page.
+    async fn remove_on(
+        &self,
+        shard: &Shard,
+        durable: bool,
+        (pattern, full): (&KeyPattern, &str),
+        issued_at: Option<u64>,
+        removed: RemovedSink<'_>,
+    ) -> Result<u64> {
+        let pool = &shard.pool;
+        let mut conn = Some(pool.get().await?);
+        let (mut cursor, mut count) = (0, 0);
+        loop {
+            let (next, keys) = scan_page(
+                pool,
+                &mut conn,
+                cursor,
+                (pattern, full),
+                &self.prefix,
+                self.scan_count,
+            )
+            .await?;
+            let gone = self
+                .remove_page((pool, durable), &mut conn, &keys, issued_at)
+                .await?;
+            for (key, existed) in keys.iter().zip(gone) {
+                if existed {
+                    removed(key);
+                    count += 1;
+                }
+            }
+            if next == 0 {
+                return Ok(count);
+            }
+            cursor = next;
+        }
     }
 
     /// The pattern removals recorded within the horizon (none when the namespace has no
@@ -138,7 +205,8 @@ impl StoreInner {
         Ok(covered(&self.recorded_removals().await?, key))
     }
 
-    /// Replaces `key` by a tombstone; with `issued_at` (a replayed removal), unless it holds a
+    /// Replaces `key` by a tombstone (in a cluster, held by a replica too before it returns);
+    /// with `issued_at` (a replayed removal), unless it holds a
     /// frame written after that (by the writer's clock: the one rule that compares clocks, and it
     /// errs towards keeping a newer answer).
     pub(super) async fn remove_key(
@@ -146,6 +214,11 @@ impl StoreInner {
         key: &CacheKey,
         issued_at: Option<u64>,
     ) -> Result<i64> {
+        if let Some(node) = self.route(&self.redis_key(key))
+            && node.has_replicas()
+        {
+            return self.remove_replicated(&node, key, issued_at).await;
+        }
         let script = match issued_at {
             Some(_) => &self.remove_if_not_newer,
             None => &self.remove,
@@ -159,7 +232,7 @@ impl StoreInner {
         invocation
             .arg(tombstone(unix_millis()).as_ref())
             .arg(self.horizon_ms());
-        self.hot_at(node, "replay removal", |mut c| async move {
+        self.hot_at(node, "remove", |mut c| async move {
             invocation.invoke_async::<i64>(&mut c).await
         })
         .await
@@ -178,6 +251,7 @@ impl ReplayTarget for StoreInner {
     fn poke(self: &Arc<Self>) {
         let _ = self.link.connection();
         if let Servers::Cluster(topology) = &self.servers {
+            topology.learn_if_unknown();
             for node in topology.primaries() {
                 if !node.breaker.is_available() {
                     topology.maybe_probe(&node);
@@ -242,5 +316,68 @@ impl ReplayTarget for StoreInner {
                 Ok(true)
             }
         }
+    }
+}
+
+/// `Err(Unavailable)` unless `WAIT` answered that a replica holds the removal.
+fn check_replicated(acked: Option<i64>, what: &str) -> Result<()> {
+    if acked.is_some_and(|n| n >= 1) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Unavailable,
+        "no replica acknowledged the removal in time: a failover could bring the entry back",
+    )
+    .with_context("key", what.to_string())
+    .with_context("fix", "nothing to do: the removal is queued and replayed"))
+}
+
+impl StoreInner {
+    /// Removes `key` on `node` (a cluster primary with replicas) and waits for a replica to hold
+    /// the tombstone, on one of the node's walk connections (`WAIT` blocks its connection, so
+    /// never the shared one). 1 when the key held a value.
+    pub(super) async fn remove_replicated(
+        self: &Arc<Self>,
+        node: &Node,
+        key: &CacheKey,
+        issued_at: Option<u64>,
+    ) -> Result<i64> {
+        if !node.breaker.is_available() {
+            bump(&self.counters.skipped);
+            return Err(unavailable());
+        }
+        let script = match issued_at {
+            Some(_) => &self.remove_if_not_newer,
+            None => &self.remove,
+        };
+        let mut invocation = script.key(self.redis_key(key));
+        if let Some(at) = issued_at {
+            invocation.arg(at);
+        }
+        invocation
+            .arg(tombstone(unix_millis()).as_ref())
+            .arg(self.horizon_ms());
+        let mut pipe = redis::pipe();
+        pipe.load_script(script).ignore();
+        pipe.invoke_script(&invocation);
+        self.wait_for_replica(&mut pipe);
+        let pool = &node.walks;
+        let mut conn = Some(pool.get().await?);
+        bump(&self.counters.requests);
+        let replies = pool
+            .step(&mut conn, "remove and WAIT", |mut c| async move {
+                pipe.query_async::<Vec<i64>>(&mut c).await
+            })
+            .await;
+        let replies = match replies {
+            Ok(replies) => replies,
+            Err(e) => {
+                bump(&self.counters.errors);
+                node.breaker.observe_failure(&e);
+                return Err(e);
+            }
+        };
+        check_replicated(replies.last().copied(), key.as_str())?;
+        Ok(replies.first().copied().unwrap_or(0))
     }
 }

@@ -63,7 +63,7 @@ impl RedisStore {
         let prefix = Namespace::new(&inner.namespace)?.aux_key("stats", "")?;
         let pattern = format!("{}*", escape_glob(&prefix));
         let mut out = Vec::new();
-        for shard in inner.shards(true).await? {
+        for shard in inner.shards(true).await?.1 {
             shard.check()?;
             let pool = &shard.pool;
             let mut conn = Some(pool.get().await?);
