@@ -80,7 +80,6 @@ impl ClusterFactory {
         urls: &[String],
         security: &SecurityConfig,
         timeouts: ConnectTimeouts,
-        command_timeout: Duration,
     ) -> Result<Self> {
         let config_error = |message: &'static str, value: String| {
             Error::new(ErrorKind::Config, message)
@@ -102,10 +101,11 @@ impl ClusterFactory {
                 "[]".into(),
             ));
         };
+        // No response timeout of redis-rs's: every call already runs under ours (one timer per
+        // command, not two), as on one server.
         let mut builder = ClusterClientBuilder::new(seeds.iter().map(|s| s.info().clone()))
             .connection_timeout(timeouts.connect)
-            .response_timeout(command_timeout)
-            .overall_response_timeout(Some(command_timeout))
+            .overall_response_timeout(None)
             .retries(2)
             .min_retry_wait(10)
             .max_retry_wait(
@@ -117,9 +117,7 @@ impl ClusterFactory {
         let client = builder.build().map_err(|e| {
             config_error("invalid cluster settings", redacted_urls.clone()).with_source(e)
         })?;
-        let config = ClusterConfig::new()
-            .set_connection_timeout(first.connect_timeout())
-            .set_response_timeout(command_timeout);
+        let config = ClusterConfig::new().set_connection_timeout(first.connect_timeout());
         Ok(Self {
             seeds,
             client,
@@ -163,6 +161,16 @@ pub(crate) struct Node {
     pub(crate) walks: Arc<WalkPool>,
 }
 
+/// What [`Topology::slot_state`] finds.
+pub(crate) enum SlotState {
+    /// No primary known for the slot yet.
+    Unknown,
+    /// Its primary looks available.
+    Up,
+    /// Its primary's breaker is open.
+    Down(Arc<Node>),
+}
+
 /// Which primary serves each slot.
 struct SlotTable {
     owner: Vec<u16>,
@@ -172,6 +180,13 @@ struct SlotTable {
     /// The primaries, ordered by the first slot each serves (stable across a failover: the
     /// replica takes over the same slots).
     nodes: Vec<Arc<Node>>,
+}
+
+impl SlotTable {
+    fn node_of(&self, slot: u16) -> Option<&Arc<Node>> {
+        let owner = *self.owner.get(usize::from(slot))?;
+        self.nodes.get(usize::from(owner))
+    }
 }
 
 /// Our view of the cluster's topology.
@@ -236,10 +251,32 @@ impl Topology {
     /// The primary serving `redis_key`'s slot, by our table.
     pub(crate) fn node_for(&self, redis_key: &str) -> Option<Arc<Node>> {
         let table = self.table.load();
-        let owner = *table
-            .owner
-            .get(usize::from(slot_of(redis_key.as_bytes())))?;
-        table.nodes.get(usize::from(owner)).cloned()
+        table.node_of(slot_of(redis_key.as_bytes())).cloned()
+    }
+
+    /// Whether `slot`'s primary looks available, without taking a reference to it (the hot
+    /// path: no reference count shared between cores is touched).
+    pub(crate) fn slot_state(&self, slot: u16) -> SlotState {
+        let table = self.table.load();
+        match table.node_of(slot) {
+            None => SlotState::Unknown,
+            Some(node) if node.breaker.is_available() => SlotState::Up,
+            Some(node) => SlotState::Down(Arc::clone(node)),
+        }
+    }
+
+    /// Feeds the outcome of a command on `slot` to its primary's breaker (as our table has it
+    /// now); false when no primary is known for it.
+    pub(crate) fn observe_slot(&self, slot: u16, outcome: Result<(), &Error>) -> bool {
+        let table = self.table.load();
+        let Some(node) = table.node_of(slot) else {
+            return false;
+        };
+        match outcome {
+            Ok(()) => node.breaker.observe_success(),
+            Err(e) => node.breaker.observe_failure(e),
+        }
+        true
     }
 
     /// The primaries of the current table.
@@ -331,7 +368,13 @@ impl Topology {
         // Bounded as a whole: each candidate has its own limits, but a partition must not make
         // a caller wait for every candidate in turn.
         let limit = self.command_timeout.saturating_mul(2) + self.settings.probe_timeout;
-        with_timeout(limit, "read the cluster's topology", self.read_topology()).await
+        // Boxed: every walk, probe and cluster-wide command nests this future.
+        with_timeout(
+            limit,
+            "read the cluster's topology",
+            Box::pin(self.read_topology()),
+        )
+        .await
     }
 
     fn is_fresh(&self) -> bool {

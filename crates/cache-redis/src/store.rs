@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::breaker::BreakerSettings;
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
-use crate::cluster::{ClusterFactory, Node, Topology};
+use crate::cluster::{ClusterFactory, Node, SlotState, Topology, slot_of};
 use crate::config::RedisCacheConfig;
 use crate::hot::HotConnection;
 use crate::link::{HotFactory, L2Link};
@@ -165,7 +165,6 @@ impl RedisStore {
                 &config.redis_cluster_urls,
                 &config.security,
                 timeouts,
-                config.command_timeout,
             )?);
             // Boxed: the cluster's start-up future is large, and callers nest this one deeply.
             let topology = Box::pin(Topology::discover(
@@ -236,9 +235,18 @@ impl StoreInner {
         Ok(found)
     }
 
+    /// Whose breaker a command on the Redis key `name` consults: the link's on one server, its
+    /// slot's primary's in a cluster.
+    fn route(&self, name: &str) -> Target {
+        match &self.servers {
+            Servers::Single { .. } => Target::Link,
+            Servers::Cluster(_) => Target::Slot(slot_of(name.as_bytes())),
+        }
+    }
+
     /// The primary serving the Redis key `name` in a cluster (`None` for one server, or while
     /// the topology is unknown: then a background refresh learns it).
-    fn route(&self, name: &str) -> Option<Arc<Node>> {
+    fn primary_of(&self, name: &str) -> Option<Arc<Node>> {
         match &self.servers {
             Servers::Single { .. } => None,
             Servers::Cluster(topology) => {
@@ -260,15 +268,15 @@ impl StoreInner {
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        self.hot_at(None, what, command).await
+        self.hot_at(Target::Link, what, command).await
     }
 
-    /// Runs `command` on the shared connection under our timeout, for a key that `node` serves
-    /// (a cluster's primary: its breaker, not the link's, decides and learns); failures feed the
-    /// breaker. `Err(Unavailable)` when the breaker is open.
+    /// Runs `command` on the shared connection under our timeout; `target` names the breaker
+    /// that decides whether to try and learns the outcome (a cluster key's primary, not the
+    /// link). `Err(Unavailable)` when that breaker is open.
     async fn hot_at<T, F>(
         self: &Arc<Self>,
-        node: Option<Arc<Node>>,
+        target: Target,
         what: &'static str,
         command: impl FnOnce(HotConnection) -> F,
     ) -> Result<T>
@@ -278,12 +286,22 @@ impl StoreInner {
         let Some((conn, generation)) = self.connection()? else {
             return Err(unavailable());
         };
-        if let Some(node) = &node
-            && !node.breaker.is_available()
-        {
-            if let Servers::Cluster(topology) = &self.servers {
-                topology.maybe_probe(node);
+        let down = match (&target, &self.servers) {
+            (Target::Slot(slot), Servers::Cluster(topology)) => match topology.slot_state(*slot) {
+                SlotState::Down(node) => Some((topology, node)),
+                SlotState::Unknown => {
+                    topology.learn_if_unknown();
+                    None
+                }
+                SlotState::Up => None,
+            },
+            (Target::Node(node), Servers::Cluster(topology)) if !node.breaker.is_available() => {
+                Some((topology, Arc::clone(node)))
             }
+            _ => None,
+        };
+        if let Some((topology, node)) = down {
+            topology.maybe_probe(&node);
             bump(&self.counters.skipped);
             return Err(unavailable());
         }
@@ -294,16 +312,28 @@ impl StoreInner {
                 .map_err(|e| map_redis_error(e, "Redis command failed"))
         })
         .await;
-        match (&result, &node) {
-            (Ok(_), Some(node)) => node.breaker.observe_success(),
-            (Ok(_), None) => self.link.observe_success(),
-            (Err(e), node) => {
-                bump(&self.counters.errors);
-                match node {
-                    Some(node) => node.breaker.observe_failure(e),
-                    None => self.link.observe_failure(e, generation),
+        if let Err(e) = &result {
+            bump(&self.counters.errors);
+            tracing::debug!(operation = what, error = %e, "Redis command failed");
+        }
+        let outcome = result.as_ref().map(|_| ());
+        let fed = match (&target, &self.servers) {
+            (Target::Slot(slot), Servers::Cluster(topology)) => {
+                topology.observe_slot(*slot, outcome)
+            }
+            (Target::Node(node), _) => {
+                match outcome {
+                    Ok(()) => node.breaker.observe_success(),
+                    Err(e) => node.breaker.observe_failure(e),
                 }
-                tracing::debug!(operation = what, error = %e, "Redis command failed");
+                true
+            }
+            _ => false,
+        };
+        if !fed {
+            match outcome {
+                Ok(()) => self.link.observe_success(),
+                Err(e) => self.link.observe_failure(e, generation),
             }
         }
         result
@@ -448,6 +478,18 @@ fn invalidation_incomplete(pattern: &KeyPattern, cause: Option<Error>, queued: b
         Some(cause) => error.with_source(cause),
         None => error,
     }
+}
+
+/// Whose breaker a hot command consults and feeds.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// The link's: one server, or a cluster command that no slot decides.
+    Link,
+    /// A cluster slot's primary, looked up when the command starts and again when it ends (so
+    /// the hot path holds no reference to it).
+    Slot(u16),
+    /// A cluster primary named directly (a batch sent to its address).
+    Node(Arc<Node>),
 }
 
 /// Where the store's keys live.

@@ -62,6 +62,7 @@ pub const CACHE_ACL_COMMANDS: &[&str] = &[
     "+dbsize",
     "+cluster|slots",
     "+cluster|nodes",
+    "+wait",
 ];
 
 impl AclUser {

@@ -15,7 +15,7 @@ use futures_util::future::join_all;
 use redis::cluster_routing::SingleNodeRoutingInfo;
 use redis::{Pipeline, Value};
 
-use super::{StoreInner, bump};
+use super::{StoreInner, Target, bump};
 use crate::cluster::{Node, Topology};
 use crate::hot::HotConnection;
 
@@ -70,7 +70,7 @@ impl StoreInner {
         count: usize,
     ) -> Result<Vec<Value>> {
         let (host, port) = (node.host.clone(), node.port);
-        self.hot_at(Some(node), what, |c| async move {
+        self.hot_at(Target::Node(node), what, |c| async move {
             match c {
                 HotConnection::Cluster(mut c) => {
                     let route = SingleNodeRoutingInfo::ByAddress { host, port };
@@ -83,17 +83,10 @@ impl StoreInner {
     }
 
     /// One routed command for `name`, after its batch could not take it.
-    async fn single(
-        self: &Arc<Self>,
-        topology: &Topology,
-        name: &str,
-        command: redis::Cmd,
-    ) -> Result<Value> {
-        self.hot_at(
-            topology.node_for(name),
-            "single command",
-            |mut c| async move { command.query_async::<Value>(&mut c).await },
-        )
+    async fn single(self: &Arc<Self>, name: &str, command: redis::Cmd) -> Result<Value> {
+        self.hot_at(self.route(name), "single command", |mut c| async move {
+            command.query_async::<Value>(&mut c).await
+        })
         .await
     }
 
@@ -129,7 +122,7 @@ impl StoreInner {
                     None => {
                         let mut get = redis::cmd("GET");
                         get.arg(&names[i]);
-                        match self.single(topology, &names[i], get).await {
+                        match self.single(&names[i], get).await {
                             Ok(value) => value,
                             Err(e) if e.is_transient() => continue,
                             Err(e) => return Err(e),
@@ -179,7 +172,7 @@ impl StoreInner {
                 Ok(replies) => {
                     for (&i, reply) in indices.iter().zip(replies) {
                         if reply.is_none() {
-                            match self.single(topology, &names[i], set(i)).await {
+                            match self.single(&names[i], set(i)).await {
                                 Ok(_) => {}
                                 Err(e) if e.is_transient() => unwritten.push(i),
                                 Err(e) => return Err(e),

@@ -362,7 +362,9 @@ impl FrameStore for RedisStore {
             at_ms: issued_at,
         };
         let mark = self.inner.replay.mark();
-        match self.inner.remove_pattern(pattern, None, removed).await {
+        // Boxed: a cluster's walk over every primary makes a deep future, and callers nest this
+        // one in theirs.
+        match Box::pin(self.inner.remove_pattern(pattern, None, removed)).await {
             Ok(count) => {
                 self.inner.after_removal(pattern, mark, pending);
                 Ok(count)

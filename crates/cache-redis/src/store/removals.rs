@@ -24,7 +24,7 @@ impl StoreInner {
         let (pool, node) = match &self.servers {
             Servers::Single { walks } => (Arc::clone(walks), None),
             Servers::Cluster(_) => {
-                let node = self.route(key);
+                let node = self.primary_of(key);
                 (self.pool_for(key)?, node)
             }
         };
@@ -214,7 +214,7 @@ impl StoreInner {
         key: &CacheKey,
         issued_at: Option<u64>,
     ) -> Result<i64> {
-        if let Some(node) = self.route(&self.redis_key(key))
+        if let Some(node) = self.primary_of(&self.redis_key(key))
             && node.has_replicas()
         {
             return self.remove_replicated(&node, key, issued_at).await;
@@ -311,8 +311,7 @@ impl ReplayTarget for StoreInner {
             Pending::Delete { key, at_ms } => Ok(self.remove_key(key, Some(*at_ms)).await? >= 0),
             Pending::Invalidate { pattern, at_ms } => {
                 let mut ignore = |_: &CacheKey| {};
-                self.remove_pattern(pattern, Some(*at_ms), &mut ignore)
-                    .await?;
+                Box::pin(self.remove_pattern(pattern, Some(*at_ms), &mut ignore)).await?;
                 Ok(true)
             }
         }
