@@ -210,3 +210,54 @@ async fn a_removal_no_replica_acknowledged_is_queued_until_one_does() {
     let other = other_instance(&config).await;
     assert!(other.get(&key).await.unwrap().is_none());
 }
+
+/// A primary that hangs (SIGSTOP: its sockets stay open, it answers nothing) degrades only its
+/// own slots too: once its breaker opens, the other primaries' keys keep hitting within the
+/// command timeout, and when it resumes its keys serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_primary_degrades_only_its_slots() {
+    let mut cluster = RedisCluster::start();
+    let config = cluster_config(&cluster, "hung")
+        .with_l1(None)
+        .with_command_timeout(Duration::from_millis(300));
+    let prefix = config.key_prefix.clone();
+    let cache = GenericRedisCache::connect(config).await.unwrap();
+    let keys: Vec<CacheKey> = (0..100)
+        .map(|i| CacheKey::new(format!("h{i}")).unwrap())
+        .collect();
+    for key in &keys {
+        cache
+            .set(key, key.as_str().as_bytes().to_vec().into(), None)
+            .await
+            .unwrap();
+    }
+    let hung = cluster.primary_for(&format!("{prefix}:h0"));
+    let on_hung: Vec<bool> = keys
+        .iter()
+        .map(|k| cluster.primary_for(&format!("{prefix}:{k}")) == hung)
+        .collect();
+    cluster.node_mut(hung).pause();
+    // The first reads of the hung primary's keys time out and open its breaker (its replica
+    // may take over a moment later: then its keys hit again, which is fine too).
+    for (key, _) in keys.iter().zip(&on_hung).filter(|(_, h)| **h).take(3) {
+        assert!(cache.get(key).await.expect("no caller error").is_none());
+    }
+    let started = std::time::Instant::now();
+    for (key, &h) in keys.iter().zip(&on_hung) {
+        let found = cache.get(key).await.expect("no caller error");
+        if !h {
+            assert!(found.is_some(), "{key} lives on a healthy primary");
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no read waited for the hung primary: {:?}",
+        started.elapsed()
+    );
+    cluster.node_mut(hung).resume();
+    let back = eventually(Duration::from_secs(20), || async {
+        cache.get(&keys[0]).await.ok().flatten().is_some()
+    })
+    .await;
+    assert!(back, "its keys serve again once it answers");
+}
