@@ -6,49 +6,21 @@
 
 use std::path::Path;
 
-use aicache::{AiCacheConfig, AiRequest, RedisCacheConfig, RequestControls};
-use assert_cmd::Command;
+use aicache::{AiRequest, RedisCacheConfig, RequestControls};
 use cache_testkit::{RedisServer, ServerConfig};
 use serde_json::Value;
+use support::{aicache, json_of};
 
-fn aicache() -> Command {
-    let mut cmd = Command::cargo_bin("aicache").unwrap();
-    // The tests' own environment must not leak into the configuration.
-    cmd.env_remove("AICACHE_REDIS_URL").env_remove("REDIS_URL");
-    cmd
-}
-
-fn json_of(output: &[u8]) -> Value {
-    serde_json::from_slice(output).unwrap_or_else(|e| {
-        panic!(
-            "not one JSON document ({e}): {}",
-            String::from_utf8_lossy(output)
-        )
-    })
-}
+mod support;
 
 /// A redis-server holding `n` answers of `operation` written by an AI cache (the default
 /// namespace, `aicache:v1`).
 async fn with_answers(server: &RedisServer, counts: &[(&str, usize)]) {
-    let redis = RedisCacheConfig::default().with_redis_url(server.url());
-    let cache: aicache::AIResponseCache =
-        aicache::connect_ai_cache(AiCacheConfig::default(), Some(&redis), None)
-            .await
-            .unwrap();
-    for (operation, n) in counts {
-        for i in 0..*n {
-            let text = format!("text number {i} for {operation}");
-            let key = cache.key(&AiRequest::new(operation, &text)).unwrap();
-            cache
-                .put(
-                    &key,
-                    serde_json::json!({"answer": i}),
-                    &RequestControls::default(),
-                )
-                .await
-                .unwrap();
-        }
-    }
+    support::answers(
+        RedisCacheConfig::default().with_redis_url(server.url()),
+        counts,
+    )
+    .await;
 }
 
 fn redis(server: &RedisServer) -> redis::Connection {

@@ -104,3 +104,40 @@ async fn invalidate_by_operation_reaches_every_primary_and_stays_in_its_namespac
         "the other tenant stays: {elsewhere:?}"
     );
 }
+
+#[tokio::test]
+async fn build_ai_cache_takes_the_cluster_from_the_environment() {
+    let cluster = RedisCluster::shared();
+    let tenant = tenant();
+    let vars = [
+        (
+            "AICACHE_REDIS_CLUSTER_URLS".to_string(),
+            cluster.urls().join(", "),
+        ),
+        ("AICACHE_TENANT".to_string(), tenant.clone()),
+    ];
+    let config = aicache::AIResponseCacheConfig::load_with_env(None, vars).unwrap();
+    assert_eq!(config.redis_cluster_urls, cluster.urls());
+    assert!(config.redis_url.is_none());
+    let cache: AIResponseCache<Value> = config.build_ai_cache().await.unwrap();
+    for i in 0..60 {
+        let key = cache
+            .key(&AiRequest::new("sentiment", &format!("review {i}")))
+            .unwrap();
+        cache
+            .put(&key, json!(i), &RequestControls::default())
+            .await
+            .unwrap();
+    }
+    let spread = held_per_primary(&format!("aicache:t:{tenant}:v1:*")).await;
+    assert_eq!(spread.iter().sum::<usize>(), 60, "{spread:?}");
+
+    let mut both = aicache::AIResponseCacheConfig::default();
+    both.redis_cluster_urls = cluster.urls();
+    both.redis_url = Some("redis://127.0.0.1:1".into());
+    let err = both.validate();
+    assert!(
+        err.errors.iter().any(|e| e.field == "redis_cluster_urls"),
+        "{err:?}"
+    );
+}

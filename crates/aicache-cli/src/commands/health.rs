@@ -12,15 +12,40 @@ pub(crate) async fn health(ctx: &Context) -> Result<Output, CliError> {
     let config = ctx.redis()?.with_key_prefix(&namespace);
     let store = aicache::RedisStore::connect(&config, None).await?;
     let report = store.health().await;
+    // A cluster's primaries, each with its own answer and breaker.
+    let nodes: Vec<_> = report
+        .nodes
+        .iter()
+        .map(|node| {
+            let (state, latency_ms) = match &node.l2 {
+                L2Health::Connected { latency } => {
+                    ("connected", Some(latency.as_secs_f64() * 1000.0))
+                }
+                _ => ("unavailable", None),
+            };
+            json!({"address": node.address, "redis": state, "latency_ms": latency_ms,
+                   "breaker": format!("{:?}", node.breaker)})
+        })
+        .collect();
+    let node_lines: String = report
+        .nodes
+        .iter()
+        .map(|node| {
+            format!(
+                "  primary {}: {:?}, breaker {:?}\n",
+                node.address, node.l2, node.breaker
+            )
+        })
+        .collect();
     match &report.l2 {
         L2Health::Connected { latency } => Ok(Output::new(
             format!(
-                "Redis answers in {latency:.1?}; breaker {:?}; replay queue {}; namespace {namespace}\n",
+                "Redis answers in {latency:.1?}; breaker {:?}; replay queue {}; namespace {namespace}\n{node_lines}",
                 report.breaker, report.replay_queue_depth
             ),
             json!({"ok": true, "redis": "connected", "latency_ms": latency.as_secs_f64() * 1000.0,
                    "breaker": format!("{:?}", report.breaker), "replay_queue_depth": report.replay_queue_depth,
-                   "namespace": namespace}),
+                   "namespace": namespace, "nodes": nodes}),
         )),
         L2Health::Unavailable { last_error, .. } => Err(CliError::new(
             UNREACHABLE,
