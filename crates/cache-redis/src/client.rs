@@ -427,13 +427,13 @@ pub(crate) fn map_redis_error(e: RedisError, message: &'static str) -> Error {
             ServerErrorKind::BusyLoading
                 | ServerErrorKind::MasterDown
                 // A cluster in motion: a node down or not connected yet, slots without a
-                // primary, a slot migrating or a failed-over primary now a replica. Outages of
-                // part of the cluster, not refusals.
+                // primary, a slot migrating. Outages of part of the cluster, not refusals.
+                // (READONLY stays an error: one server that became a replica refuses writes
+                // for good, and degrading would hide it.)
                 | ServerErrorKind::ClusterDown
                 | ServerErrorKind::TryAgain
                 | ServerErrorKind::Moved
                 | ServerErrorKind::Ask
-                | ServerErrorKind::ReadOnly
         ) | redis::ErrorKind::ClusterConnectionNotFound
     ) {
         ErrorKind::Unavailable

@@ -80,6 +80,7 @@ impl ClusterFactory {
         urls: &[String],
         security: &SecurityConfig,
         timeouts: ConnectTimeouts,
+        command_timeout: Duration,
     ) -> Result<Self> {
         let config_error = |message: &'static str, value: String| {
             Error::new(ErrorKind::Config, message)
@@ -101,10 +102,12 @@ impl ClusterFactory {
                 "[]".into(),
             ));
         };
-        // No response timeout of redis-rs's: every call already runs under ours (one timer per
-        // command, not two), as on one server.
+        // Each node's responses are bounded inside redis-rs too: a hung node must fail redis-rs's
+        // own requests (its slot refresh included), or redis-rs would keep routing a failed-over
+        // slot to it. Our timeout still bounds every whole call.
         let mut builder = ClusterClientBuilder::new(seeds.iter().map(|s| s.info().clone()))
             .connection_timeout(timeouts.connect)
+            .response_timeout(command_timeout)
             .overall_response_timeout(None)
             .retries(2)
             .min_retry_wait(10)
@@ -117,7 +120,9 @@ impl ClusterFactory {
         let client = builder.build().map_err(|e| {
             config_error("invalid cluster settings", redacted_urls.clone()).with_source(e)
         })?;
-        let config = ClusterConfig::new().set_connection_timeout(first.connect_timeout());
+        let config = ClusterConfig::new()
+            .set_connection_timeout(first.connect_timeout())
+            .set_response_timeout(command_timeout);
         Ok(Self {
             seeds,
             client,
@@ -165,8 +170,9 @@ pub(crate) struct Node {
 pub(crate) enum SlotState {
     /// No primary known for the slot yet.
     Unknown,
-    /// Its primary looks available.
-    Up,
+    /// Its primary looks available; `at` is its address once commands must be sent there by our
+    /// table rather than redis-rs's map.
+    Up { at: Option<(String, u16)> },
     /// Its primary's breaker is open.
     Down(Arc<Node>),
 }
@@ -177,6 +183,12 @@ struct SlotTable {
     /// Changes whenever a slot range changes hands: a walk that began on another table
     /// restarts, and a pattern removal walks again.
     fingerprint: u64,
+    /// A slot is migrating (`CLUSTER NODES` marks it).
+    migrating: bool,
+    /// Slots changed owners since the store started: redis-rs's map may still send them to a
+    /// primary that hangs (a hung node never answers `MOVED`), so commands go to the address
+    /// our table names. Until then, redis-rs routes (no address to copy per command).
+    reroute: bool,
     /// The primaries, ordered by the first slot each serves (stable across a failover: the
     /// replica takes over the same slots).
     nodes: Vec<Arc<Node>>,
@@ -227,6 +239,8 @@ impl Topology {
             table: ArcSwap::from_pointee(SlotTable {
                 owner: vec![UNASSIGNED; SLOTS],
                 fingerprint: 0,
+                migrating: false,
+                reroute: false,
                 nodes: Vec::new(),
             }),
             last_attempt: Mutex::new(None),
@@ -260,7 +274,9 @@ impl Topology {
         let table = self.table.load();
         match table.node_of(slot) {
             None => SlotState::Unknown,
-            Some(node) if node.breaker.is_available() => SlotState::Up,
+            Some(node) if node.breaker.is_available() => SlotState::Up {
+                at: table.reroute.then(|| (node.host.clone(), node.port)),
+            },
             Some(node) => SlotState::Down(Arc::clone(node)),
         }
     }
@@ -284,9 +300,23 @@ impl Topology {
         self.table.load().nodes.clone()
     }
 
-    /// The current table's fingerprint (0 while the topology is unknown).
-    pub(crate) fn fingerprint(&self) -> u64 {
-        self.table.load().fingerprint
+    /// The current table's fingerprint (0 while the topology is unknown) and primaries, from
+    /// one table.
+    pub(crate) fn snapshot(&self) -> (u64, Vec<Arc<Node>>) {
+        let table = self.table.load();
+        (table.fingerprint, table.nodes.clone())
+    }
+
+    /// Reads the topology now, however fresh the table is (a pattern removal's check after its
+    /// walk must see what changed during it).
+    pub(crate) async fn refresh_now(&self) -> Result<()> {
+        *lock(&self.refreshed_at) = None;
+        self.refresh().await
+    }
+
+    /// Whether a slot is migrating between primaries (keys move while walks run).
+    pub(crate) fn migrating(&self) -> bool {
+        self.table.load().migrating
     }
 
     /// Starts a background refresh when the topology is unknown (no seed answered at start),
@@ -386,14 +416,26 @@ impl Topology {
         candidates.sort_by_key(|n| !n.breaker.is_available());
         let mut last_error = None;
         for node in &candidates {
-            match self.read_slots(&node.walks).await {
+            match with_timeout(
+                self.settings.probe_timeout,
+                "CLUSTER NODES",
+                self.read_slots(&node.walks),
+            )
+            .await
+            {
                 Ok(reply) => return self.install(&reply),
                 Err(e) => last_error = Some(e),
             }
         }
         for seed in &self.factory.seeds {
             let pool = WalkPool::new(seed.clone(), self.command_timeout, seed.connect_timeout())?;
-            match self.read_slots(&pool).await {
+            match with_timeout(
+                self.settings.probe_timeout,
+                "CLUSTER NODES",
+                self.read_slots(&pool),
+            )
+            .await
+            {
                 Ok(reply) => return self.install(&reply),
                 Err(e) => last_error = Some(e),
             }
@@ -414,6 +456,7 @@ impl Topology {
     }
 
     fn install(&self, reply: &str) -> Result<()> {
+        let migrating = reply.contains("->-") || reply.contains("-<-");
         let ranges = parse_nodes(reply).ok_or_else(|| {
             Error::new(ErrorKind::Backend, "unexpected CLUSTER NODES reply")
                 .with_context("reply", reply.chars().take(2000).collect::<String>())
@@ -469,9 +512,14 @@ impl Topology {
                 .any(|(a, b)| !Arc::ptr_eq(a, b));
         // Never 0, the fingerprint of an unknown topology.
         let fingerprint = fingerprint.digest().max(1);
+        // Ownership changed once the table was known: from then on, our table routes.
+        let reroute =
+            current.reroute || (current.fingerprint != 0 && current.fingerprint != fingerprint);
         self.table.store(Arc::new(SlotTable {
             owner,
             fingerprint,
+            migrating,
+            reroute,
             nodes,
         }));
         *lock(&self.refreshed_at) = Some(Instant::now());

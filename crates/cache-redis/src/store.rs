@@ -165,6 +165,7 @@ impl RedisStore {
                 &config.redis_cluster_urls,
                 &config.security,
                 timeouts,
+                config.command_timeout,
             )?);
             // Boxed: the cluster's start-up future is large, and callers nest this one deeply.
             let topology = Box::pin(Topology::discover(
@@ -283,7 +284,7 @@ impl StoreInner {
     where
         F: Future<Output = redis::RedisResult<T>>,
     {
-        let Some((conn, generation)) = self.connection()? else {
+        let Some((mut conn, generation)) = self.connection()? else {
             return Err(unavailable());
         };
         let down = match (&target, &self.servers) {
@@ -293,7 +294,19 @@ impl StoreInner {
                     topology.learn_if_unknown();
                     None
                 }
-                SlotState::Up => None,
+                SlotState::Up { at } => {
+                    if let Some((host, port)) = at {
+                        conn = match conn {
+                            HotConnection::Cluster(cluster) => HotConnection::Routed {
+                                conn: cluster,
+                                host,
+                                port,
+                            },
+                            other => other,
+                        };
+                    }
+                    None
+                }
             },
             (Target::Node(node), Servers::Cluster(topology)) if !node.breaker.is_available() => {
                 Some((topology, Arc::clone(node)))
@@ -352,14 +365,10 @@ impl StoreInner {
                 }],
             )),
             Servers::Cluster(topology) => {
-                let nodes = if fresh {
-                    topology.fresh_primaries().await?
-                } else {
-                    topology.primaries()
-                };
-                // Read after the nodes: a table swapped in between changes the fingerprint, and
-                // the caller's check after its walk sees that.
-                let fingerprint = topology.fingerprint();
+                if fresh {
+                    topology.fresh_primaries().await?;
+                }
+                let (fingerprint, nodes) = topology.snapshot();
                 let shards = nodes
                     .into_iter()
                     .map(|node| Shard {

@@ -56,13 +56,18 @@ fn cluster_port() -> Result<u16, LaunchError> {
     })
 }
 
-/// Runs `redis-cli` with `args`; its standard output.
+/// How long one `redis-cli` call may take (a paused node never answers).
+const CLI_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs `redis-cli` with `args`; its standard output. Killed after [`CLI_TIMEOUT`].
 fn cli(args: &[&str]) -> Result<String, LaunchError> {
     let binary = redis_cli_binary();
-    let output = Command::new(&binary)
+    let mut child = Command::new(&binary)
         .args(args)
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 LaunchError::Failed {
@@ -78,7 +83,26 @@ fn cli(args: &[&str]) -> Result<String, LaunchError> {
                 LaunchError::Io(e)
             }
         })?;
-    if !output.status.success() {
+    let deadline = Instant::now() + CLI_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(LaunchError::Failed {
+                reason: format!(
+                    "redis-cli {} did not answer within {CLI_TIMEOUT:?}",
+                    args.join(" ")
+                ),
+                log_tail: String::new(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let output = child.wait_with_output()?;
+    if !status.success() {
         return Err(LaunchError::Failed {
             reason: format!("redis-cli {} failed", args.join(" ")),
             log_tail: format!(

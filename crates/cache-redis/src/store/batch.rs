@@ -72,7 +72,7 @@ impl StoreInner {
         let (host, port) = (node.host.clone(), node.port);
         self.hot_at(Target::Node(node), what, |c| async move {
             match c {
-                HotConnection::Cluster(mut c) => {
+                HotConnection::Cluster(mut c) | HotConnection::Routed { conn: mut c, .. } => {
                     let route = SingleNodeRoutingInfo::ByAddress { host, port };
                     c.route_pipeline(pipe, 0, count, route).await
                 }

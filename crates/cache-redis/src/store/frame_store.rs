@@ -1,6 +1,6 @@
 //! The [`FrameStore`] methods of [`RedisStore`].
 
-use cache_core::frame::{is_tombstone, tombstone};
+use cache_core::frame::is_tombstone;
 
 use super::*;
 use crate::pattern::WalkPosition;
@@ -217,7 +217,13 @@ impl FrameStore for RedisStore {
                 Ok(n > 0)
             }
             Err(e) if e.is_transient() => {
-                self.inner.queue(queued());
+                // Done on the primary but held by no replica, and no queue to finish it: the
+                // caller must know.
+                if self.inner.queue(queued()) == StoreWrite::Dropped
+                    && e.message() == removals::UNREPLICATED
+                {
+                    return Err(e);
+                }
                 Ok(false)
             }
             Err(e) => Err(e),
@@ -239,20 +245,7 @@ impl FrameStore for RedisStore {
     }
 
     async fn delete_unless_newer(&self, key: &CacheKey, issued_at_ms: u64) -> Result<bool> {
-        let name = self.inner.redis_key(key);
-        let node = self.inner.route(&name);
-        let mut invocation = self.inner.remove_if_not_newer.key(name);
-        invocation
-            .arg(issued_at_ms)
-            .arg(tombstone(unix_millis()).as_ref())
-            .arg(self.inner.horizon_ms());
-        let reply = self
-            .inner
-            .hot_at(node, "remove unless newer", |mut c| async move {
-                invocation.invoke_async::<i64>(&mut c).await
-            })
-            .await?;
-        Ok(reply > 0)
+        Ok(self.inner.remove_key(key, Some(issued_at_ms)).await? > 0)
     }
 
     async fn remaining_ttl(&self, key: &CacheKey) -> Result<Option<Duration>> {

@@ -128,8 +128,22 @@ impl StoreInner {
                     .await?;
             }
             // Slots that changed hands during the walk may have carried keys from a primary not
-            // walked yet to one walked already: walk again on the new topology.
-            let (after, _) = self.shards(true).await?;
+            // walked yet to one walked already: read the topology again and walk again if it
+            // changed. A slot migrating moves keys under the walk: not done, queued instead.
+            let after = match &self.servers {
+                Servers::Single { .. } => topology,
+                Servers::Cluster(cluster) => {
+                    cluster.refresh_now().await?;
+                    if cluster.migrating() {
+                        return Err(Error::new(
+                            ErrorKind::Unavailable,
+                            "a slot is migrating between primaries: a pattern removal waits for it",
+                        )
+                        .with_context("pattern", pattern.as_str()));
+                    }
+                    cluster.snapshot().0
+                }
+            };
             if after == topology {
                 return Ok(count);
             }
@@ -214,10 +228,15 @@ impl StoreInner {
         key: &CacheKey,
         issued_at: Option<u64>,
     ) -> Result<i64> {
-        if let Some(node) = self.primary_of(&self.redis_key(key))
-            && node.has_replicas()
-        {
-            return self.remove_replicated(&node, key, issued_at).await;
+        if let Servers::Cluster(_) = &self.servers {
+            // Without a known primary nothing says whether a replica must hold the tombstone:
+            // not done, queued.
+            let Some(node) = self.primary_of(&self.redis_key(key)) else {
+                return Err(unavailable());
+            };
+            if node.has_replicas() {
+                return self.remove_replicated(&node, key, issued_at).await;
+            }
         }
         let script = match issued_at {
             Some(_) => &self.remove_if_not_newer,
@@ -318,17 +337,34 @@ impl ReplayTarget for StoreInner {
     }
 }
 
+/// The message of a removal no replica acknowledged.
+pub(super) const UNREPLICATED: &str =
+    "no replica acknowledged the removal in time: a failover could bring the entry back";
+
+impl StoreInner {
+    /// Reads a cluster's topology again in the background.
+    fn relearn_topology(&self) {
+        if let (Servers::Cluster(topology), Ok(runtime)) =
+            (&self.servers, tokio::runtime::Handle::try_current())
+        {
+            let topology = Arc::clone(topology);
+            runtime.spawn(async move {
+                if let Err(e) = topology.refresh_now().await {
+                    tracing::debug!(error = %e, "the cluster's topology could not be read");
+                }
+            });
+        }
+    }
+}
+
 /// `Err(Unavailable)` unless `WAIT` answered that a replica holds the removal.
 fn check_replicated(acked: Option<i64>, what: &str) -> Result<()> {
     if acked.is_some_and(|n| n >= 1) {
         return Ok(());
     }
-    Err(Error::new(
-        ErrorKind::Unavailable,
-        "no replica acknowledged the removal in time: a failover could bring the entry back",
-    )
-    .with_context("key", what.to_string())
-    .with_context("fix", "nothing to do: the removal is queued and replayed"))
+    Err(Error::new(ErrorKind::Unavailable, UNREPLICATED)
+        .with_context("key", what.to_string())
+        .with_context("fix", "nothing to do: the removal is queued and replayed"))
 }
 
 impl StoreInner {
@@ -372,11 +408,21 @@ impl StoreInner {
             Ok(replies) => replies,
             Err(e) => {
                 bump(&self.counters.errors);
-                node.breaker.observe_failure(&e);
+                // Only the node's own failures open its breaker: a redirect (our table is
+                // stale) reads the topology again instead.
+                if matches!(e.kind(), ErrorKind::Connection | ErrorKind::Timeout) {
+                    node.breaker.observe_failure(&e);
+                } else {
+                    self.relearn_topology();
+                }
                 return Err(e);
             }
         };
-        check_replicated(replies.last().copied(), key.as_str())?;
+        if let Err(e) = check_replicated(replies.last().copied(), key.as_str()) {
+            // Perhaps the cluster no longer counts that replica: the next removals learn it.
+            self.relearn_topology();
+            return Err(e);
+        }
         Ok(replies.first().copied().unwrap_or(0))
     }
 }
