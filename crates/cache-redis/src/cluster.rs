@@ -164,6 +164,10 @@ pub(crate) struct Node {
     pub(crate) replicas: AtomicUsize,
     pub(crate) breaker: Breaker,
     pub(crate) walks: Arc<WalkPool>,
+    /// Connections of its own for single-key removals and their `WAIT` (which holds its
+    /// connection until a replica answers): a burst of deletes never starves walks, probes or
+    /// topology reads.
+    pub(crate) removals: WalkPool,
 }
 
 /// What [`Topology::slot_state`] finds.
@@ -544,6 +548,7 @@ impl Topology {
                 true,
                 None,
             ),
+            removals: WalkPool::new(factory.clone(), self.command_timeout, connect_timeout)?,
             walks: Arc::new(WalkPool::new(
                 factory,
                 self.command_timeout,

@@ -369,8 +369,8 @@ fn check_replicated(acked: Option<i64>, what: &str) -> Result<()> {
 
 impl StoreInner {
     /// Removes `key` on `node` (a cluster primary with replicas) and waits for a replica to hold
-    /// the tombstone, on one of the node's walk connections (`WAIT` blocks its connection, so
-    /// never the shared one). 1 when the key held a value.
+    /// the tombstone, on one of the node's removal connections (`WAIT` blocks its connection, so
+    /// never the shared one, nor the walks'). 1 when the key held a value.
     pub(super) async fn remove_replicated(
         self: &Arc<Self>,
         node: &Node,
@@ -396,7 +396,7 @@ impl StoreInner {
         pipe.load_script(script).ignore();
         pipe.invoke_script(&invocation);
         self.wait_for_replica(&mut pipe);
-        let pool = &node.walks;
+        let pool = &node.removals;
         let mut conn = Some(pool.get().await?);
         bump(&self.counters.requests);
         let replies = pool
