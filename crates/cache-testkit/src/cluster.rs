@@ -189,12 +189,18 @@ impl RedisCluster {
             parent = std::process::id(),
             pids = pids.join(" ")
         );
-        Command::new("sh")
-            .args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
+        // In a session of its own (`setsid`), so that killing the test's process group does not
+        // take the watchdog with it; plain `sh` where `setsid` is missing.
+        let spawn = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+        };
+        spawn("setsid", &["sh", "-c", &script])
+            .or_else(|_| spawn("sh", &["-c", &script]))
             .ok()
     }
 
