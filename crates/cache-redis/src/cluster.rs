@@ -61,6 +61,23 @@ pub(crate) fn slot_of(key: &[u8]) -> u16 {
     slot
 }
 
+/// [`slot_of`] the key `{prefix}{key}` without joining them: `prefix` (a namespace) holds no
+/// braces, so a hash tag can only be in `key`.
+pub(crate) fn slot_of_parts(prefix: &[u8], key: &[u8]) -> u16 {
+    if key.contains(&b'{') {
+        return slot_of(&[prefix, key].concat());
+    }
+    let mut crc = crc16::State::<crc16::XMODEM>::new();
+    crc.update(prefix);
+    crc.update(key);
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "SLOTS is 16,384: the remainder fits in u16"
+    )]
+    let slot = (crc.get() as usize % SLOTS) as u16;
+    slot
+}
+
 /// Builds cluster connections from the seed nodes, with the cache's security settings and
 /// timeouts (the same factory as one server's, per seed).
 pub(crate) struct ClusterFactory {
@@ -659,5 +676,13 @@ mod tests {
         );
         assert_eq!(slot_of(b"foo{{bar}}zap"), slot_of(b"{bar"));
         assert_eq!(slot_of(b""), 0);
+        for (prefix, key) in [("ns:", "k1"), ("aicache:v1:", "qa:{x}y"), ("p:", "")] {
+            let joined = format!("{prefix}{key}");
+            assert_eq!(
+                slot_of_parts(prefix.as_bytes(), key.as_bytes()),
+                slot_of(joined.as_bytes()),
+                "{joined}"
+            );
+        }
     }
 }

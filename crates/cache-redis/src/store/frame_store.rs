@@ -4,6 +4,7 @@ use cache_core::frame::is_tombstone;
 
 use super::*;
 use crate::pattern::WalkPosition;
+use crate::store::PrefixedKey;
 
 #[deny(clippy::missing_trait_methods)]
 impl FrameStore for RedisStore {
@@ -24,15 +25,20 @@ impl FrameStore for RedisStore {
             // Removed while Redis was unreachable, not replayed yet: Redis may still hold it.
             return Ok(None);
         }
-        let name = self.inner.redis_key(key);
+        // The hottest call: the Redis key is written straight into the command (no `String`).
+        let name = PrefixedKey(&self.inner.prefix, key.as_str());
         match self
             .inner
-            .hot_at(self.inner.route(&name), "GET", |mut c| async move {
-                redis::cmd("GET")
-                    .arg(&name)
-                    .query_async::<Option<Vec<u8>>>(&mut c)
-                    .await
-            })
+            .hot_at(
+                self.inner.route_prefixed(&name),
+                "GET",
+                |mut c| async move {
+                    redis::cmd("GET")
+                        .arg(name)
+                        .query_async::<Option<Vec<u8>>>(&mut c)
+                        .await
+                },
+            )
             .await
         {
             // A tombstone: removed within the replay horizon.
@@ -445,7 +451,7 @@ impl FrameStore for RedisStore {
         let mut stats = StoreStats::default();
         stats.errors = load(&self.inner.counters.errors);
         stats.skipped = load(&self.inner.counters.skipped);
-        stats.requests = load(&self.inner.counters.requests) + self.inner.walk_steps();
+        stats.requests = self.inner.counters.requests.get() + self.inner.walk_steps();
         stats.replay_queued = load(&replay.queued);
         stats.replay_dropped = load(&replay.dropped);
         stats.replay_superseded = load(&replay.superseded);

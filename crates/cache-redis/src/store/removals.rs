@@ -398,7 +398,7 @@ impl StoreInner {
         self.wait_for_replica(&mut pipe);
         let pool = &node.removals;
         let mut conn = Some(pool.get().await?);
-        bump(&self.counters.requests);
+        self.counters.requests.add(1);
         let replies = pool
             .step(&mut conn, "remove and WAIT", |mut c| async move {
                 pipe.query_async::<Vec<i64>>(&mut c).await
