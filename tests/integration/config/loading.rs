@@ -131,7 +131,9 @@ async fn the_password_from_the_environment_reaches_redis_and_stays_a_string() {
 
     let wrong = env(&[
         ("REDIS_URL", &server.url_without_auth()),
-        ("AICACHE_REDIS_AUTH", "9999"),
+        // All digits, as the right one, but long enough never to be part of a port in the
+        // error's context (a 4-digit one can match the server's port there).
+        ("AICACHE_REDIS_AUTH", "98765432109876"),
     ]);
     let err = AIResponseCacheConfig::load_with_env(None, wrong)
         .unwrap()
@@ -139,7 +141,7 @@ async fn the_password_from_the_environment_reaches_redis_and_stays_a_string() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth);
-    assert!(!format!("{err} {err:?}").contains("9999"));
+    assert!(!format!("{err} {err:?}").contains("98765432109876"));
 }
 
 #[test]
