@@ -265,7 +265,7 @@ impl Breaker {
 }
 
 /// Locks a mutex, recovering the data if a holder panicked (the data is plain state).
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -17,20 +17,20 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use cache_core::{BreakerState, Error, ErrorKind, L2Health, NodeHealth, Recorder, Result};
-use cache_security::SecurityConfig;
-use redis::cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig};
-use redis::cluster_async::ClusterConnection;
 use tokio::sync::Notify;
 
-use crate::breaker::{Breaker, BreakerSettings};
-use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
+use crate::breaker::{Breaker, BreakerSettings, lock};
+use crate::client::with_timeout;
 use crate::pattern::WalkPool;
 use nodes::parse_nodes;
+use slots::SLOTS;
 
+pub(crate) use factory::ClusterFactory;
+pub(crate) use slots::{slot_of, slot_of_parts};
+
+mod factory;
 mod nodes;
-
-/// Hash slots of a Redis Cluster.
-const SLOTS: usize = 16_384;
+mod slots;
 
 /// A slot without a primary in our table.
 const UNASSIGNED: u16 = u16::MAX;
@@ -38,138 +38,6 @@ const UNASSIGNED: u16 = u16::MAX;
 /// How old the table may be when a walk or a pattern removal starts (they must visit every
 /// primary, so they read it again unless it is this fresh).
 const WALK_TABLE_AGE: Duration = Duration::from_secs(1);
-
-/// The hash slot of `key`, as Redis computes it: CRC16 (XMODEM) of the key, or of its hash tag
-/// (the bytes between the first `{` and the next `}`, when not empty), modulo 16,384.
-pub(crate) fn slot_of(key: &[u8]) -> u16 {
-    let tagged = key
-        .iter()
-        .position(|&b| b == b'{')
-        .and_then(|open| {
-            let rest = &key[open + 1..];
-            rest.iter()
-                .position(|&b| b == b'}')
-                .map(|close| &rest[..close])
-        })
-        .filter(|tag| !tag.is_empty());
-    let hashed = tagged.unwrap_or(key);
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "SLOTS is 16,384: the remainder fits in u16"
-    )]
-    let slot = (crc16::State::<crc16::XMODEM>::calculate(hashed) as usize % SLOTS) as u16;
-    slot
-}
-
-/// [`slot_of`] the key `{prefix}{key}` without joining them: `prefix` (a namespace) holds no
-/// braces, so a hash tag can only be in `key`.
-pub(crate) fn slot_of_parts(prefix: &[u8], key: &[u8]) -> u16 {
-    if key.contains(&b'{') {
-        return slot_of(&[prefix, key].concat());
-    }
-    let mut crc = crc16::State::<crc16::XMODEM>::new();
-    crc.update(prefix);
-    crc.update(key);
-    #[allow(
-        clippy::cast_possible_truncation,
-        reason = "SLOTS is 16,384: the remainder fits in u16"
-    )]
-    let slot = (crc.get() as usize % SLOTS) as u16;
-    slot
-}
-
-/// Builds cluster connections from the seed nodes, with the cache's security settings and
-/// timeouts (the same factory as one server's, per seed).
-pub(crate) struct ClusterFactory {
-    seeds: Vec<ConnectionFactory>,
-    client: ClusterClient,
-    config: ClusterConfig,
-    redacted_urls: String,
-}
-
-impl ClusterFactory {
-    /// A factory for the cluster whose seed nodes are `urls`.
-    ///
-    /// # Errors
-    /// [`ErrorKind::Config`] for no seed, an invalid URL or security setting, or seeds that
-    /// disagree on credentials or TLS.
-    pub(crate) fn new(
-        urls: &[String],
-        security: &SecurityConfig,
-        timeouts: ConnectTimeouts,
-        command_timeout: Duration,
-    ) -> Result<Self> {
-        let config_error = |message: &'static str, value: String| {
-            Error::new(ErrorKind::Config, message)
-                .with_context("field", "redis_cluster_urls")
-                .with_context("value", value)
-        };
-        let seeds = urls
-            .iter()
-            .map(|url| ConnectionFactory::new(url, security, timeouts))
-            .collect::<Result<Vec<_>>>()?;
-        let redacted_urls = seeds
-            .iter()
-            .map(ConnectionFactory::redacted_url)
-            .collect::<Vec<_>>()
-            .join(",");
-        let Some(first) = seeds.first() else {
-            return Err(config_error(
-                "a cluster needs at least one seed URL",
-                "[]".into(),
-            ));
-        };
-        // Each node's responses are bounded inside redis-rs too: a hung node must fail redis-rs's
-        // own requests (its slot refresh included), or redis-rs would keep routing a failed-over
-        // slot to it. Our timeout still bounds every whole call.
-        let mut builder = ClusterClientBuilder::new(seeds.iter().map(|s| s.info().clone()))
-            .connection_timeout(timeouts.connect)
-            .response_timeout(command_timeout)
-            .overall_response_timeout(None)
-            .retries(2)
-            .min_retry_wait(10)
-            .max_retry_wait(
-                u64::try_from(first.reconnect_max_delay().as_millis()).unwrap_or(u64::MAX),
-            );
-        if let Some(certificates) = first.certificates() {
-            builder = builder.certs(certificates.to_redis());
-        }
-        let client = builder.build().map_err(|e| {
-            config_error("invalid cluster settings", redacted_urls.clone()).with_source(e)
-        })?;
-        let config = ClusterConfig::new()
-            .set_connection_timeout(first.connect_timeout())
-            .set_response_timeout(command_timeout);
-        Ok(Self {
-            seeds,
-            client,
-            config,
-            redacted_urls,
-        })
-    }
-
-    /// The seeds' URLs, passwords replaced by `***`, comma-separated.
-    pub(crate) fn redacted_urls(&self) -> &str {
-        &self.redacted_urls
-    }
-
-    /// A connection that connects in the background.
-    pub(crate) fn pending(&self) -> ClusterConnection {
-        self.client
-            .get_pending_async_connection_with_config(self.config.clone())
-    }
-
-    /// A connection that has read the slots from a seed, within `limit`.
-    pub(crate) async fn connected(&self, limit: Duration) -> Result<ClusterConnection> {
-        with_timeout(limit, "connect to the cluster", async {
-            self.client
-                .get_async_connection_with_config(self.config.clone())
-                .await
-                .map_err(|e| map_redis_error(e, "no seed node of the cluster answered"))
-        })
-        .await
-    }
-}
 
 /// One primary: its address, breaker and walk connections.
 pub(crate) struct Node {
@@ -650,39 +518,4 @@ async fn ping(pool: &WalkPool, limit: Duration) -> Result<()> {
         .map(|_| ())
     })
     .await
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slots_follow_redis() {
-        // Values from `CLUSTER KEYSLOT`.
-        assert_eq!(slot_of(b"foo"), 12_182);
-        assert_eq!(slot_of(b"bar"), 5_061);
-        assert_eq!(slot_of(b"{user1000}.following"), slot_of(b"user1000"));
-        assert_eq!(slot_of(b"foo{}{bar}"), slot_of(b"foo{}{bar}"));
-        assert_ne!(
-            slot_of(b"foo{}{bar}"),
-            slot_of(b"bar"),
-            "an empty tag is no tag"
-        );
-        assert_eq!(slot_of(b"foo{{bar}}zap"), slot_of(b"{bar"));
-        assert_eq!(slot_of(b""), 0);
-        for (prefix, key) in [("ns:", "k1"), ("aicache:v1:", "qa:{x}y"), ("p:", "")] {
-            let joined = format!("{prefix}{key}");
-            assert_eq!(
-                slot_of_parts(prefix.as_bytes(), key.as_bytes()),
-                slot_of(joined.as_bytes()),
-                "{joined}"
-            );
-        }
-    }
 }

@@ -19,6 +19,16 @@ fn waits_for(cluster: &RedisCluster, limit: Duration) {
     tokio::task::block_in_place(|| cluster.wait_ready(limit)).unwrap();
 }
 
+/// Writes each key's own name as its value.
+async fn write_own_names(cache: &GenericRedisCache, keys: &[CacheKey]) {
+    for key in keys {
+        cache
+            .set(key, key.as_str().as_bytes().to_vec().into(), None)
+            .await
+            .unwrap();
+    }
+}
+
 /// Another instance: a store of the same namespace, with no L1 and no queue of its own.
 async fn other_instance(config: &RedisCacheConfig) -> RedisStore {
     RedisStore::connect(&config.clone().with_l1(None), None)
@@ -35,12 +45,7 @@ async fn a_dead_primary_degrades_only_its_slots_until_its_replica_takes_over() {
     let keys: Vec<CacheKey> = (0..300)
         .map(|i| CacheKey::new(format!("k{i}")).unwrap())
         .collect();
-    for key in &keys {
-        cache
-            .set(key, key.as_str().as_bytes().to_vec().into(), None)
-            .await
-            .unwrap();
-    }
+    write_own_names(&cache, &keys).await;
     let victim = cluster.primary_for(&format!("{prefix}:k20"));
     let on_victim: Vec<bool> = keys
         .iter()
@@ -128,7 +133,7 @@ async fn a_dead_primary_degrades_only_its_slots_until_its_replica_takes_over() {
         cache.get(written_meanwhile).await.unwrap().as_deref(),
         Some(&b"written during the outage"[..])
     );
-    let other = other_instance(&cache_config_of(&config)).await;
+    let other = other_instance(&config).await;
     for gone in [removed_before, removed_meanwhile] {
         assert!(
             cache.get(gone).await.unwrap().is_none(),
@@ -156,10 +161,6 @@ async fn a_dead_primary_degrades_only_its_slots_until_its_replica_takes_over() {
         );
     }
     assert!(!cluster.primary_ports().contains(&victim));
-}
-
-fn cache_config_of(config: &RedisCacheConfig) -> RedisCacheConfig {
-    config.clone()
 }
 
 /// A removal is done only once a replica holds it: with the replica frozen, the delete waits
@@ -226,12 +227,7 @@ async fn a_hung_primary_degrades_only_its_slots() {
     let keys: Vec<CacheKey> = (0..100)
         .map(|i| CacheKey::new(format!("h{i}")).unwrap())
         .collect();
-    for key in &keys {
-        cache
-            .set(key, key.as_str().as_bytes().to_vec().into(), None)
-            .await
-            .unwrap();
-    }
+    write_own_names(&cache, &keys).await;
     let hung = cluster.primary_for(&format!("{prefix}:h0"));
     let on_hung: Vec<bool> = keys
         .iter()

@@ -21,13 +21,7 @@ impl StoreInner {
         let Some(key) = &self.patterns_key else {
             return Ok(());
         };
-        let (pool, node) = match &self.servers {
-            Servers::Single { walks } => (Arc::clone(walks), None),
-            Servers::Cluster(_) => {
-                let node = self.primary_of(key);
-                (self.pool_for(key)?, node)
-            }
-        };
+        let (pool, node) = (self.pool_for(key)?, self.primary_of(key));
         let mut conn = Some(pool.get().await?);
         let script = (&self.record_pattern, key.as_str());
         record_pattern(&pool, &mut conn, script, pattern, self.horizon).await?;
