@@ -2,33 +2,36 @@
 //! factory, and our view of the topology (which primary serves which slot), with a circuit
 //! breaker and a walk pool per primary.
 //!
-//! - Single-key commands go through redis-rs's `ClusterConnection`, which routes them to their
-//!   slot's primary and follows `MOVED` / `ASK`; our timeout still bounds every call.
-//! - Our slot table only decides whose breaker a command feeds and which primary a batch, a walk
-//!   or a pattern removal talks to. A dead primary opens its own breaker: reads of its slots
-//!   miss and writes are queued, while the other primaries keep serving. Its probe re-reads the
-//!   topology, so after a replica's failover the slots move to the new primary and serve again.
+//! - Our slot table routes: a single-key command or a batch goes straight to its primary's own
+//!   connection ([`Node`]), under our timeout. A `MOVED` or `ASK` from there is followed by
+//!   redis-rs's `ClusterConnection` (which knows how) and makes us read the topology again.
+//! - A dead primary opens its own breaker: reads of its slots miss and writes are queued, while
+//!   the other primaries keep serving. Its probe re-reads the topology, so after a replica's
+//!   failover the slots move to the new primary and serve again; a hung old primary, which
+//!   never answers `MOVED`, is no longer asked.
 //! - `SCAN` is per server: walks and pattern removals visit every primary, each with its own
 //!   cursor, on that primary's connections.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use cache_core::{BreakerState, Error, ErrorKind, L2Health, NodeHealth, Recorder, Result};
 use tokio::sync::Notify;
 
-use crate::breaker::{Breaker, BreakerSettings, lock};
+use crate::breaker::{BreakerSettings, lock};
 use crate::client::with_timeout;
 use crate::pattern::WalkPool;
 use nodes::parse_nodes;
 use slots::SLOTS;
 
 pub(crate) use factory::ClusterFactory;
+pub(crate) use node::Node;
 pub(crate) use slots::{slot_of, slot_of_parts};
 
 mod factory;
+mod node;
 mod nodes;
 mod slots;
 
@@ -39,33 +42,6 @@ const UNASSIGNED: u16 = u16::MAX;
 /// primary, so they read it again unless it is this fresh).
 const WALK_TABLE_AGE: Duration = Duration::from_secs(1);
 
-/// One primary: its address, breaker and walk connections.
-pub(crate) struct Node {
-    /// `host:port`, as the cluster announces it.
-    pub(crate) address: String,
-    pub(crate) host: String,
-    pub(crate) port: u16,
-    /// Replicas the cluster lists for its slots: removals wait for one of them (`WAIT 1`).
-    pub(crate) replicas: AtomicUsize,
-    pub(crate) breaker: Breaker,
-    pub(crate) walks: Arc<WalkPool>,
-    /// Connections of its own for single-key removals and their `WAIT` (which holds its
-    /// connection until a replica answers): a burst of deletes never starves walks, probes or
-    /// topology reads.
-    pub(crate) removals: WalkPool,
-}
-
-/// What [`Topology::slot_state`] finds.
-pub(crate) enum SlotState {
-    /// No primary known for the slot yet.
-    Unknown,
-    /// Its primary looks available; `at` is its address once commands must be sent there by our
-    /// table rather than redis-rs's map.
-    Up { at: Option<(String, u16)> },
-    /// Its primary's breaker is open.
-    Down(Arc<Node>),
-}
-
 /// Which primary serves each slot.
 struct SlotTable {
     owner: Vec<u16>,
@@ -74,10 +50,6 @@ struct SlotTable {
     fingerprint: u64,
     /// A slot is migrating (`CLUSTER NODES` marks it).
     migrating: bool,
-    /// Slots changed owners since the store started: redis-rs's map may still send them to a
-    /// primary that hangs (a hung node never answers `MOVED`), so commands go to the address
-    /// our table names. Until then, redis-rs routes (no address to copy per command).
-    reroute: bool,
     /// The primaries, ordered by the first slot each serves (stable across a failover: the
     /// replica takes over the same slots).
     nodes: Vec<Arc<Node>>,
@@ -92,25 +64,20 @@ impl SlotTable {
 
 /// Our view of the cluster's topology.
 pub(crate) struct Topology {
+    /// Handed to each [`Node`], which reports redirects.
+    this: Weak<Topology>,
     factory: Arc<ClusterFactory>,
     table: ArcSwap<SlotTable>,
     settings: BreakerSettings,
-    recorder: Option<Arc<dyn Recorder>>,
-    command_timeout: Duration,
+    pub(super) recorder: Option<Arc<dyn Recorder>>,
+    pub(super) command_timeout: Duration,
     recovered: Arc<Notify>,
     refreshing: tokio::sync::Mutex<()>,
     refreshed_at: Mutex<Option<Instant>>,
-    /// When a background refresh of an unknown topology last started.
+    /// When a background refresh last started.
     last_attempt: Mutex<Option<Instant>>,
     /// Walk steps of primaries no longer in the table.
     retired_steps: AtomicU64,
-}
-
-impl Node {
-    /// Whether removals on this primary wait for a replica to hold them.
-    pub(crate) fn has_replicas(&self) -> bool {
-        self.replicas.load(Ordering::Relaxed) > 0
-    }
 }
 
 impl Topology {
@@ -123,13 +90,13 @@ impl Topology {
         recovered: Arc<Notify>,
         command_timeout: Duration,
     ) -> Result<Arc<Self>> {
-        let topology = Arc::new(Self {
+        let topology = Arc::new_cyclic(|this| Self {
+            this: this.clone(),
             factory,
             table: ArcSwap::from_pointee(SlotTable {
                 owner: vec![UNASSIGNED; SLOTS],
                 fingerprint: 0,
                 migrating: false,
-                reroute: false,
                 nodes: Vec::new(),
             }),
             last_attempt: Mutex::new(None),
@@ -157,31 +124,9 @@ impl Topology {
         table.node_of(slot_of(redis_key.as_bytes())).cloned()
     }
 
-    /// Whether `slot`'s primary looks available, without taking a reference to it (the hot
-    /// path: no reference count shared between cores is touched).
-    pub(crate) fn slot_state(&self, slot: u16) -> SlotState {
-        let table = self.table.load();
-        match table.node_of(slot) {
-            None => SlotState::Unknown,
-            Some(node) if node.breaker.is_available() => SlotState::Up {
-                at: table.reroute.then(|| (node.host.clone(), node.port)),
-            },
-            Some(node) => SlotState::Down(Arc::clone(node)),
-        }
-    }
-
-    /// Feeds the outcome of a command on `slot` to its primary's breaker (as our table has it
-    /// now); false when no primary is known for it.
-    pub(crate) fn observe_slot(&self, slot: u16, outcome: Result<(), &Error>) -> bool {
-        let table = self.table.load();
-        let Some(node) = table.node_of(slot) else {
-            return false;
-        };
-        match outcome {
-            Ok(()) => node.breaker.observe_success(),
-            Err(e) => node.breaker.observe_failure(e),
-        }
-        true
+    /// The primary serving `slot`, by our table.
+    pub(crate) fn node_of_slot(&self, slot: u16) -> Option<Arc<Node>> {
+        self.table.load().node_of(slot).cloned()
     }
 
     /// The primaries of the current table.
@@ -209,11 +154,16 @@ impl Topology {
     }
 
     /// Starts a background refresh when the topology is unknown (no seed answered at start),
-    /// at most once per `min_delay`, so that slots get their primaries without waiting for a walk.
+    /// so that slots get their primaries without waiting for a walk.
     pub(crate) fn learn_if_unknown(self: &Arc<Self>) {
-        if !self.table.load().nodes.is_empty() {
-            return;
+        if self.table.load().nodes.is_empty() {
+            self.relearn();
         }
+    }
+
+    /// Starts a background refresh, at most once per `min_delay` (a burst of redirects reads
+    /// the topology once).
+    pub(crate) fn relearn(self: &Arc<Self>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
@@ -227,7 +177,7 @@ impl Topology {
         let topology = Arc::clone(self);
         runtime.spawn(async move {
             if let Err(e) = topology.refresh().await {
-                tracing::debug!(error = %e, "the cluster's topology is still unknown");
+                tracing::debug!(error = %e, "the cluster's topology could not be read");
             }
         });
     }
@@ -401,14 +351,10 @@ impl Topology {
                 .any(|(a, b)| !Arc::ptr_eq(a, b));
         // Never 0, the fingerprint of an unknown topology.
         let fingerprint = fingerprint.digest().max(1);
-        // Ownership changed once the table was known: from then on, our table routes.
-        let reroute =
-            current.reroute || (current.fingerprint != 0 && current.fingerprint != fingerprint);
         self.table.store(Arc::new(SlotTable {
             owner,
             fingerprint,
             migrating,
-            reroute,
             nodes,
         }));
         *lock(&self.refreshed_at) = Some(Instant::now());
@@ -423,31 +369,11 @@ impl Topology {
         let seed = self.factory.seeds.first().ok_or_else(|| {
             Error::new(ErrorKind::Config, "a cluster needs at least one seed URL")
         })?;
-        let factory = seed.for_address(host, port)?;
-        let connect_timeout = factory.connect_timeout();
-        Ok(Node {
-            breaker: Breaker::new(
-                address.clone(),
-                &self.settings,
-                self.recorder.clone(),
-                true,
-                None,
-            ),
-            removals: WalkPool::new(factory.clone(), self.command_timeout, connect_timeout)?,
-            walks: Arc::new(WalkPool::new(
-                factory,
-                self.command_timeout,
-                connect_timeout,
-            )?),
-            address,
-            host: host.to_string(),
-            port,
-            replicas: AtomicUsize::new(0),
-        })
+        Node::new(seed.for_address(host, port)?, address, &self.settings, self)
     }
 
     /// Starts a background probe of `node` when one is due: it reads the topology again (a
-    /// failover moves the node's slots to its replica) and pings the node.
+    /// failover moves the node's slots to its replica) and connects to the node afresh.
     pub(crate) fn maybe_probe(self: &Arc<Self>, node: &Arc<Node>) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
@@ -460,7 +386,8 @@ impl Topology {
             if let Err(e) = topology.refresh().await {
                 tracing::debug!(error = %e, "the cluster's topology could not be read");
             }
-            let outcome = ping(&node.walks, topology.settings.probe_timeout).await;
+            let outcome = node.reconnect(topology.settings.probe_timeout).await;
+
             if node.breaker.end_probe(outcome) {
                 topology.recovered.notify_one();
             }

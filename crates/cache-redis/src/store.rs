@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 
 use crate::breaker::BreakerSettings;
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
-use crate::cluster::{ClusterFactory, Node, SlotState, Topology, slot_of, slot_of_parts};
+use crate::cluster::{ClusterFactory, Node, Topology, slot_of, slot_of_parts};
 use crate::config::RedisCacheConfig;
 use crate::hot::HotConnection;
 use crate::link::{HotFactory, L2Link};
@@ -298,36 +298,31 @@ impl StoreInner {
         let Some((mut conn, generation)) = self.connection()? else {
             return Err(unavailable());
         };
-        let down = match (&target, &self.servers) {
-            (Target::Slot(slot), Servers::Cluster(topology)) => match topology.slot_state(*slot) {
-                SlotState::Down(node) => Some((topology, node)),
-                SlotState::Unknown => {
+        // In a cluster, the primary our table names for the command: its breaker decides and
+        // learns, and the command goes straight to its connection.
+        let primary = match (target, &self.servers) {
+            (Target::Slot(slot), Servers::Cluster(topology)) => {
+                let node = topology.node_of_slot(slot);
+                if node.is_none() {
                     topology.learn_if_unknown();
-                    None
                 }
-                SlotState::Up { at } => {
-                    if let Some((host, port)) = at {
-                        conn = match conn {
-                            HotConnection::Cluster(cluster) => HotConnection::Routed {
-                                conn: cluster,
-                                host,
-                                port,
-                            },
-                            other => other,
-                        };
-                    }
-                    None
-                }
-            },
-            (Target::Node(node), Servers::Cluster(topology)) if !node.breaker.is_available() => {
-                Some((topology, Arc::clone(node)))
+                node.map(|node| (topology, node))
             }
+            (Target::Node(node), Servers::Cluster(topology)) => Some((topology, node)),
             _ => None,
         };
-        if let Some((topology, node)) = down {
-            topology.maybe_probe(&node);
-            bump(&self.counters.skipped);
-            return Err(unavailable());
+        if let Some((topology, node)) = &primary {
+            if !node.breaker.is_available() {
+                topology.maybe_probe(node);
+                bump(&self.counters.skipped);
+                return Err(unavailable());
+            }
+            if let HotConnection::Cluster(cluster) = conn {
+                conn = HotConnection::Direct {
+                    node: Arc::clone(node),
+                    cluster,
+                };
+            }
         }
         self.counters.requests.add(1);
         let result = with_timeout(self.command_timeout, what, async {
@@ -341,24 +336,11 @@ impl StoreInner {
             tracing::debug!(operation = what, error = %e, "Redis command failed");
         }
         let outcome = result.as_ref().map(|_| ());
-        let fed = match (&target, &self.servers) {
-            (Target::Slot(slot), Servers::Cluster(topology)) => {
-                topology.observe_slot(*slot, outcome)
-            }
-            (Target::Node(node), _) => {
-                match outcome {
-                    Ok(()) => node.breaker.observe_success(),
-                    Err(e) => node.breaker.observe_failure(e),
-                }
-                true
-            }
-            _ => false,
-        };
-        if !fed {
-            match outcome {
-                Ok(()) => self.link.observe_success(),
-                Err(e) => self.link.observe_failure(e, generation),
-            }
+        match (primary, outcome) {
+            (Some((_, node)), Ok(())) => node.breaker.observe_success(),
+            (Some((_, node)), Err(e)) => node.breaker.observe_failure(e),
+            (None, Ok(())) => self.link.observe_success(),
+            (None, Err(e)) => self.link.observe_failure(e, generation),
         }
         result
     }
@@ -520,10 +502,9 @@ impl redis::ToRedisArgs for PrefixedKey<'_> {
 pub(crate) enum Target {
     /// The link's: one server, or a cluster command that no slot decides.
     Link,
-    /// A cluster slot's primary, looked up when the command starts and again when it ends (so
-    /// the hot path holds no reference to it).
+    /// A cluster slot's primary, as our table names it when the command starts.
     Slot(u16),
-    /// A cluster primary named directly (a batch sent to its address).
+    /// A cluster primary named directly (a batch for its keys).
     Node(Arc<Node>),
 }
 

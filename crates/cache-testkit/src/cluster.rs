@@ -323,6 +323,100 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no live primary serves slot {slot}"))
     }
 
+    /// The cluster id of the node on `port`.
+    ///
+    /// # Panics
+    /// When the node does not answer.
+    pub fn node_id(&self, port: u16) -> String {
+        cli(&["-p", &port.to_string(), "cluster", "myid"])
+            .unwrap_or_else(|e| panic!("CLUSTER MYID failed: {e}"))
+            .trim()
+            .to_string()
+    }
+
+    /// Starts moving `slot` from the primary on `from` to the one on `to` (`IMPORTING` on `to`,
+    /// then `MIGRATING` on `from`): from now on, `from` answers `ASK` for the slot's keys it no
+    /// longer holds.
+    ///
+    /// # Panics
+    /// When a node refuses.
+    pub fn begin_slot_move(&self, slot: u16, from: u16, to: u16) {
+        let slot = slot.to_string();
+        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
+        for (port, state, id) in [(to, "importing", from_id), (from, "migrating", to_id)] {
+            cli(&[
+                "-p",
+                &port.to_string(),
+                "cluster",
+                "setslot",
+                &slot,
+                state,
+                &id,
+            ])
+            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {state} failed: {e}"));
+        }
+    }
+
+    /// Moves the keys of `slot` that the primary on `from` still holds to the one on `to`
+    /// (`MIGRATE`), during a move [`begin_slot_move`](Self::begin_slot_move) started.
+    ///
+    /// # Panics
+    /// When a node refuses.
+    pub fn migrate_slot_keys(&self, slot: u16, from: u16, to: u16) {
+        let (from_port, slot) = (from.to_string(), slot.to_string());
+        loop {
+            let keys = cli(&["-p", &from_port, "cluster", "getkeysinslot", &slot, "100"])
+                .unwrap_or_else(|e| panic!("CLUSTER GETKEYSINSLOT failed: {e}"));
+            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
+            if keys.is_empty() {
+                return;
+            }
+            let to_port = to.to_string();
+            let mut args = vec!["-p", &from_port, "migrate", "127.0.0.1", &to_port, "", "0"];
+            args.extend(["5000", "KEYS"]);
+            args.extend(keys);
+            cli(&args).unwrap_or_else(|e| panic!("MIGRATE failed: {e}"));
+        }
+    }
+
+    /// Ends a move: every primary learns that `to` serves `slot` (`CLUSTER SETSLOT … NODE`).
+    ///
+    /// # Panics
+    /// When a node refuses.
+    pub fn finish_slot_move(&self, slot: u16, from: u16, to: u16) {
+        let (slot, to_id) = (slot.to_string(), self.node_id(to));
+        // The destination first, then the source, as Redis's resharding does.
+        let mut ports = vec![to, from];
+        ports.extend(
+            self.primary_ports()
+                .into_iter()
+                .filter(|p| ![to, from].contains(p)),
+        );
+        for port in ports {
+            cli(&[
+                "-p",
+                &port.to_string(),
+                "cluster",
+                "setslot",
+                &slot,
+                "node",
+                &to_id,
+            ])
+            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT NODE failed: {e}"));
+        }
+    }
+
+    /// Moves `slot` and its keys from the primary on `from` to the one on `to`, as a resharding
+    /// does: clients that still send its keys to `from` get `MOVED`.
+    ///
+    /// # Panics
+    /// When a node refuses.
+    pub fn move_slot(&self, slot: u16, from: u16, to: u16) {
+        self.begin_slot_move(slot, from, to);
+        self.migrate_slot_keys(slot, from, to);
+        self.finish_slot_move(slot, from, to);
+    }
+
     /// The port of a replica of the primary on `port`.
     ///
     /// # Panics
@@ -330,12 +424,7 @@ impl RedisCluster {
     pub fn replica_of(&self, port: u16) -> u16 {
         let nodes = cli(&["-p", &port.to_string(), "cluster", "nodes"])
             .unwrap_or_else(|e| panic!("CLUSTER NODES failed: {e}"));
-        let id = nodes
-            .lines()
-            .find(|l| l.contains("myself"))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no own line in CLUSTER NODES: {nodes}"))
-            .to_string();
+        let id = self.node_id(port);
         nodes
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())

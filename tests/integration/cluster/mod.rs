@@ -10,6 +10,7 @@ use cache_testkit::RedisCluster;
 
 mod ai;
 mod failover;
+mod resharding;
 
 /// A namespace no other test of this binary uses.
 pub(crate) fn fresh_prefix(what: &str) -> String {

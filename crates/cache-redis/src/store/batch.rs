@@ -1,10 +1,10 @@
 //! A cluster store's batches and server-wide questions: `get_many` / `set_many` grouped by
-//! primary (one pipeline per primary, sent to its address, all primaries at once), and health,
+//! primary (one pipeline per primary, sent to its own connection, all primaries at once), and health,
 //! memory and size asked of every primary.
 //!
 //! A primary whose breaker is open is skipped (its reads miss, its writes are queued), and a
 //! reply that is an error (`MOVED` while a slot migrates, `TRYAGAIN`) is retried as a single
-//! command, which redis-rs routes and redirects.
+//! command, which follows the redirect.
 
 use std::sync::Arc;
 
@@ -12,12 +12,11 @@ use cache_core::{
     BreakerState, CacheKey, HealthReport, L2Health, RedisMemory, Result, StoreWrite, Ttl,
 };
 use futures_util::future::join_all;
-use redis::cluster_routing::SingleNodeRoutingInfo;
 use redis::{Pipeline, Value};
 
 use super::{StoreInner, Target, bump};
 use crate::cluster::{Node, Topology};
-use crate::hot::HotConnection;
+use redis::aio::ConnectionLike;
 
 /// Indices of `names` grouped by the primary that serves them (`None`: not known yet).
 fn by_node(topology: &Topology, names: &[String]) -> Vec<(Option<Arc<Node>>, Vec<usize>)> {
@@ -37,7 +36,7 @@ fn by_node(topology: &Topology, names: &[String]) -> Vec<(Option<Arc<Node>>, Vec
 }
 
 impl StoreInner {
-    /// Sends `pipe` (`count` commands, each on a key `node` serves) to `node`'s address (`None`:
+    /// Sends `pipe` (`count` commands, each on a key `node` serves) to `node` (`None`:
     /// no primary known yet); each reply, or `None` where it is an error to retry singly.
     async fn batch(
         self: &Arc<Self>,
@@ -61,7 +60,7 @@ impl StoreInner {
             .collect())
     }
 
-    /// Sends `pipe` (`count` commands, each on a key `node` serves) to `node`'s address.
+    /// Sends `pipe` (`count` commands, each on a key `node` serves) to `node`.
     async fn node_pipeline(
         self: &Arc<Self>,
         node: Arc<Node>,
@@ -69,15 +68,8 @@ impl StoreInner {
         pipe: Pipeline,
         count: usize,
     ) -> Result<Vec<Value>> {
-        let (host, port) = (node.host.clone(), node.port);
-        self.hot_at(Target::Node(node), what, |c| async move {
-            match c {
-                HotConnection::Cluster(mut c) | HotConnection::Routed { conn: mut c, .. } => {
-                    let route = SingleNodeRoutingInfo::ByAddress { host, port };
-                    c.route_pipeline(pipe, 0, count, route).await
-                }
-                HotConnection::Single(mut c) => pipe.query_async::<Vec<Value>>(&mut c).await,
-            }
+        self.hot_at(Target::Node(node), what, |mut c| async move {
+            c.req_packed_commands(&pipe, 0, count).await
         })
         .await
     }
