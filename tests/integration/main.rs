@@ -25,3 +25,10 @@ mod partition;
 mod security;
 mod stale;
 mod support;
+
+/// What the AI suites (`ai`) run against here: one Redis server each (`cluster::ai_suites` runs
+/// them on a cluster).
+mod under_test {
+    pub(crate) use crate::support::{holds_value, keys_with_values, raw, server, test_config};
+    pub(crate) use cache_testkit::RedisServer as Redis;
+}

@@ -52,7 +52,7 @@ where
 /// Whether Redis holds a value under `key` (a tombstone, which a removal leaves for the replay
 /// horizon, is no value).
 pub(crate) async fn holds_value(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
     key: impl AsRef<str>,
 ) -> bool {
     let stored: Option<Vec<u8>> = redis::cmd("GET")
@@ -65,7 +65,7 @@ pub(crate) async fn holds_value(
 
 /// The keys matching `pattern` (a `KEYS` glob) that hold values, not tombstones.
 pub(crate) async fn keys_with_values(
-    conn: &mut redis::aio::MultiplexedConnection,
+    conn: &mut (impl redis::aio::ConnectionLike + Send),
     pattern: &str,
 ) -> Vec<String> {
     let keys: Vec<String> = redis::cmd("KEYS")

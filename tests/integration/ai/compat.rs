@@ -4,12 +4,10 @@ use std::sync::Arc;
 
 use aicache::{CacheCompatibilityWrapper, CompatibilityConfig, LegacyRequest, RedisStore, Secret};
 use base64::Engine as _;
-use cache_testkit::RedisServer;
 use redis::AsyncCommands;
 use serde_json::Value;
 
-use super::ai_over;
-use crate::support::{raw, server, test_config};
+use super::{Redis, ai_over, raw, server, test_config};
 
 fn vectors() -> Value {
     serde_json::from_str(include_str!(
@@ -19,7 +17,7 @@ fn vectors() -> Value {
 }
 
 /// A store over the Python prefix, and a wrapper around a fresh AI cache (no L1).
-async fn wrapper(server: &RedisServer, config: &CompatibilityConfig) -> CacheCompatibilityWrapper {
+async fn wrapper(server: &Redis, config: &CompatibilityConfig) -> CacheCompatibilityWrapper {
     let cache = ai_over(server, aicache::AiCacheConfig::default().with_l1(None))
         .await
         .unwrap();
@@ -170,10 +168,7 @@ async fn every_key_vector_is_found_by_the_wrappers_key_path() {
     assert!(!wrapper.legacy_keys(&request).unwrap()[0].contains("txt:hash:"));
 }
 
-async fn wrapper_with_threshold(
-    server: &RedisServer,
-    threshold: usize,
-) -> CacheCompatibilityWrapper {
+async fn wrapper_with_threshold(server: &Redis, threshold: usize) -> CacheCompatibilityWrapper {
     wrapper(
         server,
         &CompatibilityConfig::default().with_text_hash_threshold(threshold),

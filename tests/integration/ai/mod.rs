@@ -1,5 +1,6 @@
 //! The AI response cache end to end, with a real Redis as L2: shared fixtures, then one module
-//! per area.
+//! per area. They run against what the parent module's `under_test` provides: one Redis server
+//! (`crate::under_test`), and again on a Redis Cluster (`crate::cluster::ai_suites`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,15 +10,14 @@ use aicache::{
     AI_VERSION, AIResponseCache, AiCacheConfig, AiRequest, ErrorKind, MemoryCacheConfig,
     RequestControls, Source, TextTier, Ttl,
 };
-use cache_testkit::RedisServer;
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::support::{holds_value, keys_with_values, raw, server, test_config};
+use super::under_test::{Redis, holds_value, keys_with_values, raw, server, test_config};
 
 /// The AI layer's test settings (the store comes from [`ai_over`]).
-fn ai_config(_server: &RedisServer) -> AiCacheConfig {
+fn ai_config(_server: &Redis) -> AiCacheConfig {
     AiCacheConfig::default()
         .with_latency_sampling(1)
         .with_l1(Some(MemoryCacheConfig::default().with_max_entries(1000)))
@@ -25,7 +25,7 @@ fn ai_config(_server: &RedisServer) -> AiCacheConfig {
 
 /// An AI cache over a Redis store on `server` (with the test timeouts).
 pub(crate) async fn ai_over<T>(
-    server: &RedisServer,
+    server: &Redis,
     config: AiCacheConfig,
 ) -> aicache::Result<AIResponseCache<T>>
 where
@@ -36,7 +36,7 @@ where
 
 /// A builder over a Redis store on `server`, the store reporting to `recorder` too.
 pub(crate) async fn ai_builder<T>(
-    server: &RedisServer,
+    server: &Redis,
     config: AiCacheConfig,
     recorder: Option<Arc<dyn aicache::Recorder>>,
 ) -> aicache::AIResponseCacheBuilder<T>
@@ -56,7 +56,7 @@ where
     }
 }
 
-async fn json_cache(server: &RedisServer) -> AIResponseCache<Value> {
+async fn json_cache(server: &Redis) -> AIResponseCache<Value> {
     ai_over(server, ai_config(server)).await.unwrap()
 }
 

@@ -1,7 +1,8 @@
 //! The suites on a real Redis Cluster (3 primaries, 3 replicas, from cache-testkit): the
-//! `CacheInterface` and `FrameStore` conformance suites, the AI layer over the cluster, and a
-//! primary killed mid-run. The suites share one cluster per test binary, each test in a
-//! namespace of its own; the failover test starts its own.
+//! `CacheInterface` and `FrameStore` conformance suites, the AI layer over the cluster, every AI
+//! suite of `tests/integration/ai` (`ai_suites`, on a cluster of their own), a resharding, and
+//! primaries killed or hung mid-run. The conformance suites share one cluster per test binary,
+//! each test in a namespace of its own; the failover and resharding tests start their own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -9,6 +10,7 @@ use aicache::RedisCacheConfig;
 use cache_testkit::RedisCluster;
 
 mod ai;
+mod ai_suites;
 mod failover;
 mod resharding;
 
