@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::server::{LaunchError, RedisServer, ServerConfig, free_port};
+use crate::server::{AclUser, LaunchError, RedisServer, ServerConfig, free_port};
 
 /// `cluster-node-timeout` of the nodes: a primary is marked failed after this long, and its
 /// replica takes over soon after.
@@ -25,10 +25,17 @@ pub fn redis_cli_binary() -> String {
     std::env::var("REDIS_CLI_BIN").unwrap_or_else(|_| "redis-cli".to_string())
 }
 
+/// The test kit's own user on a cluster with access control: it creates and inspects the
+/// cluster, and replicas log in to their primaries as it.
+const ADMIN_USER: &str = "testkit-admin";
+const ADMIN_PASSWORD: &str = "testkit-admin-password";
+
 /// A running Redis Cluster: `primaries` primaries with one replica each.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
     watchdog: Option<Child>,
+    /// Nodes require a login ([`RedisCluster::start_with_user`]).
+    access_control: bool,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -60,7 +67,7 @@ fn cluster_port() -> Result<u16, LaunchError> {
 const CLI_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Runs `redis-cli` with `args`; its standard output. Killed after [`CLI_TIMEOUT`].
-fn cli(args: &[&str]) -> Result<String, LaunchError> {
+fn run_cli(args: &[&str]) -> Result<String, LaunchError> {
     let binary = redis_cli_binary();
     let mut child = Command::new(&binary)
         .args(args)
@@ -143,9 +150,25 @@ impl RedisCluster {
     /// [`LaunchError`] when a node does not start, `redis-cli` is missing, or the cluster is not
     /// ready within 60 s.
     pub fn try_start(primaries: usize) -> Result<Self, LaunchError> {
+        Self::try_start_with(primaries, None)
+    }
+
+    /// Starts 3 primaries and 3 replicas on which `user` is the only login besides the test
+    /// kit's own (the default user is off), as a production cluster with ACLs runs.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with_user(user: AclUser) -> Self {
+        match Self::try_start_with(3, Some(user)) {
+            Ok(cluster) => cluster,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn try_start_with(primaries: usize, user: Option<AclUser>) -> Result<Self, LaunchError> {
         let mut nodes = Vec::with_capacity(primaries * 2);
         for _ in 0..primaries * 2 {
-            let config = ServerConfig::default()
+            let mut config = ServerConfig::default()
                 .with_port(cluster_port()?)
                 .with_config_line("cluster-enabled yes")
                 .with_config_line("cluster-config-file nodes.conf")
@@ -156,11 +179,23 @@ impl RedisCluster {
                 // The other primaries keep serving while one's slots have no primary.
                 .with_config_line("cluster-require-full-coverage no")
                 .with_config_line("cluster-replica-validity-factor 0");
+            if let Some(user) = &user {
+                config = config
+                    .with_acl_user(AclUser::new(
+                        ADMIN_USER,
+                        ADMIN_PASSWORD,
+                        &["~*", "&*", "+@all"],
+                    ))
+                    .with_acl_user(user.clone())
+                    .with_config_line(format!("masteruser {ADMIN_USER}"))
+                    .with_config_line(format!("masterauth {ADMIN_PASSWORD}"));
+            }
             nodes.push(RedisServer::try_start(config)?);
         }
         let mut cluster = Self {
             nodes,
             watchdog: None,
+            access_control: user.is_some(),
         };
         cluster.watchdog = cluster.spawn_watchdog();
         let addresses: Vec<String> = cluster
@@ -171,7 +206,7 @@ impl RedisCluster {
         let mut args = vec!["--cluster", "create"];
         args.extend(addresses.iter().map(String::as_str));
         args.extend(["--cluster-replicas", "1", "--cluster-yes"]);
-        cli(&args)?;
+        cluster.cli(&args)?;
         cluster.wait_ready(READY_TIMEOUT)?;
         Ok(cluster)
     }
@@ -230,12 +265,15 @@ impl RedisCluster {
         let mut covered = 0;
         for node in self.live_nodes() {
             let port = node.port().to_string();
-            let info = cli(&["-p", &port, "cluster", "info"]).map_err(|e| e.to_string())?;
+            let info = self
+                .cli(&["-p", &port, "cluster", "info"])
+                .map_err(|e| e.to_string())?;
             if !info.contains("cluster_state:ok") {
                 return Err(format!("node {port}: {info}"));
             }
-            let replication =
-                cli(&["-p", &port, "info", "replication"]).map_err(|e| e.to_string())?;
+            let replication = self
+                .cli(&["-p", &port, "info", "replication"])
+                .map_err(|e| e.to_string())?;
             if replication.contains("role:slave") && !replication.contains("master_link_status:up")
             {
                 return Err(format!("replica {port} not in sync: {replication}"));
@@ -256,7 +294,7 @@ impl RedisCluster {
 
     /// The slots the node on `port` serves as a primary, by its own `CLUSTER NODES`.
     fn slots_of(&self, port: u16) -> Vec<u16> {
-        let Ok(text) = cli(&["-p", &port.to_string(), "cluster", "nodes"]) else {
+        let Ok(text) = self.cli(&["-p", &port.to_string(), "cluster", "nodes"]) else {
             return Vec::new();
         };
         let mut slots = Vec::new();
@@ -281,6 +319,30 @@ impl RedisCluster {
         self.nodes.iter().map(RedisServer::url).collect()
     }
 
+    /// Each node's URL, logging in as ACL user `name` with `password`.
+    pub fn urls_for_user(&self, name: &str, password: &str) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| n.url_for_user(name, password))
+            .collect()
+    }
+
+    /// Runs `redis-cli` with `args`, logged in as the test kit's user where nodes require it.
+    fn cli(&self, args: &[&str]) -> Result<String, LaunchError> {
+        if !self.access_control {
+            return run_cli(args);
+        }
+        let mut full = vec![
+            "--user",
+            ADMIN_USER,
+            "--pass",
+            ADMIN_PASSWORD,
+            "--no-auth-warning",
+        ];
+        full.extend_from_slice(args);
+        run_cli(&full)
+    }
+
     /// The nodes (to inspect one, or [`RedisServer::pause`] it).
     pub fn nodes(&self) -> &[RedisServer] {
         &self.nodes
@@ -290,7 +352,7 @@ impl RedisCluster {
     pub fn primary_ports(&self) -> Vec<u16> {
         self.live_nodes()
             .filter(|n| {
-                cli(&["-p", &n.port().to_string(), "info", "replication"])
+                self.cli(&["-p", &n.port().to_string(), "info", "replication"])
                     .is_ok_and(|text| text.contains("role:master"))
             })
             .map(RedisServer::port)
@@ -303,7 +365,8 @@ impl RedisCluster {
     /// When no node answers.
     pub fn slot_of(&self, key: &str) -> u16 {
         let port = self.primary_ports()[0].to_string();
-        let reply = cli(&["-p", &port, "cluster", "keyslot", key])
+        let reply = self
+            .cli(&["-p", &port, "cluster", "keyslot", key])
             .unwrap_or_else(|e| panic!("CLUSTER KEYSLOT failed: {e}"));
         reply
             .trim()
@@ -328,7 +391,7 @@ impl RedisCluster {
     /// # Panics
     /// When the node does not answer.
     pub fn node_id(&self, port: u16) -> String {
-        cli(&["-p", &port.to_string(), "cluster", "myid"])
+        self.cli(&["-p", &port.to_string(), "cluster", "myid"])
             .unwrap_or_else(|e| panic!("CLUSTER MYID failed: {e}"))
             .trim()
             .to_string()
@@ -344,7 +407,7 @@ impl RedisCluster {
         let slot = slot.to_string();
         let (from_id, to_id) = (self.node_id(from), self.node_id(to));
         for (port, state, id) in [(to, "importing", from_id), (from, "migrating", to_id)] {
-            cli(&[
+            self.cli(&[
                 "-p",
                 &port.to_string(),
                 "cluster",
@@ -365,7 +428,8 @@ impl RedisCluster {
     pub fn migrate_slot_keys(&self, slot: u16, from: u16, to: u16) {
         let (from_port, slot) = (from.to_string(), slot.to_string());
         loop {
-            let keys = cli(&["-p", &from_port, "cluster", "getkeysinslot", &slot, "100"])
+            let keys = self
+                .cli(&["-p", &from_port, "cluster", "getkeysinslot", &slot, "100"])
                 .unwrap_or_else(|e| panic!("CLUSTER GETKEYSINSLOT failed: {e}"));
             let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
             if keys.is_empty() {
@@ -373,9 +437,21 @@ impl RedisCluster {
             }
             let to_port = to.to_string();
             let mut args = vec!["-p", &from_port, "migrate", "127.0.0.1", &to_port, "", "0"];
-            args.extend(["5000", "KEYS"]);
+            args.push("5000");
+            if self.access_control {
+                args.extend(["AUTH2", ADMIN_USER, ADMIN_PASSWORD]);
+            }
+            args.push("KEYS");
             args.extend(keys);
-            cli(&args).unwrap_or_else(|e| panic!("MIGRATE failed: {e}"));
+            let reply = self
+                .cli(&args)
+                .unwrap_or_else(|e| panic!("MIGRATE failed: {e}"));
+            // redis-cli exits 0 on an error reply: without this check a refused MIGRATE
+            // would loop forever on the same keys.
+            assert!(
+                matches!(reply.trim(), "OK" | "NOKEY"),
+                "MIGRATE answered {reply:?}"
+            );
         }
     }
 
@@ -393,7 +469,7 @@ impl RedisCluster {
                 .filter(|p| ![to, from].contains(p)),
         );
         for port in ports {
-            cli(&[
+            self.cli(&[
                 "-p",
                 &port.to_string(),
                 "cluster",
@@ -422,7 +498,8 @@ impl RedisCluster {
     /// # Panics
     /// When the primary has no live replica.
     pub fn replica_of(&self, port: u16) -> u16 {
-        let nodes = cli(&["-p", &port.to_string(), "cluster", "nodes"])
+        let nodes = self
+            .cli(&["-p", &port.to_string(), "cluster", "nodes"])
             .unwrap_or_else(|e| panic!("CLUSTER NODES failed: {e}"));
         let id = self.node_id(port);
         nodes

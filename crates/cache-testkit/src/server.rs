@@ -63,6 +63,7 @@ pub const CACHE_ACL_COMMANDS: &[&str] = &[
     "+cluster|slots",
     "+cluster|nodes",
     "+wait",
+    "+asking",
 ];
 
 impl AclUser {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use aicache::RedisCacheConfig;
 use cache_testkit::RedisCluster;
 
+mod access;
 mod ai;
 mod ai_suites;
 mod failover;
