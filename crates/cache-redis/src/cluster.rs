@@ -1,6 +1,6 @@
 //! Redis Cluster: the cluster client built from the seed nodes through the one connection
-//! factory, and our view of the topology (which primary serves which slot), with a circuit
-//! breaker and a walk pool per primary.
+//! factory, and our view of the topology (which primary serves which slot), with a hot-path
+//! connection, a circuit breaker and walk and removal pools per primary ([`Node`]).
 //!
 //! - Our slot table routes: a single-key command or a batch goes straight to its primary's own
 //!   connection ([`Node`]), under our timeout. A `MOVED` or `ASK` from there is followed by
@@ -387,7 +387,6 @@ impl Topology {
                 tracing::debug!(error = %e, "the cluster's topology could not be read");
             }
             let outcome = node.reconnect(topology.settings.probe_timeout).await;
-
             if node.breaker.end_probe(outcome) {
                 topology.recovered.notify_one();
             }

@@ -1,7 +1,7 @@
 //! [`RedisStore`]: one Redis server, or a Redis Cluster, as a [`FrameStore`].
 //!
-//! Hot-path commands share one multiplexed connection behind the circuit breaker (`link.rs`),
-//! each under our timeout; walks run on pooled connections of their own (`pattern.rs`); what Redis
+//! Hot-path commands share multiplexed connections (one server's, or each cluster primary's)
+//! behind circuit breakers (`link.rs`, `breaker.rs`), each under our timeout; walks run on pooled connections of their own (`pattern.rs`); what Redis
 //! cannot take while it is unavailable waits in the replay queue (`replay.rs`).
 
 use std::fmt;
@@ -311,18 +311,15 @@ impl StoreInner {
             (Target::Node(node), Servers::Cluster(topology)) => Some((topology, node)),
             _ => None,
         };
+        let mut redirects = 0;
         if let Some((topology, node)) = &primary {
             if !node.breaker.is_available() {
                 topology.maybe_probe(node);
                 bump(&self.counters.skipped);
                 return Err(unavailable());
             }
-            if let HotConnection::Cluster(cluster) = conn {
-                conn = HotConnection::Direct {
-                    node: Arc::clone(node),
-                    cluster,
-                };
-            }
+            redirects = node.redirects();
+            conn = conn.direct(node);
         }
         self.counters.requests.add(1);
         let result = with_timeout(self.command_timeout, what, async {
@@ -337,8 +334,17 @@ impl StoreInner {
         }
         let outcome = result.as_ref().map(|_| ());
         match (primary, outcome) {
+            // Another node answered (a redirect): it says nothing about this primary.
+            (Some((_, node)), _) if node.redirects() != redirects => {}
             (Some((_, node)), Ok(())) => node.breaker.observe_success(),
-            (Some((_, node)), Err(e)) => node.breaker.observe_failure(e),
+            (Some((_, node)), Err(e)) => {
+                // A dead or hung primary never answers `MOVED`: the table learns its failover
+                // from a fresh read, whether or not the breaker opens (it may be disabled).
+                if e.is_transient() {
+                    node.relearn();
+                }
+                node.breaker.observe_failure(e);
+            }
             (None, Ok(())) => self.link.observe_success(),
             (None, Err(e)) => self.link.observe_failure(e, generation),
         }

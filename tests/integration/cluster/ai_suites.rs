@@ -1,10 +1,11 @@
 //! The AI suites of `tests/integration/ai` again, on a Redis Cluster of their own (3 primaries,
 //! 3 replicas). They use fixed namespaces (the AI layer's keys are `aicache:v1:…`) and inspect
 //! Redis by key, as on one server, so they take turns: each test holds the cluster for its
-//! whole run, and starts on an empty one.
+//! whole run (its thread's), and starts on an empty one.
 
 mod under_test {
-    use std::sync::{Mutex, MutexGuard, OnceLock};
+    use std::cell::RefCell;
+    use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
     use aicache::RedisCacheConfig;
     use cache_testkit::RedisCluster;
@@ -17,9 +18,7 @@ mod under_test {
     }
 
     /// The cluster, held by one test at a time.
-    pub(crate) struct Redis {
-        _turn: MutexGuard<'static, ()>,
-    }
+    pub(crate) struct Redis;
 
     impl Redis {
         /// A seed's URL (the tests pass it to [`test_config`], which takes every seed).
@@ -28,14 +27,25 @@ mod under_test {
         }
     }
 
+    static TURNS: Mutex<()> = Mutex::new(());
+
+    thread_local! {
+        /// This test thread's turn. Released when the thread ends, after the test's runtime
+        /// and every task on it are gone (nothing of one test writes into the next); kept by a
+        /// thread that runs several tests in a row.
+        static TURN: RefCell<Option<MutexGuard<'static, ()>>> = const { RefCell::new(None) };
+    }
+
     /// Waits for the cluster, then empties every primary (the replicas follow).
     pub(crate) fn server() -> Redis {
-        static TURNS: Mutex<()> = Mutex::new(());
-        // A test that failed while holding the cluster leaves nothing the next one relies on:
-        // the cluster is emptied below.
-        let turn = TURNS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        TURN.with(|turn| {
+            let mut turn = turn.borrow_mut();
+            if turn.is_none() {
+                // A test that failed while holding the cluster leaves nothing the next one
+                // relies on: the cluster is emptied below.
+                *turn = Some(TURNS.lock().unwrap_or_else(PoisonError::into_inner));
+            }
+        });
         for port in cluster().primary_ports() {
             let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
                 .unwrap()
@@ -43,7 +53,7 @@ mod under_test {
                 .unwrap();
             redis::cmd("FLUSHALL").exec(&mut conn).unwrap();
         }
-        Redis { _turn: turn }
+        Redis
     }
 
     /// The store's test settings over the cluster's seeds (`_seed` names one of them).

@@ -267,3 +267,26 @@ async fn a_hung_primary_degrades_only_its_slots() {
     );
     cluster.node_mut(hung).resume();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failover_is_followed_with_the_breaker_disabled() {
+    // No breaker means no probe: the failed commands themselves must make the store read the
+    // topology again, or the dead primary's slots would never serve again.
+    let mut cluster = RedisCluster::start();
+    let config = cluster_config(&cluster, "nobreaker")
+        .with_l1(None)
+        .with_breaker(false, 3);
+    let prefix = config.key_prefix.clone();
+    let cache = GenericRedisCache::connect(config).await.unwrap();
+    let key = CacheKey::new("on-the-victim").unwrap();
+    let victim = cluster.primary_for(&format!("{prefix}:{key}"));
+    cluster.kill(victim);
+    assert_eq!(cache.get(&key).await.unwrap(), None, "a miss, not an error");
+    waits_for(&cluster, Duration::from_secs(30));
+    let serves = eventually(Duration::from_secs(20), || async {
+        cache.set(&key, "again".into(), None).await.unwrap();
+        cache.get(&key).await.unwrap().is_some()
+    })
+    .await;
+    assert!(serves, "the promoted replica's slots never served again");
+}

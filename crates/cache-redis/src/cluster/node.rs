@@ -1,7 +1,7 @@
 //! [`Node`]: one primary of the cluster, with its breaker, its hot-path connection and its walk
 //! and removal connections.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -31,8 +31,10 @@ pub(crate) struct Node {
     /// half-open socket from before an outage is never reused.
     direct: ArcSwap<ConnectionManager>,
     factory: ConnectionFactory,
-    /// Told when this primary redirects a command: our table is behind the cluster's.
+    /// Told when this primary answers `MOVED`: our table is behind the cluster's.
     topology: Weak<Topology>,
+    /// Commands this primary redirected (`MOVED`, `ASK`).
+    redirects: AtomicU64,
 }
 
 impl Node {
@@ -63,6 +65,7 @@ impl Node {
             address,
             replicas: AtomicUsize::new(0),
             topology: topology.this.clone(),
+            redirects: AtomicU64::new(0),
         })
     }
 
@@ -76,8 +79,24 @@ impl Node {
         ConnectionManager::clone(&self.direct.load())
     }
 
-    /// This primary answered `MOVED` or `ASK`: read the topology again in the background.
-    pub(crate) fn redirected(&self) {
+    /// This primary redirected a command. A `MOVED` means the slot has a new owner: read the
+    /// topology again in the background. An `ASK` is a slot still migrating, which the table
+    /// cannot show yet.
+    pub(crate) fn redirected(&self, asking: bool) {
+        self.redirects.fetch_add(1, Ordering::Relaxed);
+        if !asking {
+            self.relearn();
+        }
+    }
+
+    /// Commands redirected so far: a call that saw this change was answered by another node,
+    /// whose outcome says nothing about this one.
+    pub(crate) fn redirects(&self) -> u64 {
+        self.redirects.load(Ordering::Relaxed)
+    }
+
+    /// Reads the topology again in the background (rate-limited by the topology).
+    pub(crate) fn relearn(&self) {
         if let Some(topology) = self.topology.upgrade() {
             topology.relearn();
         }
