@@ -393,6 +393,19 @@ fn tls_failure(e: &RedisError) -> Option<String> {
     None
 }
 
+/// Whether `e` is a cluster's `MOVED` or `ASK` (the command reached a node that does not serve
+/// its slot), alone or as the first failure of a pipeline.
+pub(crate) fn is_redirect(e: &Error) -> bool {
+    std::error::Error::source(e)
+        .and_then(|source| source.downcast_ref::<RedisError>())
+        .is_some_and(|redis| {
+            matches!(
+                redis.kind(),
+                redis::ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask)
+            )
+        })
+}
+
 /// Maps a redis-rs error to the core error, keeping it as the source: a refused password or
 /// permission is [`ErrorKind::Auth`], a failed TLS handshake or certificate check
 /// [`ErrorKind::Tls`] (neither is transient: fix the configuration), a refused or broken

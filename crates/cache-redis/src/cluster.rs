@@ -3,8 +3,9 @@
 //! connection, a circuit breaker and walk and removal pools per primary ([`Node`]).
 //!
 //! - Our slot table routes: a single-key command or a batch goes straight to its primary's own
-//!   connection ([`Node`]), under our timeout. A `MOVED` or `ASK` from there is followed by
-//!   redis-rs's `ClusterConnection` (which knows how) and makes us read the topology again.
+//!   connection ([`Node`]), under our timeout. A `MOVED` or `ASK` from there is followed on the
+//!   named node's connection (`hot.rs`; [`Topology::connection_to`]), and a `MOVED` makes us
+//!   read the topology again.
 //! - A dead primary opens its own breaker: reads of its slots miss and writes are queued, while
 //!   the other primaries keep serving. Its probe re-reads the topology, so after a replica's
 //!   failover the slots move to the new primary and serve again; a hung old primary, which
@@ -12,12 +13,14 @@
 //! - `SCAN` is per server: walks and pattern removals visit every primary, each with its own
 //!   cursor, on that primary's connections.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use cache_core::{BreakerState, Error, ErrorKind, L2Health, NodeHealth, Recorder, Result};
+use redis::aio::ConnectionManager;
 use tokio::sync::Notify;
 
 use crate::breaker::{BreakerSettings, lock};
@@ -78,6 +81,30 @@ pub(crate) struct Topology {
     last_attempt: Mutex<Option<Instant>>,
     /// Walk steps of primaries no longer in the table.
     retired_steps: AtomicU64,
+    /// When a failed command last made the table be read again.
+    last_error_relearn: Mutex<Option<Instant>>,
+    /// Topology reads so far: each starts from another primary.
+    reads: AtomicUsize,
+    /// Connections to nodes that redirects name but our table does not list (a node that owns
+    /// no slot yet, while a resharding moves slots to it).
+    redirect_targets: Mutex<HashMap<String, ConnectionManager>>,
+}
+
+/// How often failed commands may make the table be read again: a dead primary with no replica
+/// to take over fails every command for as long as it is down.
+const ERROR_RELEARN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Redirect targets kept at once (forgotten all together beyond that).
+const MAX_REDIRECT_TARGETS: usize = 16;
+
+/// Whether `interval` has passed since `last`, which then becomes now.
+fn due(last: &Mutex<Option<Instant>>, interval: Duration) -> bool {
+    let mut last = lock(last);
+    if last.is_some_and(|at| at.elapsed() < interval) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
 }
 
 impl Topology {
@@ -107,6 +134,9 @@ impl Topology {
             refreshing: tokio::sync::Mutex::new(()),
             refreshed_at: Mutex::new(None),
             retired_steps: AtomicU64::new(0),
+            last_error_relearn: Mutex::new(None),
+            reads: AtomicUsize::new(0),
+            redirect_targets: Mutex::new(HashMap::new()),
         });
         match topology.refresh().await {
             Ok(()) => {}
@@ -164,22 +194,57 @@ impl Topology {
     /// Starts a background refresh, at most once per `min_delay` (a burst of redirects reads
     /// the topology once).
     pub(crate) fn relearn(self: &Arc<Self>) {
+        if !due(&self.last_attempt, self.settings.min_delay) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        {
-            let mut last = lock(&self.last_attempt);
-            if last.is_some_and(|at| at.elapsed() < self.settings.min_delay) {
-                return;
-            }
-            *last = Some(Instant::now());
-        }
         let topology = Arc::clone(self);
         runtime.spawn(async move {
             if let Err(e) = topology.refresh().await {
                 tracing::debug!(error = %e, "the cluster's topology could not be read");
             }
         });
+    }
+
+    /// [`relearn`](Self::relearn) after a command failed (a dead or hung primary never answers
+    /// `MOVED`): at most once per [`ERROR_RELEARN_INTERVAL`].
+    pub(crate) fn relearn_after_error(self: &Arc<Self>) {
+        if due(&self.last_error_relearn, ERROR_RELEARN_INTERVAL) {
+            self.relearn();
+        }
+    }
+
+    /// A connection to `host:port`, which a redirect named: the primary's own when our table
+    /// lists it, else one kept for redirect targets.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Config`] when the address does not make a valid connection.
+    pub(crate) fn connection_to(&self, host: &str, port: u16) -> Result<ConnectionManager> {
+        let address = format!("{host}:{port}");
+        if let Some(node) = self
+            .table
+            .load()
+            .nodes
+            .iter()
+            .find(|n| n.address == address)
+        {
+            return Ok(node.connection());
+        }
+        let mut targets = lock(&self.redirect_targets);
+        if let Some(conn) = targets.get(&address) {
+            return Ok(conn.clone());
+        }
+        let seed = self.factory.seeds.first().ok_or_else(|| {
+            Error::new(ErrorKind::Config, "a cluster needs at least one seed URL")
+        })?;
+        let conn = seed.for_address(host, port)?.manager()?;
+        if targets.len() >= MAX_REDIRECT_TARGETS {
+            targets.clear();
+        }
+        targets.insert(address, conn.clone());
+        Ok(conn)
     }
 
     /// The primaries, with the table read again unless it is very fresh (walks and pattern
@@ -252,6 +317,13 @@ impl Topology {
 
     async fn read_topology(&self) -> Result<()> {
         let mut candidates = self.primaries();
+        // Each read starts from another primary: many instances reading at once spread over
+        // them, and a dead primary (its breaker disabled, so it looks available) is not always
+        // asked first.
+        if !candidates.is_empty() {
+            let turn = self.reads.fetch_add(1, Ordering::Relaxed) % candidates.len();
+            candidates.rotate_left(turn);
+        }
         candidates.sort_by_key(|n| !n.breaker.is_available());
         let mut last_error = None;
         for node in &candidates {

@@ -1,15 +1,15 @@
 //! The shared hot-path connection: one server's `ConnectionManager`, a cluster's
 //! `ClusterConnection` (which routes each single-key command to its slot's primary and follows
-//! `MOVED`/`ASK`), or one primary's own connection with that cluster connection behind it for
-//! redirects. All multiplex concurrent tasks on their sockets and are cloned per call, so the
+//! `MOVED`/`ASK`, while our table is empty), or one primary's own connection, following
+//! redirects on connections of our own. All multiplex concurrent tasks on their sockets and are cloned per call, so the
 //! store's commands are written once for every kind.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::FutureExt;
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::cluster_async::ClusterConnection;
-use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, RedisResult, ServerErrorKind, Value};
 
 use crate::cluster::Node;
@@ -28,27 +28,81 @@ pub(crate) enum HotConnection {
     /// through redis-rs's cluster task, and a failover is followed as soon as our table learns
     /// it (a hung old primary never answers `MOVED`, so redis-rs's map alone would keep sending
     /// its slots there).
-    Direct {
-        node: Arc<Node>,
-        /// Carries redirected commands to the address the redirect names.
-        cluster: ClusterConnection,
-        /// Where the last redirect sent this handle's commands: the rest of the call goes there
-        /// too, so a script's `SCRIPT LOAD` after `NOSCRIPT` reaches the node that lacked it.
-        redirect: Option<Redirect>,
-    },
+    Direct(Direct),
 }
 
-impl HotConnection {
-    /// A handle for `node`'s slots, over `cluster` (anything else is returned unchanged).
-    pub(crate) fn direct(self, node: &Arc<Node>) -> Self {
-        match self {
-            Self::Cluster(cluster) => Self::Direct {
-                node: Arc::clone(node),
-                cluster,
-                redirect: None,
-            },
-            other => other,
+/// One call's handle to a primary: where its commands go, and what happened to them.
+#[derive(Clone)]
+pub(crate) struct Direct {
+    node: Arc<Node>,
+    /// Follow `MOVED` and `ASK` (a removal that must know where it landed does not).
+    follow: bool,
+    /// Where the last redirect sent this call's commands: the rest of the call goes there too,
+    /// so a script's `SCRIPT LOAD` after `NOSCRIPT` reaches the node that lacked it.
+    redirect: Option<(Redirect, ConnectionManager)>,
+    /// Set once a command of this call was redirected: another node answered it.
+    redirected: Arc<AtomicBool>,
+}
+
+impl Direct {
+    /// A call's handle to `node`; `redirected` learns whether a command of it was redirected.
+    pub(crate) fn new(node: Arc<Node>, follow: bool, redirected: Arc<AtomicBool>) -> Self {
+        Self {
+            node,
+            follow,
+            redirect: None,
+            redirected,
         }
+    }
+
+    async fn command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        let mut reply = match &mut self.redirect {
+            None => self.node.connection().req_packed_command(cmd).await,
+            Some((to, conn)) => to.send(conn, cmd).await,
+        };
+        for _ in 0..MAX_REDIRECTS {
+            let Some(to) = Redirect::of(&reply) else {
+                break;
+            };
+            self.redirected.store(true, Ordering::Relaxed);
+            self.node.redirected(to.asking);
+            if !self.follow {
+                break;
+            }
+            let mut conn = match self.node.connection_to(&to.host, to.port) {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::debug!(error = %e, "no connection to the node a redirect names");
+                    break;
+                }
+            };
+            reply = to.send(&mut conn, cmd).await;
+            self.redirect = Some((to, conn));
+        }
+        reply
+    }
+
+    /// A batch for the primary; replies that are redirects stay in place (the caller retries
+    /// them one by one, which follows them).
+    async fn batch(
+        &mut self,
+        pipeline: &Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        let replies = self
+            .node
+            .connection()
+            .req_packed_commands(pipeline, offset, count)
+            .await;
+        if let Ok(values) = &replies {
+            let redirects: Vec<Redirect> = values.iter().filter_map(Redirect::of_value).collect();
+            if !redirects.is_empty() {
+                self.redirected.store(true, Ordering::Relaxed);
+                self.node.redirected(redirects.iter().all(|r| r.asking));
+            }
+        }
+        replies
     }
 }
 
@@ -65,14 +119,23 @@ impl Redirect {
     /// The redirect a reply is, if it is one: `MOVED <slot> <host>:<port>` or `ASK …`, as an
     /// error reply (redis-rs returns those as values) or as an error.
     fn of(reply: &RedisResult<Value>) -> Option<Self> {
-        let (kind, detail) = match reply {
-            Ok(Value::ServerError(e)) => (e.kind()?, e.details()?),
+        match reply {
+            Ok(value) => Self::of_value(value),
             Err(e) => match e.kind() {
-                ErrorKind::Server(kind) => (kind, e.detail()?),
-                _ => return None,
+                ErrorKind::Server(kind) => Self::parse(kind, e.detail()?),
+                _ => None,
             },
-            Ok(_) => return None,
-        };
+        }
+    }
+
+    fn of_value(value: &Value) -> Option<Self> {
+        match value {
+            Value::ServerError(e) => Self::parse(e.kind()?, e.details()?),
+            _ => None,
+        }
+    }
+
+    fn parse(kind: ServerErrorKind, detail: &str) -> Option<Self> {
         let asking = match kind {
             ServerErrorKind::Moved => false,
             ServerErrorKind::Ask => true,
@@ -86,27 +149,21 @@ impl Redirect {
         })
     }
 
-    async fn send(&self, cluster: &mut ClusterConnection, cmd: &Cmd) -> RedisResult<Value> {
-        let route = SingleNodeRoutingInfo::ByAddress {
-            host: self.host.clone(),
-            port: self.port,
-        };
+    async fn send(&self, conn: &mut ConnectionManager, cmd: &Cmd) -> RedisResult<Value> {
         if !self.asking {
-            return cluster
-                .route_command(cmd.clone(), RoutingInfo::SingleNode(route))
-                .await;
+            return conn.req_packed_command(cmd).await;
         }
-        // One pipeline, so that nothing else on the multiplexed connection comes between.
+        // One pipeline, so that nothing else on the multiplexed connection comes between; a
+        // refused `ASKING` (an ACL without `+asking`) is the answer, not lost.
         let mut pipe = redis::pipe();
         pipe.cmd("ASKING").add_command(cmd.clone());
-        let mut replies = cluster.route_pipeline(pipe, 1, 1, route).await?;
-        Ok(replies.pop().unwrap_or(Value::Nil))
+        let mut replies = conn.req_packed_commands(&pipe, 0, 2).await?.into_iter();
+        match (replies.next(), replies.next()) {
+            (Some(refused @ Value::ServerError(_)), _) => Ok(refused),
+            (_, Some(reply)) => Ok(reply),
+            _ => Ok(Value::Nil),
+        }
     }
-}
-
-fn is_redirect_reply(value: &Value) -> bool {
-    matches!(value, Value::ServerError(e)
-        if matches!(e.kind(), Some(ServerErrorKind::Moved | ServerErrorKind::Ask)))
 }
 
 impl ConnectionLike for HotConnection {
@@ -114,31 +171,10 @@ impl ConnectionLike for HotConnection {
         match self {
             Self::Single(conn) => conn.req_packed_command(cmd),
             Self::Cluster(conn) => conn.req_packed_command(cmd),
-            Self::Direct {
-                node,
-                cluster,
-                redirect,
-            } => async move {
-                let mut reply = match redirect.as_ref() {
-                    None => node.connection().req_packed_command(cmd).await,
-                    Some(to) => to.send(cluster, cmd).await,
-                };
-                for _ in 0..MAX_REDIRECTS {
-                    let Some(to) = Redirect::of(&reply) else {
-                        break;
-                    };
-                    node.redirected(to.asking);
-                    reply = to.send(cluster, cmd).await;
-                    *redirect = Some(to);
-                }
-                reply
-            }
-            .boxed(),
+            Self::Direct(direct) => direct.command(cmd).boxed(),
         }
     }
 
-    /// A batch for one primary; replies that are redirects stay in place (the caller retries
-    /// them one by one, which follows them).
     fn req_packed_commands<'a>(
         &'a mut self,
         pipeline: &'a Pipeline,
@@ -148,28 +184,15 @@ impl ConnectionLike for HotConnection {
         match self {
             Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
             Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
-            Self::Direct { node, .. } => async move {
-                let replies = node
-                    .connection()
-                    .req_packed_commands(pipeline, offset, count)
-                    .await;
-                if replies
-                    .as_ref()
-                    .is_ok_and(|values| values.iter().any(is_redirect_reply))
-                {
-                    // The singles follow them; our table is behind either way.
-                    node.redirected(false);
-                }
-                replies
-            }
-            .boxed(),
+            Self::Direct(direct) => direct.batch(pipeline, offset, count).boxed(),
         }
     }
 
     fn get_db(&self) -> i64 {
         match self {
-            Self::Cluster(conn) | Self::Direct { cluster: conn, .. } => conn.get_db(),
             Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+            Self::Direct(direct) => direct.node.connection().get_db(),
         }
     }
 }

@@ -7,7 +7,8 @@
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -23,7 +24,8 @@ use crate::breaker::BreakerSettings;
 use crate::client::{ConnectTimeouts, ConnectionFactory, map_redis_error, with_timeout};
 use crate::cluster::{ClusterFactory, Node, Topology, slot_of, slot_of_parts};
 use crate::config::RedisCacheConfig;
-use crate::hot::HotConnection;
+use crate::hot::{Direct, HotConnection};
+
 use crate::link::{HotFactory, L2Link};
 use crate::pattern::{WalkPool, read_frames, scan_page, without_tombstones};
 use crate::removal::{
@@ -285,11 +287,39 @@ impl StoreInner {
 
     /// Runs `command` on the shared connection under our timeout; `target` names the breaker
     /// that decides whether to try and learns the outcome (a cluster key's primary, not the
-    /// link). `Err(Unavailable)` when that breaker is open.
+    /// link). `Err(Unavailable)` when that breaker is open. In a cluster, `MOVED` and `ASK` are
+    /// followed.
     async fn hot_at<T, F>(
         self: &Arc<Self>,
         target: Target,
         what: &'static str,
+        command: impl FnOnce(HotConnection) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        self.hot_call(target, what, true, command).await
+    }
+
+    /// [`hot_at`](Self::hot_at) for a command that must run on the primary our table names: a
+    /// redirect is not followed, it fails the call (`Unavailable`) and re-reads the topology.
+    async fn hot_here<T, F>(
+        self: &Arc<Self>,
+        target: Target,
+        what: &'static str,
+        command: impl FnOnce(HotConnection) -> F,
+    ) -> Result<T>
+    where
+        F: Future<Output = redis::RedisResult<T>>,
+    {
+        self.hot_call(target, what, false, command).await
+    }
+
+    async fn hot_call<T, F>(
+        self: &Arc<Self>,
+        target: Target,
+        what: &'static str,
+        follow: bool,
         command: impl FnOnce(HotConnection) -> F,
     ) -> Result<T>
     where
@@ -311,15 +341,19 @@ impl StoreInner {
             (Target::Node(node), Servers::Cluster(topology)) => Some((topology, node)),
             _ => None,
         };
-        let mut redirects = 0;
-        if let Some((topology, node)) = &primary {
+        // Only cluster calls pay for the flag.
+        let redirected = primary.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
+        if let (Some((topology, node)), Some(redirected)) = (&primary, &redirected) {
             if !node.breaker.is_available() {
                 topology.maybe_probe(node);
                 bump(&self.counters.skipped);
                 return Err(unavailable());
             }
-            redirects = node.redirects();
-            conn = conn.direct(node);
+            conn = HotConnection::Direct(Direct::new(
+                Arc::clone(node),
+                follow,
+                Arc::clone(redirected),
+            ));
         }
         self.counters.requests.add(1);
         let result = with_timeout(self.command_timeout, what, async {
@@ -335,13 +369,13 @@ impl StoreInner {
         let outcome = result.as_ref().map(|_| ());
         match (primary, outcome) {
             // Another node answered (a redirect): it says nothing about this primary.
-            (Some((_, node)), _) if node.redirects() != redirects => {}
+            (Some(_), _) if redirected.is_some_and(|r| r.load(Ordering::Relaxed)) => {}
             (Some((_, node)), Ok(())) => node.breaker.observe_success(),
             (Some((_, node)), Err(e)) => {
                 // A dead or hung primary never answers `MOVED`: the table learns its failover
                 // from a fresh read, whether or not the breaker opens (it may be disabled).
                 if e.is_transient() {
-                    node.relearn();
+                    node.relearn_after_error();
                 }
                 node.breaker.observe_failure(e);
             }

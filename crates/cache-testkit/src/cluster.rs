@@ -33,9 +33,10 @@ const ADMIN_PASSWORD: &str = "testkit-admin-password";
 /// A running Redis Cluster: `primaries` primaries with one replica each.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
-    watchdog: Option<Child>,
-    /// Nodes require a login ([`RedisCluster::start_with_user`]).
-    access_control: bool,
+    /// Each kills its nodes once this process is gone.
+    watchdogs: Vec<Child>,
+    /// The only login besides the test kit's own ([`RedisCluster::start_with_user`]).
+    user: Option<AclUser>,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -122,6 +123,33 @@ fn run_cli(args: &[&str]) -> Result<String, LaunchError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
+/// One node's settings; with `user`, logins are that user and the test kit's own.
+fn node_config(user: Option<&AclUser>) -> Result<ServerConfig, LaunchError> {
+    let mut config = ServerConfig::default()
+        .with_port(cluster_port()?)
+        .with_config_line("cluster-enabled yes")
+        .with_config_line("cluster-config-file nodes.conf")
+        .with_config_line(format!(
+            "cluster-node-timeout {}",
+            CLUSTER_NODE_TIMEOUT.as_millis()
+        ))
+        // The other primaries keep serving while one's slots have no primary.
+        .with_config_line("cluster-require-full-coverage no")
+        .with_config_line("cluster-replica-validity-factor 0");
+    if let Some(user) = user {
+        config = config
+            .with_acl_user(AclUser::new(
+                ADMIN_USER,
+                ADMIN_PASSWORD,
+                &["~*", "&*", "+@all"],
+            ))
+            .with_acl_user(user.clone())
+            .with_config_line(format!("masteruser {ADMIN_USER}"))
+            .with_config_line(format!("masterauth {ADMIN_PASSWORD}"));
+    }
+    Ok(config)
+}
+
 impl RedisCluster {
     /// Starts 3 primaries and 3 replicas, panicking with an actionable message when it cannot.
     ///
@@ -168,36 +196,14 @@ impl RedisCluster {
     fn try_start_with(primaries: usize, user: Option<AclUser>) -> Result<Self, LaunchError> {
         let mut nodes = Vec::with_capacity(primaries * 2);
         for _ in 0..primaries * 2 {
-            let mut config = ServerConfig::default()
-                .with_port(cluster_port()?)
-                .with_config_line("cluster-enabled yes")
-                .with_config_line("cluster-config-file nodes.conf")
-                .with_config_line(format!(
-                    "cluster-node-timeout {}",
-                    CLUSTER_NODE_TIMEOUT.as_millis()
-                ))
-                // The other primaries keep serving while one's slots have no primary.
-                .with_config_line("cluster-require-full-coverage no")
-                .with_config_line("cluster-replica-validity-factor 0");
-            if let Some(user) = &user {
-                config = config
-                    .with_acl_user(AclUser::new(
-                        ADMIN_USER,
-                        ADMIN_PASSWORD,
-                        &["~*", "&*", "+@all"],
-                    ))
-                    .with_acl_user(user.clone())
-                    .with_config_line(format!("masteruser {ADMIN_USER}"))
-                    .with_config_line(format!("masterauth {ADMIN_PASSWORD}"));
-            }
-            nodes.push(RedisServer::try_start(config)?);
+            nodes.push(RedisServer::try_start(node_config(user.as_ref())?)?);
         }
         let mut cluster = Self {
             nodes,
-            watchdog: None,
-            access_control: user.is_some(),
+            watchdogs: Vec::new(),
+            user,
         };
-        cluster.watchdog = cluster.spawn_watchdog();
+        cluster.watch(0);
         let addresses: Vec<String> = cluster
             .ports()
             .iter()
@@ -211,10 +217,50 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// A process that kills the nodes once this process is gone.
-    fn spawn_watchdog(&self) -> Option<Child> {
-        let pids: Vec<String> = self
-            .nodes
+    /// Starts one more node and joins it as a primary that serves no slot yet, as a scale-out
+    /// begins (move slots to it with [`move_slot`](Self::move_slot)); its port, once every node
+    /// knows it and it reports `cluster_state:ok`.
+    ///
+    /// # Panics
+    /// When the node does not start or join within 60 s.
+    pub fn add_primary(&mut self) -> u16 {
+        let node = node_config(self.user.as_ref())
+            .and_then(RedisServer::try_start)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let port = node.port();
+        let existing = self.primary_ports()[0];
+        self.nodes.push(node);
+        self.watch(self.nodes.len() - 1);
+        let (new, existing) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{existing}"));
+        self.cli(&["--cluster", "add-node", &new, &existing])
+            .unwrap_or_else(|e| panic!("redis-cli --cluster add-node failed: {e}"));
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let known_by_all = || {
+            let ready = self
+                .cli(&["-p", &port.to_string(), "cluster", "info"])
+                .is_ok_and(|info| info.contains("cluster_state:ok"));
+            ready
+                && self.live_nodes().all(|n| {
+                    self.cli(&["-p", &n.port().to_string(), "cluster", "nodes"])
+                        .is_ok_and(|text| {
+                            text.lines()
+                                .any(|l| l.contains(&format!("{new}@")) && l.contains("master"))
+                        })
+                })
+        };
+        while !known_by_all() {
+            assert!(
+                Instant::now() < deadline,
+                "node {new} did not join the cluster"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        port
+    }
+
+    /// Starts a process that kills the nodes from index `from` on once this process is gone.
+    fn watch(&mut self, from: usize) {
+        let pids: Vec<String> = self.nodes[from..]
             .iter()
             .filter_map(RedisServer::pid)
             .map(|p| p.to_string())
@@ -234,9 +280,11 @@ impl RedisCluster {
                 .stderr(Stdio::null())
                 .spawn()
         };
-        spawn("setsid", &["sh", "-c", &script])
-            .or_else(|_| spawn("sh", &["-c", &script]))
-            .ok()
+        if let Ok(watchdog) =
+            spawn("setsid", &["sh", "-c", &script]).or_else(|_| spawn("sh", &["-c", &script]))
+        {
+            self.watchdogs.push(watchdog);
+        }
     }
 
     /// Waits until every running node reports `cluster_state:ok`, every slot has a live
@@ -329,7 +377,7 @@ impl RedisCluster {
 
     /// Runs `redis-cli` with `args`, logged in as the test kit's user where nodes require it.
     fn cli(&self, args: &[&str]) -> Result<String, LaunchError> {
-        if !self.access_control {
+        if self.user.is_none() {
             return run_cli(args);
         }
         let mut full = vec![
@@ -438,7 +486,7 @@ impl RedisCluster {
             let to_port = to.to_string();
             let mut args = vec!["-p", &from_port, "migrate", "127.0.0.1", &to_port, "", "0"];
             args.push("5000");
-            if self.access_control {
+            if self.user.is_some() {
                 args.extend(["AUTH2", ADMIN_USER, ADMIN_PASSWORD]);
             }
             args.push("KEYS");
@@ -532,7 +580,7 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        if let Some(mut watchdog) = self.watchdog.take() {
+        for watchdog in &mut self.watchdogs {
             let _ = watchdog.kill();
             let _ = watchdog.wait();
         }

@@ -146,3 +146,40 @@ async fn a_moved_slot_keeps_serving_and_the_store_follows_it() {
         assert_eq!(value_of(&cache, key).await.as_deref(), Some(key.as_str()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_moved_to_a_new_primary_serves_from_it() {
+    // A scale-out: the new primary owns no slot, so neither our table nor redis-rs's map has a
+    // connection to it when the first redirect names it.
+    let mut cluster = RedisCluster::start();
+    let config = cluster_config(&cluster, "scaleout").with_l1(None);
+    let prefix = config.key_prefix.clone();
+    let cache = GenericRedisCache::connect(config.clone()).await.unwrap();
+    let idle = RedisStore::connect(&config, None).await.unwrap();
+    let moving = CacheKey::new("moving").unwrap();
+    cache.set(&moving, "before".into(), None).await.unwrap();
+    let name = format!("{prefix}:{moving}");
+    let (slot, from) = (cluster.slot_of(&name), cluster.primary_for(&name));
+    let to = tokio::task::block_in_place(|| cluster.add_primary());
+
+    tokio::task::block_in_place(|| {
+        cluster.begin_slot_move(slot, from, to);
+        cluster.migrate_slot_keys(slot, from, to);
+    });
+    assert_eq!(value_of(&cache, &moving).await.as_deref(), Some("before"));
+    cache.set(&moving, "during".into(), None).await.unwrap();
+    assert_eq!(value_of(&cache, &moving).await.as_deref(), Some("during"));
+    assert!(idle.remaining_ttl(&moving).await.unwrap().is_some());
+    let (answered, _) = calls_seen(&cluster, to, "get").await;
+    assert_eq!(answered, 2, "the new primary answered both reads");
+
+    tokio::task::block_in_place(|| cluster.finish_slot_move(slot, from, to));
+    assert_eq!(value_of(&cache, &moving).await.as_deref(), Some("during"));
+    assert!(cache.delete(&moving).await.unwrap());
+    assert_eq!(value_of(&cache, &moving).await, None);
+    assert_eq!(
+        idle.get(&moving).await.unwrap(),
+        None,
+        "removed for every instance"
+    );
+}

@@ -1,12 +1,13 @@
 //! [`Node`]: one primary of the cluster, with its breaker, its hot-path connection and its walk
 //! and removal connections.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use cache_core::Result;
+use cache_core::{Error, ErrorKind, Result};
+
 use redis::aio::ConnectionManager;
 
 use super::Topology;
@@ -33,8 +34,6 @@ pub(crate) struct Node {
     factory: ConnectionFactory,
     /// Told when this primary answers `MOVED`: our table is behind the cluster's.
     topology: Weak<Topology>,
-    /// Commands this primary redirected (`MOVED`, `ASK`).
-    redirects: AtomicU64,
 }
 
 impl Node {
@@ -65,7 +64,6 @@ impl Node {
             address,
             replicas: AtomicUsize::new(0),
             topology: topology.this.clone(),
-            redirects: AtomicU64::new(0),
         })
     }
 
@@ -83,16 +81,9 @@ impl Node {
     /// topology again in the background. An `ASK` is a slot still migrating, which the table
     /// cannot show yet.
     pub(crate) fn redirected(&self, asking: bool) {
-        self.redirects.fetch_add(1, Ordering::Relaxed);
         if !asking {
             self.relearn();
         }
-    }
-
-    /// Commands redirected so far: a call that saw this change was answered by another node,
-    /// whose outcome says nothing about this one.
-    pub(crate) fn redirects(&self) -> u64 {
-        self.redirects.load(Ordering::Relaxed)
     }
 
     /// Reads the topology again in the background (rate-limited by the topology).
@@ -100,6 +91,25 @@ impl Node {
         if let Some(topology) = self.topology.upgrade() {
             topology.relearn();
         }
+    }
+
+    /// A command on this primary failed: reads the topology again, at most once a second (a
+    /// dead or hung primary never answers `MOVED`, and its breaker may be disabled).
+    pub(crate) fn relearn_after_error(&self) {
+        if let Some(topology) = self.topology.upgrade() {
+            topology.relearn_after_error();
+        }
+    }
+
+    /// A connection to the node a redirect from this primary named.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unavailable`] once the store is gone; as [`Topology::connection_to`].
+    pub(crate) fn connection_to(&self, host: &str, port: u16) -> Result<ConnectionManager> {
+        self.topology
+            .upgrade()
+            .ok_or_else(|| Error::new(ErrorKind::Unavailable, "the cluster store is closed"))?
+            .connection_to(host, port)
     }
 
     /// Builds a new hot-path connection and checks it with `PING` within `limit`; installed

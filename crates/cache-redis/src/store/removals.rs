@@ -5,6 +5,7 @@
 use cache_core::frame::tombstone;
 
 use super::*;
+use crate::client::is_redirect;
 use crate::cluster::Node;
 use crate::pattern::{WalkConnection, WalkPool};
 use crate::removal::{RecordedRemoval, covered, parse_all, record_pattern};
@@ -222,6 +223,24 @@ impl StoreInner {
         key: &CacheKey,
         issued_at: Option<u64>,
     ) -> Result<i64> {
+        let first = self.remove_key_once(key, issued_at).await;
+        match (&self.servers, &first) {
+            // Our table was behind (the slot moved): read it now and remove where the slot is,
+            // waiting for that primary's replica. (While the slot still migrates, `ASK`, the
+            // removal stays queued until it has moved.)
+            (Servers::Cluster(topology), Err(e)) if is_redirect(e) => {
+                topology.refresh_now().await?;
+                self.remove_key_once(key, issued_at).await
+            }
+            _ => first,
+        }
+    }
+
+    async fn remove_key_once(
+        self: &Arc<Self>,
+        key: &CacheKey,
+        issued_at: Option<u64>,
+    ) -> Result<i64> {
         if let Servers::Cluster(_) = &self.servers {
             // Without a known primary nothing says whether a replica must hold the tombstone:
             // not done, queued.
@@ -245,7 +264,9 @@ impl StoreInner {
         invocation
             .arg(tombstone(unix_millis()).as_ref())
             .arg(self.horizon_ms());
-        self.hot_at(node, "remove", |mut c| async move {
+        // Not followed: a primary that gained the slot may have replicas, and then the removal
+        // must wait for one. Failed instead, it is queued and replayed on the table re-read.
+        self.hot_here(node, "remove", |mut c| async move {
             invocation.invoke_async::<i64>(&mut c).await
         })
         .await
