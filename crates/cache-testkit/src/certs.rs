@@ -98,7 +98,12 @@ fn leaf(
                     .subject_alt_names
                     .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
             }
-            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+            // Client authentication too: cluster nodes present this certificate when they
+            // connect to each other (the cluster bus and replication over TLS).
+            params.extended_key_usages = vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ];
         }
         Leaf::Client => params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth],
     }

@@ -12,7 +12,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::server::{AclUser, LaunchError, RedisServer, ServerConfig, free_port};
+use crate::server::{AclUser, LaunchError, RedisServer, ServerConfig, ServerTls, free_port};
+
+mod reshard;
 
 /// `cluster-node-timeout` of the nodes: a primary is marked failed after this long, and its
 /// replica takes over soon after.
@@ -37,6 +39,8 @@ pub struct RedisCluster {
     watchdogs: Vec<Child>,
     /// The only login besides the test kit's own ([`RedisCluster::start_with_user`]).
     user: Option<AclUser>,
+    /// Clients, replicas and the cluster bus speak TLS ([`RedisCluster::start_with_tls`]).
+    tls: Option<ServerTls>,
 }
 
 impl std::fmt::Debug for RedisCluster {
@@ -123,8 +127,12 @@ fn run_cli(args: &[&str]) -> Result<String, LaunchError> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// One node's settings; with `user`, logins are that user and the test kit's own.
-fn node_config(user: Option<&AclUser>) -> Result<ServerConfig, LaunchError> {
+/// One node's settings; with `user`, logins are that user and the test kit's own; with `tls`,
+/// every link is TLS.
+fn node_config(
+    user: Option<&AclUser>,
+    tls: Option<&ServerTls>,
+) -> Result<ServerConfig, LaunchError> {
     let mut config = ServerConfig::default()
         .with_port(cluster_port()?)
         .with_config_line("cluster-enabled yes")
@@ -146,6 +154,12 @@ fn node_config(user: Option<&AclUser>) -> Result<ServerConfig, LaunchError> {
             .with_acl_user(user.clone())
             .with_config_line(format!("masteruser {ADMIN_USER}"))
             .with_config_line(format!("masterauth {ADMIN_PASSWORD}"));
+    }
+    if let Some(tls) = tls {
+        config = config
+            .with_tls(tls.clone())
+            .with_config_line("tls-cluster yes")
+            .with_config_line("tls-replication yes");
     }
     Ok(config)
 }
@@ -178,7 +192,7 @@ impl RedisCluster {
     /// [`LaunchError`] when a node does not start, `redis-cli` is missing, or the cluster is not
     /// ready within 60 s.
     pub fn try_start(primaries: usize) -> Result<Self, LaunchError> {
-        Self::try_start_with(primaries, None)
+        Self::try_start_with(primaries, None, None)
     }
 
     /// Starts 3 primaries and 3 replicas on which `user` is the only login besides the test
@@ -187,21 +201,39 @@ impl RedisCluster {
     /// # Panics
     /// As [`start`](Self::start).
     pub fn start_with_user(user: AclUser) -> Self {
-        match Self::try_start_with(3, Some(user)) {
+        match Self::try_start_with(3, Some(user), None) {
             Ok(cluster) => cluster,
             Err(e) => panic!("{e}"),
         }
     }
 
-    fn try_start_with(primaries: usize, user: Option<AclUser>) -> Result<Self, LaunchError> {
+    /// Starts 3 primaries and 3 replicas that serve TLS only (`tls`'s files), to clients, to
+    /// their replicas and on the cluster bus; [`urls`](Self::urls) are `rediss://`.
+    ///
+    /// # Panics
+    /// As [`start`](Self::start).
+    pub fn start_with_tls(tls: ServerTls) -> Self {
+        match Self::try_start_with(3, None, Some(tls)) {
+            Ok(cluster) => cluster,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn try_start_with(
+        primaries: usize,
+        user: Option<AclUser>,
+        tls: Option<ServerTls>,
+    ) -> Result<Self, LaunchError> {
         let mut nodes = Vec::with_capacity(primaries * 2);
         for _ in 0..primaries * 2 {
-            nodes.push(RedisServer::try_start(node_config(user.as_ref())?)?);
+            let config = node_config(user.as_ref(), tls.as_ref())?;
+            nodes.push(RedisServer::try_start(config)?);
         }
         let mut cluster = Self {
             nodes,
             watchdogs: Vec::new(),
             user,
+            tls,
         };
         cluster.watch(0);
         let addresses: Vec<String> = cluster
@@ -215,47 +247,6 @@ impl RedisCluster {
         cluster.cli(&args)?;
         cluster.wait_ready(READY_TIMEOUT)?;
         Ok(cluster)
-    }
-
-    /// Starts one more node and joins it as a primary that serves no slot yet, as a scale-out
-    /// begins (move slots to it with [`move_slot`](Self::move_slot)); its port, once every node
-    /// knows it and it reports `cluster_state:ok`.
-    ///
-    /// # Panics
-    /// When the node does not start or join within 60 s.
-    pub fn add_primary(&mut self) -> u16 {
-        let node = node_config(self.user.as_ref())
-            .and_then(RedisServer::try_start)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let port = node.port();
-        let existing = self.primary_ports()[0];
-        self.nodes.push(node);
-        self.watch(self.nodes.len() - 1);
-        let (new, existing) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{existing}"));
-        self.cli(&["--cluster", "add-node", &new, &existing])
-            .unwrap_or_else(|e| panic!("redis-cli --cluster add-node failed: {e}"));
-        let deadline = Instant::now() + READY_TIMEOUT;
-        let known_by_all = || {
-            let ready = self
-                .cli(&["-p", &port.to_string(), "cluster", "info"])
-                .is_ok_and(|info| info.contains("cluster_state:ok"));
-            ready
-                && self.live_nodes().all(|n| {
-                    self.cli(&["-p", &n.port().to_string(), "cluster", "nodes"])
-                        .is_ok_and(|text| {
-                            text.lines()
-                                .any(|l| l.contains(&format!("{new}@")) && l.contains("master"))
-                        })
-                })
-        };
-        while !known_by_all() {
-            assert!(
-                Instant::now() < deadline,
-                "node {new} did not join the cluster"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        port
     }
 
     /// Starts a process that kills the nodes from index `from` on once this process is gone.
@@ -377,16 +368,18 @@ impl RedisCluster {
 
     /// Runs `redis-cli` with `args`, logged in as the test kit's user where nodes require it.
     fn cli(&self, args: &[&str]) -> Result<String, LaunchError> {
-        if self.user.is_none() {
-            return run_cli(args);
+        let mut full: Vec<&str> = Vec::new();
+        if self.user.is_some() {
+            full.extend(["--user", ADMIN_USER, "--pass", ADMIN_PASSWORD]);
+            full.push("--no-auth-warning");
         }
-        let mut full = vec![
-            "--user",
-            ADMIN_USER,
-            "--pass",
-            ADMIN_PASSWORD,
-            "--no-auth-warning",
-        ];
+        let ca_file = self
+            .tls
+            .as_ref()
+            .map(|tls| tls.ca_file.display().to_string());
+        if let Some(ca_file) = &ca_file {
+            full.extend(["--tls", "--cacert", ca_file]);
+        }
         full.extend_from_slice(args);
         run_cli(&full)
     }
@@ -443,102 +436,6 @@ impl RedisCluster {
             .unwrap_or_else(|e| panic!("CLUSTER MYID failed: {e}"))
             .trim()
             .to_string()
-    }
-
-    /// Starts moving `slot` from the primary on `from` to the one on `to` (`IMPORTING` on `to`,
-    /// then `MIGRATING` on `from`): from now on, `from` answers `ASK` for the slot's keys it no
-    /// longer holds.
-    ///
-    /// # Panics
-    /// When a node refuses.
-    pub fn begin_slot_move(&self, slot: u16, from: u16, to: u16) {
-        let slot = slot.to_string();
-        let (from_id, to_id) = (self.node_id(from), self.node_id(to));
-        for (port, state, id) in [(to, "importing", from_id), (from, "migrating", to_id)] {
-            self.cli(&[
-                "-p",
-                &port.to_string(),
-                "cluster",
-                "setslot",
-                &slot,
-                state,
-                &id,
-            ])
-            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {state} failed: {e}"));
-        }
-    }
-
-    /// Moves the keys of `slot` that the primary on `from` still holds to the one on `to`
-    /// (`MIGRATE`), during a move [`begin_slot_move`](Self::begin_slot_move) started.
-    ///
-    /// # Panics
-    /// When a node refuses.
-    pub fn migrate_slot_keys(&self, slot: u16, from: u16, to: u16) {
-        let (from_port, slot) = (from.to_string(), slot.to_string());
-        loop {
-            let keys = self
-                .cli(&["-p", &from_port, "cluster", "getkeysinslot", &slot, "100"])
-                .unwrap_or_else(|e| panic!("CLUSTER GETKEYSINSLOT failed: {e}"));
-            let keys: Vec<&str> = keys.lines().filter(|k| !k.is_empty()).collect();
-            if keys.is_empty() {
-                return;
-            }
-            let to_port = to.to_string();
-            let mut args = vec!["-p", &from_port, "migrate", "127.0.0.1", &to_port, "", "0"];
-            args.push("5000");
-            if self.user.is_some() {
-                args.extend(["AUTH2", ADMIN_USER, ADMIN_PASSWORD]);
-            }
-            args.push("KEYS");
-            args.extend(keys);
-            let reply = self
-                .cli(&args)
-                .unwrap_or_else(|e| panic!("MIGRATE failed: {e}"));
-            // redis-cli exits 0 on an error reply: without this check a refused MIGRATE
-            // would loop forever on the same keys.
-            assert!(
-                matches!(reply.trim(), "OK" | "NOKEY"),
-                "MIGRATE answered {reply:?}"
-            );
-        }
-    }
-
-    /// Ends a move: every primary learns that `to` serves `slot` (`CLUSTER SETSLOT … NODE`).
-    ///
-    /// # Panics
-    /// When a node refuses.
-    pub fn finish_slot_move(&self, slot: u16, from: u16, to: u16) {
-        let (slot, to_id) = (slot.to_string(), self.node_id(to));
-        // The destination first, then the source, as Redis's resharding does.
-        let mut ports = vec![to, from];
-        ports.extend(
-            self.primary_ports()
-                .into_iter()
-                .filter(|p| ![to, from].contains(p)),
-        );
-        for port in ports {
-            self.cli(&[
-                "-p",
-                &port.to_string(),
-                "cluster",
-                "setslot",
-                &slot,
-                "node",
-                &to_id,
-            ])
-            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT NODE failed: {e}"));
-        }
-    }
-
-    /// Moves `slot` and its keys from the primary on `from` to the one on `to`, as a resharding
-    /// does: clients that still send its keys to `from` get `MOVED`.
-    ///
-    /// # Panics
-    /// When a node refuses.
-    pub fn move_slot(&self, slot: u16, from: u16, to: u16) {
-        self.begin_slot_move(slot, from, to);
-        self.migrate_slot_keys(slot, from, to);
-        self.finish_slot_move(slot, from, to);
     }
 
     /// The port of a replica of the primary on `port`.
