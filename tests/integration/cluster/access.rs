@@ -73,12 +73,7 @@ async fn the_documented_cache_user_runs_every_operation_on_a_cluster() {
     // A slot moving while the store runs: ASK, then MOVED, followed as the cache user.
     let moving = key("k7");
     let name = cache.redis_key(&moving);
-    let (slot, from) = (cluster.slot_of(&name), cluster.primary_for(&name));
-    let to = cluster
-        .primary_ports()
-        .into_iter()
-        .find(|&p| p != from)
-        .unwrap();
+    let (slot, from, to) = cluster.slot_move_for(&name);
     tokio::task::block_in_place(|| {
         cluster.begin_slot_move(slot, from, to);
         cluster.migrate_slot_keys(slot, from, to);
@@ -158,12 +153,7 @@ async fn a_tls_cluster_serves_through_the_one_connection_factory() {
     // A slot moving: the node a redirect names is reached over TLS too.
     let moving = key("k7");
     let name = cache.redis_key(&moving);
-    let (slot, from) = (cluster.slot_of(&name), cluster.primary_for(&name));
-    let to = cluster
-        .primary_ports()
-        .into_iter()
-        .find(|&p| p != from)
-        .unwrap();
+    let (slot, from, to) = cluster.slot_move_for(&name);
     tokio::task::block_in_place(|| {
         cluster.begin_slot_move(slot, from, to);
         cluster.migrate_slot_keys(slot, from, to);

@@ -73,12 +73,7 @@ async fn a_moved_slot_keeps_serving_and_the_store_follows_it() {
     }
     let moving = &keys[7];
     let name = format!("{prefix}:{moving}");
-    let (slot, from) = (cluster.slot_of(&name), cluster.primary_for(&name));
-    let to = cluster
-        .primary_ports()
-        .into_iter()
-        .find(|&p| p != from)
-        .unwrap();
+    let (slot, from, to) = cluster.slot_move_for(&name);
 
     // While the slot moves: first still held by the old owner, then answered with `ASK`.
     tokio::task::block_in_place(|| cluster.begin_slot_move(slot, from, to));

@@ -59,16 +59,8 @@ impl RedisCluster {
         let slot = slot.to_string();
         let (from_id, to_id) = (self.node_id(from), self.node_id(to));
         for (port, state, id) in [(to, "importing", from_id), (from, "migrating", to_id)] {
-            self.cli(&[
-                "-p",
-                &port.to_string(),
-                "cluster",
-                "setslot",
-                &slot,
-                state,
-                &id,
-            ])
-            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {state} failed: {e}"));
+            self.setslot(port, &[&slot, state, &id])
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {state} failed: {e}"));
         }
     }
 
@@ -121,16 +113,8 @@ impl RedisCluster {
                 .filter(|p| ![to, from].contains(p)),
         );
         for port in ports {
-            self.cli(&[
-                "-p",
-                &port.to_string(),
-                "cluster",
-                "setslot",
-                &slot,
-                "node",
-                &to_id,
-            ])
-            .unwrap_or_else(|e| panic!("CLUSTER SETSLOT NODE failed: {e}"));
+            self.setslot(port, &[&slot, "node", &to_id])
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT NODE failed: {e}"));
         }
     }
 
@@ -143,5 +127,28 @@ impl RedisCluster {
         self.begin_slot_move(slot, from, to);
         self.migrate_slot_keys(slot, from, to);
         self.finish_slot_move(slot, from, to);
+    }
+
+    /// The slot of the Redis key `redis_key`, the primary serving it, and another primary to
+    /// move it to.
+    ///
+    /// # Panics
+    /// When the cluster has a single primary.
+    pub fn slot_move_for(&self, redis_key: &str) -> (u16, u16, u16) {
+        let (slot, from) = (self.slot_of(redis_key), self.primary_for(redis_key));
+        let to = self
+            .primary_ports()
+            .into_iter()
+            .find(|&p| p != from)
+            .unwrap_or_else(|| panic!("no other primary to move slot {slot} to"));
+        (slot, from, to)
+    }
+
+    /// `CLUSTER SETSLOT args…` on the node on `port`.
+    fn setslot(&self, port: u16, args: &[&str]) -> Result<String, crate::LaunchError> {
+        let port = port.to_string();
+        let mut full = vec!["-p", &port, "cluster", "setslot"];
+        full.extend_from_slice(args);
+        self.cli(&full)
     }
 }
