@@ -301,20 +301,9 @@ impl StoreInner {
         self.hot_call(target, what, true, command).await
     }
 
-    /// [`hot_at`](Self::hot_at) for a command that must run on the primary our table names: a
-    /// redirect is not followed, it fails the call (`Unavailable`) and re-reads the topology.
-    async fn hot_here<T, F>(
-        self: &Arc<Self>,
-        target: Target,
-        what: &'static str,
-        command: impl FnOnce(HotConnection) -> F,
-    ) -> Result<T>
-    where
-        F: Future<Output = redis::RedisResult<T>>,
-    {
-        self.hot_call(target, what, false, command).await
-    }
-
+    /// [`hot_at`](Self::hot_at), or, with `follow` false, for a command that must run on the
+    /// primary our table names: a redirect fails the call (`Unavailable`) and re-reads the
+    /// topology.
     async fn hot_call<T, F>(
         self: &Arc<Self>,
         target: Target,

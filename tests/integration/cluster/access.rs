@@ -26,14 +26,11 @@ fn key(name: &str) -> CacheKey {
     CacheKey::new(name).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_documented_cache_user_runs_every_operation_on_a_cluster() {
-    let cluster = RedisCluster::start_with_user(AclUser::cache(USER, PASSWORD, PREFIX));
-    let cache = GenericRedisCache::connect(config_as(&cluster, PASSWORD, PREFIX))
-        .await
-        .unwrap();
+/// Every store operation on `cluster` through `cache` (the test's login or TLS settings): batches,
+/// a delete, a pattern delete, health and memory of every primary, and a slot moving while the
+/// store runs (`ASK`, then `MOVED`, followed on connections the same settings build).
+async fn runs_every_operation(cluster: &RedisCluster, cache: &GenericRedisCache) {
     assert!(cache.is_l2_available());
-
     let entries: Vec<(CacheKey, Bytes)> = (0..60)
         .map(|i| (key(&format!("k{i}")), Bytes::from(format!("v{i}"))))
         .collect();
@@ -70,7 +67,6 @@ async fn the_documented_cache_user_runs_every_operation_on_a_cluster() {
     );
     assert!(cache.redis_memory().await.unwrap().is_some());
 
-    // A slot moving while the store runs: ASK, then MOVED, followed as the cache user.
     let moving = key("k7");
     let name = cache.redis_key(&moving);
     let (slot, from, to) = cluster.slot_move_for(&name);
@@ -88,6 +84,15 @@ async fn the_documented_cache_user_runs_every_operation_on_a_cluster() {
         cache.get(&moving).await.unwrap().as_deref(),
         Some(&b"moved"[..])
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_cache_user_runs_every_operation_on_a_cluster() {
+    let cluster = RedisCluster::start_with_user(AclUser::cache(USER, PASSWORD, PREFIX));
+    let cache = GenericRedisCache::connect(config_as(&cluster, PASSWORD, PREFIX))
+        .await
+        .unwrap();
+    runs_every_operation(&cluster, &cache).await;
 
     // Outside its prefix, the user may not write: a refusal, not a miss.
     let outside = GenericRedisCache::connect(config_as(&cluster, PASSWORD, "elsewhere"))
@@ -123,50 +128,7 @@ async fn a_tls_cluster_serves_through_the_one_connection_factory() {
     };
     let trusted = TlsConfig::default().with_ca_file(&certs.ca_file);
     let cache = GenericRedisCache::connect(with_tls(trusted)).await.unwrap();
-    let entries: Vec<(CacheKey, Bytes)> = (0..30)
-        .map(|i| (key(&format!("k{i}")), Bytes::from(format!("v{i}"))))
-        .collect();
-    cache.set_many(&entries, None).await.unwrap();
-    let names: Vec<CacheKey> = entries.iter().map(|(k, _)| k.clone()).collect();
-    let read = cache.get_many(&names).await.unwrap();
-    assert!(
-        read.iter()
-            .zip(&entries)
-            .all(|(got, (_, v))| got.as_ref() == Some(v))
-    );
-    assert!(cache.delete(&key("k3")).await.unwrap());
-    assert_eq!(cache.get(&key("k3")).await.unwrap(), None);
-    let removed = cache
-        .delete_pattern(&KeyPattern::new("k2*").unwrap())
-        .await
-        .unwrap();
-    assert_eq!(removed, 11, "k2 and k20..k29");
-    let health = cache.health().await;
-    assert!(
-        health
-            .nodes
-            .iter()
-            .all(|n| matches!(n.l2, L2Health::Connected { .. })),
-        "{health:?}"
-    );
-
-    // A slot moving: the node a redirect names is reached over TLS too.
-    let moving = key("k7");
-    let name = cache.redis_key(&moving);
-    let (slot, from, to) = cluster.slot_move_for(&name);
-    tokio::task::block_in_place(|| {
-        cluster.begin_slot_move(slot, from, to);
-        cluster.migrate_slot_keys(slot, from, to);
-    });
-    assert_eq!(
-        cache.get(&moving).await.unwrap().as_deref(),
-        Some(&b"v7"[..])
-    );
-    tokio::task::block_in_place(|| cluster.finish_slot_move(slot, from, to));
-    assert_eq!(
-        cache.get(&moving).await.unwrap().as_deref(),
-        Some(&b"v7"[..])
-    );
+    runs_every_operation(&cluster, &cache).await;
 
     // Another CA: the certificate is not trusted, a TLS error rather than an outage.
     let untrusted = TlsConfig::default().with_ca_file(&certs.other_ca_file);

@@ -266,7 +266,7 @@ impl StoreInner {
             .arg(self.horizon_ms());
         // Not followed: a primary that gained the slot may have replicas, and then the removal
         // must wait for one. Failed instead, it is queued and replayed on the table re-read.
-        self.hot_here(node, "remove", |mut c| async move {
+        self.hot_call(node, "remove", false, |mut c| async move {
             invocation.invoke_async::<i64>(&mut c).await
         })
         .await
@@ -357,17 +357,11 @@ pub(super) const UNREPLICATED: &str =
     "no replica acknowledged the removal in time: a failover could bring the entry back";
 
 impl StoreInner {
-    /// Reads a cluster's topology again in the background.
+    /// Reads a cluster's topology again in the background (the topology's one rate-limited
+    /// mechanism, as redirects use).
     fn relearn_topology(&self) {
-        if let (Servers::Cluster(topology), Ok(runtime)) =
-            (&self.servers, tokio::runtime::Handle::try_current())
-        {
-            let topology = Arc::clone(topology);
-            runtime.spawn(async move {
-                if let Err(e) = topology.refresh_now().await {
-                    tracing::debug!(error = %e, "the cluster's topology could not be read");
-                }
-            });
+        if let Servers::Cluster(topology) = &self.servers {
+            topology.relearn();
         }
     }
 }
