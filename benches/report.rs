@@ -8,7 +8,12 @@
 //! - `l2_outage_read_p99_us_breaker_vs_none`: p99 read latency (µs) while Redis is frozen, with the
 //!   circuit breaker against without it (lower is better; the command timeout is printed).
 //! - `l2_hit_1k_c50_tls_vs_plain`: the same L2 hit over TLS against plain TCP (the price of TLS).
-//! - `write_1k_c50`, `ai_write_1k_c50`, `read_through_1k_c50`, `get_many_100` (`report/speed.rs`).
+//! - `ai_l1_hit_{short,200,40k}_c1` and their `ai_json_` twins: the AI L1 hit against SHA-256 of
+//!   the text plus a quick_cache get.
+//! - `write_1k_c50`, `ai_write_1k_c50`, `read_through_1k_c50`, `get_many_100` (`report/speed.rs`);
+//!   `ai_read_through_1k_c50`, `read_through_100k_c50` (`report/read_through.rs`);
+//!   `stampede_1000` (`report/stampede.rs`); the current-thread JSON rows
+//!   (`report/current_thread.rs`); `l1_budget_rss` (`report/budget.rs`).
 //! - `monitoring_200_operations_mib` (`report/memory.rs`); `backup_100k_1k`, `restore_100k_1k`,
 //!   `backup_1g_peak_rss_mib`: the migration manager (`report/migrate.rs`).
 //!
@@ -26,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use aicache::{
     AIResponseCache, AiCacheConfig, AiRequest, Bytes, CacheInterface, CacheKey,
-    CachePerformanceMonitor, CompositeRecorder, GenericRedisCache, LatencyWindow, MetricsRecorder,
-    RedisCacheConfig, RequestControls, SecurityConfig, TlsConfig, Ttl,
+    CachePerformanceMonitor, CompositeRecorder, GenericRedisCache, MetricsRecorder,
+    RedisCacheConfig, RequestControls, Ttl,
 };
 use cache_testkit::{RedisServer, ServerConfig};
 use serde_json::{Value, json};
@@ -57,16 +62,40 @@ impl Row {
     }
 }
 
+/// Repeats `op` in batches of 16 until `deadline`; returns the count.
+macro_rules! until {
+    ($deadline:expr, $op:expr) => {{
+        let mut count = 0u64;
+        while Instant::now() < $deadline {
+            for _ in 0..16 {
+                $op;
+            }
+            count += 16;
+        }
+        count
+    }};
+}
+
+#[path = "report/budget.rs"]
+mod budget;
 #[path = "report/cluster.rs"]
 mod cluster;
+#[path = "report/current_thread.rs"]
+mod current_thread;
+#[path = "report/link.rs"]
+mod link;
 #[path = "report/memory.rs"]
 mod memory;
 #[path = "report/migrate.rs"]
 mod migrate;
 #[path = "report/output.rs"]
 mod output;
+#[path = "report/read_through.rs"]
+mod read_through;
 #[path = "report/speed.rs"]
 mod speed;
+#[path = "report/stampede.rs"]
+mod stampede;
 
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
@@ -88,20 +117,6 @@ where
         done += handle.await.unwrap();
     }
     done as f64 / started.elapsed().as_secs_f64()
-}
-
-/// Repeats `op` in batches of 16 until `deadline`; returns the count.
-macro_rules! until {
-    ($deadline:expr, $op:expr) => {{
-        let mut count = 0u64;
-        while Instant::now() < $deadline {
-            for _ in 0..16 {
-                $op;
-            }
-            count += 16;
-        }
-        count
-    }};
 }
 
 /// The baseline of every L2 row: raw redis-rs `GET` of `key` on one multiplexed connection.
@@ -215,7 +230,11 @@ async fn l1_row(plan: &Plan) -> Row {
 /// The AI L1 hit (key from the text, then the L1 lookup) against its floor: SHA-256 of the text
 /// plus a quick_cache get.
 async fn ai_l1_row(plan: &Plan, chars: usize, json_api: bool) -> Row {
-    let label = if chars >= 40_000 { "40k" } else { "200" };
+    let label = match chars {
+        ..=20 => "short",
+        40_000.. => "40k",
+        _ => "200",
+    };
     let name = if json_api {
         format!("ai_json_l1_hit_{label}_c1")
     } else {
@@ -352,113 +371,6 @@ async fn monitoring_row(plan: &Plan, monitoring: Monitoring) -> Row {
     row
 }
 
-/// The price of TLS: a 1 KB L2 hit at 50 tasks through `GenericRedisCache` (L1 off) over TLS
-/// (rustls, ring; certificates made for the run) against the same over plain TCP, each against a
-/// server of its own.
-async fn tls_row(plan: &Plan) -> Row {
-    let certs = cache_testkit::TestCertificates::generate();
-    let tls_server = RedisServer::start(
-        ServerConfig::default().with_tls(certs.server_tls(&certs.server, false)),
-    );
-    let plain_server = RedisServer::start(ServerConfig::default());
-    let connect = |url: String, security: SecurityConfig| async move {
-        let config = RedisCacheConfig::default()
-            .with_redis_url(url)
-            .with_key_prefix("bench")
-            .with_l1(None)
-            .with_command_timeout(Duration::from_secs(5))
-            .with_security(security);
-        GenericRedisCache::connect(config).await.unwrap()
-    };
-    let tls = connect(
-        tls_server.url(),
-        SecurityConfig::default().with_tls(TlsConfig::default().with_ca_file(&certs.ca_file)),
-    )
-    .await;
-    let plain = connect(plain_server.url(), SecurityConfig::default()).await;
-    let key = CacheKey::new("row").unwrap();
-    let value = Bytes::from(cache_testkit::incompressible_bytes(1024));
-    for cache in [&tls, &plain] {
-        cache
-            .set(&key, value.clone(), Some(Ttl::from_secs(3600).unwrap()))
-            .await
-            .unwrap();
-    }
-    let mut row = Row {
-        name: "l2_hit_1k_c50_tls_vs_plain".into(),
-        unit: "ops/s",
-        contender: Vec::new(),
-        baseline: Vec::new(),
-    };
-    for _ in 0..plan.rounds {
-        for (cache, into) in [(&tls, &mut row.contender), (&plain, &mut row.baseline)] {
-            into.push(
-                throughput(50, plan.round_time, |deadline| {
-                    let cache = cache.clone();
-                    let k = key.clone();
-                    async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
-                })
-                .await,
-            );
-        }
-    }
-    row
-}
-
-/// The configured command timeout of the outage row.
-const OUTAGE_TIMEOUT: Duration = Duration::from_millis(50);
-
-/// Read latency while Redis is frozen (SIGSTOP): p99 with the circuit breaker (it opens after 3
-/// timeouts, then reads skip Redis) against p99 with no breaker (every read waits for the
-/// timeout), in interleaved rounds, in microseconds; the timeout is printed beside it.
-async fn outage_row(plan: &Plan) -> Row {
-    let mut server = RedisServer::start(ServerConfig::default());
-    let config = |breaker: bool| {
-        RedisCacheConfig::default()
-            .with_redis_url(server.url())
-            .with_l1(None)
-            .with_command_timeout(OUTAGE_TIMEOUT)
-            .with_reconnect_delays(Duration::from_secs(1), Duration::from_secs(1))
-            .with_breaker(breaker, 3)
-    };
-    let with_breaker = GenericRedisCache::connect(config(true)).await.unwrap();
-    let without = GenericRedisCache::connect(config(false)).await.unwrap();
-    let key = CacheKey::new("outage").unwrap();
-    server.pause();
-    // The row compares reads with the breaker open: let it see its 3 timeouts first.
-    while with_breaker.is_l2_available() {
-        assert!(with_breaker.get(&key).await.unwrap().is_none());
-    }
-    // Reads per round: enough for a p99 while a breakerless round stays near a second.
-    let reads = (plan.round_time.as_millis() / OUTAGE_TIMEOUT.as_millis()).max(20);
-    let mut row = Row {
-        name: "l2_outage_read_p99_us_breaker_vs_none".into(),
-        unit: "us",
-        contender: Vec::new(),
-        baseline: Vec::new(),
-    };
-    for _ in 0..plan.rounds {
-        for (cache, into) in [
-            (&with_breaker, &mut row.contender),
-            (&without, &mut row.baseline),
-        ] {
-            let window = LatencyWindow::new(Duration::from_secs(3600));
-            for _ in 0..reads {
-                let started = Instant::now();
-                assert!(cache.get(&key).await.unwrap().is_none());
-                window.record(started.elapsed());
-            }
-            #[allow(clippy::cast_precision_loss, reason = "microseconds")]
-            into.push(window.summary().p99_us as f64);
-        }
-    }
-    println!(
-        "outage row: command timeout {OUTAGE_TIMEOUT:?}, {reads} reads per round against a frozen redis-server"
-    );
-    server.resume();
-    row
-}
-
 /// The AI L2 hit (L1 off) at 50 tasks against raw redis-rs GET of the same stored frame.
 async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
     let redis = RedisCacheConfig::default()
@@ -517,6 +429,9 @@ fn main() {
     if args.iter().any(|a| a == "--monitoring-memory-child") {
         return memory::child();
     }
+    if args.iter().any(|a| a == "--l1-budget-child") {
+        return budget::child();
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let plan = if quick {
         Plan {
@@ -548,6 +463,7 @@ fn main() {
             for (size, tasks) in [(1024, 1), (1024, 50), (100 * 1024, 1), (100 * 1024, 50)] {
                 rows.push(l2_row(&server, &plan, size, tasks).await);
             }
+            rows.push(ai_l1_row(&plan, 20, false).await);
             rows.push(ai_l1_row(&plan, 200, false).await);
             rows.push(ai_l1_row(&plan, 40_000, false).await);
             rows.push(ai_l1_row(&plan, 200, true).await);
@@ -555,12 +471,15 @@ fn main() {
             rows.push(ai_l2_row(&server, &plan).await);
             rows.push(monitoring_row(&plan, Monitoring::Counters).await);
             rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
-            rows.push(outage_row(&plan).await);
-            rows.push(tls_row(&plan).await);
+            rows.push(link::outage_row(&plan).await);
+            rows.push(link::tls_row(&plan).await);
             rows.push(memory::row(if quick { 1 } else { 3 }));
         }
         if wanted("speed") {
             rows.extend(speed::rows(&server, &plan).await);
+            rows.push(read_through::ai_row(&server, &plan).await);
+            rows.push(read_through::large_row(&server, &plan).await);
+            rows.push(stampede::row(plan.rounds).await);
         }
         if wanted("migrate") {
             rows.extend(migrate::rows(&plan).await);
@@ -570,6 +489,10 @@ fn main() {
         }
         rows
     });
+    if wanted("speed") {
+        rows.extend(current_thread::rows(&server, &plan));
+        rows.push(budget::row(if quick { 1 } else { 3 }));
+    }
     if wanted("migrate") {
         rows.push(migrate::rss_row(if quick { 1 } else { 3 }));
     }

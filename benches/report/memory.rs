@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::Row;
 
-fn rss_kib() -> f64 {
+pub(crate) fn rss_kib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
     status
         .lines()

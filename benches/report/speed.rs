@@ -20,7 +20,7 @@ use super::{Plan, Row, throughput};
 
 const TASKS: usize = 50;
 
-fn config(server: &RedisServer, l1: bool) -> RedisCacheConfig {
+pub(crate) fn config(server: &RedisServer, l1: bool) -> RedisCacheConfig {
     RedisCacheConfig::default()
         .with_redis_url(server.url())
         .with_key_prefix("speed")
@@ -28,13 +28,13 @@ fn config(server: &RedisServer, l1: bool) -> RedisCacheConfig {
         .with_command_timeout(Duration::from_secs(5))
 }
 
-async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
+pub(crate) async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     let client = redis::Client::open(server.url()).unwrap();
     client.get_multiplexed_async_connection().await.unwrap()
 }
 
 /// 50 workers taking indices from one counter: each index once per round.
-async fn indexed<F, Fut>(duration: Duration, op: F) -> f64
+pub(crate) async fn indexed<F, Fut>(duration: Duration, op: F) -> f64
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send + 'static,
@@ -52,6 +52,42 @@ where
         }
     })
     .await
+}
+
+/// Runs `op(i)` for every `i` below `n`, 50 at a time (untimed set-up).
+pub(crate) async fn each<F, Fut>(n: usize, op: F)
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (op, next) = (Arc::new(op), Arc::new(AtomicUsize::new(0)));
+    let workers: Vec<_> = (0..TASKS)
+        .map(|_| {
+            let (op, next) = (Arc::clone(&op), Arc::clone(&next));
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    op(i).await;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.unwrap();
+    }
+}
+
+/// The read-through baseline: raw `GET` of one key, asserting a hit.
+pub(crate) async fn raw_get(mut conn: redis::aio::MultiplexedConnection, name: String) {
+    let got: Option<Vec<u8>> = redis::cmd("GET")
+        .arg(name)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(got.is_some());
 }
 
 pub(crate) async fn rows(server: &RedisServer, plan: &Plan) -> Vec<Row> {
@@ -97,19 +133,6 @@ pub(crate) async fn rows(server: &RedisServer, plan: &Plan) -> Vec<Row> {
                     .arg(value.as_ref())
                     .arg("PX")
                     .arg(600_000)
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap();
-            }
-        }
-    };
-    let raw_get = || {
-        let (conn, names) = (conn.clone(), Arc::clone(&names));
-        move |i: usize| {
-            let (mut conn, name) = (conn.clone(), names[i % names.len()].clone());
-            async move {
-                let _: Option<Vec<u8>> = redis::cmd("GET")
-                    .arg(name)
                     .query_async(&mut conn)
                     .await
                     .unwrap();
@@ -167,9 +190,13 @@ pub(crate) async fn rows(server: &RedisServer, plan: &Plan) -> Vec<Row> {
             })
             .await,
         );
-        read_through
-            .baseline
-            .push(indexed(plan.round_time, raw_get()).await);
+        read_through.baseline.push(
+            indexed(plan.round_time, {
+                let (c, n) = (conn.clone(), Arc::clone(&names));
+                move |i| raw_get(c.clone(), n[i % n.len()].clone())
+            })
+            .await,
+        );
 
         let k = Arc::clone(&keys);
         let w = Arc::clone(&writer);
