@@ -18,6 +18,7 @@ mod conformance;
 mod faults;
 mod fencing;
 mod gated;
+mod monitoring;
 mod moves;
 mod namespaces;
 mod offload;

@@ -90,12 +90,13 @@ async fn main() -> aicache::Result<()> {
     println!("\nsummary");
     for (operation, s) in &stats.by_operation {
         println!(
-            "  {operation:<10} hits {} (L1 {}, L2 {}), misses {}, hit rate {:.0}%",
+            "  {operation:<10} hits {} (L1 {}, L2 {}), misses {}, hit rate {}",
             s.hits(),
             s.l1_hits,
             s.l2_hits,
             s.misses,
-            s.hit_rate() * 100.0
+            s.hit_rate()
+                .map_or_else(|| "-".to_string(), |rate| format!("{:.0}%", rate * 100.0))
         );
     }
     println!("  model time spent: {spent:?}; time saved by the cache: {saved:?}");

@@ -174,9 +174,9 @@ pub use cache_ai::{
     AI_PARAMETERS, AI_VERSION, AIResponseCache, AIResponseCacheBuilder, Admission, AiCacheConfig,
     AiCacheStats, AiPerformanceSummary, AiRequest, CacheCompatibilityWrapper, CacheKeyGenerator,
     CacheParameterMapper, CachedResponse, CompatibilityConfig, CompatibilityStats, Computed,
-    DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm, ImportReport, KEY_NAMESPACE,
-    KeyFormat, KeyGenerationStats, LayoutConversion, LayoutUpgradeStats, LegacyDecoded,
-    LegacyDecoder, LegacyKeyGenerator, LegacyRefusal, LegacyRequest, LegacyVariant,
+    DEFAULT_OPERATION_TTLS, GENERIC_PARAMETERS, HashAlgorithm, ImportReport, InheritedStats,
+    KEY_NAMESPACE, KeyFormat, KeyGenerationStats, LayoutConversion, LayoutUpgradeStats,
+    LegacyDecoded, LegacyDecoder, LegacyKeyGenerator, LegacyRefusal, LegacyRequest, LegacyVariant,
     MAX_OPERATION_LEN, MAX_TRACKED_OPERATIONS, MappedParameters, OTHER_OPERATIONS,
     OperationPerformance, OperationStats, Priority, PyValue, Recommendation, RecommendationKind,
     RequestControls, RequestKey, ResponseMetadata, Source, TextTierStatistics, TierPerformance,
@@ -193,9 +193,10 @@ pub use cache_config::{
 #[cfg(feature = "monitoring")]
 #[cfg_attr(docsrs, doc(cfg(feature = "monitoring")))]
 pub use cache_monitoring::{
-    CachePerformanceMonitor, CompositeRecorder, CompressionMetric, Finding, InvalidationMetric,
-    InvalidationStats, LatencySummary, LatencyWindow, MemoryUsageMetric, MetricsRecorder,
-    MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric, SavingsMetric,
+    BreakerMetric, BreakerTransition, CachePerformanceMonitor, CompositeRecorder,
+    CompressionMetric, Finding, InvalidationMetric, InvalidationStats, LatencySummary,
+    LatencyWindow, MemoryUsageMetric, MetricsRecorder, MonitorConfig, MonitorSnapshot,
+    OperationSummary, PerformanceMetric, RequestSummary, SavingsMetric,
 };
 
 #[cfg(feature = "bench")]

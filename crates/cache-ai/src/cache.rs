@@ -1,18 +1,17 @@
 //! [`AIResponseCache`]: a [`NearCache`] of decoded answers over an optional shared tier, built
 //! with [`AIResponseCacheBuilder`].
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use cache_core::{
     CacheKey, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, MemoryReading, Recorder,
     Result, ShutdownReport, TextTier, Ttl, Usage,
 };
 use cache_memory::{ByteSize, InMemoryCache, NearCache, SharedTier};
+use cache_monitoring::OperationTable;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -24,13 +23,7 @@ use crate::response::{CachedResponse, Rendered, ResponseMetadata};
 use crate::stats::{AiCacheStats, AiSnapshot, OpCounters, TierCounters};
 use crate::summary::{self, AiPerformanceSummary, OperationPerformance, TextTierStatistics};
 
-/// How many operations are counted under their own name; further ones share
-/// [`OTHER_OPERATIONS`] (counts stay exact, memory stays bounded).
-pub const MAX_TRACKED_OPERATIONS: usize = 64;
-
-/// The name of the bucket that counts operations beyond [`MAX_TRACKED_OPERATIONS`] (not a valid
-/// operation name, so it never meets one).
-pub const OTHER_OPERATIONS: &str = "(other)";
+pub use cache_monitoring::{MAX_TRACKED_OPERATIONS, OTHER_OPERATIONS};
 
 /// Decides whether an answer may be stored.
 pub type Admission<T> = Arc<dyn Fn(&T) -> bool + Send + Sync>;
@@ -79,7 +72,7 @@ pub(crate) struct Inner<T> {
     pub(crate) recorder: Option<Arc<dyn Recorder>>,
     /// Read on every request, written once per new operation: an `ArcSwap` keeps readers off any
     /// shared lock word.
-    pub(crate) ops: ArcSwap<HashMap<Arc<str>, Arc<OpCounters>>>,
+    pub(crate) ops: OperationTable<OpCounters>,
     pub(crate) tiers: [TierCounters; 4],
     pub(crate) decode_failures: AtomicU64,
     pub(crate) l1_skipped_too_large: AtomicU64,
@@ -283,7 +276,7 @@ where
                 admission,
                 usage_meter,
                 recorder,
-                ops: ArcSwap::from_pointee(HashMap::new()),
+                ops: OperationTable::default(),
                 tiers: std::array::from_fn(|_| TierCounters::default()),
                 decode_failures: AtomicU64::new(0),
                 l1_skipped_too_large: AtomicU64::new(0),
@@ -417,7 +410,7 @@ where
         let by_operation = self
             .inner
             .ops
-            .load()
+            .entries()
             .iter()
             .map(|(op, counters)| (op.to_string(), counters.snapshot()))
             .collect();
@@ -425,7 +418,7 @@ where
             by_operation,
             by_tier: std::array::from_fn(|i| {
                 let t = &self.inner.tiers[i];
-                t.hits.load(Ordering::Relaxed) + t.misses.load(Ordering::Relaxed)
+                t.hits.get() + t.misses.get()
             }),
             decode_failures: self.inner.decode_failures.load(Ordering::Relaxed),
             l1_skipped_too_large: self.inner.l1_skipped_too_large.load(Ordering::Relaxed),
@@ -443,7 +436,7 @@ where
         let operations = self
             .inner
             .ops
-            .load()
+            .entries()
             .iter()
             .map(|(op, counters)| {
                 (
@@ -455,11 +448,7 @@ where
             .collect();
         let tiers = std::array::from_fn(|i| {
             let t = &self.inner.tiers[i];
-            (
-                t.hits.load(Ordering::Relaxed),
-                t.misses.load(Ordering::Relaxed),
-                t.latency.summary(),
-            )
+            (t.hits.get(), t.misses.get(), t.latency.summary())
         });
         AiSnapshot {
             operations,
@@ -542,41 +531,11 @@ where
         Ok(reading)
     }
 
+    /// The counters of `operation`: names come from requests, so past
+    /// [`MAX_TRACKED_OPERATIONS`] they share one entry, and counters and latency windows stay
+    /// bounded whatever callers send.
     pub(crate) fn counters(&self, operation: &str) -> Arc<OpCounters> {
-        let ops = self.inner.ops.load();
-        if let Some(found) = ops.get(operation) {
-            return Arc::clone(found);
-        }
-        // Names come from requests: past the cap, they share one bucket, so that counters and
-        // latency windows (about 2 MB each once timed) stay bounded whatever callers send.
-        let name = if ops.len() >= MAX_TRACKED_OPERATIONS {
-            OTHER_OPERATIONS
-        } else {
-            operation
-        };
-        if let Some(found) = ops.get(name) {
-            return Arc::clone(found);
-        }
-        drop(ops);
-        let fresh = Arc::new(OpCounters::new(name));
-        let other = Arc::new(OpCounters::new(OTHER_OPERATIONS));
-        // Two first requests of one operation may race: the map keeps whichever landed first;
-        // the cap is checked again on the map being replaced, so racing new names cannot pass it.
-        self.inner.ops.rcu(|current| {
-            let mut next = HashMap::clone(current);
-            if next.len() < MAX_TRACKED_OPERATIONS || name == OTHER_OPERATIONS {
-                next.entry(Arc::clone(&fresh.name))
-                    .or_insert_with(|| Arc::clone(&fresh));
-            } else if !next.contains_key(name) {
-                next.entry(Arc::clone(&other.name))
-                    .or_insert_with(|| Arc::clone(&other));
-            }
-            next
-        });
-        let ops = self.inner.ops.load();
-        ops.get(name)
-            .or_else(|| ops.get(OTHER_OPERATIONS))
-            .map_or(fresh, Arc::clone)
+        self.inner.ops.get_or_insert(operation, OpCounters::new)
     }
 
     /// The hit count that may promote an answer of `operation` into L1: its own, and none when
@@ -585,7 +544,7 @@ where
         if *counters.name != *operation {
             return 0;
         }
-        counters.l2_hits.load(Ordering::Relaxed) + counters.l1_hits.load(Ordering::Relaxed)
+        counters.l2_hits.get() + counters.l1_hits.get()
     }
 
     /// The operation's name for an answer's metadata and frame: the counters' interned name, or

@@ -83,7 +83,7 @@ pub use mapper::{AI_PARAMETERS, CacheParameterMapper, GENERIC_PARAMETERS, Mapped
 pub use response::{CachedResponse, Computed, ResponseMetadata, Source};
 pub use stats::{AiCacheStats, OperationStats, RefreshStats};
 pub use summary::{
-    AiPerformanceSummary, OperationPerformance, Priority, Recommendation, RecommendationKind,
-    TextTierStatistics, TierPerformance,
+    AiPerformanceSummary, InheritedStats, OperationPerformance, Priority, Recommendation,
+    RecommendationKind, TextTierStatistics, TierPerformance,
 };
 pub use tiers::TierThresholds;

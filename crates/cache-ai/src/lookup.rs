@@ -2,13 +2,13 @@
 //! [`NearCache`](cache_memory::NearCache) protocol, and the counting around them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use cache_core::frame::decode_msgpack;
 use cache_core::{
-    CacheOp, Layer, Outcome, ReadReport, ReadStatus, RequestEvent, Result, TextTier, Ttl,
-    unix_millis,
+    CacheOp, Layer, Outcome, ReadReport, ReadStatus, RequestEvent, Result, StripedCounter,
+    TextTier, Ttl, unix_millis,
 };
 use cache_memory::Fill;
 use serde::Serialize;
@@ -18,7 +18,7 @@ use crate::cache::{AIResponseCache, L1Entry, ai_version, tier_index};
 use crate::controls::RequestControls;
 use crate::keys::RequestKey;
 use crate::response::{CachedResponse, Computed, Rendered, ResponseMetadata, Source};
-use crate::stats::{OpCounters, sample};
+use crate::stats::OpCounters;
 
 /// How much of a lookup to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,9 +204,9 @@ where
         stage: Stage,
     ) -> Result<Option<CachedResponse<T>>> {
         let monitoring = count && self.inner.config.monitoring_enabled;
-        let sampled = monitoring && sample(self.inner.config.latency_sample_every);
-        let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
         let counters = self.counters(key.operation());
+        let sampled = monitoring && counters.sample_timing(self.inner.config.latency_sample_every);
+        let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
         let found = self
             .lookup_uncounted(key, &counters, controls, count, report, stage)
             .await;
@@ -222,7 +222,7 @@ where
             } else {
                 &tier.misses
             };
-            counter.fetch_add(1, Ordering::Relaxed);
+            counter.add(1);
         }
         // `sampled` implies `monitoring`.
         if let (true, Some(started)) = (sampled, started) {
@@ -278,10 +278,10 @@ where
         } else {
             &counters.misses
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add(1);
         let tier = &self.inner.tiers[tier_index(key.tier())];
         let counter = if hit { &tier.hits } else { &tier.misses };
-        counter.fetch_add(1, Ordering::Relaxed);
+        counter.add(1);
     }
 
     /// Counts one computation of `key`'s answer, with its usage when a meter is set, and tells the
@@ -312,9 +312,9 @@ where
         stage: Stage,
     ) -> Result<Option<CachedResponse<T>>> {
         let l1_started = report.is_some().then(Instant::now);
-        let bump = |counter: &AtomicU64| {
+        let bump = |counter: &StripedCounter| {
             if count {
-                counter.fetch_add(1, Ordering::Relaxed);
+                counter.add(1);
             }
         };
         let name = key.cache_key().as_str();

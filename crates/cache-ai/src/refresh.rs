@@ -41,6 +41,14 @@ impl Refreshes {
         }
     }
 
+    /// Zeroes the counters (refreshes running now end into the new counts).
+    pub(crate) fn reset_counts(&self) {
+        let c = &self.counters;
+        for counter in [&c.started, &c.completed, &c.abandoned, &c.refused] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
     fn tasks(&self) -> std::sync::MutexGuard<'_, JoinSet<()>> {
         self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -1,14 +1,13 @@
 //! [`AIResponseCache::reset_stats`]: the cache's own counters back to zero.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use crate::cache::AIResponseCache;
 
 impl<T> AIResponseCache<T> {
     /// Zeroes this cache's counters: per operation (hits, misses, stores, computations, usage,
-    /// read latencies), per tier, decode failures, L1 size refusals and key-generation
+    /// read latencies), per tier, decode failures, L1 size refusals, background refreshes
+    /// (started, completed, abandoned, refused; `running` is what runs) and key-generation
     /// statistics. The L1's and the store's own counters belong to them and are kept; entries
     /// are untouched.
     ///
@@ -25,15 +24,16 @@ impl<T> AIResponseCache<T> {
     /// # Ok::<(), cache_core::Error>(()) }).unwrap();
     /// ```
     pub fn reset_stats(&self) {
-        self.inner.ops.store(Arc::new(HashMap::new()));
+        self.inner.ops.clear();
         for tier in &self.inner.tiers {
-            tier.hits.store(0, Ordering::Relaxed);
-            tier.misses.store(0, Ordering::Relaxed);
+            tier.hits.reset();
+            tier.misses.reset();
             tier.latency.clear();
         }
         self.inner.decode_failures.store(0, Ordering::Relaxed);
         self.inner.l1_skipped_too_large.store(0, Ordering::Relaxed);
         self.inner.keys.reset_stats();
+        self.inner.refreshes.reset_counts();
     }
 }
 

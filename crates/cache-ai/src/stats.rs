@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use cache_core::Usage;
+use cache_core::{StripedCounter, Usage};
 use cache_memory::{L2Stats, MemoryCacheStats};
 use cache_monitoring::{LatencySummary, LatencyWindow};
 
@@ -75,15 +75,12 @@ impl OperationStats {
         self.l1_hits + self.l2_hits
     }
 
-    /// hits / (hits + misses), or 0 without reads.
-    pub fn hit_rate(&self) -> f64 {
+    /// hits / (hits + misses); `None` for an operation never read (0 % would read as "always
+    /// misses").
+    pub fn hit_rate(&self) -> Option<f64> {
         let reads = self.hits() + self.misses;
-        if reads == 0 {
-            return 0.0;
-        }
         #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
-        let rate = self.hits() as f64 / reads as f64;
-        rate
+        (reads > 0).then(|| self.hits() as f64 / reads as f64)
     }
 }
 
@@ -136,9 +133,14 @@ pub(crate) struct OpCounters {
     pub(crate) name: Arc<str>,
     /// Read latency (when monitoring is on).
     pub(crate) latency: LatencyWindow,
-    pub(crate) l1_hits: AtomicU64,
-    pub(crate) l2_hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
+    /// Read outcomes, bumped on every read: striped, so that reads on different cores share no
+    /// cache line.
+    pub(crate) l1_hits: StripedCounter,
+    pub(crate) l2_hits: StripedCounter,
+    pub(crate) misses: StripedCounter,
+    /// Reads of this operation, for 1-in-N timing: each operation (of each cache) is sampled by
+    /// its own reads, so one operation's traffic never decides which reads of another are timed.
+    pub(crate) timing_sampler: StripedCounter,
     pub(crate) stores: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) promotions: AtomicU64,
@@ -153,14 +155,15 @@ pub(crate) struct OpCounters {
 }
 
 impl OpCounters {
-    pub(crate) fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &Arc<str>) -> Self {
         let zero = || AtomicU64::new(0);
         Self {
-            name: Arc::from(name),
+            name: Arc::clone(name),
             latency: LatencyWindow::new(READ_LATENCY_WINDOW),
-            l1_hits: zero(),
-            l2_hits: zero(),
-            misses: zero(),
+            l1_hits: StripedCounter::default(),
+            l2_hits: StripedCounter::default(),
+            misses: StripedCounter::default(),
+            timing_sampler: StripedCounter::default(),
             stores: zero(),
             refused: zero(),
             promotions: zero(),
@@ -183,9 +186,9 @@ impl OpCounters {
     pub(crate) fn snapshot(&self) -> OperationStats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         OperationStats {
-            l1_hits: load(&self.l1_hits),
-            l2_hits: load(&self.l2_hits),
-            misses: load(&self.misses),
+            l1_hits: self.l1_hits.get(),
+            l2_hits: self.l2_hits.get(),
+            misses: self.misses.get(),
             stores: load(&self.stores),
             refused: load(&self.refused),
             promotions: load(&self.promotions),
@@ -201,17 +204,12 @@ impl OpCounters {
     }
 }
 
-/// Whether this read is one of the 1-in-`every` whose time is recorded (a per-thread counter:
-/// no shared cache line).
-pub(crate) fn sample(every: u32) -> bool {
-    thread_local! {
-        static READS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+impl OpCounters {
+    /// Whether this read of the operation is one of the 1-in-`every` whose time is recorded
+    /// (the first read on each thread is).
+    pub(crate) fn sample_timing(&self, every: u32) -> bool {
+        every <= 1 || self.timing_sampler.increment() % u64::from(every) == 1
     }
-    READS.with(|reads| {
-        let n = reads.get().wrapping_add(1);
-        reads.set(n);
-        every <= 1 || n % every == 0
-    })
 }
 
 /// How long read latencies count in the summaries.
@@ -219,16 +217,16 @@ const READ_LATENCY_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Reads per text tier, for the tier statistics.
 pub(crate) struct TierCounters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
+    pub(crate) hits: StripedCounter,
+    pub(crate) misses: StripedCounter,
     pub(crate) latency: LatencyWindow,
 }
 
 impl Default for TierCounters {
     fn default() -> Self {
         Self {
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
+            hits: StripedCounter::default(),
+            misses: StripedCounter::default(),
             latency: LatencyWindow::new(READ_LATENCY_WINDOW),
         }
     }

@@ -142,6 +142,20 @@ pub struct AiPerformanceSummary {
     pub tokens_used: u64,
     /// What the computations cost, in the caller's currency (with a usage meter).
     pub cost_used: f64,
+    /// The tiers' own counters (the original's `inherited_stats`): L1's when it is on, Redis's
+    /// (hits, misses, corrupt and unreadable frames, errors, requests, the replay queue) when
+    /// there is one.
+    pub inherited_stats: InheritedStats,
+}
+
+/// The counters of the tiers under the AI layer, in [`AiPerformanceSummary`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct InheritedStats {
+    /// The L1 of decoded responses, when on.
+    pub l1: Option<cache_memory::MemoryCacheStats>,
+    /// The shared tier, when there is one.
+    pub l2: Option<cache_memory::L2Stats>,
 }
 
 fn ms(us: u64) -> f64 {
@@ -188,10 +202,9 @@ pub(crate) fn recommendations(inputs: &AiSnapshot) -> Vec<Recommendation> {
     let mut out = Vec::new();
     for (operation, stats, _) in &inputs.operations {
         let reads = stats.hits() + stats.misses;
-        if reads < MIN_REQUESTS {
+        let Some(hit_rate) = stats.hit_rate().filter(|_| reads >= MIN_REQUESTS) else {
             continue;
-        }
-        let hit_rate = stats.hit_rate();
+        };
         #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
         let figures = [("hit_rate", hit_rate), ("requests", reads as f64)];
         if hit_rate < 0.3 {
@@ -365,8 +378,8 @@ pub(crate) fn ai_performance_summary(inputs: &AiSnapshot) -> AiPerformanceSummar
         hits += stats.hits();
         reads += stats.hits() + stats.misses;
         // An operation never read has no hit rate (0 % would read as "always misses").
-        if stats.hits() + stats.misses > 0 {
-            hit_rate_by_operation.insert(operation.clone(), stats.hit_rate());
+        if let Some(rate) = stats.hit_rate() {
+            hit_rate_by_operation.insert(operation.clone(), rate);
         }
     }
     let keys = inputs.stats.key_generation;
@@ -417,6 +430,10 @@ pub(crate) fn ai_performance_summary(inputs: &AiSnapshot) -> AiPerformanceSummar
             .iter()
             .map(|(_, s, _)| s.cost_used())
             .sum(),
+        inherited_stats: InheritedStats {
+            l1: inputs.stats.l1,
+            l2: inputs.stats.l2,
+        },
     }
 }
 

@@ -234,7 +234,8 @@ pub struct AIResponseCacheConfig {
     pub stable_operations: Vec<String>,
     /// Hits after which any small or medium text of an operation is promoted into L1.
     pub promotion_hit_threshold: u64,
-    /// Record key-generation statistics.
+    /// Record key-generation statistics and time reads (one in 16);
+    /// counts are exact either way.
     pub monitoring_enabled: bool,
     /// Seconds between stats snapshots published to Redis for `aicache stats` (0: off).
     pub stats_snapshot_interval: u64,

@@ -300,7 +300,7 @@ const FIELDS: &[Field] = &[
     Field {
         name: "monitoring_enabled",
         kind: "bool",
-        rule: "records key-generation statistics when true",
+        rule: "when true, records key-generation statistics and times one read in 16 for the latency summaries; hit, miss and store counts are exact either way",
         example: "true",
     },
     Field {

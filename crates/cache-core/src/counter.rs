@@ -60,6 +60,21 @@ impl StripedCounter {
         }
     }
 
+    /// Adds 1 and returns this thread's stripe's new value: a per-thread sequence (1, 2, 3, …)
+    /// for 1-in-N sampling without a shared cache line.
+    pub fn increment(&self) -> u64 {
+        self.stripes.get(stripe()).map_or(0, |cell| {
+            cell.0.fetch_add(1, Ordering::Relaxed).wrapping_add(1)
+        })
+    }
+
+    /// Sets every stripe to zero.
+    pub fn reset(&self) {
+        for cell in &self.stripes {
+            cell.0.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// The sum of every stripe.
     pub fn get(&self) -> u64 {
         self.stripes

@@ -280,7 +280,7 @@ impl ShutdownReport {
 }
 
 /// A store's own counters (how the cache above used it is counted by the cache).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct StoreStats {
     /// Calls that failed (including timeouts).

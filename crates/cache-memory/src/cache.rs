@@ -79,7 +79,7 @@ impl<V> Lifecycle<CacheKey, Entry<V>> for CollectEvicted {
 }
 
 /// A point-in-time view of an [`InMemoryCache`]'s counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct MemoryCacheStats {
     /// Reads that found a live entry.

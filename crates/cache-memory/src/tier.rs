@@ -22,7 +22,7 @@ use cache_core::{
 };
 
 /// How a [`SharedTier`] was used, with its store's own counters.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[non_exhaustive]
 pub struct L2Stats {
     /// Reads the store answered with a readable, fresh frame.

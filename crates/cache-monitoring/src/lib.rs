@@ -12,6 +12,7 @@
 mod composite;
 mod export;
 mod monitor;
+mod operations;
 mod window;
 
 pub use composite::CompositeRecorder;
@@ -19,8 +20,9 @@ pub use export::MetricsRecorder;
 #[cfg(feature = "prometheus")]
 pub use export::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 pub use monitor::{
-    CachePerformanceMonitor, CompressionMetric, Finding, InvalidationMetric, InvalidationStats,
-    MemoryUsageMetric, MonitorConfig, MonitorSnapshot, OperationSummary, PerformanceMetric,
-    SavingsMetric, Severity,
+    BreakerMetric, BreakerTransition, CachePerformanceMonitor, CompressionMetric, Finding,
+    InvalidationMetric, InvalidationStats, MemoryUsageMetric, MonitorConfig, MonitorSnapshot,
+    OperationSummary, PerformanceMetric, RequestSummary, SavingsMetric, Severity,
 };
+pub use operations::{MAX_TRACKED_OPERATIONS, OTHER_OPERATIONS, OperationTable};
 pub use window::{LatencySummary, LatencyWindow, MAX_WINDOW_BYTES};

@@ -131,6 +131,7 @@ pub struct CachePerformanceMonitor {
     invalidations: Mutex<VecDeque<InvalidationMetric>>,
     savings: Savings,
     compute_time: Mutex<WindowedHistogram>,
+    requests: Requests,
 }
 
 impl fmt::Debug for CachePerformanceMonitor {
@@ -155,6 +156,7 @@ impl CachePerformanceMonitor {
             .map(|_| Series::new(config.retention))
             .collect();
         Self {
+            requests: Requests::new(config.retention),
             compression_time: Mutex::new(WindowedHistogram::new(config.retention)),
             compute_time: Mutex::new(WindowedHistogram::new(config.retention)),
             config,
@@ -425,7 +427,11 @@ impl CachePerformanceMonitor {
         let memory = lock(&self.memory).back().copied();
         let slow_operations: Vec<PerformanceMetric> = lock(&self.slow).iter().cloned().collect();
         let savings = self.savings();
+        let now = unix_millis();
         MonitorSnapshot {
+            requests_by_operation: self.requests.by_operation(),
+            requests_by_tier: self.requests.by_tier(now),
+            breaker: self.requests.breaker(),
             timestamp_ms: unix_millis(),
             hit_rate: self.hit_rate(),
             hits,
@@ -492,11 +498,34 @@ impl CachePerformanceMonitor {
         lock(&self.invalidations).clear();
         self.savings.reset();
         lock(&self.compute_time).clear();
+        self.requests.reset();
+    }
+
+    /// The AI layer's reads per AI operation (exact counts; operations past
+    /// [`MAX_TRACKED_OPERATIONS`](crate::MAX_TRACKED_OPERATIONS) in
+    /// [`OTHER_OPERATIONS`](crate::OTHER_OPERATIONS)); an operation never read is absent.
+    pub fn requests_by_operation(&self) -> BTreeMap<String, RequestSummary> {
+        self.requests.by_operation()
+    }
+
+    /// The AI layer's reads per text tier (`small`, `medium`, `large`, `xlarge`), with their
+    /// latency over the window; a tier never read is absent.
+    pub fn requests_by_tier(&self) -> BTreeMap<String, RequestSummary> {
+        self.requests.by_tier(unix_millis())
+    }
+
+    /// The circuit breaker's transitions.
+    pub fn breaker(&self) -> BreakerMetric {
+        self.requests.breaker()
     }
 }
 
 mod record;
 mod report;
+mod requests;
+
+use requests::Requests;
+pub use requests::{BreakerMetric, BreakerTransition, RequestSummary};
 
 pub use report::{
     CompressionMetric, Finding, InvalidationMetric, InvalidationStats, MemoryUsageMetric,

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use cache_core::{
-    CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
+    BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
 
 use cache_core::unix_millis;
@@ -66,6 +66,7 @@ impl Recorder for CachePerformanceMonitor {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
+        self.requests.record(request, unix_millis());
         if request.outcome != Outcome::Hit {
             return;
         }
@@ -88,5 +89,10 @@ impl Recorder for CachePerformanceMonitor {
 
     fn record_memory(&self, reading: &MemoryReading) {
         self.record_memory_usage(MemoryUsageMetric::from(reading));
+    }
+
+    fn record_breaker(&self, from: BreakerState, to: BreakerState) {
+        self.requests
+            .record_breaker(from, to, unix_millis(), self.config.max_measurements);
     }
 }

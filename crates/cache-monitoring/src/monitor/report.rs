@@ -9,6 +9,8 @@ use serde::Serialize;
 
 use crate::window::LatencySummary;
 
+use super::{BreakerMetric, RequestSummary};
+
 /// Settings of a [`CachePerformanceMonitor`](super::CachePerformanceMonitor) (the seed's defaults).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -248,4 +250,10 @@ pub struct MonitorSnapshot {
     pub slow_operations: Vec<PerformanceMetric>,
     /// Model calls and what the hits spared.
     pub savings: SavingsMetric,
+    /// The AI layer's reads per AI operation (operations never read are absent).
+    pub requests_by_operation: BTreeMap<String, RequestSummary>,
+    /// The AI layer's reads per text tier (tiers never read are absent).
+    pub requests_by_tier: BTreeMap<String, RequestSummary>,
+    /// The circuit breaker's transitions.
+    pub breaker: BreakerMetric,
 }

@@ -1,0 +1,230 @@
+//! What the AI layer tells the monitor about each request ([`Recorder::record_request`] and
+//! [`Recorder::record_breaker`]): exact counts per AI operation (the first
+//! [`MAX_TRACKED_OPERATIONS`](crate::MAX_TRACKED_OPERATIONS) names, the rest in one entry) and
+//! per text tier with a latency window each, and the breaker's transitions.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use cache_core::{BreakerState, Layer, Outcome, RequestEvent};
+use serde::Serialize;
+
+use crate::OperationTable;
+use crate::window::{LatencySummary, WindowedHistogram};
+
+use super::{lock, micros, push_bounded};
+
+/// The text tiers the AI layer reports, in order.
+const TIERS: [&str; 4] = ["small", "medium", "large", "xlarge"];
+
+/// Reads of one AI operation or text tier.
+#[derive(Default)]
+pub(super) struct RequestCounts {
+    l1_hits: AtomicU64,
+    l2_hits: AtomicU64,
+    misses: AtomicU64,
+    failures: AtomicU64,
+    elapsed_micros: AtomicU64,
+}
+
+impl RequestCounts {
+    fn record(&self, request: &RequestEvent<'_>) {
+        let counter = match (request.outcome, request.layer) {
+            (Outcome::Hit, Layer::L1) => &self.l1_hits,
+            (Outcome::Hit, _) => &self.l2_hits,
+            (Outcome::Miss, _) => &self.misses,
+            _ => &self.failures,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.elapsed_micros
+            .fetch_add(micros(request.elapsed), Ordering::Relaxed);
+    }
+
+    fn summary(&self, latency: Option<LatencySummary>) -> RequestSummary {
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let (l1_hits, l2_hits, misses, failures) = (
+            load(&self.l1_hits),
+            load(&self.l2_hits),
+            load(&self.misses),
+            load(&self.failures),
+        );
+        let reads = l1_hits + l2_hits + misses + failures;
+        #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
+        let hit_rate = (l1_hits + l2_hits + misses > 0)
+            .then(|| (l1_hits + l2_hits) as f64 / (l1_hits + l2_hits + misses) as f64);
+        RequestSummary {
+            reads,
+            l1_hits,
+            l2_hits,
+            misses,
+            failures,
+            hit_rate,
+            mean_us: load(&self.elapsed_micros).checked_div(reads).unwrap_or(0),
+            latency,
+        }
+    }
+
+    fn reset(&self) {
+        for counter in [
+            &self.l1_hits,
+            &self.l2_hits,
+            &self.misses,
+            &self.failures,
+            &self.elapsed_micros,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The reads of one AI operation or text tier, as the monitor counted them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct RequestSummary {
+    /// Every read (exact: timings are never sampled here).
+    pub reads: u64,
+    /// Reads answered by L1.
+    pub l1_hits: u64,
+    /// Reads answered by Redis.
+    pub l2_hits: u64,
+    /// Reads that found nothing.
+    pub misses: u64,
+    /// Reads that failed.
+    pub failures: u64,
+    /// hits / (hits + misses); `None` when nothing was read (not 0 %).
+    pub hit_rate: Option<f64>,
+    /// The mean read time, in microseconds.
+    pub mean_us: u64,
+    /// The read-time distribution over the window (per text tier only: per operation, the AI
+    /// cache's own summary has it).
+    pub latency: Option<LatencySummary>,
+}
+
+/// A change of the circuit breaker's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BreakerTransition {
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    /// The state it left.
+    pub from: &'static str,
+    /// The state it entered.
+    pub to: &'static str,
+}
+
+/// The breaker as the monitor saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BreakerMetric {
+    /// Transitions into the open state (Redis failed and was cut off).
+    pub opened: u64,
+    /// Transitions back to closed (Redis answered a probe).
+    pub closed: u64,
+    /// The state after the latest transition; `None` before any.
+    pub state: Option<&'static str>,
+    /// The latest transitions, oldest first (bounded by `max_measurements`).
+    pub recent: Vec<BreakerTransition>,
+}
+
+/// The monitor's request and breaker state.
+pub(super) struct Requests {
+    operations: OperationTable<RequestCounts>,
+    tiers: [(RequestCounts, Mutex<WindowedHistogram>); 4],
+    opened: AtomicU64,
+    closed: AtomicU64,
+    transitions: Mutex<VecDeque<BreakerTransition>>,
+}
+
+impl Requests {
+    pub(super) fn new(retention: Duration) -> Self {
+        Self {
+            operations: OperationTable::default(),
+            tiers: std::array::from_fn(|_| {
+                (
+                    RequestCounts::default(),
+                    Mutex::new(WindowedHistogram::new(retention)),
+                )
+            }),
+            opened: AtomicU64::new(0),
+            closed: AtomicU64::new(0),
+            transitions: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    pub(super) fn record(&self, request: &RequestEvent<'_>, now_ms: u64) {
+        self.operations
+            .get_or_insert(request.operation, |_| RequestCounts::default())
+            .record(request);
+        if let Some(index) = TIERS.iter().position(|t| *t == request.text_tier) {
+            let (counts, latency) = &self.tiers[index];
+            counts.record(request);
+            lock(latency).record(now_ms, micros(request.elapsed));
+        }
+    }
+
+    pub(super) fn record_breaker(
+        &self,
+        from: BreakerState,
+        to: BreakerState,
+        now_ms: u64,
+        max: usize,
+    ) {
+        match to {
+            BreakerState::Open => self.opened.fetch_add(1, Ordering::Relaxed),
+            BreakerState::Closed => self.closed.fetch_add(1, Ordering::Relaxed),
+            _ => 0,
+        };
+        let transition = BreakerTransition {
+            timestamp_ms: now_ms,
+            from: from.as_str(),
+            to: to.as_str(),
+        };
+        push_bounded(&mut lock(&self.transitions), transition, max);
+    }
+
+    /// Per AI operation: only operations that were read.
+    pub(super) fn by_operation(&self) -> BTreeMap<String, RequestSummary> {
+        self.operations
+            .entries()
+            .into_iter()
+            .map(|(name, counts)| (name.to_string(), counts.summary(None)))
+            .filter(|(_, summary)| summary.reads > 0)
+            .collect()
+    }
+
+    /// Per text tier: only tiers that were read.
+    pub(super) fn by_tier(&self, now_ms: u64) -> BTreeMap<String, RequestSummary> {
+        TIERS
+            .iter()
+            .zip(&self.tiers)
+            .map(|(tier, (counts, latency))| {
+                let latency = lock(latency).summary(now_ms);
+                ((*tier).to_string(), counts.summary(Some(latency)))
+            })
+            .filter(|(_, summary)| summary.reads > 0)
+            .collect()
+    }
+
+    pub(super) fn breaker(&self) -> BreakerMetric {
+        let recent: Vec<BreakerTransition> = lock(&self.transitions).iter().copied().collect();
+        BreakerMetric {
+            opened: self.opened.load(Ordering::Relaxed),
+            closed: self.closed.load(Ordering::Relaxed),
+            state: recent.last().map(|t| t.to),
+            recent,
+        }
+    }
+
+    pub(super) fn reset(&self) {
+        self.operations.clear();
+        for (counts, latency) in &self.tiers {
+            counts.reset();
+            lock(latency).clear();
+        }
+        self.opened.store(0, Ordering::Relaxed);
+        self.closed.store(0, Ordering::Relaxed);
+        lock(&self.transitions).clear();
+    }
+}

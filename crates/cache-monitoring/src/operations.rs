@@ -1,0 +1,107 @@
+//! [`OperationTable`]: per-operation state keyed by names that come from requests, bounded
+//! whatever callers send.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+/// How many operations an [`OperationTable`] keeps under their own name; further ones share
+/// [`OTHER_OPERATIONS`] (their counts stay exact, memory stays bounded).
+pub const MAX_TRACKED_OPERATIONS: usize = 64;
+
+/// The name of the entry that stands for operations beyond [`MAX_TRACKED_OPERATIONS`] (not a
+/// valid operation name, so it never meets one).
+pub const OTHER_OPERATIONS: &str = "(other)";
+
+/// State per operation name (`V`), at most [`MAX_TRACKED_OPERATIONS`] names plus
+/// [`OTHER_OPERATIONS`]. Lookups of known names are lock-free reads; a new name copies the map
+/// once.
+///
+/// ```
+/// use cache_monitoring::{MAX_TRACKED_OPERATIONS, OTHER_OPERATIONS, OperationTable};
+///
+/// let table: OperationTable<String> = OperationTable::default();
+/// for i in 0..MAX_TRACKED_OPERATIONS + 10 {
+///     table.get_or_insert(&format!("op{i}"), |name| name.to_string());
+/// }
+/// assert_eq!(table.entries().len(), MAX_TRACKED_OPERATIONS + 1);
+/// assert_eq!(*table.get_or_insert("one more", |n| n.to_string()), OTHER_OPERATIONS);
+/// ```
+pub struct OperationTable<V> {
+    map: ArcSwap<HashMap<Arc<str>, Arc<V>>>,
+}
+
+impl<V> Default for OperationTable<V> {
+    fn default() -> Self {
+        Self {
+            map: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for OperationTable<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperationTable")
+            .field("operations", &self.map.load().len())
+            .finish()
+    }
+}
+
+impl<V> OperationTable<V> {
+    /// The entry of `operation`, made by `make` (given the name it is kept under) when the
+    /// table has none yet; past the cap, the shared [`OTHER_OPERATIONS`] entry.
+    pub fn get_or_insert(&self, operation: &str, make: impl Fn(&Arc<str>) -> V) -> Arc<V> {
+        let map = self.map.load();
+        if let Some(found) = map.get(operation) {
+            return Arc::clone(found);
+        }
+        let name = if map.len() >= MAX_TRACKED_OPERATIONS {
+            OTHER_OPERATIONS
+        } else {
+            operation
+        };
+        if let Some(found) = map.get(name) {
+            return Arc::clone(found);
+        }
+        drop(map);
+        let (fresh_name, other_name): (Arc<str>, Arc<str>) =
+            (Arc::from(name), Arc::from(OTHER_OPERATIONS));
+        let (fresh, other) = (
+            Arc::new(make(&fresh_name)),
+            std::sync::OnceLock::<Arc<V>>::new(),
+        );
+        // Two first requests of one operation may race: the map keeps whichever landed first;
+        // the cap is checked again on the map being replaced, so racing new names cannot pass it.
+        self.map.rcu(|current| {
+            let mut next = HashMap::clone(current);
+            if next.len() < MAX_TRACKED_OPERATIONS || name == OTHER_OPERATIONS {
+                next.entry(Arc::clone(&fresh_name))
+                    .or_insert_with(|| Arc::clone(&fresh));
+            } else if !next.contains_key(name) {
+                next.entry(Arc::clone(&other_name)).or_insert_with(|| {
+                    Arc::clone(other.get_or_init(|| Arc::new(make(&other_name))))
+                });
+            }
+            next
+        });
+        let map = self.map.load();
+        map.get(name)
+            .or_else(|| map.get(OTHER_OPERATIONS))
+            .map_or(fresh, Arc::clone)
+    }
+
+    /// Every name and its entry.
+    pub fn entries(&self) -> Vec<(Arc<str>, Arc<V>)> {
+        self.map
+            .load()
+            .iter()
+            .map(|(name, entry)| (Arc::clone(name), Arc::clone(entry)))
+            .collect()
+    }
+
+    /// Forgets every entry.
+    pub fn clear(&self) {
+        self.map.store(Arc::new(HashMap::new()));
+    }
+}
