@@ -60,6 +60,19 @@ pub enum CacheOp {
 }
 
 impl CacheOp {
+    /// Every operation, in declaration order (for tables indexed by operation).
+    pub const ALL: [Self; 9] = [
+        Self::Get,
+        Self::Set,
+        Self::Delete,
+        Self::Exists,
+        Self::RemainingTtl,
+        Self::Scan,
+        Self::DeletePattern,
+        Self::GetMany,
+        Self::SetMany,
+    ];
+
     /// A stable lowercase name.
     pub const fn as_str(self) -> &'static str {
         match self {

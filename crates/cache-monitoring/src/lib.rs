@@ -9,6 +9,7 @@
 //! (serde) report it. [`MetricsRecorder`] sends the same events to the `metrics` facade (and so to
 //! Prometheus), and [`CompositeRecorder`] lets one cache feed both.
 
+mod clock;
 mod composite;
 mod export;
 mod monitor;

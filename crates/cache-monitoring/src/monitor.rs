@@ -6,21 +6,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use cache_core::{CacheOp, Layer, Usage, unix_millis};
+use cache_core::{CacheOp, Layer, Usage};
+
+use crate::clock::now_ms;
 
 use crate::window::WindowedHistogram;
 
-const OPS: [CacheOp; 9] = [
-    CacheOp::Get,
-    CacheOp::Set,
-    CacheOp::Delete,
-    CacheOp::Exists,
-    CacheOp::RemainingTtl,
-    CacheOp::Scan,
-    CacheOp::DeletePattern,
-    CacheOp::GetMany,
-    CacheOp::SetMany,
-];
+const OPS: [CacheOp; 9] = CacheOp::ALL;
 const LAYERS: [Layer; 2] = [Layer::L1, Layer::L2];
 
 fn op_index(op: CacheOp) -> usize {
@@ -216,7 +208,7 @@ impl CachePerformanceMonitor {
                 .iter()
                 .map(|(k, v)| ((*k).to_string(), *v))
                 .collect(),
-            latency: lock(&s.latency).summary(unix_millis()),
+            latency: lock(&s.latency).summary(now_ms()),
         }
     }
 
@@ -235,14 +227,14 @@ impl CachePerformanceMonitor {
             original_bytes: original,
             stored_bytes: stored,
             ratio,
-            time: lock(&self.compression_time).summary(unix_millis()),
+            time: lock(&self.compression_time).summary(now_ms()),
         }
     }
 
     /// Hands the monitor a memory reading (the caches' `report_memory` does it through
     /// [`Recorder::record_memory`](cache_core::Recorder::record_memory)).
     pub fn record_memory_usage(&self, mut reading: MemoryUsageMetric) {
-        reading.timestamp_ms = unix_millis();
+        reading.timestamp_ms = now_ms();
         push_bounded(
             &mut lock(&self.memory),
             reading,
@@ -317,7 +309,7 @@ impl CachePerformanceMonitor {
 
     /// Invalidation frequency over the last hour.
     pub fn invalidation_stats(&self) -> InvalidationStats {
-        let since = unix_millis().saturating_sub(3_600_000);
+        let since = now_ms().saturating_sub(3_600_000);
         let events = lock(&self.invalidations);
         let recent: Vec<&InvalidationMetric> =
             events.iter().filter(|e| e.timestamp_ms >= since).collect();
@@ -427,12 +419,12 @@ impl CachePerformanceMonitor {
         let memory = lock(&self.memory).back().copied();
         let slow_operations: Vec<PerformanceMetric> = lock(&self.slow).iter().cloned().collect();
         let savings = self.savings();
-        let now = unix_millis();
+        let now = now_ms();
         MonitorSnapshot {
             requests_by_operation: self.requests.by_operation(),
             requests_by_tier: self.requests.by_tier(now),
             breaker: self.requests.breaker(),
-            timestamp_ms: unix_millis(),
+            timestamp_ms: now_ms(),
             hit_rate: self.hit_rate(),
             hits,
             misses,
@@ -467,7 +459,7 @@ impl CachePerformanceMonitor {
             .unwrap_or(0);
         SavingsMetric {
             computations,
-            compute_time: lock(&self.compute_time).summary(unix_millis()),
+            compute_time: lock(&self.compute_time).summary(now_ms()),
             hits,
             time_saved_ms: mean_micros.saturating_mul(hits) / 1000,
             tokens_used: load(&s.tokens_used),
@@ -511,7 +503,7 @@ impl CachePerformanceMonitor {
     /// The AI layer's reads per text tier (`small`, `medium`, `large`, `xlarge`), with their
     /// latency over the window; a tier never read is absent.
     pub fn requests_by_tier(&self) -> BTreeMap<String, RequestSummary> {
-        self.requests.by_tier(unix_millis())
+        self.requests.by_tier(now_ms())
     }
 
     /// The circuit breaker's transitions.

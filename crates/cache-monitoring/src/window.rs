@@ -1,6 +1,6 @@
 //! A latency histogram that forgets: samples older than the retention window stop counting.
 
-use cache_core::unix_millis;
+use crate::clock::now_ms;
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -54,7 +54,7 @@ impl LatencyWindow {
         self.histogram
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .record(unix_millis(), micros);
+            .record(now_ms(), micros);
     }
 
     /// Forgets every sample (and frees the slices).
@@ -70,7 +70,7 @@ impl LatencyWindow {
         self.histogram
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .summary(unix_millis())
+            .summary(now_ms())
     }
 }
 

@@ -2,7 +2,7 @@
 //! yield between them, so no poll spends more than about 40 µs hashing (SHA-256 runs at about
 //! 1.8 GB/s here: a 40 MB text takes 22 ms, which would stall every task on the worker).
 
-use std::time::Instant;
+use quanta::Instant;
 
 use cache_core::Result;
 

@@ -6,7 +6,7 @@ use cache_core::{
     BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
 
-use cache_core::unix_millis;
+use crate::clock::now_ms;
 
 use super::*;
 
@@ -22,7 +22,7 @@ impl Recorder for CachePerformanceMonitor {
             }
             _ => s.done.fetch_add(1, Ordering::Relaxed),
         };
-        let now = unix_millis();
+        let now = now_ms();
         lock(&s.latency).record(now, micros(elapsed));
         if elapsed > self.config.slow_operation {
             let metric = PerformanceMetric {
@@ -45,7 +45,7 @@ impl Recorder for CachePerformanceMonitor {
             u64::try_from(stored_bytes).unwrap_or(u64::MAX),
             Ordering::Relaxed,
         );
-        lock(&self.compression_time).record(unix_millis(), micros(elapsed));
+        lock(&self.compression_time).record(now_ms(), micros(elapsed));
     }
 
     fn record_corrupt_entry(&self, layer: Layer, _kind: ErrorKind) {
@@ -54,7 +54,7 @@ impl Recorder for CachePerformanceMonitor {
 
     fn record_invalidation(&self, pattern: &str, removed: u64) {
         let event = InvalidationMetric {
-            timestamp_ms: unix_millis(),
+            timestamp_ms: now_ms(),
             pattern: pattern.to_string(),
             removed,
         };
@@ -66,7 +66,7 @@ impl Recorder for CachePerformanceMonitor {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
-        self.requests.record(request, unix_millis());
+        self.requests.record(request, now_ms());
         if request.outcome != Outcome::Hit {
             return;
         }
@@ -81,7 +81,7 @@ impl Recorder for CachePerformanceMonitor {
         self.savings
             .compute_micros
             .fetch_add(micros(elapsed), Ordering::Relaxed);
-        lock(&self.compute_time).record(unix_millis(), micros(elapsed));
+        lock(&self.compute_time).record(now_ms(), micros(elapsed));
         if let Some(usage) = usage {
             Savings::add_usage(&self.savings.tokens_used, &self.savings.cost_used, usage);
         }
@@ -93,6 +93,6 @@ impl Recorder for CachePerformanceMonitor {
 
     fn record_breaker(&self, from: BreakerState, to: BreakerState) {
         self.requests
-            .record_breaker(from, to, unix_millis(), self.config.max_measurements);
+            .record_breaker(from, to, now_ms(), self.config.max_measurements);
     }
 }
