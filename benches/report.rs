@@ -450,7 +450,7 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    // `--only cache`, `speed`, `migrate` or `cluster` runs one group of rows.
+    // `--only cache`, `l1`, `speed`, `migrate` or `cluster` runs one group of rows.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -458,19 +458,31 @@ fn main() {
     let wanted = |group: &str| only.as_deref().is_none_or(|o| o == group);
     let mut rows = runtime.block_on(async {
         let mut rows = Vec::new();
-        if wanted("cache") {
+        // `l1`: the single-task in-process rows alone (part of `cache`).
+        let in_process = wanted("cache") || only.as_deref() == Some("l1");
+        if in_process {
             rows.push(l1_row(&plan).await);
+        }
+        if wanted("cache") {
             for (size, tasks) in [(1024, 1), (1024, 50), (100 * 1024, 1), (100 * 1024, 50)] {
                 rows.push(l2_row(&server, &plan, size, tasks).await);
             }
+        }
+        if in_process {
             rows.push(ai_l1_row(&plan, 20, false).await);
             rows.push(ai_l1_row(&plan, 200, false).await);
             rows.push(ai_l1_row(&plan, 40_000, false).await);
             rows.push(ai_l1_row(&plan, 200, true).await);
             rows.push(ai_l1_row(&plan, 40_000, true).await);
+        }
+        if wanted("cache") {
             rows.push(ai_l2_row(&server, &plan).await);
+        }
+        if in_process {
             rows.push(monitoring_row(&plan, Monitoring::Counters).await);
             rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
+        }
+        if wanted("cache") {
             rows.push(link::outage_row(&plan).await);
             rows.push(link::tls_row(&plan).await);
             rows.push(memory::row(if quick { 1 } else { 3 }));

@@ -4,6 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+mod keys;
+
+use keys::{OPERATION_KEYS, RequestKeys};
+
 use cache_core::{
     BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
@@ -27,8 +31,10 @@ use cache_core::{
 /// | `aicache_breaker_transitions_total` | counter | `to` |
 /// | `aicache_l1_entries`, `aicache_l1_bytes`, `aicache_redis_used_memory_bytes`, `aicache_redis_maxmemory_bytes` | gauge | |
 ///
-/// The AI operation label comes from the cache's interned operation names, so labelling costs no
-/// allocation per request. Nothing is recorded until the application installs a `metrics` recorder.
+/// Keys are built once per label set (AI operations: the first
+/// [`MAX_TRACKED_OPERATIONS`](crate::MAX_TRACKED_OPERATIONS) names seen by this process, the
+/// rest labelled [`OTHER_OPERATIONS`](crate::OTHER_OPERATIONS)), so recording costs no
+/// allocation; every event goes to the recorder in scope when it happens. Nothing is recorded until the application installs a `metrics` recorder.
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct MetricsRecorder;
@@ -44,6 +50,14 @@ fn outcome_label(outcome: Outcome) -> &'static str {
 
 impl Recorder for MetricsRecorder {
     fn record_operation(&self, op: CacheOp, layer: Layer, outcome: Outcome, elapsed: Duration) {
+        let keys = &*OPERATION_KEYS;
+        if let (Some(total), Some(seconds)) =
+            (keys.total(op, layer, outcome), keys.seconds(op, layer))
+        {
+            keys::counter(total).increment(1);
+            keys::histogram(seconds).record(elapsed.as_secs_f64());
+            return;
+        }
         metrics::counter!(
             "aicache_operations_total",
             "operation" => op.as_str(),
@@ -76,6 +90,19 @@ impl Recorder for MetricsRecorder {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
+        let keys = RequestKeys::of(request.operation);
+        if let (Some(total), Some(seconds)) = (
+            keys.total(request.text_tier, request.layer, request.outcome),
+            keys.seconds(request.text_tier),
+        ) {
+            keys::counter(total).increment(1);
+            keys::histogram(seconds).record(request.elapsed.as_secs_f64());
+            if let Some(saved) = request.saved {
+                record_usage(&keys, true, saved);
+            }
+            return;
+        }
+        // A tier this recorder does not know: labelled as it is, at the price of building keys.
         let operation = metrics::SharedString::from(Arc::clone(request.operation));
         metrics::counter!(
             "aicache_requests_total",
@@ -92,18 +119,16 @@ impl Recorder for MetricsRecorder {
         )
         .record(request.elapsed.as_secs_f64());
         if let Some(saved) = request.saved {
-            record_usage(&operation, "saved", saved);
+            record_usage(&keys, true, saved);
         }
     }
 
     fn record_compute(&self, operation: &Arc<str>, elapsed: Duration, usage: Option<Usage>) {
-        let operation = metrics::SharedString::from(Arc::clone(operation));
-        metrics::counter!("aicache_computations_total", "operation" => operation.clone())
-            .increment(1);
-        metrics::histogram!("aicache_compute_seconds", "operation" => operation.clone())
-            .record(elapsed.as_secs_f64());
+        let keys = RequestKeys::of(operation);
+        keys::counter(&keys.computations).increment(1);
+        keys::histogram(&keys.compute_seconds).record(elapsed.as_secs_f64());
         if let Some(usage) = usage {
-            record_usage(&operation, "used", usage);
+            record_usage(&keys, false, usage);
         }
     }
 
@@ -138,11 +163,11 @@ impl MetricsRecorder {
     }
 }
 
-fn record_usage(operation: &metrics::SharedString, kind: &'static str, usage: Usage) {
-    metrics::counter!("aicache_tokens_total", "operation" => operation.clone(), "kind" => kind)
-        .increment(usage.tokens);
-    metrics::counter!("aicache_cost_micros_total", "operation" => operation.clone(), "kind" => kind)
-        .increment(usage.cost_micros());
+/// Tokens and cost `saved` by a hit, or used by a computation.
+fn record_usage(keys: &RequestKeys, saved: bool, usage: Usage) {
+    let (tokens, cost) = keys.usage(saved);
+    keys::counter(tokens).increment(usage.tokens);
+    keys::counter(cost).increment(usage.cost_micros());
 }
 
 /// The Prometheus exporter (feature `prometheus`): build a recorder with

@@ -29,13 +29,17 @@ pub const OTHER_OPERATIONS: &str = "(other)";
 /// assert_eq!(*table.get_or_insert("one more", |n| n.to_string()), OTHER_OPERATIONS);
 /// ```
 pub struct OperationTable<V> {
-    map: ArcSwap<HashMap<Arc<str>, Arc<V>>>,
+    map: ArcSwap<Map<V>>,
 }
+
+/// Looked up on every request: foldhash, not SipHash (the names are few and bounded, so
+/// flooding resistance buys nothing here).
+type Map<V> = HashMap<Arc<str>, Arc<V>, foldhash::fast::RandomState>;
 
 impl<V> Default for OperationTable<V> {
     fn default() -> Self {
         Self {
-            map: ArcSwap::from_pointee(HashMap::new()),
+            map: ArcSwap::from_pointee(Map::default()),
         }
     }
 }
@@ -74,7 +78,7 @@ impl<V> OperationTable<V> {
         // Two first requests of one operation may race: the map keeps whichever landed first;
         // the cap is checked again on the map being replaced, so racing new names cannot pass it.
         self.map.rcu(|current| {
-            let mut next = HashMap::clone(current);
+            let mut next = Map::clone(current);
             if next.len() < MAX_TRACKED_OPERATIONS || name == OTHER_OPERATIONS {
                 next.entry(Arc::clone(&fresh_name))
                     .or_insert_with(|| Arc::clone(&fresh));
@@ -102,6 +106,6 @@ impl<V> OperationTable<V> {
 
     /// Forgets every entry.
     pub fn clear(&self) {
-        self.map.store(Arc::new(HashMap::new()));
+        self.map.store(Arc::new(Map::default()));
     }
 }
