@@ -17,7 +17,9 @@ use cache_core::{Ttl, ValidationIssue, ValidationResult};
 pub struct MemoryCacheConfig {
     /// The most entries held at once. Default: 100 (the seed's `memory_cache_size`).
     pub max_entries: usize,
-    /// The most bytes (keys, values and a fixed per-entry overhead) held at once. Default: 64 MiB.
+    /// The most bytes held at once: keys, values and 224 bytes per entry for what holding it
+    /// costs besides (slot, allocator headers, fragmentation), so that the budget bounds the
+    /// process's memory. Default: 64 MiB.
     pub max_bytes: u64,
     /// The TTL of entries written without one. Default: 3600 s.
     pub default_ttl: Duration,
