@@ -442,7 +442,12 @@ impl GenericRedisCache {
         Some(value)
     }
 
-    pub(crate) async fn write(&self, key: &CacheKey, value: Bytes, ttl: Option<Ttl>) -> Result<()> {
+    pub(crate) async fn write(
+        &self,
+        key: &CacheKey,
+        mut value: Bytes,
+        ttl: Option<Ttl>,
+    ) -> Result<()> {
         let started = self.clock();
         let ttl = ttl.unwrap_or(self.inner.default_ttl);
         let layer = self.l2_layer();
@@ -452,19 +457,33 @@ impl GenericRedisCache {
             if let Some(l1) = self.inner.near.l1() {
                 l1.check_size(value.len())?;
             }
-            self.inner.near.insert(key, value.clone(), ttl);
-            self.record(CacheOp::Set, layer, Outcome::Done, started);
-            self.fire(CacheEvent::SetSuccess { key, value: &value });
+            if self.inner.listeners.is_empty() {
+                // No listener to show the value to: L1 takes it as it is (a clone would turn a
+                // caller's `Vec`-backed `Bytes` into a shared one, an allocation per entry).
+                self.inner.near.insert(key, value, ttl);
+                self.record(CacheOp::Set, layer, Outcome::Done, started);
+            } else {
+                self.inner.near.insert(key, value.clone(), ttl);
+                self.record(CacheOp::Set, layer, Outcome::Done, started);
+                self.fire(CacheEvent::SetSuccess { key, value: &value });
+            }
             return Ok(());
         };
         let meta = fresh_meta(ttl);
         let l1_ttl = ttl.min(self.inner.l1_max_ttl);
+        // Without L1 and listeners nothing needs the value after the write: Redis takes it as
+        // it is (sharing it would cost an allocation a write).
+        let payload = if self.inner.near.l1().is_some() || !self.inner.listeners.is_empty() {
+            value.clone()
+        } else {
+            std::mem::take(&mut value)
+        };
         let (written, fill) = self
             .inner
             .near
             .write(
                 key,
-                l2.write(key, &meta, Codec::Raw, value.clone(), ttl),
+                l2.write(key, &meta, Codec::Raw, payload, ttl),
                 |written| written.is_ok().then(|| (value.clone(), l1_ttl)),
             )
             .await;

@@ -84,19 +84,25 @@ impl FrameStore for RedisStore {
 
     async fn set(&self, key: &CacheKey, frame: Bytes, ttl: Ttl) -> Result<StoreWrite> {
         self.inner.check_size(&frame)?;
-        let name = self.inner.redis_key(key);
-        let sent = frame.clone();
+        // As in `get`: the Redis key goes straight into the command, and the command borrows
+        // the frame (kept for the replay queue) instead of sharing it.
+        let name = PrefixedKey(&self.inner.prefix, key.as_str());
+        let sent: &[u8] = &frame;
         match self
             .inner
-            .hot_at(self.inner.route(&name), "SET", |mut c| async move {
-                redis::cmd("SET")
-                    .arg(&name)
-                    .arg(sent.as_ref())
-                    .arg("PX")
-                    .arg(ttl.as_millis())
-                    .query_async::<()>(&mut c)
-                    .await
-            })
+            .hot_at(
+                self.inner.route_prefixed(&name),
+                "SET",
+                |mut c| async move {
+                    redis::cmd("SET")
+                        .arg(name)
+                        .arg(sent)
+                        .arg("PX")
+                        .arg(ttl.as_millis())
+                        .query_async::<()>(&mut c)
+                        .await
+                },
+            )
             .await
         {
             Ok(()) => Ok(StoreWrite::Written),
