@@ -1,5 +1,6 @@
 //! The ratio report of `cargo xtask bench`: each row is a contender measured against its baseline
-//! in the same run, in interleaved rounds (A B A B …), as `shared/spec/BENCHMARKS.md` asks.
+//! in the same run, in interleaved rounds (A B A B …), as `shared/spec/BENCHMARKS.md` asks; the
+//! throughput rows also interleave six short slices within each round (`Row::round`).
 //!
 //! Rows:
 //! - `l1_hit_1k_c1`: a memory-only `GenericRedisCache` hit vs a bare quick_cache get of the same bytes.
@@ -51,6 +52,9 @@ struct Row {
     baseline: Vec<f64>,
 }
 
+/// Contender/baseline slices per round (A B A B …): the drift of a noisy host falls on both.
+const SLICES: u32 = 6;
+
 impl Row {
     fn new(name: &str, unit: &'static str) -> Self {
         Self {
@@ -59,6 +63,25 @@ impl Row {
             contender: Vec::new(),
             baseline: Vec::new(),
         }
+    }
+
+    /// One round: [`SLICES`] alternating slices of `contender` and `baseline` (each given the
+    /// slice's length, returning ops/s), recorded as their means.
+    async fn round<A, FA, B, FB>(&mut self, plan: &Plan, contender: A, baseline: B)
+    where
+        A: Fn(Duration) -> FA,
+        FA: std::future::Future<Output = f64>,
+        B: Fn(Duration) -> FB,
+        FB: std::future::Future<Output = f64>,
+    {
+        let slice = plan.round_time / SLICES;
+        let (mut a, mut b) = (0.0, 0.0);
+        for _ in 0..SLICES {
+            a += contender(slice).await;
+            b += baseline(slice).await;
+        }
+        self.contender.push(a / f64::from(SLICES));
+        self.baseline.push(b / f64::from(SLICES));
     }
 }
 
@@ -177,16 +200,18 @@ async fn l2_row(server: &RedisServer, plan: &Plan, size: usize, tasks: usize) ->
             .await
             .unwrap();
 
-        row.contender.push(
-            throughput(tasks, plan.round_time, |deadline| {
-                let cache = cache.clone();
-                let k = key.clone();
-                async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
-            })
-            .await,
-        );
-        row.baseline
-            .push(raw_get_throughput(&raw, &redis_key, tasks, plan.round_time).await);
+        row.round(
+            plan,
+            |slice| {
+                throughput(tasks, slice, |deadline| {
+                    let cache = cache.clone();
+                    let k = key.clone();
+                    async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
+                })
+            },
+            |slice| raw_get_throughput(&raw, &redis_key, tasks, slice),
+        )
+        .await;
     }
     row
 }
@@ -208,21 +233,23 @@ async fn l1_row(plan: &Plan) -> Row {
         baseline: Vec::new(),
     };
     for _ in 0..plan.rounds {
-        row.contender.push(
-            throughput(1, plan.round_time, |deadline| {
-                let cache = cache.clone();
-                let k = key.clone();
-                async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
-            })
-            .await,
-        );
-        row.baseline.push(
-            throughput(1, plan.round_time, |deadline| {
-                let bare = Arc::clone(&bare);
-                async move { until!(deadline, assert!(bare.get("row").is_some())) }
-            })
-            .await,
-        );
+        row.round(
+            plan,
+            |slice| {
+                throughput(1, slice, |deadline| {
+                    let cache = cache.clone();
+                    let k = key.clone();
+                    async move { until!(deadline, assert!(cache.get(&k).await.unwrap().is_some())) }
+                })
+            },
+            |slice| {
+                throughput(1, slice, |deadline| {
+                    let bare = Arc::clone(&bare);
+                    async move { until!(deadline, assert!(bare.get("row").is_some())) }
+                })
+            },
+        )
+        .await;
     }
     row
 }
@@ -264,37 +291,40 @@ async fn ai_l1_row(plan: &Plan, chars: usize, json_api: bool) -> Row {
         baseline: Vec::new(),
     };
     for _ in 0..plan.rounds {
-        row.contender.push(
-            throughput(1, plan.round_time, |deadline| {
-                let (cache, text, options) = (cache.clone(), Arc::clone(&text), options.clone());
-                async move {
-                    until!(deadline, {
-                        if json_api {
-                            let hit = cache
-                                .get_cached_response(&text, "sentiment", &options, None)
-                                .await;
-                            assert!(hit.unwrap().is_some());
-                        } else {
-                            let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
-                            assert!(cache.get(&key).await.unwrap().is_some());
-                        }
-                    })
-                }
-            })
-            .await,
-        );
-        row.baseline.push(
-            throughput(1, plan.round_time, |deadline| {
-                let (bare, text) = (Arc::clone(&bare), Arc::clone(&text));
-                async move {
-                    until!(deadline, {
-                        let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
-                        assert!(bare.get(&digest).is_some());
-                    })
-                }
-            })
-            .await,
-        );
+        row.round(
+            plan,
+            |slice| {
+                throughput(1, slice, |deadline| {
+                    let (cache, text, options) =
+                        (cache.clone(), Arc::clone(&text), options.clone());
+                    async move {
+                        until!(deadline, {
+                            if json_api {
+                                let hit = cache
+                                    .get_cached_response(&text, "sentiment", &options, None)
+                                    .await;
+                                assert!(hit.unwrap().is_some());
+                            } else {
+                                let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
+                                assert!(cache.get(&key).await.unwrap().is_some());
+                            }
+                        })
+                    }
+                })
+            },
+            |slice| {
+                throughput(1, slice, |deadline| {
+                    let (bare, text) = (Arc::clone(&bare), Arc::clone(&text));
+                    async move {
+                        until!(deadline, {
+                            let digest = hex::encode(sha2::Sha256::digest(text.as_bytes()));
+                            assert!(bare.get(&digest).is_some());
+                        })
+                    }
+                })
+            },
+        )
+        .await;
     }
     row
 }
@@ -349,24 +379,25 @@ async fn monitoring_row(plan: &Plan, monitoring: Monitoring) -> Row {
         contender: Vec::new(),
         baseline: Vec::new(),
     };
-    for _ in 0..plan.rounds {
-        for (index, cache) in caches.iter().enumerate() {
-            let measured = throughput(1, plan.round_time, |deadline| {
-                let (cache, text) = (cache.clone(), Arc::clone(&text));
-                async move {
-                    until!(deadline, {
-                        let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
-                        assert!(cache.get(&key).await.unwrap().is_some());
-                    })
-                }
-            })
-            .await;
-            if index == 0 {
-                row.contender.push(measured);
-            } else {
-                row.baseline.push(measured);
+    let reads = |cache: AIResponseCache<Value>, slice| {
+        let text = Arc::clone(&text);
+        throughput(1, slice, move |deadline| {
+            let (cache, text) = (cache.clone(), Arc::clone(&text));
+            async move {
+                until!(deadline, {
+                    let key = cache.key(&AiRequest::new("sentiment", &text)).unwrap();
+                    assert!(cache.get(&key).await.unwrap().is_some());
+                })
             }
-        }
+        })
+    };
+    for _ in 0..plan.rounds {
+        row.round(
+            plan,
+            |slice| reads(caches[0].clone(), slice),
+            |slice| reads(caches[1].clone(), slice),
+        )
+        .await;
     }
     row
 }
@@ -403,20 +434,22 @@ async fn ai_l2_row(server: &RedisServer, plan: &Plan) -> Row {
             .put(&key, answer.clone(), &RequestControls::default())
             .await
             .unwrap();
-        row.contender.push(
-            throughput(50, plan.round_time, |deadline| {
-                let (cache, text) = (cache.clone(), text.clone());
-                async move {
-                    until!(deadline, {
-                        let key = cache.key(&AiRequest::new("qa", &text)).unwrap();
-                        assert!(cache.get(&key).await.unwrap().is_some());
-                    })
-                }
-            })
-            .await,
-        );
-        row.baseline
-            .push(raw_get_throughput(&raw, &full_key, 50, plan.round_time).await);
+        row.round(
+            plan,
+            |slice| {
+                throughput(50, slice, |deadline| {
+                    let (cache, text) = (cache.clone(), text.clone());
+                    async move {
+                        until!(deadline, {
+                            let key = cache.key(&AiRequest::new("qa", &text)).unwrap();
+                            assert!(cache.get(&key).await.unwrap().is_some());
+                        })
+                    }
+                })
+            },
+            |slice| raw_get_throughput(&raw, &full_key, 50, slice),
+        )
+        .await;
     }
     row
 }

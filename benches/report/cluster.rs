@@ -13,9 +13,6 @@ use super::{Plan, Row, throughput};
 
 const TASKS: usize = 50;
 const KEYS: usize = 1_000;
-/// Contender/baseline slices per round.
-const SLICES: u32 = 6;
-
 pub(crate) async fn row(plan: &Plan) -> Row {
     let cluster = RedisCluster::start();
     let config = RedisCacheConfig::default()
@@ -79,18 +76,15 @@ pub(crate) async fn row(plan: &Plan) -> Row {
             }
         }
     };
-    // Each round alternates short slices (A B A B …): three co-located servers and the client
-    // share two vCPUs, so throughput drifts within seconds, and fine interleaving makes the
-    // drift hit both sides alike.
-    let slice = plan.round_time / SLICES;
+    // Three co-located servers and the client share two vCPUs, so throughput drifts within
+    // seconds: each round interleaves short slices.
     for _ in 0..plan.rounds {
-        let (mut a, mut b) = (0.0, 0.0);
-        for _ in 0..SLICES {
-            a += throughput(TASKS, slice, contender()).await;
-            b += throughput(TASKS, slice, baseline()).await;
-        }
-        row.contender.push(a / f64::from(SLICES));
-        row.baseline.push(b / f64::from(SLICES));
+        row.round(
+            plan,
+            |slice| throughput(TASKS, slice, contender()),
+            |slice| throughput(TASKS, slice, baseline()),
+        )
+        .await;
     }
     row
 }

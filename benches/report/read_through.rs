@@ -56,29 +56,29 @@ pub(crate) async fn ai_row(server: &RedisServer, plan: &Plan) -> Row {
     .await;
     let conn = raw(server).await;
     let mut row = Row::new("ai_read_through_1k_c50", "ops/s");
+    let (c, n) = (conn.clone(), Arc::clone(&names));
+    let get = move |i: usize| raw_get(c.clone(), n[i % n.len()].clone());
     for _ in 0..plan.rounds {
-        let reader = connect(Some(
-            MemoryCacheConfig::default().with_max_entries(1_000_000),
-        ))
-        .await;
-        let t = Arc::clone(&texts);
-        row.contender.push(
-            indexed(plan.round_time, move |i| {
-                let (r, t) = (Arc::clone(&reader), Arc::clone(&t));
+        row.round(
+            plan,
+            |d| {
+                let t = Arc::clone(&texts);
                 async move {
-                    let key = r.key(&AiRequest::new("qa", &t[i % t.len()])).unwrap();
-                    assert!(r.get(&key).await.unwrap().is_some());
+                    let l1 = MemoryCacheConfig::default().with_max_entries(1_000_000);
+                    let reader = connect(Some(l1)).await;
+                    indexed(d, move |i| {
+                        let (r, t) = (Arc::clone(&reader), Arc::clone(&t));
+                        async move {
+                            let key = r.key(&AiRequest::new("qa", &t[i % t.len()])).unwrap();
+                            assert!(r.get(&key).await.unwrap().is_some());
+                        }
+                    })
+                    .await
                 }
-            })
-            .await,
-        );
-        row.baseline.push(
-            indexed(plan.round_time, {
-                let (c, n) = (conn.clone(), Arc::clone(&names));
-                move |i| raw_get(c.clone(), n[i % n.len()].clone())
-            })
-            .await,
-        );
+            },
+            |d| indexed(d, get.clone()),
+        )
+        .await;
     }
     row
 }
@@ -102,29 +102,31 @@ pub(crate) async fn large_row(server: &RedisServer, plan: &Plan) -> Row {
     let names: Arc<Vec<String>> = Arc::new(keys.iter().map(|k| writer.redis_key(k)).collect());
     let conn = raw(server).await;
     let mut row = Row::new("read_through_100k_c50", "ops/s");
+    let (c, n) = (conn.clone(), Arc::clone(&names));
+    let get = move |i: usize| raw_get(c.clone(), n[i % n.len()].clone());
     for _ in 0..plan.rounds {
-        let reader = Arc::new(
-            GenericRedisCache::connect(config(server, true))
-                .await
-                .unwrap(),
-        );
-        let k = Arc::clone(&keys);
-        row.contender.push(
-            indexed(plan.round_time, move |i| {
-                let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
+        row.round(
+            plan,
+            |d| {
+                let k = Arc::clone(&keys);
                 async move {
-                    assert!(r.get(&key).await.unwrap().is_some());
+                    let reader = Arc::new(
+                        GenericRedisCache::connect(config(server, true))
+                            .await
+                            .unwrap(),
+                    );
+                    indexed(d, move |i| {
+                        let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
+                        async move {
+                            assert!(r.get(&key).await.unwrap().is_some());
+                        }
+                    })
+                    .await
                 }
-            })
-            .await,
-        );
-        row.baseline.push(
-            indexed(plan.round_time, {
-                let (c, n) = (conn.clone(), Arc::clone(&names));
-                move |i| raw_get(c.clone(), n[i % n.len()].clone())
-            })
-            .await,
-        );
+            },
+            |d| indexed(d, get.clone()),
+        )
+        .await;
     }
     row
 }

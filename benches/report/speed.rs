@@ -139,102 +139,100 @@ pub(crate) async fn rows(server: &RedisServer, plan: &Plan) -> Vec<Row> {
             }
         }
     };
+    let (w, k, v) = (Arc::clone(&writer), Arc::clone(&keys), value.clone());
+    let set = move |i: usize| {
+        let (w, key, v) = (Arc::clone(&w), k[i % k.len()].clone(), v.clone());
+        async move { w.set(&key, v, Some(ttl)).await.unwrap() }
+    };
+    let (c, a) = (Arc::clone(&ai), answer.clone());
+    let put = move |i: usize| {
+        let (c, a) = (Arc::clone(&c), a.clone());
+        async move {
+            let text = format!("text number {i}");
+            let key = c.key(&AiRequest::new("qa", &text)).unwrap();
+            c.put(&key, a, &RequestControls::default()).await.unwrap();
+        }
+    };
+    let (c, n) = (conn.clone(), Arc::clone(&names));
+    let get = move |i: usize| raw_get(c.clone(), n[i % n.len()].clone());
+    let (k, w) = (Arc::clone(&keys), Arc::clone(&writer));
+    let many = move |i: usize| {
+        let w = Arc::clone(&w);
+        let batch: Vec<CacheKey> = (0..100)
+            .map(|j| k[(i * 100 + j) % k.len()].clone())
+            .collect();
+        async move {
+            let found = w.get_many(&batch).await.unwrap();
+            assert!(found.iter().all(Option::is_some));
+        }
+    };
+    let (c, n) = (conn.clone(), Arc::clone(&names));
+    let mget = move |i: usize| {
+        let mut c = c.clone();
+        let batch: Vec<String> = (0..100)
+            .map(|j| n[(i * 100 + j) % n.len()].clone())
+            .collect();
+        async move {
+            let _: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(batch)
+                .query_async(&mut c)
+                .await
+                .unwrap();
+        }
+    };
     for _ in 0..plan.rounds {
-        let (w, k, v) = (Arc::clone(&writer), Arc::clone(&keys), value.clone());
-        write.contender.push(
-            indexed(plan.round_time, move |i| {
-                let (w, key, v) = (Arc::clone(&w), k[i % k.len()].clone(), v.clone());
-                async move { w.set(&key, v, Some(ttl)).await.unwrap() }
-            })
-            .await,
-        );
         write
-            .baseline
-            .push(indexed(plan.round_time, raw_set(value.clone())).await);
-
-        let (c, a) = (Arc::clone(&ai), answer.clone());
-        ai_write.contender.push(
-            indexed(plan.round_time, move |i| {
-                let (c, a) = (Arc::clone(&c), a.clone());
-                async move {
-                    let text = format!("text number {i}");
-                    let key = c.key(&AiRequest::new("qa", &text)).unwrap();
-                    c.put(&key, a, &RequestControls::default()).await.unwrap();
-                }
-            })
-            .await,
-        );
+            .round(
+                plan,
+                |d| indexed(d, set.clone()),
+                |d| indexed(d, raw_set(value.clone())),
+            )
+            .await;
         ai_write
-            .baseline
-            .push(indexed(plan.round_time, raw_set(answer_bytes.clone())).await);
+            .round(
+                plan,
+                |d| indexed(d, put.clone()),
+                |d| indexed(d, raw_set(answer_bytes.clone())),
+            )
+            .await;
 
         // Every key the readers may reach is in Redis (written by the write rows above and
-        // again here, untimed), and the reader's L1 is new each round.
+        // again here, untimed), and each slice's reader has a new L1.
         for batch in keys.chunks(1000) {
             let entries: Vec<(CacheKey, Bytes)> =
                 batch.iter().map(|k| (k.clone(), value.clone())).collect();
             writer.set_many(&entries, Some(ttl)).await.unwrap();
         }
-        let reader = Arc::new(
-            GenericRedisCache::connect(config(server, true))
-                .await
-                .unwrap(),
-        );
-        let k = Arc::clone(&keys);
-        read_through.contender.push(
-            indexed(plan.round_time, move |i| {
-                let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
-                async move {
-                    assert!(r.get(&key).await.unwrap().is_some());
-                }
-            })
-            .await,
-        );
-        read_through.baseline.push(
-            indexed(plan.round_time, {
-                let (c, n) = (conn.clone(), Arc::clone(&names));
-                move |i| raw_get(c.clone(), n[i % n.len()].clone())
-            })
-            .await,
-        );
-
-        let k = Arc::clone(&keys);
-        let w = Arc::clone(&writer);
-        get_many.contender.push(
-            indexed(plan.round_time, move |i| {
-                let w = Arc::clone(&w);
-                let batch: Vec<CacheKey> = (0..100)
-                    .map(|j| k[(i * 100 + j) % k.len()].clone())
-                    .collect();
-                async move {
-                    assert!(
-                        w.get_many(&batch)
-                            .await
-                            .unwrap()
-                            .iter()
-                            .all(Option::is_some)
-                    );
-                }
-            })
-            .await,
-        );
-        let (c, n) = (conn.clone(), Arc::clone(&names));
-        get_many.baseline.push(
-            indexed(plan.round_time, move |i| {
-                let mut c = c.clone();
-                let batch: Vec<String> = (0..100)
-                    .map(|j| n[(i * 100 + j) % n.len()].clone())
-                    .collect();
-                async move {
-                    let _: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
-                        .arg(batch)
-                        .query_async(&mut c)
+        read_through
+            .round(
+                plan,
+                |d| {
+                    let k = Arc::clone(&keys);
+                    async move {
+                        let reader = Arc::new(
+                            GenericRedisCache::connect(config(server, true))
+                                .await
+                                .unwrap(),
+                        );
+                        indexed(d, move |i| {
+                            let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
+                            async move {
+                                assert!(r.get(&key).await.unwrap().is_some());
+                            }
+                        })
                         .await
-                        .unwrap();
-                }
-            })
-            .await,
-        );
+                    }
+                },
+                |d| indexed(d, get.clone()),
+            )
+            .await;
+        get_many
+            .round(
+                plan,
+                |d| indexed(d, many.clone()),
+                |d| indexed(d, mget.clone()),
+            )
+            .await;
     }
     vec![write, ai_write, read_through, get_many]
 }
