@@ -10,7 +10,7 @@ use crate::cache::AIResponseCache;
 use crate::controls::RequestControls;
 use crate::keys::AiRequest;
 use crate::legacy::{LegacyKeyGenerator, LegacyVariant, PyValue};
-use crate::response::CachedResponse;
+use crate::response::{CachedResponse, ResponseMetadata};
 
 /// Which key format [`AIResponseCache::build_key_in`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,13 +61,31 @@ fn type_name(value: &Value) -> &'static str {
     }
 }
 
+/// The JSON form of a hit: rendered once per L1 entry (the entry's hits share it); a hit no L1
+/// entry shares is merged into its own answer instead of into a copy.
+fn render(hit: CachedResponse<Value>) -> Arc<Value> {
+    if let Some(rendered) = hit.rendered.get() {
+        return Arc::clone(rendered);
+    }
+    if Arc::strong_count(&hit.rendered) == 1 {
+        let CachedResponse {
+            value, metadata, ..
+        } = hit;
+        let value = Arc::try_unwrap(value).unwrap_or_else(|shared| Value::clone(&shared));
+        return Arc::new(with_metadata(value, &metadata));
+    }
+    Arc::clone(
+        hit.rendered
+            .get_or_init(|| Arc::new(with_metadata(Value::clone(&hit.value), &hit.metadata))),
+    )
+}
+
 /// The response merged with its metadata, as the Python original returned it.
-fn with_metadata(hit: &CachedResponse<Value>) -> Value {
-    let mut merged = match hit.value.as_ref() {
-        Value::Object(map) => map.clone(),
-        other => Map::from_iter([("response".to_string(), other.clone())]),
+fn with_metadata(value: Value, m: &ResponseMetadata) -> Value {
+    let mut merged = match value {
+        Value::Object(map) => map,
+        other => Map::from_iter([("response".to_string(), other)]),
     };
-    let m = &hit.metadata;
     // Formatting fails (instead of printing) past year 9999; frames never carry such times, but a
     // failure here must not panic either.
     let mut cached_at = String::new();
@@ -179,9 +197,6 @@ impl AIResponseCache<Value> {
         let key = self
             .key_async(&request(text, operation, options, question)?)
             .await?;
-        Ok(self
-            .get(&key)
-            .await?
-            .map(|hit| Arc::clone(hit.rendered.get_or_init(|| Arc::new(with_metadata(&hit))))))
+        Ok(self.get(&key).await?.map(render))
     }
 }

@@ -166,6 +166,7 @@ where
             None,
         );
         let hits = Self::promotion_hits(&counters, key.operation());
+        let size = payload.len() + 256;
         let l1_entry = |stored: bool| {
             if !stored || !self.belongs_in_l1(key.tier(), key.operation(), hits) {
                 return None;
@@ -179,7 +180,7 @@ where
                     ..metadata.clone()
                 }),
                 rendered: Rendered::default(),
-                size: payload.len() + 256,
+                size,
                 fresh_until_ms: frame_meta.expires_at_ms,
             };
             Some((entry, self.l1_ttl(l1_ttl)))
@@ -208,7 +209,7 @@ where
                     key.cache_key(),
                     &frame_meta,
                     Codec::MessagePack,
-                    payload.clone(),
+                    payload,
                     kept,
                 ),
                 |written| l1_entry(written.is_ok()),
