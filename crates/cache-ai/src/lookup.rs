@@ -208,8 +208,10 @@ where
     ) -> Result<Option<CachedResponse<T>>> {
         let monitoring = count && self.inner.config.monitoring_enabled;
         let counters = self.counters(key.operation());
-        let sampled = monitoring && counters.sample_timing(self.inner.config.latency_sample_every);
-        let started = (count && (sampled || self.inner.recorder.is_some())).then(Instant::now);
+        // The clock (TSC-backed, a few nanoseconds) starts whenever this read may be timed;
+        // whether its time is kept is decided once the read has an outcome, so that the L1-only
+        // step of `get_or_compute` never uses up a sample.
+        let started = (monitoring || (count && self.inner.recorder.is_some())).then(Instant::now);
         let found = self
             .lookup_uncounted(key, &counters, controls, count, report, stage)
             .await;
@@ -217,6 +219,7 @@ where
             // Not the read's outcome yet: the caller goes on to the shared tier.
             return found;
         }
+        let sampled = monitoring && counters.sample_timing(self.inner.config.latency_sample_every);
         // Counts are exact whatever `monitoring_enabled` says; only timings depend on it.
         let tier = &self.inner.tiers[tier_index(key.tier())];
         if count {

@@ -205,8 +205,8 @@ impl OpCounters {
 }
 
 impl OpCounters {
-    /// Whether this read of the operation is one of the 1-in-`every` whose time is recorded
-    /// (the first read on each thread is).
+    /// Whether this read of the operation is one of the 1-in-`every` whose time is recorded:
+    /// the 1st, the `every + 1`-th, … read counted on this thread's stripe of the counter.
     pub(crate) fn sample_timing(&self, every: u32) -> bool {
         every <= 1 || self.timing_sampler.increment() % u64::from(every) == 1
     }

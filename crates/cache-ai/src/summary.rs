@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::config::AiCacheConfig;
 use crate::stats::AiSnapshot;
 
-const TIER_NAMES: [&str; 4] = ["small", "medium", "large", "xlarge"];
+const TIER_NAMES: [&str; 4] = cache_core::TextTier::NAMES;
 /// Operations with fewer reads are left out of the recommendations (the seed's rule).
 const MIN_REQUESTS: u64 = 10;
 

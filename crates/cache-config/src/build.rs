@@ -31,6 +31,7 @@ pub async fn connect_ai_cache<T>(
 where
     T: Serialize + DeserializeOwned + Send + Sync + 'static,
 {
+    cache_memory::calibrate_clock().await;
     let mut builder = AIResponseCache::builder(ai.clone());
     if let Some(recorder) = &recorder {
         builder = builder.recorder(Arc::clone(recorder));

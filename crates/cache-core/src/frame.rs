@@ -130,6 +130,16 @@ pub enum TextTier {
 }
 
 impl TextTier {
+    /// Every tier, smallest first.
+    pub const ALL: [Self; 4] = [Self::Small, Self::Medium, Self::Large, Self::XLarge];
+    /// Their names ([`as_str`](Self::as_str)), in the same order.
+    pub const NAMES: [&'static str; 4] = [
+        Self::Small.as_str(),
+        Self::Medium.as_str(),
+        Self::Large.as_str(),
+        Self::XLarge.as_str(),
+    ];
+
     /// The tier's lowercase name.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -375,6 +375,18 @@ fn encode_with(
     Ok(Bytes::from(encoded.bytes))
 }
 
+/// Calibrates the TSC-backed clock (quanta) that L1 expiry checks and timings read, off the
+/// async runtime: its first read spins for 1 to 200 ms, once per process. The async
+/// constructors call it; a cache built synchronously calibrates on its first clock read.
+pub async fn calibrate_clock() {
+    static CALIBRATED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !CALIBRATED.load(std::sync::atomic::Ordering::Relaxed) {
+        // A failed task only means the first read calibrates instead.
+        let _ = off_runtime(quanta::Instant::now).await;
+        CALIBRATED.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Runs `work` on the blocking pool of the current tokio runtime (inline without one), so that
 /// CPU-heavy codec work (large frames, large payloads) does not hold an async worker.
 ///

@@ -1,5 +1,5 @@
-//! The monitoring clock: milliseconds since the Unix epoch for windows and event timestamps,
-//! read on every recorded event.
+//! The monitoring clock of latency windows, read on every recorded sample. Events people read
+//! the time of (slow operations, breaker transitions, snapshots) take the wall clock itself.
 
 use std::sync::LazyLock;
 
@@ -10,7 +10,7 @@ static BASE: LazyLock<(u64, quanta::Instant)> =
 /// Milliseconds since the Unix epoch: the wall clock at the first call plus the TSC-backed
 /// monotonic time since (a few nanoseconds a read, where the system clock costs about 25 on a
 /// virtual machine). Never goes backwards; wall-clock steps after the first call are not seen,
-/// which windows of minutes do not mind.
+/// which windows sliced in minutes do not mind.
 pub(crate) fn now_ms() -> u64 {
     let (wall, instant) = *BASE;
     let elapsed = u64::try_from(instant.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 mod keys;
 
-use keys::{OPERATION_KEYS, RequestKeys};
+use keys::{OPERATION_KEYS, RequestKeys, outcome_label};
 
 use cache_core::{
     BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
@@ -38,15 +38,6 @@ use cache_core::{
 #[derive(Debug, Clone, Copy, Default)]
 #[non_exhaustive]
 pub struct MetricsRecorder;
-
-fn outcome_label(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Hit => "hit",
-        Outcome::Miss => "miss",
-        Outcome::Failed(_) => "failed",
-        _ => "done",
-    }
-}
 
 impl Recorder for MetricsRecorder {
     fn record_operation(&self, op: CacheOp, layer: Layer, outcome: Outcome, elapsed: Duration) {

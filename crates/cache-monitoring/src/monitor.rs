@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use cache_core::{CacheOp, Layer, Usage};
+use cache_core::{CacheOp, Layer, Usage, unix_millis};
 
 use crate::clock::now_ms;
 
@@ -234,7 +234,7 @@ impl CachePerformanceMonitor {
     /// Hands the monitor a memory reading (the caches' `report_memory` does it through
     /// [`Recorder::record_memory`](cache_core::Recorder::record_memory)).
     pub fn record_memory_usage(&self, mut reading: MemoryUsageMetric) {
-        reading.timestamp_ms = now_ms();
+        reading.timestamp_ms = unix_millis();
         push_bounded(
             &mut lock(&self.memory),
             reading,
@@ -309,7 +309,7 @@ impl CachePerformanceMonitor {
 
     /// Invalidation frequency over the last hour.
     pub fn invalidation_stats(&self) -> InvalidationStats {
-        let since = now_ms().saturating_sub(3_600_000);
+        let since = unix_millis().saturating_sub(3_600_000);
         let events = lock(&self.invalidations);
         let recent: Vec<&InvalidationMetric> =
             events.iter().filter(|e| e.timestamp_ms >= since).collect();
@@ -424,7 +424,7 @@ impl CachePerformanceMonitor {
             requests_by_operation: self.requests.by_operation(),
             requests_by_tier: self.requests.by_tier(now),
             breaker: self.requests.breaker(),
-            timestamp_ms: now_ms(),
+            timestamp_ms: unix_millis(),
             hit_rate: self.hit_rate(),
             hits,
             misses,

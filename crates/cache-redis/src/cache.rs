@@ -118,6 +118,7 @@ impl GenericRedisCacheBuilder {
     /// [`ErrorKind::Config`] for an invalid configuration or URL; [`ErrorKind::Auth`] or
     /// [`ErrorKind::Tls`] when Redis refuses the connection.
     pub async fn connect(self) -> Result<GenericRedisCache> {
+        cache_memory::calibrate_clock().await;
         let Self {
             config,
             recorder,

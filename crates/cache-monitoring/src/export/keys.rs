@@ -9,14 +9,23 @@ use metrics::{Counter, Histogram, Key, Label, Level, Metadata, SharedString};
 
 use crate::OperationTable;
 
-static METADATA: Metadata<'static> =
-    Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
+/// The target the `metrics` macros gave these events when they built keys per call.
+static METADATA: Metadata<'static> = Metadata::new(
+    "cache_monitoring::export",
+    Level::INFO,
+    Some("cache_monitoring::export"),
+);
 
 const LAYERS: [Layer; 2] = [Layer::L1, Layer::L2];
 const OUTCOMES: [&str; 4] = ["hit", "miss", "failed", "done"];
-/// The text tiers the AI layer reports; another name is labelled as it is, unlabelled by cache.
-const TIERS: [&str; 4] = ["small", "medium", "large", "xlarge"];
+/// The text tiers the AI layer reports (another name is labelled by the macros, per event).
+const TIERS: [&str; 4] = cache_core::TextTier::NAMES;
 const USAGE_KINDS: [&str; 2] = ["used", "saved"];
+
+/// The `outcome` label of `outcome`.
+pub(super) fn outcome_label(outcome: Outcome) -> &'static str {
+    OUTCOMES[outcome_index(outcome)]
+}
 
 fn outcome_index(outcome: Outcome) -> usize {
     match outcome {

@@ -6,6 +6,8 @@ use cache_core::{
     BreakerState, CacheOp, ErrorKind, Layer, MemoryReading, Outcome, Recorder, RequestEvent, Usage,
 };
 
+use cache_core::unix_millis;
+
 use crate::clock::now_ms;
 
 use super::*;
@@ -26,7 +28,7 @@ impl Recorder for CachePerformanceMonitor {
         lock(&s.latency).record(now, micros(elapsed));
         if elapsed > self.config.slow_operation {
             let metric = PerformanceMetric {
-                timestamp_ms: now,
+                timestamp_ms: unix_millis(),
                 operation: op.as_str(),
                 layer: layer.as_str(),
                 duration_us: micros(elapsed),
@@ -54,7 +56,7 @@ impl Recorder for CachePerformanceMonitor {
 
     fn record_invalidation(&self, pattern: &str, removed: u64) {
         let event = InvalidationMetric {
-            timestamp_ms: now_ms(),
+            timestamp_ms: unix_millis(),
             pattern: pattern.to_string(),
             removed,
         };
@@ -93,6 +95,6 @@ impl Recorder for CachePerformanceMonitor {
 
     fn record_breaker(&self, from: BreakerState, to: BreakerState) {
         self.requests
-            .record_breaker(from, to, now_ms(), self.config.max_measurements);
+            .record_breaker(from, to, unix_millis(), self.config.max_measurements);
     }
 }

@@ -17,7 +17,7 @@ use crate::window::{LatencySummary, WindowedHistogram};
 use super::{lock, micros, push_bounded};
 
 /// The text tiers the AI layer reports, in order.
-const TIERS: [&str; 4] = ["small", "medium", "large", "xlarge"];
+const TIERS: [&str; 4] = cache_core::TextTier::NAMES;
 
 /// Reads of one AI operation or text tier.
 #[derive(Default)]
