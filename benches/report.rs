@@ -469,7 +469,7 @@ fn main() {
     let plan = if quick {
         Plan {
             rounds: 3,
-            round_time: Duration::from_millis(1500),
+            round_time: Duration::from_millis(750),
         }
     } else {
         Plan {
