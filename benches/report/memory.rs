@@ -12,16 +12,9 @@ use serde_json::Value;
 use super::Row;
 
 pub(crate) fn rss_kib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap()
+    #[allow(clippy::cast_precision_loss, reason = "KiB of one process")]
+    let kib = cache_testkit::process_status_kib("VmRSS").unwrap() as f64;
+    kib
 }
 
 /// The child's half: builds the cache, measures, prints `grown_kib N`.

@@ -181,15 +181,7 @@ pub(crate) fn rss_child(url: &str) {
             done.total_size_bytes
         );
     });
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let peak = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .unwrap()
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .to_owned();
+    let peak = cache_testkit::process_status_kib("VmHWM").unwrap();
     println!("peak_rss_kib {peak}");
 }
 

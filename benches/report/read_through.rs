@@ -13,7 +13,7 @@ use aicache::{
 use cache_testkit::RedisServer;
 use serde_json::Value;
 
-use super::speed::{config, each, indexed, raw, raw_get};
+use super::speed::{cold_reads, config, each, indexed, raw, raw_get};
 use super::{Plan, Row};
 
 /// Distinct texts of the AI row: more than a round reads.
@@ -107,23 +107,7 @@ pub(crate) async fn large_row(server: &RedisServer, plan: &Plan) -> Row {
     for _ in 0..plan.rounds {
         row.round(
             plan,
-            |d| {
-                let k = Arc::clone(&keys);
-                async move {
-                    let reader = Arc::new(
-                        GenericRedisCache::connect(config(server, true))
-                            .await
-                            .unwrap(),
-                    );
-                    indexed(d, move |i| {
-                        let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
-                        async move {
-                            assert!(r.get(&key).await.unwrap().is_some());
-                        }
-                    })
-                    .await
-                }
-            },
+            |d| cold_reads(server, Arc::clone(&keys), d),
             |d| indexed(d, get.clone()),
         )
         .await;

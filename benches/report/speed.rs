@@ -80,6 +80,27 @@ where
     }
 }
 
+/// Reads `keys[i]` (wrapping) for `duration` through a new cache with a cold L1, asserting hits:
+/// every read promotes. Returns ops/s.
+pub(crate) async fn cold_reads(
+    server: &RedisServer,
+    keys: Arc<Vec<CacheKey>>,
+    duration: Duration,
+) -> f64 {
+    let reader = Arc::new(
+        GenericRedisCache::connect(config(server, true))
+            .await
+            .unwrap(),
+    );
+    indexed(duration, move |i| {
+        let (r, key) = (Arc::clone(&reader), keys[i % keys.len()].clone());
+        async move {
+            assert!(r.get(&key).await.unwrap().is_some());
+        }
+    })
+    .await
+}
+
 /// The read-through baseline: raw `GET` of one key, asserting a hit.
 pub(crate) async fn raw_get(mut conn: redis::aio::MultiplexedConnection, name: String) {
     let got: Option<Vec<u8>> = redis::cmd("GET")
@@ -206,23 +227,7 @@ pub(crate) async fn rows(server: &RedisServer, plan: &Plan) -> Vec<Row> {
         read_through
             .round(
                 plan,
-                |d| {
-                    let k = Arc::clone(&keys);
-                    async move {
-                        let reader = Arc::new(
-                            GenericRedisCache::connect(config(server, true))
-                                .await
-                                .unwrap(),
-                        );
-                        indexed(d, move |i| {
-                            let (r, key) = (Arc::clone(&reader), k[i % k.len()].clone());
-                            async move {
-                                assert!(r.get(&key).await.unwrap().is_some());
-                            }
-                        })
-                        .await
-                    }
-                },
+                |d| cold_reads(server, Arc::clone(&keys), d),
                 |d| indexed(d, get.clone()),
             )
             .await;

@@ -225,14 +225,7 @@ fn two_hundred_operations_child() {
         // It measures its own process's RSS: only meaningful alone, as the parent runs it.
         return;
     }
-    let rss_kib = || -> u64 {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .unwrap();
-        line.trim().trim_end_matches("kB").trim().parse().unwrap()
-    };
+    let rss_kib = || cache_testkit::process_status_kib("VmRSS").unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -458,15 +458,13 @@ impl GenericRedisCache {
             if let Some(l1) = self.inner.near.l1() {
                 l1.check_size(value.len())?;
             }
-            if self.inner.listeners.is_empty() {
-                // No listener to show the value to: L1 takes it as it is (a clone would turn a
-                // caller's `Vec`-backed `Bytes` into a shared one, an allocation per entry).
-                self.inner.near.insert(key, value, ttl);
-                self.record(CacheOp::Set, layer, Outcome::Done, started);
-            } else {
-                self.inner.near.insert(key, value.clone(), ttl);
-                self.record(CacheOp::Set, layer, Outcome::Done, started);
-                self.fire(CacheEvent::SetSuccess { key, value: &value });
+            // Cloned only for listeners: a clone turns a caller's `Vec`-backed `Bytes` into a
+            // shared one, an allocation per entry.
+            let shown = (!self.inner.listeners.is_empty()).then(|| value.clone());
+            self.inner.near.insert(key, value, ttl);
+            self.record(CacheOp::Set, layer, Outcome::Done, started);
+            if let Some(value) = &shown {
+                self.fire(CacheEvent::SetSuccess { key, value });
             }
             return Ok(());
         };

@@ -38,6 +38,21 @@ pub use server::{
     free_port, redis_server_binary,
 };
 
+/// A memory figure of this process from `/proc/self/status`, in KiB: `"VmRSS"` (resident now) or
+/// `"VmHWM"` (the peak), for tests and benches that measure memory in a child process. `None`
+/// where the file or the field is missing.
+pub fn process_status_kib(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// `size` deterministic pseudo-random bytes (xorshift): data that LZ4 cannot shrink, for tests and
 /// benches that must move exactly `size` bytes.
 pub fn incompressible_bytes(size: usize) -> Vec<u8> {
