@@ -6,8 +6,8 @@
 //! that changes the answer:
 //!
 //! ```text
-//! "aicache-key" 0x00 0x01                         magic and key-format version
-//! 'a' len algorithm-name                          so SHA-256 and BLAKE3 keys never meet
+//! "aik" 0x02                                      magic and key-format version (2)
+//! 'a' algorithm-code                              's' SHA-256, 'b' BLAKE3: their keys never meet
 //! 'o' len operation
 //! 't' len text                                    streamed into the hasher, never copied
 //! 'p' value | 0xF0                                options (canonical value), or absent
@@ -15,7 +15,10 @@
 //! 'm' len model | 0xED                            model, or absent
 //! 'v' len prompt-version | 0xF6                   prompt template version, or absent
 //! ```
-//! `len` is a u64, big-endian. A canonical value is tagged: `n` null, `b` + 0/1 bool, `i` + decimal
+//! `len` is an unsigned LEB128 varint (a prefix code: one byte up to 127). The encoding is kept
+//! short on purpose: a request of a 30-character text fits one SHA-256 block, so its key costs
+//! one compression (format 1, with 8-byte lengths, took two). A canonical value is tagged: `n`
+//! null, `b` + 0/1 bool, `i` + decimal
 //! integer, `f` + shortest round-trip float, `s` + string, `l` + count + items, `d` + count +
 //! entries **sorted by key bytes** (by us, never by a map type's insertion order). Numbers are
 //! compared by value: `1` and `1.0` are the same number and give the same key (JSON producers
@@ -32,12 +35,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // Key-generation timing reads the clock twice a key: the TSC-backed clock keeps that cheap.
 use quanta::Instant;
 
+use crate::tiers::TierThresholds;
 use cache_core::{CacheKey, Error, ErrorKind, Result, TextTier};
+use encoding::{
+    HashSink, Sink, encode_head, encode_request, encode_tail, encode_value, field, put_header,
+    put_len,
+};
 use serde::Serialize;
 use serde_json::Value;
-use sha2::Digest;
-
-use crate::tiers::TierThresholds;
 
 /// The digest algorithm of v1 keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -56,6 +61,14 @@ impl HashAlgorithm {
         match self {
             Self::Sha256 => "sha256",
             Self::Blake3 => "blake3",
+        }
+    }
+
+    /// The algorithm's byte in the key encoding.
+    const fn code(self) -> u8 {
+        match self {
+            Self::Sha256 => b's',
+            Self::Blake3 => b'b',
         }
     }
 
@@ -426,170 +439,7 @@ impl CacheKeyGenerator {
     }
 }
 
-/// Where the canonical encoding goes: a hasher in production, a buffer in tests.
-pub(crate) trait Sink {
-    fn put(&mut self, bytes: &[u8]);
-}
-
-enum HashState {
-    Sha256(sha2::Sha256),
-    Blake3(Box<blake3::Hasher>),
-}
-
-struct HashSink {
-    state: HashState,
-    written: u64,
-}
-
-impl HashSink {
-    fn new(algorithm: HashAlgorithm) -> Self {
-        let state = match algorithm {
-            HashAlgorithm::Sha256 => HashState::Sha256(sha2::Sha256::new()),
-            HashAlgorithm::Blake3 => HashState::Blake3(Box::new(blake3::Hasher::new())),
-        };
-        Self { state, written: 0 }
-    }
-
-    fn bytes_written(&self) -> u64 {
-        self.written
-    }
-
-    /// The digest as 64 lowercase hex digits, on the stack.
-    fn finish_hex(self) -> [u8; 64] {
-        let mut digest = [0u8; 32];
-        match self.state {
-            HashState::Sha256(h) => digest.copy_from_slice(&h.finalize()),
-            HashState::Blake3(h) => digest = *h.finalize().as_bytes(),
-        }
-        let mut hex = [0u8; 64];
-        // 32 bytes always fill 64 hex digits.
-        let _ = hex::encode_to_slice(digest, &mut hex);
-        hex
-    }
-}
-
-impl Sink for HashSink {
-    fn put(&mut self, bytes: &[u8]) {
-        self.written += bytes.len() as u64;
-        match &mut self.state {
-            HashState::Sha256(h) => h.update(bytes),
-            HashState::Blake3(h) => {
-                h.update(bytes);
-            }
-        }
-    }
-}
-
-impl Sink for Vec<u8> {
-    fn put(&mut self, bytes: &[u8]) {
-        self.extend_from_slice(bytes);
-    }
-}
-
-const ABSENT: u8 = 0x80;
-
-fn put_len(sink: &mut impl Sink, len: usize) {
-    sink.put(&(len as u64).to_be_bytes());
-}
-
-fn field(sink: &mut impl Sink, tag: u8, bytes: &[u8]) {
-    sink.put(&[tag]);
-    put_len(sink, bytes.len());
-    sink.put(bytes);
-}
-
-fn optional_field(sink: &mut impl Sink, tag: u8, bytes: Option<&str>) {
-    match bytes {
-        Some(value) => field(sink, tag, value.as_bytes()),
-        None => sink.put(&[tag | ABSENT]),
-    }
-}
-
-fn put_header(sink: &mut impl Sink, algorithm: HashAlgorithm) {
-    sink.put(b"aicache-key\x00\x01");
-    field(sink, b'a', algorithm.as_str().as_bytes());
-}
-
-/// Writes the canonical encoding of `request` to `sink`.
-pub(crate) fn encode_request(
-    sink: &mut impl Sink,
-    algorithm: HashAlgorithm,
-    request: &AiRequest<'_>,
-) {
-    encode_head(sink, algorithm, request);
-    field(sink, b't', request.text.as_bytes());
-    encode_tail(sink, request);
-}
-
-/// What precedes the text in a request's encoding.
-fn encode_head(sink: &mut impl Sink, algorithm: HashAlgorithm, request: &AiRequest<'_>) {
-    put_header(sink, algorithm);
-    field(sink, b'o', request.operation.as_bytes());
-}
-
-/// What follows the text in a request's encoding.
-fn encode_tail(sink: &mut impl Sink, request: &AiRequest<'_>) {
-    let options = request
-        .options
-        .filter(|v| !v.is_null() && !v.as_object().is_some_and(serde_json::Map::is_empty));
-    match options {
-        Some(value) => {
-            sink.put(b"p");
-            encode_value(sink, value);
-        }
-        None => sink.put(&[b'p' | ABSENT]),
-    }
-    optional_field(sink, b'q', request.question);
-    optional_field(sink, b'm', request.model);
-    optional_field(sink, b'v', request.prompt_version);
-}
-
-/// The largest integer a float represents exactly, past which `1e300` must stay a float.
-const EXACT_FLOAT_INT: f64 = 9_007_199_254_740_992.0;
-
-fn encode_value(sink: &mut impl Sink, value: &Value) {
-    match value {
-        Value::Null => sink.put(b"n"),
-        Value::Bool(b) => sink.put(if *b { b"b\x01" } else { b"b\x00" }),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                field(sink, b'i', i.to_string().as_bytes());
-            } else if let Some(u) = n.as_u64() {
-                field(sink, b'i', u.to_string().as_bytes());
-            } else {
-                let f = n.as_f64().unwrap_or(f64::NAN);
-                if f.fract() == 0.0 && f.abs() <= EXACT_FLOAT_INT {
-                    // Integral floats are the integers they equal: 1.0 keys like 1 (and -0.0 like 0).
-                    #[expect(clippy::cast_possible_truncation, reason = "|f| <= 2^53 and integral")]
-                    let i = f as i64;
-                    field(sink, b'i', i.to_string().as_bytes());
-                } else {
-                    field(sink, b'f', f.to_string().as_bytes());
-                }
-            }
-        }
-        Value::String(s) => field(sink, b's', s.as_bytes()),
-        Value::Array(items) => {
-            sink.put(b"l");
-            put_len(sink, items.len());
-            for item in items {
-                encode_value(sink, item);
-            }
-        }
-        Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            sink.put(b"d");
-            put_len(sink, entries.len());
-            for (key, item) in entries {
-                put_len(sink, key.len());
-                sink.put(key.as_bytes());
-                encode_value(sink, item);
-            }
-        }
-    }
-}
-
+mod encoding;
 mod imported;
 mod reset;
 mod stream;

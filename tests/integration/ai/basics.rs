@@ -149,15 +149,24 @@ async fn generic_operations_reached_through_the_ai_cache() {
     let store = l2.store();
     let ttl = store.remaining_ttl(key.cache_key()).await.unwrap().unwrap();
     assert!(ttl > Duration::from_secs(7000) && ttl <= Duration::from_secs(7200));
-    let page = store
-        .walk(
-            &aicache::KeyPattern::new("summarize:*").unwrap(),
-            None,
-            aicache::WalkMode::Keys,
-        )
-        .await
-        .unwrap();
-    let found: Vec<_> = page.entries.into_iter().map(|e| e.key).collect();
+    // Every page (on a cluster, a page covers one node, and may be empty).
+    let (mut found, mut cursor) = (Vec::new(), None);
+    loop {
+        let page = store
+            .walk(
+                &aicache::KeyPattern::new("summarize:*").unwrap(),
+                cursor,
+                aicache::WalkMode::Keys,
+            )
+            .await
+            .unwrap();
+        found.extend(page.entries.into_iter().map(|e| e.key));
+        cursor = page.next;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    found.dedup();
     assert_eq!(found, vec![key.cache_key().clone()]);
     assert_eq!(*cache.get(&key).await.unwrap().unwrap().value, big);
     assert_eq!(cache.invalidate_all().await.unwrap(), 1);

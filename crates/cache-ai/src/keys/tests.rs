@@ -316,3 +316,40 @@ fn nan_and_infinities_are_refused_instead_of_sharing_nulls_key() {
         .unwrap();
     assert_ne!(finite.cache_key(), null.cache_key());
 }
+
+#[test]
+fn lengths_are_leb128_varints() {
+    let varint = |len: usize| {
+        let mut out = Vec::new();
+        put_len(&mut out, len);
+        out
+    };
+    assert_eq!(varint(0), [0]);
+    assert_eq!(varint(127), [127]);
+    assert_eq!(varint(128), [0x80, 1]);
+    assert_eq!(varint(300), [0xAC, 0x02]);
+    assert_eq!(varint(usize::MAX).len(), 10);
+}
+
+#[test]
+fn a_short_request_fits_one_sha256_block() {
+    // 55 bytes is what one 64-byte block holds besides SHA-256's padding and length.
+    let text = "x".repeat(30);
+    let encoded = encoding(&AiRequest::new("sentiment", &text));
+    assert!(encoded.len() <= 55, "{} bytes", encoded.len());
+}
+
+#[test]
+fn the_staged_hasher_digests_exactly_the_encoding() {
+    use sha2::Digest;
+    let options = json!({"max_length": 50, "style": "brief", "nested": {"a": [1, 2.5, null]}});
+    for len in [0, 1, 20, 100, 127, 128, 129, 300, 5000] {
+        let text = "é".repeat(len);
+        let request = AiRequest::new("summarize", &text)
+            .with_options(&options)
+            .with_question("what?");
+        let expected = hex::encode(sha2::Sha256::digest(encoding(&request)));
+        let key = CacheKeyGenerator::default().key_for(&request).unwrap();
+        assert_eq!(key.digest(), expected, "{len}");
+    }
+}
