@@ -4,7 +4,7 @@
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::Bytes;
 use cache_core::{CacheKey, Layer};
@@ -70,6 +70,9 @@ where
 #[derive(Default)]
 pub(crate) struct Listeners {
     listeners: arc_swap::ArcSwap<Vec<Arc<dyn CacheEventListener>>>,
+    /// Whether any listener was added (they are never removed): every read checks it, and a
+    /// plain load costs less than loading the list.
+    any: AtomicBool,
     failures: AtomicU64,
 }
 
@@ -89,6 +92,7 @@ impl Listeners {
             next.push(Arc::clone(&listener));
             next
         });
+        self.any.store(true, Ordering::Release);
     }
 
     pub(crate) fn failures(&self) -> u64 {
@@ -96,7 +100,7 @@ impl Listeners {
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.listeners.load().is_empty()
+        !self.any.load(Ordering::Acquire)
     }
 
     pub(crate) fn fire(&self, event: &CacheEvent<'_>) {
