@@ -56,10 +56,18 @@ impl<V> OperationTable<V> {
     /// The entry of `operation`, made by `make` (given the name it is kept under) when the
     /// table has none yet; past the cap, the shared [`OTHER_OPERATIONS`] entry.
     pub fn get_or_insert(&self, operation: &str, make: impl Fn(&Arc<str>) -> V) -> Arc<V> {
-        let map = self.map.load();
-        if let Some(found) = map.get(operation) {
+        // The hot path (a known name) stays small: the insertion, which builds a `V` on the
+        // stack, lives in its own function.
+        if let Some(found) = self.map.load().get(operation) {
             return Arc::clone(found);
         }
+        self.insert_slow(operation, &make)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert_slow(&self, operation: &str, make: &dyn Fn(&Arc<str>) -> V) -> Arc<V> {
+        let map = self.map.load();
         let name = if map.len() >= MAX_TRACKED_OPERATIONS {
             OTHER_OPERATIONS
         } else {
