@@ -483,7 +483,7 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    // `--only cache`, `l1`, `speed`, `migrate` or `cluster` runs one group of rows.
+    // `--only cache`, `l1`, `monitoring`, `speed`, `migrate` or `cluster` runs one group of rows.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -511,7 +511,8 @@ fn main() {
         if wanted("cache") {
             rows.push(ai_l2_row(&server, &plan).await);
         }
-        if in_process {
+        // `monitoring`: the two monitoring-overhead rows alone (part of `l1` and `cache`).
+        if in_process || only.as_deref() == Some("monitoring") {
             rows.push(monitoring_row(&plan, Monitoring::Counters).await);
             rows.push(monitoring_row(&plan, Monitoring::Recorders).await);
         }
