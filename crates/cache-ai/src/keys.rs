@@ -6,19 +6,16 @@
 //! that changes the answer:
 //!
 //! ```text
-//! "aik" 0x02                                      magic and key-format version (2)
-//! 'a' algorithm-code                              's' SHA-256, 'b' BLAKE3: their keys never meet
+//! "aicache-key" 0x00 0x01                         magic and key-format version
+//! 'a' len algorithm-name                          so SHA-256 and BLAKE3 keys never meet
 //! 'o' len operation
-//! 't' len text                                    streamed into the hasher, never copied
+//! 't' len text                                    streamed into the hasher, never buffered whole
 //! 'p' value | 0xF0                                options (canonical value), or absent
 //! 'q' len question | 0xF1                         question, or absent (absent ≠ empty)
 //! 'm' len model | 0xED                            model, or absent
 //! 'v' len prompt-version | 0xF6                   prompt template version, or absent
 //! ```
-//! `len` is an unsigned LEB128 varint (a prefix code: one byte up to 127). The encoding is kept
-//! short on purpose: a request of a 30-character text fits one SHA-256 block, so its key costs
-//! one compression (format 1, with 8-byte lengths, took two). A canonical value is tagged: `n`
-//! null, `b` + 0/1 bool, `i` + decimal
+//! `len` is a u64, big-endian. A canonical value is tagged: `n` null, `b` + 0/1 bool, `i` + decimal
 //! integer, `f` + shortest round-trip float, `s` + string, `l` + count + items, `d` + count +
 //! entries **sorted by key bytes** (by us, never by a map type's insertion order). Numbers are
 //! compared by value: `1` and `1.0` are the same number and give the same key (JSON producers
@@ -35,14 +32,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 // Key-generation timing reads the clock twice a key: the TSC-backed clock keeps that cheap.
 use quanta::Instant;
 
-use crate::tiers::TierThresholds;
 use cache_core::{CacheKey, Error, ErrorKind, Result, TextTier};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::tiers::TierThresholds;
 use encoding::{
     HashSink, Sink, encode_head, encode_request, encode_tail, encode_value, field, put_header,
     put_len,
 };
-use serde::Serialize;
-use serde_json::Value;
 
 /// The digest algorithm of v1 keys.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -61,14 +59,6 @@ impl HashAlgorithm {
         match self {
             Self::Sha256 => "sha256",
             Self::Blake3 => "blake3",
-        }
-    }
-
-    /// The algorithm's byte in the key encoding.
-    const fn code(self) -> u8 {
-        match self {
-            Self::Sha256 => b's',
-            Self::Blake3 => b'b',
         }
     }
 

@@ -58,16 +58,23 @@ impl<V> OperationTable<V> {
     pub fn get_or_insert(&self, operation: &str, make: impl Fn(&Arc<str>) -> V) -> Arc<V> {
         // The hot path (a known name) stays small: the insertion, which builds a `V` on the
         // stack, lives in its own function.
-        if let Some(found) = self.map.load().get(operation) {
+        let map = self.map.load();
+        if let Some(found) = map.get(operation) {
             return Arc::clone(found);
         }
-        self.insert_slow(operation, &make)
+        self.insert_slow(map, operation, &make)
     }
 
+    /// `map` is the snapshot the lookup missed in: deciding the cap on a later one could send an
+    /// operation that another thread just inserted as the last tracked name to the shared entry.
     #[cold]
     #[inline(never)]
-    fn insert_slow(&self, operation: &str, make: &dyn Fn(&Arc<str>) -> V) -> Arc<V> {
-        let map = self.map.load();
+    fn insert_slow(
+        &self,
+        map: arc_swap::Guard<Arc<Map<V>>>,
+        operation: &str,
+        make: &dyn Fn(&Arc<str>) -> V,
+    ) -> Arc<V> {
         let name = if map.len() >= MAX_TRACKED_OPERATIONS {
             OTHER_OPERATIONS
         } else {

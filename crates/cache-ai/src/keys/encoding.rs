@@ -56,8 +56,13 @@ impl HashSink {
 
     fn flush(&mut self) {
         if self.staged_len > 0 {
-            let staged = self.staged;
-            self.update(&staged[..self.staged_len]);
+            let staged = &self.staged[..self.staged_len];
+            match &mut self.state {
+                HashState::Sha256(h) => h.update(staged),
+                HashState::Blake3(h) => {
+                    h.update(staged);
+                }
+            }
             self.staged_len = 0;
         }
     }
@@ -104,30 +109,8 @@ impl Sink for Vec<u8> {
 
 const ABSENT: u8 = 0x80;
 
-/// The version byte of the key encoding. Bumped whenever the encoding changes, so that no two
-/// formats can give one digest to two different requests.
-const KEY_FORMAT_VERSION: u8 = 2;
-
-/// `len` as an unsigned LEB128 varint: seven bits a byte, low bits first, the high bit set on
-/// every byte but the last.
 pub(super) fn put_len(sink: &mut impl Sink, len: usize) {
-    let mut rest = len as u64;
-    let mut out = [0u8; 10];
-    let mut used = 0;
-    loop {
-        // The mask keeps seven bits, so the cast cannot truncate.
-        #[expect(clippy::cast_possible_truncation, reason = "masked to seven bits")]
-        let low = (rest & 0x7F) as u8;
-        rest >>= 7;
-        if rest == 0 {
-            out[used] = low;
-            used += 1;
-            break;
-        }
-        out[used] = low | 0x80;
-        used += 1;
-    }
-    sink.put(&out[..used]);
+    sink.put(&(len as u64).to_be_bytes());
 }
 
 pub(super) fn field(sink: &mut impl Sink, tag: u8, bytes: &[u8]) {
@@ -144,7 +127,8 @@ fn optional_field(sink: &mut impl Sink, tag: u8, bytes: Option<&str>) {
 }
 
 pub(super) fn put_header(sink: &mut impl Sink, algorithm: HashAlgorithm) {
-    sink.put(&[b'a', b'i', b'k', KEY_FORMAT_VERSION, b'a', algorithm.code()]);
+    sink.put(b"aicache-key\x00\x01");
+    field(sink, b'a', algorithm.as_str().as_bytes());
 }
 
 /// Writes the canonical encoding of `request` to `sink`.

@@ -317,39 +317,45 @@ fn nan_and_infinities_are_refused_instead_of_sharing_nulls_key() {
     assert_ne!(finite.cache_key(), null.cache_key());
 }
 
+/// Digests computed outside this crate from the documented encoding (format 1): keys written by
+/// earlier releases must stay the keys of their requests, or every upgrade starts cold and the
+/// namespace upgrade path (which converts entries under their digests) breaks.
 #[test]
-fn lengths_are_leb128_varints() {
-    let varint = |len: usize| {
-        let mut out = Vec::new();
-        put_len(&mut out, len);
-        out
-    };
-    assert_eq!(varint(0), [0]);
-    assert_eq!(varint(127), [127]);
-    assert_eq!(varint(128), [0x80, 1]);
-    assert_eq!(varint(300), [0xAC, 0x02]);
-    assert_eq!(varint(usize::MAX).len(), 10);
-}
-
-#[test]
-fn a_short_request_fits_one_sha256_block() {
-    // 55 bytes is what one 64-byte block holds besides SHA-256's padding and length.
-    let text = "x".repeat(30);
-    let encoded = encoding(&AiRequest::new("sentiment", &text));
-    assert!(encoded.len() <= 55, "{} bytes", encoded.len());
+fn the_key_format_is_pinned_by_digests_computed_independently() {
+    let options = json!({"max_length": 50});
+    let with_everything = AiRequest::new("summarize", "hello")
+        .with_options(&options)
+        .with_question("why?");
+    let keys = CacheKeyGenerator::default();
+    assert_eq!(
+        keys.key_for(&with_everything).unwrap().digest(),
+        "05a14a54104defb8dc2f3c31b0f53670ed1a39aef1453c4448d968d36498fc5e"
+    );
+    assert_eq!(
+        keys.key_for(&AiRequest::new("sentiment", "The quick brown fox."))
+            .unwrap()
+            .digest(),
+        "5d65090026ad4abddd25a09848f178256fab904a04f4667db0d50671a82480ea"
+    );
 }
 
 #[test]
 fn the_staged_hasher_digests_exactly_the_encoding() {
     use sha2::Digest;
     let options = json!({"max_length": 50, "style": "brief", "nested": {"a": [1, 2.5, null]}});
-    for len in [0, 1, 20, 100, 127, 128, 129, 300, 5000] {
-        let text = "é".repeat(len);
+    let blake = CacheKeyGenerator::new(HashAlgorithm::Blake3, TierThresholds::default());
+    // Texts around the 128-byte stage: shorter, equal, one past, and far longer (in bytes).
+    for len in [0, 1, 20, 50, 63, 64, 65, 100, 127, 128, 129, 300, 5000] {
+        let text = "é".repeat(len / 2) + &"x".repeat(len % 2);
         let request = AiRequest::new("summarize", &text)
             .with_options(&options)
             .with_question("what?");
         let expected = hex::encode(sha2::Sha256::digest(encoding(&request)));
         let key = CacheKeyGenerator::default().key_for(&request).unwrap();
         assert_eq!(key.digest(), expected, "{len}");
+        let mut encoded = Vec::new();
+        encode_request(&mut encoded, HashAlgorithm::Blake3, &request);
+        let expected = blake3::hash(&encoded).to_hex().to_string();
+        assert_eq!(blake.key_for(&request).unwrap().digest(), expected, "{len}");
     }
 }
