@@ -187,10 +187,19 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
     let deadline = tokio::time::Instant::now()
         .checked_add(limit)
         .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
-    let mut flushed = 0;
+    // Counted from the queue's counters, not from what each call returns: a call the deadline
+    // cuts has made progress too, and so has the background replayer meanwhile.
+    let processed = || {
+        let counters = queue.counters();
+        [&counters.replayed, &counters.skipped, &counters.failed]
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    let before = processed();
     while queue.depth() > 0 {
         match tokio::time::timeout_at(deadline, replay_pending(target)).await {
-            Ok(Ok(n)) => flushed += n,
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "Redis refuses the cache; the replay queue is not flushed");
                 break;
@@ -211,6 +220,7 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
     if remaining > 0 {
         tracing::warn!(remaining, "shutdown: queued writes could not reach Redis");
     }
+    let flushed = processed().saturating_sub(before);
     ShutdownReport::new(flushed, remaining)
 }
 
