@@ -5,6 +5,7 @@
 use cache_core::frame::tombstone;
 
 use super::*;
+use crate::breaker::lock;
 use crate::client::is_redirect;
 use crate::cluster::Node;
 use crate::pattern::{WalkConnection, WalkPool};
@@ -19,12 +20,6 @@ const KNOWN_REMOVALS_FRESH: std::time::Duration = std::time::Duration::from_mill
 pub(crate) struct KnownRemovals {
     read_at: std::time::Instant,
     removals: Arc<Vec<RecordedRemoval>>,
-}
-
-fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl StoreInner {
