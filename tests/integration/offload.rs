@@ -55,8 +55,11 @@ fn a_64_mib_zstd_19_set_does_not_stall_an_l1_read_on_a_current_thread_runtime() 
         }
         let took = writer.await.unwrap().unwrap();
         assert!(reads > 100, "{reads} reads in {took:?}");
+        // Compressing on the runtime's one thread would stall reads for the whole set (tens of
+        // seconds here); the bound leaves room for the OS descheduling this thread while the
+        // other tests of the binary share the 2 cores (63 ms has been seen).
         assert!(
-            worst < Duration::from_millis(50),
+            worst < Duration::from_millis(250),
             "an L1 read waited {worst:?} while the set took {took:?}"
         );
         let stored = cache.get(&CacheKey::new("big").unwrap()).await.unwrap();
