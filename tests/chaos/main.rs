@@ -288,7 +288,9 @@ async fn outage_under_load(fault: Fault) {
     for task in tasks {
         task.await.expect("a load task panicked");
     }
-    let report = cache.shutdown(Duration::from_secs(10)).await;
+    // The outage queued thousands of writes; replayed one at a time (three round trips each, in
+    // a debug build on 2 cores shared with the load), they take up to about 15 s.
+    let report = cache.shutdown(Duration::from_secs(40)).await;
     assert_eq!(report.remaining, 0, "{report:?}");
 
     assert_eq!(

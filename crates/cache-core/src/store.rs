@@ -266,7 +266,9 @@ impl HealthReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct ShutdownReport {
-    /// Items replayed (or skipped as stale or superseded) during the shutdown.
+    /// Queued items that left the queue by replay during the shutdown: applied, skipped (expired,
+    /// or a newer value in the store) or refused by Redis. Items superseded within the queue are
+    /// not counted.
     pub flushed: u64,
     /// Items still queued when the time ran out (the store never came back); they are lost.
     pub remaining: usize,

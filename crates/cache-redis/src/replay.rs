@@ -216,11 +216,11 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
         )
         .await;
     }
+    let flushed = processed().saturating_sub(before);
     let remaining = queue.depth();
     if remaining > 0 {
         tracing::warn!(remaining, "shutdown: queued writes could not reach Redis");
     }
-    let flushed = processed().saturating_sub(before);
     ShutdownReport::new(flushed, remaining)
 }
 

@@ -78,9 +78,6 @@ pub(crate) struct StoreInner {
     horizon: Duration,
     /// The auxiliary key of the namespace's recent pattern removals.
     patterns_key: Option<String>,
-    /// The pattern removals a replayed write last read after its write, for the check before the
-    /// next one (`removals.rs`).
-    known_removals: std::sync::Mutex<Option<KnownRemovals>>,
 }
 
 impl Drop for StoreInner {
@@ -212,7 +209,6 @@ impl RedisStore {
                 recorded_patterns: redis::Script::new(RECORDED_PATTERNS),
                 horizon: config.replay_horizon,
                 patterns_key: patterns_key(&config.key_prefix),
-                known_removals: std::sync::Mutex::new(None),
                 delete_if_unchanged: redis::Script::new(DELETE_IF_UNCHANGED),
                 restore_batch: redis::Script::new(restore::RESTORE_BATCH),
             }),
@@ -576,7 +572,6 @@ impl Shard {
 mod batch;
 mod frame_store;
 mod removals;
-use removals::KnownRemovals;
 mod restore;
 mod snapshots;
 

@@ -5,22 +5,11 @@
 use cache_core::frame::tombstone;
 
 use super::*;
-use crate::breaker::lock;
 use crate::client::is_redirect;
 use crate::cluster::Node;
 use crate::pattern::{WalkConnection, WalkPool};
 use crate::removal::{RecordedRemoval, covered, parse_all, record_pattern};
 use crate::replay::ReplayTarget;
-
-/// How long the pattern removals read after one replayed write stand in for the check before the
-/// next: a replay runs writes back to back, a few milliseconds apart.
-const KNOWN_REMOVALS_FRESH: std::time::Duration = std::time::Duration::from_millis(50);
-
-/// Pattern removals read from Redis, and when.
-pub(crate) struct KnownRemovals {
-    read_at: std::time::Instant,
-    removals: Arc<Vec<RecordedRemoval>>,
-}
 
 impl StoreInner {
     pub(super) fn horizon_ms(&self) -> u64 {
@@ -36,10 +25,7 @@ impl StoreInner {
         let (pool, node) = (self.pool_for(key)?, self.primary_of(key));
         let mut conn = Some(pool.get().await?);
         let script = (&self.record_pattern, key.as_str());
-        // This instance's own removal: what it knew of the record is out of date.
-        *lock(&self.known_removals) = None;
         record_pattern(&pool, &mut conn, script, pattern, self.horizon).await?;
-        *lock(&self.known_removals) = None;
         if node.as_ref().is_some_and(|n| n.has_replicas()) {
             let mut pipe = redis::pipe();
             self.wait_for_replica(&mut pipe);
@@ -223,30 +209,9 @@ impl StoreInner {
     }
 
     /// Whether a pattern removed within the horizon covers `key` (a replayed write must not
-    /// bring it back), read afresh; the reading is kept for [`Self::known_to_cover`].
+    /// bring it back).
     async fn removed_by_pattern(self: &Arc<Self>, key: &CacheKey) -> Result<bool> {
-        let removals = Arc::new(self.recorded_removals().await?);
-        let found = covered(&removals, key);
-        *lock(&self.known_removals) = Some(KnownRemovals {
-            read_at: std::time::Instant::now(),
-            removals,
-        });
-        Ok(found)
-    }
-
-    /// The check before a replayed write: whether the pattern removals read for the previous
-    /// write (when that was under [`KNOWN_REMOVALS_FRESH`] ago), else read now, cover `key`. A
-    /// removal recorded since is caught by the check after the write, which always reads
-    /// afresh: a replay costs two round trips a write instead of three.
-    async fn known_to_cover(self: &Arc<Self>, key: &CacheKey) -> Result<bool> {
-        let known = lock(&self.known_removals)
-            .as_ref()
-            .filter(|known| known.read_at.elapsed() < KNOWN_REMOVALS_FRESH)
-            .map(|known| Arc::clone(&known.removals));
-        match known {
-            Some(removals) => Ok(covered(&removals, key)),
-            None => self.removed_by_pattern(key).await,
-        }
+        Ok(covered(&self.recorded_removals().await?, key))
     }
 
     /// Replaces `key` by a tombstone (in a cluster, held by a replica too before it returns);
@@ -353,7 +318,7 @@ impl ReplayTarget for StoreInner {
                     self.replay.count_expired();
                     return Ok(false);
                 }
-                if self.known_to_cover(key).await? {
+                if self.removed_by_pattern(key).await? {
                     return Ok(false);
                 }
                 // The script refuses a tombstone: a removal made since the write.
