@@ -483,7 +483,7 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    // `--only cache`, `l1`, `monitoring`, `speed`, `migrate` or `cluster` runs one group of rows.
+    // `--only cache`, `l1`, `l2`, `monitoring`, `speed`, `migrate` or `cluster` runs one group of rows.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -508,7 +508,11 @@ fn main() {
             rows.push(ai_l1_row(&plan, 200, true).await);
             rows.push(ai_l1_row(&plan, 40_000, true).await);
         }
-        if wanted("cache") {
+        // `l2`: the two c50 L2-hit rows alone (part of `cache`).
+        if wanted("cache") || only.as_deref() == Some("l2") {
+            if !wanted("cache") {
+                rows.push(l2_row(&server, &plan, 1024, 50).await);
+            }
             rows.push(ai_l2_row(&server, &plan).await);
         }
         // `monitoring`: the two monitoring-overhead rows alone (part of `l1` and `cache`).
