@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use cache_core::{
     CacheKey, DynFrameStore, Error, ErrorKind, HealthReport, KeyPattern, MemoryReading, Recorder,
-    Result, ShutdownReport, TextTier, Ttl, Usage,
+    Result, ShutdownReport, Ttl, Usage,
 };
 use cache_memory::{ByteSize, InMemoryCache, NearCache, SharedTier};
 use cache_monitoring::OperationTable;
@@ -304,15 +304,6 @@ fn check_namespace(store: &dyn DynFrameStore, expected: &str, field: &'static st
         "fix",
         "build the store with the AI cache's namespace as its key prefix",
     ))
-}
-
-pub(crate) fn tier_index(tier: TextTier) -> usize {
-    match tier {
-        TextTier::Small => 0,
-        TextTier::Medium => 1,
-        TextTier::Large => 2,
-        _ => 3,
-    }
 }
 
 /// [`AI_VERSION`] shared, so that no hit allocates it.

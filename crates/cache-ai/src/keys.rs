@@ -28,7 +28,6 @@
 //! 22 µs for 40 KB), once per request; the digest is reused for L1 and L2.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering};
 // Key-generation timing reads the clock twice a key: the TSC-backed clock keeps that cheap.
 use quanta::Instant;
 
@@ -216,40 +215,6 @@ impl fmt::Debug for RequestKey {
     }
 }
 
-/// Counters of key generation, for monitoring.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[non_exhaustive]
-pub struct KeyGenerationStats {
-    /// Keys generated.
-    pub keys_generated: u64,
-    /// Total time spent generating them, in nanoseconds.
-    pub total_nanos: u64,
-    /// Keys per text tier: small, medium, large, xlarge.
-    pub by_tier: [u64; 4],
-    /// Total characters hashed (counted up to the xlarge threshold per text).
-    pub total_text_chars: u64,
-    /// The longest text seen, in bytes.
-    pub max_text_bytes: u64,
-}
-
-impl KeyGenerationStats {
-    /// The mean generation time in nanoseconds, or 0 before the first key.
-    pub fn average_nanos(&self) -> u64 {
-        self.total_nanos
-            .checked_div(self.keys_generated)
-            .unwrap_or(0)
-    }
-}
-
-#[derive(Default)]
-struct StatCounters {
-    keys: AtomicU64,
-    nanos: AtomicU64,
-    by_tier: [AtomicU64; 4],
-    chars: AtomicU64,
-    max_bytes: AtomicU64,
-}
-
 /// Builds v1 keys.
 ///
 /// ```
@@ -268,7 +233,7 @@ struct StatCounters {
 pub struct CacheKeyGenerator {
     algorithm: HashAlgorithm,
     tiers: TierThresholds,
-    stats: StatCounters,
+    stats: KeyStats,
     record_stats: bool,
 }
 
@@ -293,7 +258,7 @@ impl CacheKeyGenerator {
         Self {
             algorithm,
             tiers,
-            stats: StatCounters::default(),
+            stats: KeyStats::default(),
             record_stats: true,
         }
     }
@@ -321,24 +286,32 @@ impl CacheKeyGenerator {
     /// [`ErrorKind::InvalidInput`] for an invalid operation name.
     pub fn key_for(&self, request: &AiRequest<'_>) -> Result<RequestKey> {
         validate_operation(request.operation)?;
-        let started = self.record_stats.then(Instant::now);
+        let (tier, started) = self.start_key(request);
         let mut sink = HashSink::new(self.algorithm);
         encode_request(&mut sink, self.algorithm, request);
-        self.finish_key(sink, request, started)
+        self.finish_key(sink, request.operation, tier, started)
     }
 
-    /// The key of `request` from its hashed encoding: tier, statistics, `{operation}:{digest}`.
+    /// Counts a key for `request` and finds its tier; the clock starts when this key is timed.
+    fn start_key(&self, request: &AiRequest<'_>) -> (TextTier, Option<Instant>) {
+        let chars = crate::tiers::bounded_char_count(request.text, self.tiers.large);
+        let tier = self.tiers.tier_of_len(chars);
+        let timed = self.record_stats && self.stats.count(tier, chars, request.text.len());
+        (tier, timed.then(Instant::now))
+    }
+
     fn finish_key(
         &self,
         sink: HashSink,
-        request: &AiRequest<'_>,
+        operation: &str,
+        tier: TextTier,
         started: Option<Instant>,
     ) -> Result<RequestKey> {
         let digest = sink.finish_hex();
-        let chars = crate::tiers::bounded_char_count(request.text, self.tiers.large);
-        let tier = self.tiers.tier_of_len(chars);
-        self.record(started, tier, chars, request.text.len());
-        self.assemble(request.operation, &digest, tier)
+        if let Some(started) = started {
+            self.stats.record_time(started.elapsed());
+        }
+        self.assemble(operation, &digest, tier)
     }
 
     /// The key of any serializable request (chat messages, tools, model, temperature, seed, …),
@@ -374,20 +347,19 @@ impl CacheKeyGenerator {
         let encoded_len = usize::try_from(sink.bytes_written() - before).unwrap_or(usize::MAX);
         let digest = sink.finish_hex();
         let tier = self.tiers.tier_of_len(encoded_len);
-        self.record(started, tier, encoded_len, encoded_len);
+        // The encoded length (and so the tier) is known only once encoded: the clock started
+        // anyway, and only the sampled keys keep their time.
+        if self.record_stats && self.stats.count(tier, encoded_len, encoded_len) {
+            if let Some(started) = started {
+                self.stats.record_time(started.elapsed());
+            }
+        }
         self.assemble(operation, &digest, tier)
     }
 
     /// The statistics so far.
     pub fn stats(&self) -> KeyGenerationStats {
-        let s = &self.stats;
-        KeyGenerationStats {
-            keys_generated: s.keys.load(Ordering::Relaxed),
-            total_nanos: s.nanos.load(Ordering::Relaxed),
-            by_tier: [0, 1, 2, 3].map(|i| s.by_tier[i].load(Ordering::Relaxed)),
-            total_text_chars: s.chars.load(Ordering::Relaxed),
-            max_text_bytes: s.max_bytes.load(Ordering::Relaxed),
-        }
+        self.stats.snapshot()
     }
 
     /// Builds `{operation}:{digest}` on the stack and allocates it once, as the key.
@@ -406,33 +378,15 @@ impl CacheKeyGenerator {
             tier,
         })
     }
-
-    fn record(&self, started: Option<Instant>, tier: TextTier, chars: usize, bytes: usize) {
-        let Some(started) = started else {
-            return;
-        };
-        let s = &self.stats;
-        let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        s.keys.fetch_add(1, Ordering::Relaxed);
-        s.nanos.fetch_add(nanos, Ordering::Relaxed);
-        let index = match tier {
-            TextTier::Small => 0,
-            TextTier::Medium => 1,
-            TextTier::Large => 2,
-            _ => 3,
-        };
-        s.by_tier[index].fetch_add(1, Ordering::Relaxed);
-        s.chars
-            .fetch_add(u64::try_from(chars).unwrap_or(u64::MAX), Ordering::Relaxed);
-        s.max_bytes
-            .fetch_max(u64::try_from(bytes).unwrap_or(u64::MAX), Ordering::Relaxed);
-    }
 }
 
 mod encoding;
 mod imported;
 mod reset;
+mod stats;
 mod stream;
+use stats::KeyStats;
+pub use stats::{KeyGenerationStats, TIME_ONE_KEY_IN};
 pub use stream::HASH_SLICE;
 #[cfg(test)]
 mod tests;

@@ -72,7 +72,7 @@ pub use controls::RequestControls;
 pub use handle::WeakAIResponseCache;
 pub use keys::{
     AiRequest, CacheKeyGenerator, HASH_SLICE, HashAlgorithm, KeyGenerationStats, MAX_OPERATION_LEN,
-    RequestKey, validate_operation,
+    RequestKey, TIME_ONE_KEY_IN, validate_operation,
 };
 pub use layout::{LayoutConversion, LayoutUpgradeStats};
 pub use legacy::{

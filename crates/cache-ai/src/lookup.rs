@@ -17,11 +17,12 @@ use cache_memory::Fill;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{AIResponseCache, L1Entry, ai_version, tier_index};
+use crate::cache::{AIResponseCache, L1Entry, ai_version};
 use crate::controls::RequestControls;
 use crate::keys::RequestKey;
 use crate::response::{CachedResponse, Computed, Rendered, ResponseMetadata, Source};
 use crate::stats::OpCounters;
+use crate::tiers::tier_index;
 
 /// How much of a lookup to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

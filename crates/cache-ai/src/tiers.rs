@@ -90,6 +90,16 @@ impl TierThresholds {
     }
 }
 
+/// The slot of `tier` in per-tier arrays (small, medium, large, xlarge).
+pub(crate) fn tier_index(tier: TextTier) -> usize {
+    match tier {
+        TextTier::Small => 0,
+        TextTier::Medium => 1,
+        TextTier::Large => 2,
+        _ => 3,
+    }
+}
+
 /// The number of characters of `text`, counting no further than `limit`.
 pub(crate) fn bounded_char_count(text: &str, limit: usize) -> usize {
     // A character is at least one byte, so a short byte length settles it without counting.

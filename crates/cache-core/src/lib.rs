@@ -42,7 +42,7 @@ mod validation;
 pub use backend::{BoxFuture, CacheInterface, DynCache, SharedCache};
 pub use capability::Capabilities;
 pub use cipher::Cipher;
-pub use counter::StripedCounter;
+pub use counter::{Striped, StripedCounter};
 pub use error::{Error, ErrorKind, Result};
 pub use frame::TextTier;
 pub use key::{CacheKey, KeyPattern, MAX_KEY_LEN, escape_glob};

@@ -18,7 +18,7 @@ use cache_core::frame::{
 };
 use cache_core::{
     CacheKey, DynFrameStore, ErrorKind, Layer, Recorder, Result, StoreInfo, StoreStats, StoreWrite,
-    Ttl, unix_millis,
+    StripedCounter, Ttl, unix_millis,
 };
 
 /// How a [`SharedTier`] was used, with its store's own counters.
@@ -53,8 +53,9 @@ impl L2Stats {
 
 #[derive(Default)]
 struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
+    /// Bumped by every read: striped, so that reads on different cores share no cache line.
+    hits: StripedCounter,
+    misses: StripedCounter,
     corrupt: AtomicU64,
     unreadable: AtomicU64,
     unreadable_by_reason: [AtomicU64; Unreadable::COUNT],
@@ -76,6 +77,13 @@ impl fmt::Debug for SharedTier {
             .field("store", &self.info)
             .field("codec", &self.codec)
             .finish_non_exhaustive()
+    }
+}
+
+impl Counters {
+    /// Counts a read as a hit or a miss.
+    fn count_read(&self, hit: bool) {
+        if hit { &self.hits } else { &self.misses }.add(1);
     }
 }
 
@@ -139,8 +147,8 @@ impl SharedTier {
     pub fn stats(&self) -> L2Stats {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         L2Stats {
-            hits: load(&self.counters.hits),
-            misses: load(&self.counters.misses),
+            hits: self.counters.hits.get(),
+            misses: self.counters.misses.get(),
             corrupt_entries: load(&self.counters.corrupt),
             unreadable_entries: load(&self.counters.unreadable),
             unreadable_by_reason: std::array::from_fn(|i| {
@@ -178,11 +186,7 @@ impl SharedTier {
             Err(e) if e.is_transient() => None,
             Err(e) => return Err(e),
         };
-        bump(if frame.is_some() {
-            &self.counters.hits
-        } else {
-            &self.counters.misses
-        });
+        self.counters.count_read(frame.is_some());
         Ok(frame)
     }
 
@@ -202,11 +206,7 @@ impl SharedTier {
                 Some(raw) => self.decode(key, raw, 0).await,
                 None => None,
             };
-            bump(if frame.is_some() {
-                &self.counters.hits
-            } else {
-                &self.counters.misses
-            });
+            self.counters.count_read(frame.is_some());
             frames.push(frame);
         }
         Ok(frames)

@@ -2,8 +2,6 @@
 //! yield between them, so no poll spends more than about 40 µs hashing (SHA-256 runs at about
 //! 1.8 GB/s here: a 40 MB text takes 22 ms, which would stall every task on the worker).
 
-use quanta::Instant;
-
 use cache_core::Result;
 
 use super::{
@@ -26,7 +24,7 @@ impl CacheKeyGenerator {
             return self.key_for(request);
         }
         validate_operation(request.operation)?;
-        let started = self.record_stats.then(Instant::now);
+        let (tier, started) = self.start_key(request);
         let mut sink = HashSink::new(self.algorithm);
         encode_head(&mut sink, self.algorithm, request);
         sink.put(b"t");
@@ -36,7 +34,7 @@ impl CacheKeyGenerator {
             tokio::task::yield_now().await;
         }
         encode_tail(&mut sink, request);
-        self.finish_key(sink, request, started)
+        self.finish_key(sink, request.operation, tier, started)
     }
 }
 
