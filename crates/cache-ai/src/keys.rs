@@ -349,10 +349,11 @@ impl CacheKeyGenerator {
         let tier = self.tiers.tier_of_len(encoded_len);
         // The encoded length (and so the tier) is known only once encoded: the clock started
         // anyway, and only the sampled keys keep their time.
-        if self.record_stats && self.stats.count(tier, encoded_len, encoded_len) {
-            if let Some(started) = started {
-                self.stats.record_time(started.elapsed());
-            }
+        if self.record_stats
+            && self.stats.count(tier, encoded_len, encoded_len)
+            && let Some(started) = started
+        {
+            self.stats.record_time(started.elapsed());
         }
         self.assemble(operation, &digest, tier)
     }

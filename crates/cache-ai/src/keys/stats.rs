@@ -70,7 +70,7 @@ impl KeyStats {
         if share.max_bytes.load(Ordering::Relaxed) < bytes {
             share.max_bytes.fetch_max(bytes, Ordering::Relaxed);
         }
-        seen % TIME_ONE_KEY_IN == 0
+        seen.is_multiple_of(TIME_ONE_KEY_IN)
     }
 
     /// Adds the time a timed key took.
