@@ -15,7 +15,9 @@ use super::*;
 impl Recorder for CachePerformanceMonitor {
     fn record_operation(&self, op: CacheOp, layer: Layer, outcome: Outcome, elapsed: Duration) {
         let s = self.series(op, layer);
-        match outcome {
+        // How many events of this outcome came before: one in `latency_sample_every` of each
+        // outcome is timed, the first included (failures, rare, all are).
+        let before = match outcome {
             Outcome::Hit => s.hits.fetch_add(1, Ordering::Relaxed),
             Outcome::Miss => s.misses.fetch_add(1, Ordering::Relaxed),
             Outcome::Failed(kind) => {
@@ -24,8 +26,9 @@ impl Recorder for CachePerformanceMonitor {
             }
             _ => s.done.fetch_add(1, Ordering::Relaxed),
         };
-        let now = now_ms();
-        lock(&s.latency).record(now, micros(elapsed));
+        if before.is_multiple_of(u64::from(self.config.latency_sample_every.get())) {
+            lock(&s.latency).record(now_ms(), micros(elapsed));
+        }
         if elapsed > self.config.slow_operation {
             let metric = PerformanceMetric {
                 timestamp_ms: unix_millis(),
@@ -68,7 +71,8 @@ impl Recorder for CachePerformanceMonitor {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
-        self.requests.record(request, now_ms());
+        self.requests
+            .record(request, self.config.latency_sample_every);
         if request.outcome != Outcome::Hit {
             return;
         }

@@ -2,6 +2,7 @@
 //! findings and snapshots.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::time::Duration;
 
 use cache_core::MemoryReading;
@@ -29,6 +30,10 @@ pub struct MonitorConfig {
     pub invalidation_warning_per_hour: u64,
     /// Invalidations per hour that are critical. Default: 100.
     pub invalidation_critical_per_hour: u64,
+    /// Of the operations and requests of each kind and outcome, one in this many lands in the
+    /// latency windows (the first one included); counts and slow-operation checks see every
+    /// one. Default: 16 (1 records every event).
+    pub latency_sample_every: NonZeroU32,
 }
 
 impl Default for MonitorConfig {
@@ -41,6 +46,7 @@ impl Default for MonitorConfig {
             memory_critical_bytes: 100 * 1024 * 1024,
             invalidation_warning_per_hour: 50,
             invalidation_critical_per_hour: 100,
+            latency_sample_every: NonZeroU32::new(16).unwrap_or(NonZeroU32::MIN),
         }
     }
 }

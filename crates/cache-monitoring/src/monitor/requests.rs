@@ -4,6 +4,7 @@
 //! per text tier with a latency window each, and the breaker's transitions.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -12,6 +13,7 @@ use cache_core::{BreakerState, Layer, Outcome, RequestEvent};
 use serde::Serialize;
 
 use crate::OperationTable;
+use crate::clock::now_ms;
 use crate::window::{LatencySummary, WindowedHistogram};
 
 use super::{lock, micros, push_bounded};
@@ -30,16 +32,18 @@ pub(super) struct RequestCounts {
 }
 
 impl RequestCounts {
-    fn record(&self, request: &RequestEvent<'_>) {
+    /// Counts `request`; returns how many requests of its outcome came before it.
+    fn record(&self, request: &RequestEvent<'_>) -> u64 {
         let counter = match (request.outcome, request.layer) {
             (Outcome::Hit, Layer::L1) => &self.l1_hits,
             (Outcome::Hit, _) => &self.l2_hits,
             (Outcome::Miss, _) => &self.misses,
             _ => &self.failures,
         };
-        counter.fetch_add(1, Ordering::Relaxed);
+        let before = counter.fetch_add(1, Ordering::Relaxed);
         self.elapsed_micros
             .fetch_add(micros(request.elapsed), Ordering::Relaxed);
+        before
     }
 
     fn summary(&self, latency: Option<LatencySummary>) -> RequestSummary {
@@ -153,14 +157,20 @@ impl Requests {
         }
     }
 
-    pub(super) fn record(&self, request: &RequestEvent<'_>, now_ms: u64) {
+    /// Counts `request` (exactly) and times one request in `sample_every` of each outcome of its
+    /// tier, the first included.
+    pub(super) fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) {
         self.operations
             .get_or_insert(request.operation, |_| RequestCounts::default())
             .record(request);
         if let Some(index) = TIERS.iter().position(|t| *t == request.text_tier) {
             let (counts, latency) = &self.tiers[index];
-            counts.record(request);
-            lock(latency).record(now_ms, micros(request.elapsed));
+            if counts
+                .record(request)
+                .is_multiple_of(u64::from(sample_every.get()))
+            {
+                lock(latency).record(now_ms(), micros(request.elapsed));
+            }
         }
     }
 

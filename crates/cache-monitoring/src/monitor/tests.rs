@@ -1,5 +1,6 @@
 use super::*;
 use cache_core::{ErrorKind, MemoryReading, Outcome, Recorder, RequestEvent};
+use std::num::NonZeroU32;
 
 fn us(v: u64) -> Duration {
     Duration::from_micros(v)
@@ -24,7 +25,10 @@ fn empty_monitor_reports_well_formed_zeros() {
 
 #[test]
 fn hit_rate_counts_reads_only_and_percentiles_come_from_the_histogram() {
-    let m = CachePerformanceMonitor::default();
+    let m = CachePerformanceMonitor::new(MonitorConfig {
+        latency_sample_every: NonZeroU32::MIN,
+        ..MonitorConfig::default()
+    });
     for i in 1..=100u64 {
         let outcome = if i <= 75 { Outcome::Hit } else { Outcome::Miss };
         m.record_operation(CacheOp::Get, Layer::L2, outcome, us(i * 10));
@@ -38,6 +42,37 @@ fn hit_rate_counts_reads_only_and_percentiles_come_from_the_histogram() {
     assert!((495..=505).contains(&get.latency.p50_us), "{get:?}");
     assert!((985..=1000).contains(&get.latency.p99_us), "{get:?}");
     assert_eq!(m.operation_summary(CacheOp::Set, Layer::L2).done, 1000);
+}
+
+#[test]
+fn counts_see_every_event_and_latency_windows_one_in_sixteen_of_each_outcome() {
+    let m = CachePerformanceMonitor::default();
+    assert_eq!(m.config().latency_sample_every.get(), 16);
+    for i in 0..100u64 {
+        let outcome = if i < 75 { Outcome::Hit } else { Outcome::Miss };
+        m.record_operation(CacheOp::Get, Layer::L1, outcome, us(10));
+        m.record_request(&RequestEvent::new(
+            &Arc::from("qa"),
+            "small",
+            outcome,
+            Layer::L1,
+            us(10),
+        ));
+    }
+    let get = m.operation_summary(CacheOp::Get, Layer::L1);
+    // Hits 1, 17, 33, 49 and 65; misses 1 and 17.
+    assert_eq!((get.hits, get.misses, get.latency.count), (75, 25, 7));
+    let small = &m.requests_by_tier()["small"];
+    assert_eq!((small.l1_hits, small.misses), (75, 25));
+    assert_eq!(small.latency.as_ref().map(|l| l.count), Some(7));
+    // A slow operation is seen whether or not it was sampled.
+    let m = CachePerformanceMonitor::new(MonitorConfig {
+        slow_operation: Duration::from_millis(1),
+        ..MonitorConfig::default()
+    });
+    m.record_operation(CacheOp::Get, Layer::L2, Outcome::Hit, us(10));
+    m.record_operation(CacheOp::Get, Layer::L2, Outcome::Hit, us(5_000));
+    assert_eq!(m.export_metrics().slow_operations.len(), 1);
 }
 
 #[test]
