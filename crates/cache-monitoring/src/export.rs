@@ -81,37 +81,7 @@ impl Recorder for MetricsRecorder {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
-        let keys = RequestKeys::of(request.operation);
-        if let (Some(total), Some(seconds)) = (
-            keys.total(request.text_tier, request.layer, request.outcome),
-            keys.seconds(request.text_tier),
-        ) {
-            keys::counter(total).increment(1);
-            keys::histogram(seconds).record(request.elapsed.as_secs_f64());
-            if let Some(saved) = request.saved {
-                record_usage(&keys, true, saved);
-            }
-            return;
-        }
-        // A tier this recorder does not know: labelled as it is, at the price of building keys.
-        let operation = metrics::SharedString::from(Arc::clone(request.operation));
-        metrics::counter!(
-            "aicache_requests_total",
-            "operation" => operation.clone(),
-            "tier" => request.text_tier,
-            "layer" => request.layer.as_str(),
-            "outcome" => outcome_label(request.outcome)
-        )
-        .increment(1);
-        metrics::histogram!(
-            "aicache_request_seconds",
-            "operation" => operation.clone(),
-            "tier" => request.text_tier
-        )
-        .record(request.elapsed.as_secs_f64());
-        if let Some(saved) = request.saved {
-            record_usage(&keys, true, saved);
-        }
+        RequestKeys::with(request.operation, |keys| record_request_to(keys, request));
     }
 
     fn record_compute(&self, operation: &Arc<str>, elapsed: Duration, usage: Option<Usage>) {
@@ -165,6 +135,40 @@ fn record_usage(keys: &RequestKeys, saved: bool, usage: Usage) {
 /// `PrometheusBuilder::new().build_recorder()`, install it, and serve `handle.render()`.
 #[cfg(feature = "prometheus")]
 pub use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Records `request` under `keys` (its operation's).
+fn record_request_to(keys: &RequestKeys, request: &RequestEvent<'_>) {
+    if let (Some(total), Some(seconds)) = (
+        keys.total(request.text_tier, request.layer, request.outcome),
+        keys.seconds(request.text_tier),
+    ) {
+        keys::counter(total).increment(1);
+        keys::histogram(seconds).record(request.elapsed.as_secs_f64());
+        if let Some(saved) = request.saved {
+            record_usage(keys, true, saved);
+        }
+        return;
+    }
+    // A tier this recorder does not know: labelled as it is, at the price of building keys.
+    let operation = metrics::SharedString::from(Arc::clone(request.operation));
+    metrics::counter!(
+        "aicache_requests_total",
+        "operation" => operation.clone(),
+        "tier" => request.text_tier,
+        "layer" => request.layer.as_str(),
+        "outcome" => outcome_label(request.outcome)
+    )
+    .increment(1);
+    metrics::histogram!(
+        "aicache_request_seconds",
+        "operation" => operation.clone(),
+        "tier" => request.text_tier
+    )
+    .record(request.elapsed.as_secs_f64());
+    if let Some(saved) = request.saved {
+        record_usage(keys, true, saved);
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -160,6 +160,11 @@ impl RequestKeys {
         REQUEST_KEYS.get_or_insert(operation, Self::new)
     }
 
+    /// Runs `f` on the keys of `operation` (without cloning their `Arc`: every request does this).
+    pub(super) fn with<R>(operation: &Arc<str>, f: impl FnOnce(&Self) -> R) -> R {
+        REQUEST_KEYS.with(operation, Self::new, f)
+    }
+
     fn tier_index(tier: &str) -> Option<usize> {
         TIERS.iter().position(|t| *t == tier)
     }

@@ -160,9 +160,11 @@ impl Requests {
     /// Counts `request` (exactly) and times one request in `sample_every` of each outcome of its
     /// tier, the first included.
     pub(super) fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) {
-        self.operations
-            .get_or_insert(request.operation, |_| RequestCounts::default())
-            .record(request);
+        self.operations.with(
+            request.operation,
+            |_| RequestCounts::default(),
+            |counts| counts.record(request),
+        );
         if let Some(index) = TIERS.iter().position(|t| *t == request.text_tier) {
             let (counts, latency) = &self.tiers[index];
             if counts
