@@ -117,6 +117,11 @@ impl Breaker {
         self.available.load(Ordering::Acquire)
     }
 
+    /// False when the breaker never opens (`BreakerSettings::enabled`).
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
     /// The error Redis refuses the cache with, once a probe saw it.
     pub(crate) fn refusal(&self) -> Option<Error> {
         lock(&self.refusal)

@@ -270,8 +270,9 @@ impl ConnectionFactory {
             .map_err(|e| map_redis_error(e, "cannot create the Redis connection manager"))
     }
 
-    /// Opens a connection of its own (not the shared one), for long pattern walks that must not
-    /// queue behind or in front of hot-path commands.
+    /// Opens a connection: the shared hot-path one (the link probes and installs it), or one of
+    /// its own for long pattern walks that must not queue behind or in front of hot-path
+    /// commands. redis-rs's response timeout is off: every command runs under the cache's own.
     ///
     /// # Errors
     /// As [`map_redis_error`] maps a failure to connect (TLS and credential errors included), or

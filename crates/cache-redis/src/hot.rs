@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::FutureExt;
-use redis::aio::{ConnectionLike, ConnectionManager};
+use redis::aio::{ConnectionLike, ConnectionManager, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, ErrorKind, Pipeline, RedisFuture, RedisResult, ServerErrorKind, Value};
 
@@ -21,7 +21,7 @@ const MAX_REDIRECTS: usize = 3;
 #[derive(Clone)]
 pub(crate) enum HotConnection {
     /// One Redis server.
-    Single(ConnectionManager),
+    Single(MultiplexedConnection),
     /// A Redis Cluster, routed by redis-rs's slot map (while our table knows no primary).
     Cluster(ClusterConnection),
     /// The primary our table names for the command's keys, on its own connection: no hop

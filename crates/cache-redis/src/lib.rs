@@ -9,8 +9,9 @@
 //!   rules.
 //!
 //! - **Memory-only by default.** Without a Redis URL the cache is its L1 alone: the embedded default.
-//! - **One multiplexed connection** (redis-rs `ConnectionManager`, built lazily, cloned per call)
-//!   carries every hot-path command, so concurrent tasks are pipelined on one socket.
+//! - **One multiplexed connection** (a bare redis-rs `MultiplexedConnection`, cloned per call,
+//!   replaced by the link when it dies) carries every hot-path command, so concurrent tasks are
+//!   pipelined on one socket.
 //! - **A timeout of ours on every network call.** An unreachable Redis, at start or mid-run, never
 //!   fails a cache call: reads answer from L1 or as misses, writes still land in L1, and one
 //!   background probe at a time reconnects with exponential backoff (no re-dial per operation).

@@ -423,3 +423,54 @@ async fn a_server_still_loading_degrades_and_recovers_instead_of_refusing() {
     assert!(recovers(&cache).await, "the cache never recovered");
     drop(server);
 }
+
+/// With the breaker disabled nothing opens it, so nothing probes: the link itself must replace
+/// the connection a killed server broke, or every later call would fail on the dead socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_breaker_still_reconnects_after_a_restart() {
+    let mut server = server();
+    let cache = redis_cache(
+        test_config(&server.url())
+            .with_reconnect_delays(Duration::from_millis(20), Duration::from_millis(200))
+            .with_breaker(false, 1),
+    )
+    .await;
+    cache.set(&key("k"), "v1".into(), ttl(60)).await.unwrap();
+
+    server.kill();
+    let errors_before = cache.stats().l2_errors;
+    assert_eq!(
+        cache.get(&key("missing")).await.unwrap(),
+        None,
+        "a failed read is a miss"
+    );
+    assert!(
+        cache.stats().l2_errors > errors_before,
+        "the call went to the network"
+    );
+    assert!(cache.is_l2_available(), "a disabled breaker never opens");
+
+    server.restart();
+    let mut conn = raw(&server).await;
+    let written = eventually(Duration::from_secs(10), || {
+        let (cache, mut conn) = (cache.clone(), conn.clone());
+        async move {
+            let _ = cache.set(&key("after"), "v2".into(), ttl(60)).await;
+            holds_value(&mut conn, "test:after").await
+        }
+    })
+    .await;
+    assert!(
+        written,
+        "writes reach the restarted server: {:?}",
+        cache.stats()
+    );
+    cache.l1().unwrap().remove("after");
+    let hits_before = cache.stats().l2_hits;
+    assert_eq!(
+        cache.get(&key("after")).await.unwrap().as_deref(),
+        Some(&b"v2"[..])
+    );
+    assert_eq!(cache.stats().l2_hits, hits_before + 1, "served by Redis");
+    assert!(holds_value(&mut conn, "test:after").await);
+}
