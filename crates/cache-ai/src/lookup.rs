@@ -208,11 +208,18 @@ where
         stage: Stage,
     ) -> Result<Option<CachedResponse<T>>> {
         let monitoring = count && self.inner.config.monitoring_enabled;
+        let every = self.inner.config.latency_sample_every;
         let counters = self.counters(key.operation());
-        // The clock (TSC-backed, a few nanoseconds) starts whenever this read may be timed;
-        // whether its time is kept is decided once the read has an outcome, so that the L1-only
-        // step of `get_or_compute` never uses up a sample.
-        let started = (monitoring || (count && self.inner.recorder.is_some())).then(Instant::now);
+        // Whether this read is timed is decided before it starts, so that the clock is read only
+        // when it is (or when a recorder wants every read's time). The L1-only step of
+        // `get_or_compute` may not be the read's outcome: it only predicts, without using up a
+        // sample, and takes its sample once it hits.
+        let timed = monitoring
+            && match stage {
+                Stage::L1Only => counters.next_is_sampled(every),
+                _ => counters.sample_timing(every),
+            };
+        let started = (timed || (count && self.inner.recorder.is_some())).then(Instant::now);
         let found = self
             .lookup_uncounted(key, &counters, controls, count, report, stage)
             .await;
@@ -220,7 +227,10 @@ where
             // Not the read's outcome yet: the caller goes on to the shared tier.
             return found;
         }
-        let sampled = monitoring && counters.sample_timing(self.inner.config.latency_sample_every);
+        let sampled = match stage {
+            Stage::L1Only => monitoring && counters.sample_timing(every),
+            _ => timed,
+        };
         // Counts are exact whatever `monitoring_enabled` says; only timings depend on it.
         let tier = &self.inner.tiers[tier_index(key.tier())];
         if count {
@@ -231,7 +241,7 @@ where
             };
             counter.add(1);
         }
-        // `sampled` implies `monitoring`.
+        // `sampled` implies `monitoring`; a mispredicted L1-only sample has no clock and is lost.
         if let (true, Some(started)) = (sampled, started) {
             let elapsed = started.elapsed();
             tier.latency.record(elapsed);

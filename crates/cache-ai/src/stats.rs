@@ -210,6 +210,12 @@ impl OpCounters {
     pub(crate) fn sample_timing(&self, every: u32) -> bool {
         every <= 1 || self.timing_sampler.increment() % u64::from(every) == 1
     }
+
+    /// Whether this thread's next [`sample_timing`](Self::sample_timing) will say yes, without
+    /// using up a sample.
+    pub(crate) fn next_is_sampled(&self, every: u32) -> bool {
+        every <= 1 || self.timing_sampler.local_value().wrapping_add(1) % u64::from(every) == 1
+    }
 }
 
 /// How long read latencies count in the summaries.

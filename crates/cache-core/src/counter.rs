@@ -111,6 +111,13 @@ impl StripedCounter {
             .wrapping_add(1)
     }
 
+    /// This thread's stripe's value (what [`increment`](Self::increment) returned last here),
+    /// without bumping it: to predict the next increment.
+    #[inline]
+    pub fn local_value(&self) -> u64 {
+        self.stripes.local().load(Ordering::Relaxed)
+    }
+
     /// Sets every stripe to zero.
     pub fn reset(&self) {
         for cell in self.stripes.iter() {
