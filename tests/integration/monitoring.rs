@@ -11,7 +11,7 @@ use aicache::{
 };
 use serde_json::{Value, json};
 
-use crate::support::{eventually, server, test_config};
+use crate::support::{eventually, run_alone, running_alone, server, test_config};
 
 fn monitored() -> (AIResponseCache<Value>, Arc<CachePerformanceMonitor>) {
     let monitor = Arc::new(CachePerformanceMonitor::default());
@@ -190,38 +190,19 @@ async fn breaker_transitions_reach_the_monitor_and_the_summary_inherits_tier_sta
     assert!(inherited.l1.is_some());
 }
 
-/// Set by the parent test in the child's environment.
-const CHILD: &str = "AICACHE_MONITORING_MEMORY_CHILD";
-
 /// 200 distinct operation names (5 requests each: miss, store, hit) through an AI cache with the
 /// monitor attached cost under 8 MiB, measured as the RSS growth of a child process that runs
 /// only [`two_hundred_operations_child`].
 #[test]
 fn two_hundred_operations_cost_under_8_mib() {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "monitoring::two_hundred_operations_child",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_alone(module_path!(), "two_hundred_operations_child");
     assert!(stdout.contains("grown_kib "), "the child ran: {stdout}");
 }
 
 #[test]
 #[ignore = "run alone in a child process by two_hundred_operations_cost_under_8_mib"]
 fn two_hundred_operations_child() {
-    if std::env::var_os(CHILD).is_none() {
+    if !running_alone() {
         // It measures its own process's RSS: only meaningful alone, as the parent runs it.
         return;
     }

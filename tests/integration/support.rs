@@ -81,3 +81,43 @@ pub(crate) async fn keys_with_values(
     }
     held
 }
+
+/// Set in a child's environment by [`run_alone`].
+const ALONE: &str = "AICACHE_TEST_ALONE";
+
+/// Whether this process is a child [`run_alone`] started (a test that needs its process to
+/// itself returns at once otherwise).
+pub(crate) fn running_alone() -> bool {
+    std::env::var_os(ALONE).is_some()
+}
+
+/// Runs the ignored test `test` of the module `module` (the caller's `module_path!()`) alone in
+/// a child process of this test binary, for what a process-wide state decides (RSS, tracing's
+/// global subscriber); panics with its output unless it passed, and returns its stdout.
+pub(crate) fn run_alone(module: &str, test: &str) -> String {
+    // Test names leave out the crate's name.
+    let module = module.split_once("::").map_or("", |(_, path)| path);
+    let name = format!("{module}::{test}");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            &name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("1 passed"),
+        "the child ran {name}: {stdout}"
+    );
+    stdout
+}

@@ -133,30 +133,44 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn spans_name_the_request_by_operation_and_digest_never_by_its_text() {
+/// Run alone in a child process: tracing decides a callsite's interest once for the whole
+/// process, so a callsite that another test's thread registers without a subscriber while this
+/// one installs its own could keep a stale "never" and hide the spans this test looks for.
+#[test]
+fn spans_name_the_request_by_operation_and_digest_never_by_its_text() {
+    crate::support::run_alone(module_path!(), "spans_child");
+}
+
+#[test]
+#[ignore = "run alone in a child process by spans_name_the_request_by_operation_and_digest_never_by_its_text"]
+fn spans_child() {
+    if !crate::support::running_alone() {
+        return;
+    }
     let captured = Captured::default();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(captured.clone())
         .with_max_level(tracing::Level::DEBUG)
         .with_ansi(false)
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    // Other tests of this binary run get_or_compute on other threads with no subscriber: a
-    // callsite they register while this one is being installed can keep a stale "never"
-    // interest. Recompute every callsite's interest now that this subscriber is in place.
-    tracing::callsite::rebuild_interest_cache();
+    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let cache: AIResponseCache<String> = AIResponseCache::new(AiCacheConfig::default()).unwrap();
     let prompt = "PATIENT RECORD: confidential symptoms";
     let key = cache.key(&AiRequest::new("summarize", prompt)).unwrap();
-    for _ in 0..2 {
-        cache
-            .get_or_compute(&key, &RequestControls::default(), || async {
-                Ok::<_, std::io::Error>("summary".to_string())
-            })
-            .await
-            .unwrap();
-    }
+    runtime.block_on(async {
+        for _ in 0..2 {
+            cache
+                .get_or_compute(&key, &RequestControls::default(), || async {
+                    Ok::<_, std::io::Error>("summary".to_string())
+                })
+                .await
+                .unwrap();
+        }
+    });
     let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(output.contains("aicache.get_or_compute"), "{output}");
     assert!(
