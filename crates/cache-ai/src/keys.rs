@@ -28,7 +28,7 @@
 //! 22 µs for 40 KB), once per request; the digest is reused for L1 and L2.
 
 use std::fmt;
-// Key-generation timing reads the clock twice a key: the TSC-backed clock keeps that cheap.
+// A timed key (one in `TIME_ONE_KEY_IN`) reads the clock twice: the TSC clock keeps it cheap.
 use quanta::Instant;
 
 use cache_core::{CacheKey, Error, ErrorKind, Result, TextTier};

@@ -235,13 +235,9 @@ impl L2Link {
         }
         let link = Arc::clone(self);
         runtime.spawn(async move {
-            match link.factory.connected(link.probe_timeout).await {
-                Ok(connection) => {
-                    link.install(connection, generation);
-                    // Writes that failed meanwhile were queued: replay them now, as after an
-                    // outage.
-                    link.recovered.notify_one();
-                }
+            match link.replace(generation).await {
+                // Writes that failed meanwhile were queued: replay them now, as after an outage.
+                Ok(()) => link.recovered.notify_one(),
                 Err(e) => tracing::warn!(
                     url = link.factory.redacted_url(),
                     error = %e,
@@ -250,6 +246,14 @@ impl L2Link {
             }
             link.reconnect.end();
         });
+    }
+
+    /// Connects afresh and installs the new connection as the one after `generation` (what a
+    /// probe and a reconnect both do).
+    async fn replace(&self, generation: u64) -> Result<()> {
+        let connection = self.factory.connected(self.probe_timeout).await?;
+        self.install(connection, generation);
+        Ok(())
     }
 
     /// Installs `connection` as the one after `generation`, unless another replaced that one
@@ -283,14 +287,9 @@ impl L2Link {
             return;
         }
         let link = Arc::clone(self);
+        let generation = self.installed.load().generation;
         runtime.spawn(async move {
-            let outcome = match link.factory.connected(link.probe_timeout).await {
-                Ok(connection) => {
-                    link.install(connection, link.installed.load().generation);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            };
+            let outcome = link.replace(generation).await;
             if link.breaker.end_probe(outcome) {
                 link.recovered.notify_one();
             }
