@@ -483,7 +483,8 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    // `--only cache`, `l1`, `l2`, `monitoring`, `speed`, `migrate` or `cluster` runs one group of rows.
+    // `--only cache`, `l1`, `l2`, `monitoring`, `speed`, `json`, `migrate` or `cluster` runs one group
+    // of rows.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -539,8 +540,11 @@ fn main() {
         }
         rows
     });
-    if wanted("speed") {
+    // `json`: the current-thread JSON rows alone (part of `speed`).
+    if wanted("speed") || only.as_deref() == Some("json") {
         rows.extend(current_thread::rows(&server, &plan));
+    }
+    if wanted("speed") {
         rows.push(budget::row(if quick { 1 } else { 3 }));
     }
     if wanted("migrate") {
