@@ -93,6 +93,9 @@ impl CacheMigrationManager {
             let page = source
                 .walk(&options.filter, cursor.take(), WalkMode::Frames)
                 .await?;
+            // The page's TTLs are as of its walk; each target TTL is read later, one by one, so
+            // the time since the walk is taken off the source's before the two are compared.
+            let walked_at = Instant::now();
             let keys: Vec<CacheKey> = page.entries.iter().map(|e| e.key.clone()).collect();
             let theirs = target.get_many(&keys).await?;
             for (entry, their) in page.entries.iter().zip(theirs) {
@@ -113,11 +116,13 @@ impl CacheMigrationManager {
                     continue;
                 }
                 result.keys_matched += 1;
+                let since_walk = walked_at.elapsed();
                 let (Some(our_ttl), Some(their_ttl)) =
                     (entry.remaining_ttl, target.remaining_ttl(&entry.key).await?)
                 else {
                     continue;
                 };
+                let our_ttl = our_ttl.saturating_sub(since_walk);
                 let delta = signed_ms(our_ttl) - signed_ms(their_ttl);
                 if u128::from(delta.unsigned_abs()) > options.ttl_tolerance.as_millis() {
                     result.ttl_mismatched += 1;
