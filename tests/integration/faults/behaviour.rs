@@ -157,12 +157,17 @@ async fn an_invalidation_that_cannot_reach_redis_is_not_reported_as_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outage_writes_are_replayed_without_overwriting_newer_values() {
     use aicache::{BreakerState, ReadStatus, frame::Codec, frame::FrameMeta};
-    let mut server = server();
-    // A probes only after a second, so B can write first once Redis is back.
-    let slow_probe = test_config(&server.url())
-        .with_reconnect_delays(Duration::from_secs(1), Duration::from_secs(1));
-    let a = redis_cache(slow_probe).await;
-    server.kill();
+    let server = server();
+    // A reaches Redis through a proxy: B writes while A is still cut off, so the order of B's
+    // writes and A's replay is fixed by the test, not by how fast the probe comes back. Slow
+    // probes keep the breaker open (not half-open) while the test inspects it.
+    let proxy = cache_testkit::TcpProxy::start(server.port());
+    let a = redis_cache(
+        test_config(&proxy.url())
+            .with_reconnect_delays(Duration::from_secs(1), Duration::from_secs(1)),
+    )
+    .await;
+    proxy.cut();
     a.set(&key("k:contested"), "old".into(), ttl(600))
         .await
         .unwrap();
@@ -197,7 +202,6 @@ async fn outage_writes_are_replayed_without_overwriting_newer_values() {
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    server.restart();
     let b = redis_cache(test_config(&server.url()).with_l1(None)).await;
     b.set(&key("k:contested"), "new".into(), ttl(600))
         .await
@@ -219,6 +223,7 @@ async fn outage_writes_are_replayed_without_overwriting_newer_values() {
         .await
         .unwrap();
 
+    proxy.heal();
     let report = a.shutdown(Duration::from_secs(10)).await;
     assert_eq!(report.remaining, 0, "{report:?}");
     let read = |k: &'static str| {
