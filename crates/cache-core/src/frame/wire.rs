@@ -89,6 +89,57 @@ impl<'a> Reader<'a> {
         let bytes = self.take(len)?;
         let text = std::str::from_utf8(bytes)
             .map_err(|e| corrupted("frame label is not UTF-8").with_source(e))?;
-        Ok(Some(Arc::from(text)))
+        Ok(Some(interned(text)))
+    }
+}
+
+/// Labels recently decoded on this thread, kept so that frames carrying the same operation and
+/// AI version (nearly all of them) share one allocation instead of making two per read.
+const INTERNED_LABELS: usize = 16;
+
+thread_local! {
+    static LABELS: std::cell::RefCell<Vec<Arc<str>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `text` as a shared label: a recently seen one's `Arc`, else a new one (which replaces the
+/// oldest when the table is full).
+fn interned(text: &str) -> Arc<str> {
+    LABELS
+        .try_with(|labels| {
+            let Ok(mut labels) = labels.try_borrow_mut() else {
+                return Arc::from(text);
+            };
+            if let Some(found) = labels.iter().find(|label| ***label == *text) {
+                return Arc::clone(found);
+            }
+            let label: Arc<str> = Arc::from(text);
+            if labels.len() == INTERNED_LABELS {
+                labels.remove(0);
+            }
+            labels.push(Arc::clone(&label));
+            label
+        })
+        .unwrap_or_else(|_| Arc::from(text))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::{INTERNED_LABELS, interned};
+
+    #[test]
+    fn equal_labels_share_one_allocation_and_the_table_stays_bounded() {
+        let (a, b) = (interned("summarize"), interned("summarize"));
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(&*interned("qa"), "qa");
+        for i in 0..INTERNED_LABELS * 4 {
+            assert_eq!(&*interned(&format!("op{i}")), format!("op{i}"));
+        }
+        let c = interned("summarize");
+        assert_eq!(&*c, "summarize");
+        assert!(!Arc::ptr_eq(&a, &c), "evicted and made anew");
+        super::LABELS.with(|labels| assert_eq!(labels.borrow().len(), INTERNED_LABELS));
     }
 }
