@@ -82,6 +82,8 @@ pub(crate) struct Inner<T> {
     pub(crate) refreshes: crate::refresh::Refreshes,
     /// The old location of a tenant's entries during the layout upgrade.
     pub(crate) old_layout: Option<OldLayout>,
+    /// Shared-tier hits L1 does not keep, decoded once per distinct frame.
+    pub(crate) decoded: crate::memo::DecodedMemo<T>,
 }
 
 /// Caches AI responses of type `T` (any serde type; JSON by default) in front of the model.
@@ -283,6 +285,7 @@ where
                 flights: Arc::new(Flights::default()),
                 refreshes: crate::refresh::Refreshes::new(config_refreshes),
                 old_layout,
+                decoded: crate::memo::DecodedMemo::new(),
             }),
         })
     }

@@ -49,6 +49,7 @@ mod layout;
 mod legacy;
 mod lookup;
 mod mapper;
+mod memo;
 mod refresh;
 mod reset;
 mod response;

@@ -384,6 +384,21 @@ where
                 }
             },
         };
+        let hits = Self::promotion_hits(counters, key.operation());
+        let tier = frame.meta.text_tier.unwrap_or(key.tier());
+        let keeps = !controls.read_only
+            && near.l1().is_some()
+            && self.belongs_in_l1(tier, key.operation(), hits + u64::from(count));
+        // The clock is read only for an entry L1 may keep.
+        let l1_ttl = keeps
+            .then(|| Ttl::from_millis(frame.meta.remaining_ms(unix_millis())).ok())
+            .flatten();
+        // An entry L1 is about to keep is decoded once anyway; the memo is for the others.
+        let memo = l1_ttl.is_none().then_some(&self.inner.decoded);
+        if let Some(response) = memo.and_then(|memo| memo.reuse(name, &frame)) {
+            bump(&counters.l2_hits);
+            return Ok(Some(response));
+        }
         let value: T = match self.decode_payload(frame.payload.clone()).await {
             Ok(value) => value,
             Err(e) => {
@@ -394,9 +409,7 @@ where
             }
         };
         bump(&counters.l2_hits);
-        let hits = Self::promotion_hits(counters, key.operation());
         let value = Arc::new(value);
-        let tier = frame.meta.text_tier.unwrap_or(key.tier());
         let mut metadata = self.metadata(
             key,
             &Self::op_label(counters, key.operation()),
@@ -408,12 +421,7 @@ where
         if let Some(version) = &frame.meta.ai_version {
             metadata.ai_version = Arc::clone(version);
         }
-        let remaining = frame.meta.remaining_ms(unix_millis());
-        if !controls.read_only
-            && near.l1().is_some()
-            && self.belongs_in_l1(tier, key.operation(), hits)
-            && let Ok(ttl) = Ttl::from_millis(remaining)
-        {
+        if let Some(ttl) = l1_ttl {
             let entry = L1Entry {
                 value: Arc::clone(&value),
                 metadata: Arc::new(ResponseMetadata {
@@ -429,7 +437,11 @@ where
                 counters.promotions.fetch_add(1, Ordering::Relaxed);
             }
         }
-        Ok(Some(CachedResponse::new(value, Arc::new(metadata))))
+        let response = CachedResponse::new(value, Arc::new(metadata));
+        if let Some(memo) = memo {
+            memo.keep(name, &frame, &response);
+        }
+        Ok(Some(response))
     }
 
     /// Decodes an answer's payload; a large one off the runtime (it could hold the worker for
