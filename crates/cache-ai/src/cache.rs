@@ -103,6 +103,10 @@ pub(crate) struct Inner<T> {
 /// - [`get_or_compute`](Self::get_or_compute) runs `compute` at most once per key at a time in this
 ///   process; callers join the flight right after an L1 miss, so one shared-tier read serves them
 ///   all; errors reach every waiter and are never cached.
+/// - A shared-tier hit L1 does not keep (L1 off, or an entry the rules leave in Redis) is still
+///   read from Redis every time, but when the frame is byte for byte the one this key last
+///   returned, its earlier decoding (value, metadata, JSON form) is reused: a memo of at most
+///   4 MiB per cache.
 /// - Invalidation counts each removed entry once across L1 and the shared tier.
 /// - The shared tier being unavailable never fails a call.
 pub struct AIResponseCache<T = serde_json::Value> {
