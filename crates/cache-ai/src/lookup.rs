@@ -388,7 +388,11 @@ where
         let tier = frame.meta.text_tier.unwrap_or(key.tier());
         let keeps = !controls.read_only
             && near.l1().is_some()
-            && self.belongs_in_l1(tier, key.operation(), hits + u64::from(count));
+            && self.belongs_in_l1(
+                tier,
+                key.operation(),
+                hits + u64::from(count && *counters.name == *key.operation()),
+            );
         // The clock is read only for an entry L1 may keep.
         let l1_ttl = keeps
             .then(|| Ttl::from_millis(frame.meta.remaining_ms(unix_millis())).ok())
