@@ -54,6 +54,10 @@ impl<T> Clone for L1Entry<T> {
     }
 }
 
+/// Bytes an L1 entry is charged beyond its decoded answer (see `footprint`): the entry, its
+/// metadata and the metadata's labels.
+pub(crate) const L1_ENTRY_METADATA: usize = 256;
+
 impl<T> ByteSize for L1Entry<T> {
     fn byte_size(&self) -> usize {
         self.size
@@ -107,6 +111,8 @@ pub(crate) struct Inner<T> {
 ///   read from Redis every time, but when the frame is byte for byte the one this key last
 ///   returned, its earlier decoding (value, metadata, JSON form) is reused: a memo of at most
 ///   4 MiB per cache.
+/// - L1's byte budget and the memo's charge a JSON answer what it occupies decoded (walked, with
+///   its rendered JSON form), not its encoded size; a typed answer is charged its encoded size.
 /// - Invalidation counts each removed entry once across L1 and the shared tier.
 /// - The shared tier being unavailable never fails a call.
 pub struct AIResponseCache<T = serde_json::Value> {

@@ -323,7 +323,7 @@ where
                     return None;
                 }
             };
-            let value: T = self.decode_payload(frame.payload.clone()).await.ok()?;
+            let (value, _): (T, usize) = self.decode_payload(frame.payload.clone()).await.ok()?;
             let counters = self.counters(key.operation());
             let mut metadata = self.metadata(
                 key,

@@ -41,6 +41,7 @@ mod compute;
 mod config;
 mod controls;
 mod flight;
+mod footprint;
 mod handle;
 mod json;
 pub use json::KeyFormat;

@@ -17,8 +17,9 @@ use cache_memory::Fill;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{AIResponseCache, L1Entry, ai_version};
+use crate::cache::{AIResponseCache, L1_ENTRY_METADATA, L1Entry, ai_version};
 use crate::controls::RequestControls;
+use crate::footprint::decoded_bytes;
 use crate::keys::RequestKey;
 use crate::response::{CachedResponse, Computed, Rendered, ResponseMetadata, Source};
 use crate::stats::OpCounters;
@@ -403,8 +404,11 @@ where
             bump(&counters.l2_hits);
             return Ok(Some(response));
         }
-        let value: T = match self.decode_payload(frame.payload.clone()).await {
-            Ok(value) => value,
+        let (value, decoded_size): (T, usize) = match self
+            .decode_payload(frame.payload.clone())
+            .await
+        {
+            Ok(decoded) => decoded,
             Err(e) => {
                 self.inner.decode_failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(error = %e, operation = key.operation(), "cached answer no longer decodes; treating it as a miss");
@@ -433,7 +437,7 @@ where
                     ..metadata.clone()
                 }),
                 rendered: Rendered::default(),
-                size: frame.payload.len() + 256,
+                size: decoded_size + L1_ENTRY_METADATA,
                 fresh_until_ms: frame.meta.expires_at_ms,
             };
             let fill = near.promote(key.cache_key(), ticket, entry, self.l1_ttl(ttl));
@@ -443,18 +447,26 @@ where
         }
         let response = CachedResponse::new(value, Arc::new(metadata));
         if let Some(memo) = memo {
-            memo.keep(name, &frame, &response);
+            memo.keep(name, &frame, &response, decoded_size);
         }
         Ok(Some(response))
     }
 
-    /// Decodes an answer's payload; a large one off the runtime (it could hold the worker for
-    /// more than about 100 µs).
-    pub(crate) async fn decode_payload(&self, payload: bytes::Bytes) -> Result<T> {
-        if payload.len() <= cache_core::frame::DECODE_OFFLOAD_ABOVE {
-            return decode_msgpack(&payload);
+    /// Decodes an answer's payload, with the bytes it occupies decoded (see
+    /// [`decoded_bytes`]); a large one off the runtime (it could hold the worker for more than
+    /// about 100 µs).
+    pub(crate) async fn decode_payload(&self, payload: bytes::Bytes) -> Result<(T, usize)> {
+        let inline = payload.len() <= cache_core::frame::DECODE_OFFLOAD_ABOVE;
+        let decode = move || {
+            decode_msgpack::<T>(&payload).map(|value| {
+                let bytes = decoded_bytes(&value, payload.len());
+                (value, bytes)
+            })
+        };
+        if inline {
+            return decode();
         }
-        cache_memory::off_runtime(move || decode_msgpack::<T>(&payload)).await?
+        cache_memory::off_runtime(decode).await?
     }
 
     /// How long an entry of `ttl` is kept: its TTL plus the stale window (capped at the longest

@@ -6,7 +6,9 @@
 //! read. The memo never answers by itself: every read still goes to the shared tier and passes
 //! its removal checks; only when the accepted frame is byte for byte the one decoded before
 //! (payload and metadata) is the earlier decoding reused. A removed or rewritten entry therefore
-//! reads exactly as without the memo. Its memory is bounded by [`DECODED_MEMO_BYTES`].
+//! reads exactly as without the memo. Its memory is bounded by [`DECODED_MEMO_BYTES`], charged
+//! as the L1 charges decoded answers (`footprint`): what the decoding occupies, its rendered
+//! JSON form included, plus the frame it came from.
 
 use std::sync::Arc;
 
@@ -17,14 +19,14 @@ use quick_cache::sync::Cache;
 
 use crate::response::{CachedResponse, Rendered, ResponseMetadata};
 
-/// The memo's budget: payload bytes, twice (the stored frame and the decoded value), plus a
-/// fixed charge per entry for the key, the metadata and the map.
+/// The memo's budget: each entry is charged its key, its frame's payload, the bytes its decoding
+/// occupies (`footprint::decoded_bytes`) and a fixed charge for the metadata and the map.
 pub(crate) const DECODED_MEMO_BYTES: u64 = 4 << 20;
 
 /// The most entries the memo expects (it sizes its table for them).
 const DECODED_MEMO_ENTRIES: usize = 4096;
 
-/// Bytes charged per entry beyond its key and payload.
+/// Bytes charged per entry beyond its key, payload and decoding.
 const ENTRY_OVERHEAD: u64 = 320;
 
 /// One decoded frame.
@@ -34,6 +36,8 @@ struct Decoded<T> {
     value: Arc<T>,
     metadata: Arc<ResponseMetadata>,
     rendered: Rendered,
+    /// What the decoding occupies (`footprint::decoded_bytes`).
+    decoded_bytes: usize,
 }
 
 #[derive(Clone)]
@@ -41,7 +45,10 @@ struct DecodedWeighter;
 
 impl<T> Weighter<Box<str>, Arc<Decoded<T>>> for DecodedWeighter {
     fn weight(&self, key: &Box<str>, decoded: &Arc<Decoded<T>>) -> u64 {
-        let bytes = key.len() + decoded.payload.len().saturating_mul(2);
+        let bytes = key
+            .len()
+            .saturating_add(decoded.payload.len())
+            .saturating_add(decoded.decoded_bytes);
         u64::try_from(bytes)
             .unwrap_or(u64::MAX)
             .saturating_add(ENTRY_OVERHEAD)
@@ -70,14 +77,21 @@ impl<T> DecodedMemo<T> {
         })
     }
 
-    /// Keeps `response`, decoded from `frame`, for the next read of `key`.
-    pub(crate) fn keep(&self, key: &str, frame: &Frame, response: &CachedResponse<T>) {
+    /// Keeps `response`, decoded from `frame` into `decoded_bytes`, for the next read of `key`.
+    pub(crate) fn keep(
+        &self,
+        key: &str,
+        frame: &Frame,
+        response: &CachedResponse<T>,
+        decoded_bytes: usize,
+    ) {
         let decoded = Decoded {
             meta: frame.meta.clone(),
             payload: frame.payload.clone(),
             value: Arc::clone(&response.value),
             metadata: Arc::clone(&response.metadata),
             rendered: Arc::clone(&response.rendered),
+            decoded_bytes,
         };
         self.cache.insert(key.into(), Arc::new(decoded));
     }
@@ -205,5 +219,28 @@ mod tests {
         let (entries, weight) = (cache.inner.decoded.len(), cache.inner.decoded.weight());
         assert!(entries > 100, "it keeps recent decodings: {entries}");
         assert!(weight <= DECODED_MEMO_BYTES, "{weight} bytes");
+    }
+
+    #[tokio::test]
+    async fn number_dense_answers_are_charged_what_they_decode_into() {
+        // 10 KB of MessagePack that decodes into 320 KB of `Value`s (and as much again rendered).
+        let cache = cache(None);
+        let controls = RequestControls::default();
+        let answer = json!(vec![0; 10_000]);
+        for i in 0..50 {
+            let key = cache
+                .key(&AiRequest::new("key_points", &format!("text {i}")))
+                .unwrap();
+            cache.put(&key, answer.clone(), &controls).await.unwrap();
+            assert!(cache.get(&key).await.unwrap().is_some());
+        }
+        let decoded = 2 * 10_000 * std::mem::size_of::<Value>() as u64;
+        let entries = cache.inner.decoded.len() as u64;
+        // (quick_cache splits the budget among shards: a decoding larger than a shard's share
+        // is not kept at all.)
+        assert!(
+            entries <= DECODED_MEMO_BYTES / decoded,
+            "{entries} entries of {decoded} decoded bytes"
+        );
     }
 }

@@ -14,10 +14,11 @@ use cache_core::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::cache::{AIResponseCache, L1Entry};
+use crate::cache::{AIResponseCache, L1_ENTRY_METADATA, L1Entry};
 use crate::config::AI_VERSION;
 use crate::controls::RequestControls;
 use crate::flight::Removing;
+use crate::footprint::decoded_bytes;
 use crate::keys::{RequestKey, validate_operation};
 use crate::response::CachedResponse;
 use crate::response::{Rendered, ResponseMetadata};
@@ -166,12 +167,13 @@ where
             None,
         );
         let hits = Self::promotion_hits(&counters, key.operation());
-        let size = payload.len() + 256;
+        let encoded_len = payload.len();
         let l1_entry = |stored: bool| {
             if !stored || !self.belongs_in_l1(key.tier(), key.operation(), hits) {
                 return None;
             }
             let l1_ttl = Ttl::from_millis(frame_meta.remaining_ms(unix_millis())).ok()?;
+            let size = decoded_bytes(value.as_ref(), encoded_len) + L1_ENTRY_METADATA;
             let entry = L1Entry {
                 value: Arc::clone(value),
                 metadata: Arc::new(ResponseMetadata {
