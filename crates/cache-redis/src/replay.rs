@@ -197,7 +197,10 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
             .sum::<u64>()
     };
     let before = processed();
-    while queue.depth() > 0 {
+    // An item the background replayer has taken is out of the queue but not applied yet:
+    // `replay_pending` waits for the replay lock, so the flush is done only when a pass of its
+    // own found the queue empty and no other pass has started since.
+    loop {
         match tokio::time::timeout_at(deadline, replay_pending(target)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
@@ -206,7 +209,8 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
             }
             Err(_) => break,
         }
-        if queue.depth() == 0 || tokio::time::Instant::now() >= deadline {
+        let settled = queue.depth() == 0 && !queue.is_replaying();
+        if settled || tokio::time::Instant::now() >= deadline {
             break;
         }
         // The store is unavailable: asking for the connection lets a probe run; wait for it.
@@ -217,7 +221,8 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
         .await;
     }
     let flushed = processed().saturating_sub(before);
-    let remaining = queue.depth();
+    // An item still being replayed when the deadline passed is not flushed either.
+    let remaining = queue.depth() + usize::from(queue.is_replaying());
     if remaining > 0 {
         tracing::warn!(remaining, "shutdown: queued writes could not reach Redis");
     }

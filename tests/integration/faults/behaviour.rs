@@ -245,7 +245,8 @@ async fn outage_writes_are_replayed_without_overwriting_newer_values() {
     assert_eq!(
         read("inv:old").await,
         None,
-        "the queued invalidation removed it"
+        "the queued invalidation removed it: {:?}",
+        a.stats()
     );
     assert_eq!(
         read("inv:new").await.as_deref(),

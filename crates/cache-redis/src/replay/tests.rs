@@ -190,3 +190,85 @@ fn an_item_put_back_after_a_newer_one_was_queued_is_superseded() {
     assert_eq!(queue.depth(), 1, "put back at its place");
     assert!(queue.removal_covers(&key("b")));
 }
+
+/// A replay target whose `apply` waits at a gate, so a test can hold an item mid-replay.
+struct GatedTarget {
+    queue: super::ReplayQueue,
+    entered: tokio::sync::Notify,
+    gate: tokio::sync::Semaphore,
+    applied: std::sync::atomic::AtomicU64,
+}
+
+impl super::ReplayTarget for GatedTarget {
+    fn replay_queue(&self) -> &super::ReplayQueue {
+        &self.queue
+    }
+
+    fn is_available(&self) -> bool {
+        true
+    }
+
+    fn poke(self: &std::sync::Arc<Self>) {}
+
+    fn retry_delays(&self) -> (std::time::Duration, std::time::Duration) {
+        (
+            std::time::Duration::from_millis(1),
+            std::time::Duration::from_millis(1),
+        )
+    }
+
+    async fn apply(self: &std::sync::Arc<Self>, _item: &Pending) -> cache_core::Result<bool> {
+        self.entered.notify_one();
+        let _permit = self.gate.acquire().await;
+        self.applied.fetch_add(1, Ordering::SeqCst);
+        Ok(true)
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_flush_waits_for_the_item_another_replay_has_taken() {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    let target = Arc::new(GatedTarget {
+        queue: super::ReplayQueue::new(16, big(), Arc::new(tokio::sync::Notify::new())),
+        entered: tokio::sync::Notify::new(),
+        gate: tokio::sync::Semaphore::new(0),
+        applied: std::sync::atomic::AtomicU64::new(0),
+    });
+    assert!(target.queue.push(invalidate("inv:*", 10)));
+    // The background replayer's pass takes the only item and waits at the gate with it.
+    let replayer = tokio::spawn({
+        let target = Arc::clone(&target);
+        async move { super::replay_pending(&target).await }
+    });
+    target.entered.notified().await;
+    assert_eq!(
+        target.queue.depth(),
+        0,
+        "taken: out of the queue, not applied"
+    );
+
+    let flush = tokio::spawn({
+        let target = Arc::clone(&target);
+        async move { super::flush(&target, Duration::from_secs(30)).await }
+    });
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !flush.is_finished(),
+        "the flush returned with the item in flight"
+    );
+    assert_eq!(target.applied.load(Ordering::SeqCst), 0);
+
+    target.gate.add_permits(1);
+    let report = flush.await.unwrap();
+    assert_eq!(
+        target.applied.load(Ordering::SeqCst),
+        1,
+        "applied before the flush returned"
+    );
+    assert_eq!(report.remaining, 0, "{report:?}");
+    assert_eq!(replayer.await.unwrap().unwrap(), 1);
+}
