@@ -297,8 +297,10 @@ impl GenericRedisCache {
     }
 
     /// Flushes the replay queue to Redis, waiting up to `limit` for it to come back, and reports
-    /// what was flushed and what is left (lost when the process exits). Call it before the
-    /// process ends; the cache stays usable afterwards.
+    /// what was flushed and what is left (lost when the process exits). It returns once nothing
+    /// is queued and nothing is being replayed (an item the background replayer holds is waited
+    /// for, and counted as left if the limit passes first). Call it before the process ends; the
+    /// cache stays usable afterwards.
     pub async fn shutdown(&self, limit: Duration) -> ShutdownReport {
         match &self.inner.l2 {
             Some(l2) => l2.store().shutdown(limit).await,
