@@ -437,7 +437,7 @@ where
                     ..metadata.clone()
                 }),
                 rendered: Rendered::default(),
-                size: decoded_size + L1_ENTRY_METADATA,
+                size: decoded_size.saturating_add(L1_ENTRY_METADATA),
                 fresh_until_ms: frame.meta.expires_at_ms,
             };
             let fill = near.promote(key.cache_key(), ticket, entry, self.l1_ttl(ttl));

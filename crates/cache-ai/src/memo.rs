@@ -223,24 +223,28 @@ mod tests {
 
     #[tokio::test]
     async fn number_dense_answers_are_charged_what_they_decode_into() {
-        // 10 KB of MessagePack that decodes into 320 KB of `Value`s (and as much again rendered).
+        // 1 KB of MessagePack that decodes into 32 KB or more of `Value`s (and as much again
+        // rendered): charged by its payload, the memo would keep all 200.
         let cache = cache(None);
         let controls = RequestControls::default();
-        let answer = json!(vec![0; 10_000]);
-        for i in 0..50 {
+        let answer = json!(vec![0; 1000]);
+        for i in 0..200 {
             let key = cache
                 .key(&AiRequest::new("key_points", &format!("text {i}")))
                 .unwrap();
             cache.put(&key, answer.clone(), &controls).await.unwrap();
             assert!(cache.get(&key).await.unwrap().is_some());
         }
-        let decoded = 2 * 10_000 * std::mem::size_of::<Value>() as u64;
-        let entries = cache.inner.decoded.len() as u64;
-        // (quick_cache splits the budget among shards: a decoding larger than a shard's share
-        // is not kept at all.)
+        let decoded = 2 * 1000 * std::mem::size_of::<Value>() as u64;
+        let (entries, weight) = (
+            cache.inner.decoded.len() as u64,
+            cache.inner.decoded.weight(),
+        );
         assert!(
             entries <= DECODED_MEMO_BYTES / decoded,
             "{entries} entries of {decoded} decoded bytes"
         );
+        assert!(weight >= entries * decoded, "{weight} bytes for {entries}");
+        assert!(weight <= DECODED_MEMO_BYTES, "{weight} bytes");
     }
 }

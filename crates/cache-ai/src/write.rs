@@ -173,7 +173,7 @@ where
                 return None;
             }
             let l1_ttl = Ttl::from_millis(frame_meta.remaining_ms(unix_millis())).ok()?;
-            let size = decoded_bytes(value.as_ref(), encoded_len) + L1_ENTRY_METADATA;
+            let size = decoded_bytes(value.as_ref(), encoded_len).saturating_add(L1_ENTRY_METADATA);
             let entry = L1Entry {
                 value: Arc::clone(value),
                 metadata: Arc::new(ResponseMetadata {

@@ -200,6 +200,7 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
     // An item the background replayer has taken is out of the queue but not applied yet:
     // `replay_pending` waits for the replay lock, so the flush is done only when a pass of its
     // own found the queue empty and no other pass has started since.
+    let mut settled = false;
     loop {
         match tokio::time::timeout_at(deadline, replay_pending(target)).await {
             Ok(Ok(_)) => {}
@@ -209,7 +210,7 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
             }
             Err(_) => break,
         }
-        let settled = queue.depth() == 0 && !queue.is_replaying();
+        settled = queue.depth() == 0 && !queue.is_replaying();
         if settled || tokio::time::Instant::now() >= deadline {
             break;
         }
@@ -221,8 +222,12 @@ pub(crate) async fn flush<T: ReplayTarget>(target: &Arc<T>, limit: Duration) -> 
         .await;
     }
     let flushed = processed().saturating_sub(before);
-    // An item still being replayed when the deadline passed is not flushed either.
-    let remaining = queue.depth() + usize::from(queue.is_replaying());
+    // An item still being replayed when the flush gave up is not flushed either.
+    let remaining = if settled {
+        0
+    } else {
+        queue.depth() + usize::from(queue.is_replaying())
+    };
     if remaining > 0 {
         tracing::warn!(remaining, "shutdown: queued writes could not reach Redis");
     }
