@@ -204,18 +204,23 @@ mod tests {
         assert_eq!(again.metadata.layer, Some(Layer::L1));
     }
 
-    #[tokio::test]
-    async fn the_memo_stays_within_its_budget() {
-        let cache = cache(None);
+    /// Stores `answer` under `count` distinct texts and reads each back once (from L2: L1 is
+    /// off), so the memo sees every decoding.
+    async fn store_and_read(cache: &AIResponseCache<Value>, answer: &Value, count: usize) {
         let controls = RequestControls::default();
-        let answer = json!({"summary": "x".repeat(1000)});
-        for i in 0..6000 {
+        for i in 0..count {
             let key = cache
                 .key(&AiRequest::new("summarize", &format!("text {i}")))
                 .unwrap();
             cache.put(&key, answer.clone(), &controls).await.unwrap();
             assert!(cache.get(&key).await.unwrap().is_some());
         }
+    }
+
+    #[tokio::test]
+    async fn the_memo_stays_within_its_budget() {
+        let cache = cache(None);
+        store_and_read(&cache, &json!({"summary": "x".repeat(1000)}), 6000).await;
         let (entries, weight) = (cache.inner.decoded.len(), cache.inner.decoded.weight());
         assert!(entries > 100, "it keeps recent decodings: {entries}");
         assert!(weight <= DECODED_MEMO_BYTES, "{weight} bytes");
@@ -226,15 +231,7 @@ mod tests {
         // 1 KB of MessagePack that decodes into 32 KB or more of `Value`s (and as much again
         // rendered): charged by its payload, the memo would keep all 200.
         let cache = cache(None);
-        let controls = RequestControls::default();
-        let answer = json!(vec![0; 1000]);
-        for i in 0..200 {
-            let key = cache
-                .key(&AiRequest::new("key_points", &format!("text {i}")))
-                .unwrap();
-            cache.put(&key, answer.clone(), &controls).await.unwrap();
-            assert!(cache.get(&key).await.unwrap().is_some());
-        }
+        store_and_read(&cache, &json!(vec![0; 1000]), 200).await;
         let decoded = 2 * 1000 * std::mem::size_of::<Value>() as u64;
         let (entries, weight) = (
             cache.inner.decoded.len() as u64,
