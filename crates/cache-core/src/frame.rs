@@ -15,7 +15,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes};
 
 use crate::cipher::Cipher;
 use crate::error::{Error, ErrorKind, Result};
@@ -549,7 +549,13 @@ impl FrameCodec {
                     })?;
                 Bytes::from(plain)
             }
-            None => stored.slice(header_end..),
+            // Advancing keeps a `Bytes` made from a `Vec` as it is; `slice` would make it shared
+            // (an allocation and two atomic counts for every read).
+            None => {
+                let mut body = stored;
+                body.advance(header_end);
+                body
+            }
         };
 
         let payload = compress::decompress(compression, body, original_size)?;
