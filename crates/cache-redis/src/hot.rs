@@ -1,8 +1,9 @@
-//! The shared hot-path connection: one server's `ConnectionManager`, a cluster's
-//! `ClusterConnection` (which routes each single-key command to its slot's primary and follows
-//! `MOVED`/`ASK`, while our table is empty), or one primary's own connection, following
-//! redirects on connections of our own. All multiplex concurrent tasks on their sockets and are cloned per call, so the
-//! store's commands are written once for every kind.
+//! The shared hot-path connection: one server's bare `MultiplexedConnection` (the link replaces
+//! it when it dies), a cluster's `ClusterConnection` (which routes each single-key command to its
+//! slot's primary and follows `MOVED`/`ASK`, while our table is empty), or one primary's own
+//! connection, following redirects on connections of our own. All multiplex concurrent tasks on
+//! their sockets, and each call gets a handle of its own (a spare its thread kept, `spares.rs`,
+//! else a clone), so the store's commands are written once for every kind.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -51,6 +51,7 @@ mod manager;
 mod pattern;
 mod removal;
 mod replay;
+mod spares;
 mod stats;
 mod store;
 

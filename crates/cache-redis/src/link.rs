@@ -1,8 +1,9 @@
 //! The store's link to Redis: the shared hot-path connection behind a circuit breaker
 //! (`breaker.rs`).
 //!
-//! While Redis is available, calls clone the shared connection (one server's bare
-//! `MultiplexedConnection`, or a cluster's `ClusterConnection`). A connection error, or
+//! While Redis is available, calls take a handle of the shared connection (one server's bare
+//! `MultiplexedConnection`, or a cluster's `ClusterConnection`): a spare their thread kept
+//! (`spares.rs`), else a clone. A connection error, or
 //! `failure_threshold` timeouts in a row, open the breaker: from then on calls skip Redis at no
 //! network cost, and at most one background probe at a time runs when the backoff delay has
 //! passed. A probe builds a **new** connection and checks it (`PING`; a cluster's slots read from
@@ -33,6 +34,7 @@ use crate::breaker::{Breaker, BreakerSettings, LinkState, is_refusal};
 use crate::client::{ConnectionFactory, map_redis_error, with_timeout};
 use crate::cluster::ClusterFactory;
 use crate::hot::HotConnection;
+use crate::spares::Spares;
 
 /// What the link connects to: one server, or a cluster through its seed nodes.
 #[derive(Clone)]
@@ -90,6 +92,10 @@ struct Installed {
 pub(crate) struct L2Link {
     factory: HotFactory,
     installed: ArcSwap<Installed>,
+    /// The installed connection's generation, read without loading `installed`.
+    generation: AtomicU64,
+    /// Handles of the installed connection that calls gave back, per thread.
+    spares: Spares,
     breaker: Breaker,
     probe_timeout: Duration,
     /// Woken when the breaker closes again, so queued writes are replayed.
@@ -176,6 +182,8 @@ impl L2Link {
                 connection,
                 generation: 0,
             }),
+            generation: AtomicU64::new(0),
+            spares: Spares::default(),
             probe_timeout: settings.probe_timeout,
             recovered,
             reconnect: Reconnect::new(settings.min_delay),
@@ -187,10 +195,16 @@ impl L2Link {
         self.breaker.breaker_state()
     }
 
-    /// The shared connection and its generation when Redis is available; `Ok(None)` when it is
-    /// unavailable (possibly starting a probe); the refusal when Redis refuses the cache.
+    /// A handle of the shared connection and its generation when Redis is available (a spare
+    /// this thread kept, else a clone); `Ok(None)` when it is unavailable (possibly starting a
+    /// probe); the refusal when Redis refuses the cache. Give the handle back when its command
+    /// is over ([`give_back`](Self::give_back)).
     pub(crate) fn connection(self: &Arc<Self>) -> Result<Option<(HotConnection, u64)>> {
         if self.breaker.is_available() {
+            let generation = self.generation.load(Ordering::Acquire);
+            if let Some(spare) = self.spares.take(generation) {
+                return Ok(Some((spare, generation)));
+            }
             let installed = self.installed.load();
             if let Some(connection) = &installed.connection {
                 return Ok(Some((connection.clone(), installed.generation)));
@@ -203,6 +217,12 @@ impl L2Link {
         Ok(None)
     }
 
+    /// Keeps `connection`, a handle that [`connection`](Self::connection) gave with
+    /// `generation`, for this thread's next call.
+    pub(crate) fn give_back(&self, connection: HotConnection, generation: u64) {
+        self.spares.give_back(generation, connection);
+    }
+
     /// Records a successful command.
     pub(crate) fn observe_success(&self) {
         self.breaker.observe_success();
@@ -211,7 +231,7 @@ impl L2Link {
     /// Records a failed command sent on the connection of `generation`: errors from an older
     /// connection are stragglers of an outage that is over.
     pub(crate) fn observe_failure(self: &Arc<Self>, error: &Error, generation: u64) {
-        if generation != self.installed.load().generation {
+        if generation != self.generation.load(Ordering::Acquire) {
             return;
         }
         self.breaker.observe_failure(error);
@@ -259,7 +279,7 @@ impl L2Link {
     /// Installs `connection` as the one after `generation`, unless another replaced that one
     /// already.
     fn install(&self, connection: HotConnection, generation: u64) {
-        self.installed.rcu(|current| {
+        let before = self.installed.rcu(|current| {
             if current.generation == generation {
                 Arc::new(Installed {
                     connection: Some(connection.clone()),
@@ -269,6 +289,12 @@ impl L2Link {
                 Arc::clone(current)
             }
         });
+        if before.generation == generation {
+            // Spares of the replaced connection would keep it open: they go, and a spare given
+            // back later is refused by its older generation.
+            self.generation.store(generation + 1, Ordering::Release);
+            self.spares.clear();
+        }
     }
 
     pub(crate) fn is_available(&self) -> bool {
@@ -287,12 +313,101 @@ impl L2Link {
             return;
         }
         let link = Arc::clone(self);
-        let generation = self.installed.load().generation;
+        let generation = self.generation.load(Ordering::Acquire);
         runtime.spawn(async move {
             let outcome = link.replace(generation).await;
             if link.breaker.end_probe(outcome) {
                 link.recovered.notify_one();
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::ConnectTimeouts;
+    use cache_security::SecurityConfig;
+    use cache_testkit::{RedisServer, ServerConfig};
+
+    async fn link(server: &RedisServer) -> Arc<L2Link> {
+        let timeouts = ConnectTimeouts::new(Duration::from_secs(2), Duration::from_secs(1));
+        let factory =
+            ConnectionFactory::new(&server.url(), &SecurityConfig::default(), timeouts).unwrap();
+        let settings = BreakerSettings {
+            probe_timeout: Duration::from_secs(2),
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(1),
+            failure_threshold: 3,
+            enabled: true,
+        };
+        L2Link::connect(
+            HotFactory::Single(Box::new(factory)),
+            settings,
+            Arc::new(Notify::new()),
+            None,
+        )
+        .await
+        .unwrap()
+    }
+
+    async fn ping(connection: &mut HotConnection) -> String {
+        redis::cmd("PING").query_async(connection).await.unwrap()
+    }
+
+    /// Which server connection a handle sends on.
+    async fn client_id(connection: &mut HotConnection) -> i64 {
+        redis::cmd("CLIENT")
+            .arg("ID")
+            .query_async(connection)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_call_takes_the_handle_the_last_call_gave_back() {
+        let server = RedisServer::start(ServerConfig::default());
+        let link = link(&server).await;
+        for _ in 0..100 {
+            let (mut connection, generation) = link.connection().unwrap().unwrap();
+            assert_eq!(ping(&mut connection).await, "PONG");
+            link.give_back(connection, generation);
+        }
+        // One thread, one call at a time: each call took the spare the last one gave back.
+        assert_eq!(link.spares.len(), 1);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_new_connection_drops_the_spares_of_the_old_one() {
+        let server = RedisServer::start(ServerConfig::default());
+        let link = link(&server).await;
+        let (mut old, old_generation) = link.connection().unwrap().unwrap();
+        let old_id = client_id(&mut old).await;
+        let (late, _) = link.connection().unwrap().unwrap();
+        link.give_back(old, old_generation);
+        link.replace(old_generation).await.unwrap();
+        assert_eq!(
+            link.spares.len(),
+            0,
+            "installing dropped the old connection's spares"
+        );
+        // A call that was in flight across the replacement gives its handle back late.
+        link.give_back(late, old_generation);
+        let (mut connection, generation) = link.connection().unwrap().unwrap();
+        assert_eq!(
+            generation,
+            old_generation + 1,
+            "the new connection, not the late spare"
+        );
+        assert_ne!(
+            client_id(&mut connection).await,
+            old_id,
+            "a handle of the new connection"
+        );
+        assert_eq!(
+            link.spares.len(),
+            0,
+            "the late spare was dropped on the way"
+        );
     }
 }

@@ -274,14 +274,11 @@ impl StoreInner {
     }
 
     /// Runs `command` on the shared connection; `Err(Unavailable)` when the breaker is open.
-    async fn hot<T, F>(
+    async fn hot<T>(
         self: &Arc<Self>,
         what: &'static str,
-        command: impl FnOnce(HotConnection) -> F,
-    ) -> Result<T>
-    where
-        F: Future<Output = redis::RedisResult<T>>,
-    {
+        command: impl AsyncFnOnce(&mut HotConnection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         self.hot_at(Target::Link, what, command).await
     }
 
@@ -289,32 +286,26 @@ impl StoreInner {
     /// that decides whether to try and learns the outcome (a cluster key's primary, not the
     /// link). `Err(Unavailable)` when that breaker is open. In a cluster, `MOVED` and `ASK` are
     /// followed.
-    async fn hot_at<T, F>(
+    async fn hot_at<T>(
         self: &Arc<Self>,
         target: Target,
         what: &'static str,
-        command: impl FnOnce(HotConnection) -> F,
-    ) -> Result<T>
-    where
-        F: Future<Output = redis::RedisResult<T>>,
-    {
+        command: impl AsyncFnOnce(&mut HotConnection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
         self.hot_call(target, what, true, command).await
     }
 
     /// [`hot_at`](Self::hot_at), or, with `follow` false, for a command that must run on the
     /// primary our table names: a redirect fails the call (`Unavailable`) and re-reads the
     /// topology.
-    async fn hot_call<T, F>(
+    async fn hot_call<T>(
         self: &Arc<Self>,
         target: Target,
         what: &'static str,
         follow: bool,
-        command: impl FnOnce(HotConnection) -> F,
-    ) -> Result<T>
-    where
-        F: Future<Output = redis::RedisResult<T>>,
-    {
-        let Some((mut conn, generation)) = self.connection()? else {
+        command: impl AsyncFnOnce(&mut HotConnection) -> redis::RedisResult<T>,
+    ) -> Result<T> {
+        let Some((shared, generation)) = self.connection()? else {
             return Err(unavailable());
         };
         // In a cluster, the primary our table names for the command: its breaker decides and
@@ -330,23 +321,41 @@ impl StoreInner {
             (Target::Node(node), Servers::Cluster(topology)) => Some((topology, node)),
             _ => None,
         };
-        // Only cluster calls pay for the flag.
-        let redirected = primary.as_ref().map(|_| Arc::new(AtomicBool::new(false)));
-        if let (Some((topology, node)), Some(redirected)) = (&primary, &redirected) {
+        if let Some((topology, node)) = primary {
+            // This call goes to the primary's own connection: the next call takes the shared one.
+            self.link.give_back(shared, generation);
             if !node.breaker.is_available() {
-                topology.maybe_probe(node);
+                topology.maybe_probe(&node);
                 bump(&self.counters.skipped);
                 return Err(unavailable());
             }
-            conn = HotConnection::Direct(Direct::new(
-                Arc::clone(node),
+            let redirected = Arc::new(AtomicBool::new(false));
+            let mut direct = HotConnection::Direct(Direct::new(
+                Arc::clone(&node),
                 follow,
-                Arc::clone(redirected),
+                Arc::clone(&redirected),
             ));
+            let result = self.timed(what, command(&mut direct)).await;
+            let redirected = redirected.load(Ordering::Relaxed);
+            return self.observe(result, Some(&node), redirected, generation);
         }
+        let mut conn = shared;
+        let result = self.timed(what, command(&mut conn)).await;
+        // Given back even after an error: a handle of a dead connection is refused by its
+        // generation once the link has replaced it.
+        self.link.give_back(conn, generation);
+        self.observe(result, None, false, generation)
+    }
+
+    /// One command under our timeout, counted.
+    async fn timed<T>(
+        &self,
+        what: &'static str,
+        command: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T> {
         self.counters.requests.add(1);
         let result = with_timeout(self.command_timeout, what, async {
-            command(conn)
+            command
                 .await
                 .map_err(|e| map_redis_error(e, "Redis command failed"))
         })
@@ -355,12 +364,22 @@ impl StoreInner {
             bump(&self.counters.errors);
             tracing::debug!(operation = what, error = %e, "Redis command failed");
         }
-        let outcome = result.as_ref().map(|_| ());
-        match (primary, outcome) {
-            // Another node answered (a redirect): it says nothing about this primary.
-            (Some(_), _) if redirected.is_some_and(|r| r.load(Ordering::Relaxed)) => {}
-            (Some((_, node)), Ok(())) => node.breaker.observe_success(),
-            (Some((_, node)), Err(e)) => {
+        result
+    }
+
+    /// Tells the breaker that decided the call (the primary's in a cluster, else the link's)
+    /// how it went: a redirected call says nothing about its primary.
+    fn observe<T>(
+        &self,
+        result: Result<T>,
+        primary: Option<&Arc<Node>>,
+        redirected: bool,
+        generation: u64,
+    ) -> Result<T> {
+        match (primary, &result) {
+            (Some(_), _) if redirected => {}
+            (Some(node), Ok(_)) => node.breaker.observe_success(),
+            (Some(node), Err(e)) => {
                 // A dead or hung primary never answers `MOVED`: the table learns its failover
                 // from a fresh read, whether or not the breaker opens (it may be disabled).
                 if e.is_transient() {
@@ -368,7 +387,7 @@ impl StoreInner {
                 }
                 node.breaker.observe_failure(e);
             }
-            (None, Ok(())) => self.link.observe_success(),
+            (None, Ok(_)) => self.link.observe_success(),
             (None, Err(e)) => self.link.observe_failure(e, generation),
         }
         result

@@ -68,7 +68,7 @@ impl StoreInner {
         pipe: Pipeline,
         count: usize,
     ) -> Result<Vec<Value>> {
-        self.hot_at(Target::Node(node), what, |mut c| async move {
+        self.hot_at(Target::Node(node), what, async move |c| {
             c.req_packed_commands(&pipe, 0, count).await
         })
         .await
@@ -76,8 +76,8 @@ impl StoreInner {
 
     /// One routed command for `name`, after its batch could not take it.
     async fn single(self: &Arc<Self>, name: &str, command: redis::Cmd) -> Result<Value> {
-        self.hot_at(self.route(name), "single command", |mut c| async move {
-            command.query_async::<Value>(&mut c).await
+        self.hot_at(self.route(name), "single command", async move |c| {
+            command.query_async::<Value>(c).await
         })
         .await
     }

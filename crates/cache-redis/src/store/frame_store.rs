@@ -29,16 +29,12 @@ impl FrameStore for RedisStore {
         let name = PrefixedKey(&self.inner.prefix, key.as_str());
         match self
             .inner
-            .hot_at(
-                self.inner.route_prefixed(&name),
-                "GET",
-                |mut c| async move {
-                    redis::cmd("GET")
-                        .arg(name)
-                        .query_async::<Option<Vec<u8>>>(&mut c)
-                        .await
-                },
-            )
+            .hot_at(self.inner.route_prefixed(&name), "GET", async move |c| {
+                redis::cmd("GET")
+                    .arg(name)
+                    .query_async::<Option<Vec<u8>>>(c)
+                    .await
+            })
             .await
         {
             // A tombstone: removed within the replay horizon.
@@ -57,10 +53,10 @@ impl FrameStore for RedisStore {
             Servers::Cluster(topology) => self.inner.get_many_by_node(topology, &names).await,
             Servers::Single { .. } => {
                 self.inner
-                    .hot("MGET", |mut c| async move {
+                    .hot("MGET", async move |c| {
                         redis::cmd("MGET")
                             .arg(&names)
-                            .query_async::<Vec<Option<Vec<u8>>>>(&mut c)
+                            .query_async::<Vec<Option<Vec<u8>>>>(c)
                             .await
                     })
                     .await
@@ -90,19 +86,15 @@ impl FrameStore for RedisStore {
         let sent: &[u8] = &frame;
         match self
             .inner
-            .hot_at(
-                self.inner.route_prefixed(&name),
-                "SET",
-                |mut c| async move {
-                    redis::cmd("SET")
-                        .arg(name)
-                        .arg(sent)
-                        .arg("PX")
-                        .arg(ttl.as_millis())
-                        .query_async::<()>(&mut c)
-                        .await
-                },
-            )
+            .hot_at(self.inner.route_prefixed(&name), "SET", async move |c| {
+                redis::cmd("SET")
+                    .arg(name)
+                    .arg(sent)
+                    .arg("PX")
+                    .arg(ttl.as_millis())
+                    .query_async::<()>(c)
+                    .await
+            })
             .await
         {
             Ok(()) => Ok(StoreWrite::Written),
@@ -134,8 +126,8 @@ impl FrameStore for RedisStore {
         }
         match self
             .inner
-            .hot("SET (pipeline)", |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
+            .hot("SET (pipeline)", async move |c| {
+                pipe.query_async::<()>(c).await
             })
             .await
         {
@@ -161,14 +153,14 @@ impl FrameStore for RedisStore {
         let name = self.inner.redis_key(key);
         let reply = self
             .inner
-            .hot_at(self.inner.route(&name), "SET NX", |mut c| async move {
+            .hot_at(self.inner.route(&name), "SET NX", async move |c| {
                 redis::cmd("SET")
                     .arg(&name)
                     .arg(frame.as_ref())
                     .arg("NX")
                     .arg("PX")
                     .arg(ttl.as_millis())
-                    .query_async::<Option<String>>(&mut c)
+                    .query_async::<Option<String>>(c)
                     .await
             })
             .await?;
@@ -200,8 +192,8 @@ impl FrameStore for RedisStore {
             .arg(expires_at_ms);
         let applied = self
             .inner
-            .hot_at(node, "SET if newer", |mut c| async move {
-                invocation.invoke_async::<i64>(&mut c).await
+            .hot_at(node, "SET if newer", async move |c| {
+                invocation.invoke_async::<i64>(c).await
             })
             .await?;
         Ok(applied == 1)
@@ -249,8 +241,8 @@ impl FrameStore for RedisStore {
         invocation.arg(expected.as_ref());
         let removed = self
             .inner
-            .hot_at(node, "UNLINK if unchanged", |mut c| async move {
-                invocation.invoke_async::<i64>(&mut c).await
+            .hot_at(node, "UNLINK if unchanged", async move |c| {
+                invocation.invoke_async::<i64>(c).await
             })
             .await?;
         Ok(removed > 0)
@@ -269,8 +261,8 @@ impl FrameStore for RedisStore {
         let invocation = self.inner.remaining_ttl.key(name);
         let ms = self
             .inner
-            .hot_at(node, "PTTL", |mut c| async move {
-                invocation.invoke_async::<i64>(&mut c).await
+            .hot_at(node, "PTTL", async move |c| {
+                invocation.invoke_async::<i64>(c).await
             })
             .await?;
         Ok(match ms {
@@ -390,8 +382,8 @@ impl FrameStore for RedisStore {
         let started = Instant::now();
         let ping = self
             .inner
-            .hot("PING", |mut c| async move {
-                redis::cmd("PING").query_async::<String>(&mut c).await
+            .hot("PING", async move |c| {
+                redis::cmd("PING").query_async::<String>(c).await
             })
             .await;
         let state = link.state();
@@ -420,10 +412,10 @@ impl FrameStore for RedisStore {
         }
         let info = self
             .inner
-            .hot("INFO memory", |mut c| async move {
+            .hot("INFO memory", async move |c| {
                 redis::cmd("INFO")
                     .arg("memory")
-                    .query_async::<String>(&mut c)
+                    .query_async::<String>(c)
                     .await
             })
             .await;
@@ -440,8 +432,8 @@ impl FrameStore for RedisStore {
         }
         let size = self
             .inner
-            .hot("DBSIZE", |mut c| async move {
-                redis::cmd("DBSIZE").query_async::<u64>(&mut c).await
+            .hot("DBSIZE", async move |c| {
+                redis::cmd("DBSIZE").query_async::<u64>(c).await
             })
             .await;
         match size {

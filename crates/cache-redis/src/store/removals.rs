@@ -201,8 +201,8 @@ impl StoreInner {
         let mut invocation = self.recorded_patterns.key(record);
         invocation.arg(self.horizon_ms());
         let reply = self
-            .hot_at(node, "removed patterns", |mut c| async move {
-                invocation.invoke_async::<Vec<String>>(&mut c).await
+            .hot_at(node, "removed patterns", async move |c| {
+                invocation.invoke_async::<Vec<String>>(c).await
             })
             .await?;
         Ok(parse_all(&reply))
@@ -266,8 +266,8 @@ impl StoreInner {
             .arg(self.horizon_ms());
         // Not followed: a primary that gained the slot may have replicas, and then the removal
         // must wait for one. Failed instead, it is queued and replayed on the table re-read.
-        self.hot_call(node, "remove", false, |mut c| async move {
-            invocation.invoke_async::<i64>(&mut c).await
+        self.hot_call(node, "remove", false, async move |c| {
+            invocation.invoke_async::<i64>(c).await
         })
         .await
     }
@@ -330,8 +330,8 @@ impl ReplayTarget for StoreInner {
                     .arg(*cached_at_ms)
                     .arg(*expires_at_ms);
                 let applied = self
-                    .hot_at(node, "replay SET", |mut c| async move {
-                        invocation.invoke_async::<i64>(&mut c).await
+                    .hot_at(node, "replay SET", async move |c| {
+                        invocation.invoke_async::<i64>(c).await
                     })
                     .await?;
                 // A pattern removal recorded between the check and the write may have scanned

@@ -140,8 +140,8 @@ async fn take_back(
             let mut invocation = store.delete_if_unchanged.key(name);
             invocation.arg(frame.as_ref());
             let removed = store
-                .hot_at(node, "UNLINK if unchanged", |mut c| async move {
-                    invocation.invoke_async::<i64>(&mut c).await
+                .hot_at(node, "UNLINK if unchanged", async move |c| {
+                    invocation.invoke_async::<i64>(c).await
                 })
                 .await?;
             if removed > 0 {

@@ -38,13 +38,13 @@ impl RedisStore {
         let key = Namespace::new(&self.inner.namespace)?.aux_key("stats", instance)?;
         let body = snapshot.to_vec();
         self.inner
-            .hot_at(self.inner.route(&key), "SET snapshot", |mut c| async move {
+            .hot_at(self.inner.route(&key), "SET snapshot", async move |c| {
                 redis::cmd("SET")
                     .arg(&key)
                     .arg(body)
                     .arg("PX")
                     .arg(ttl.as_millis())
-                    .query_async::<()>(&mut c)
+                    .query_async::<()>(c)
                     .await
             })
             .await
