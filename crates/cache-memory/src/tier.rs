@@ -316,19 +316,19 @@ impl SharedTier {
             || declared_size(&stored).is_some_and(|size| size > DECODE_OFFLOAD_ABOVE);
         let decoded = if heavy {
             // Decrypting and decompressing a large frame would hold the worker: off the runtime.
-            let (frames, bound, bytes) = (self.codec.clone(), self.bound_key(key), stored.clone());
-            off_runtime(move || frames.decode(&bound, bytes))
-                .await
-                .and_then(|decoded| decoded)
+            let (frames, bound) = (self.codec.clone(), self.bound_key(key));
+            off_runtime(move || frames.decode_or_keep(&bound, stored)).await
         } else {
-            self.codec.decode(&self.bound_key(key), stored.clone())
+            Ok(self.codec.decode_or_keep(&self.bound_key(key), stored))
         };
-        let error = match decoded {
-            Ok(frame) if frame.meta.expires_at_ms.saturating_add(grace_ms) > unix_millis() => {
+        // The stored bytes come back with a decoding error, to delete only them if corrupt.
+        let (error, stored) = match decoded {
+            Ok(Ok(frame)) if frame.meta.expires_at_ms.saturating_add(grace_ms) > unix_millis() => {
                 return Some(frame);
             }
-            Ok(_) => return None,
-            Err(e) => e,
+            Ok(Ok(_)) => return None,
+            Ok(Err(undecoded)) => (undecoded.error, Some(undecoded.stored)),
+            Err(task_failed) => (task_failed, None),
         };
         if let Some(recorder) = &self.recorder {
             recorder.record_corrupt_entry(Layer::L2, error.kind());
@@ -345,7 +345,9 @@ impl SharedTier {
         }
         bump(&self.counters.corrupt);
         tracing::warn!(error = %error, "undecodable value in the shared tier; deleting it");
-        if let Err(e) = self.store.delete_if_unchanged(key, stored).await {
+        if let Some(stored) = stored
+            && let Err(e) = self.store.delete_if_unchanged(key, stored).await
+        {
             tracing::debug!(error = %e, "could not delete the undecodable value");
         }
         None

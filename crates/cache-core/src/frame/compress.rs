@@ -60,13 +60,14 @@ pub(super) fn compress(
 
 /// Decompresses `body` into exactly `original_size` bytes, never allocating more than that and
 /// only once the body could hold it.
+/// The payload `body` holds compressed; `None` when it is not compressed (the payload is `body`).
 pub(super) fn decompress(
     compression: Compression,
-    body: Bytes,
+    body: &[u8],
     original_size: usize,
-) -> Result<Bytes> {
+) -> Result<Option<Bytes>> {
     let payload = match compression {
-        Compression::None => body,
+        Compression::None => return Ok(None),
         Compression::Lz4 => {
             // LZ4 expands at most ~255:1; refuse a header that promises more than the body can
             // hold, before allocating what it promises.
@@ -76,7 +77,7 @@ pub(super) fn decompress(
                     .with_context("payload", body.len()));
             }
             let mut out = vec![0u8; original_size];
-            let written = lz4_flex::block::decompress_into(&body, &mut out)
+            let written = lz4_flex::block::decompress_into(body, &mut out)
                 .map_err(|e| corrupted("LZ4 payload does not decompress").with_source(e))?;
             if written != original_size {
                 return Err(corrupted("LZ4 payload has the wrong decompressed size")
@@ -88,7 +89,7 @@ pub(super) fn decompress(
         Compression::Zstd => {
             // The zstd frame states its content size; it must match the header before anything
             // is allocated.
-            let declared = zstd::zstd_safe::get_frame_content_size(&body)
+            let declared = zstd::zstd_safe::get_frame_content_size(body)
                 .ok()
                 .flatten()
                 .and_then(|size| usize::try_from(size).ok());
@@ -97,7 +98,7 @@ pub(super) fn decompress(
                     .with_context("expected", original_size));
             }
             let mut out = vec![0u8; original_size];
-            let written = zstd::bulk::decompress_to_buffer(&body, &mut out)
+            let written = zstd::bulk::decompress_to_buffer(body, &mut out)
                 .map_err(|e| corrupted("zstd payload does not decompress").with_source(e))?;
             if written != original_size {
                 return Err(corrupted("zstd payload has the wrong decompressed size")
@@ -107,7 +108,7 @@ pub(super) fn decompress(
             Bytes::from(out)
         }
     };
-    Ok(payload)
+    Ok(Some(payload))
 }
 
 #[cfg(test)]

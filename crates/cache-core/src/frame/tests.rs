@@ -267,6 +267,52 @@ fn every_truncation_is_corrupted_not_a_panic() {
 }
 
 #[test]
+fn a_plain_payload_is_a_view_of_the_stored_bytes_and_a_refused_frame_gives_them_back() {
+    let codec = FrameCodec::new().with_compression_threshold(16);
+    let meta = FrameMeta::new(CACHED, EXPIRES).with_operation("qa");
+    let answer = b"an answer".to_vec();
+    let stored = Bytes::from(codec.encode("k", &meta, Codec::Raw, &answer).unwrap().bytes);
+    let end = stored.as_ptr() as usize + stored.len();
+    let frame = codec.decode_or_keep("k", stored).unwrap();
+    assert_eq!(&frame.payload[..], &answer[..]);
+    assert_eq!(
+        frame.payload.as_ptr() as usize + answer.len(),
+        end,
+        "not copied"
+    );
+
+    let compressed = codec
+        .encode("k", &meta, Codec::Raw, &b"abcd".repeat(64))
+        .unwrap()
+        .bytes;
+    assert_ne!(compressed.len(), 26 + 256, "compressed");
+    let plain = codec.encode("k", &meta, Codec::Raw, &answer).unwrap().bytes;
+    // A compressed frame whose header promises one byte more than the body decompresses to.
+    let mut garbled = compressed.clone();
+    garbled[21..25].copy_from_slice(&257u32.to_be_bytes());
+    for refused in [
+        &plain[..plain.len() - 1],
+        &compressed[..compressed.len() - 1],
+        &garbled,
+    ] {
+        let stored = Bytes::copy_from_slice(refused);
+        let undecoded = codec.decode_or_keep("k", stored.clone()).unwrap_err();
+        assert_eq!(
+            undecoded.error.kind(),
+            ErrorKind::Corrupted,
+            "{}",
+            undecoded.error
+        );
+        assert_eq!(
+            undecoded.stored.as_ptr(),
+            stored.as_ptr(),
+            "the same bytes given back"
+        );
+        assert_eq!(undecoded.stored, stored);
+    }
+}
+
+#[test]
 fn declared_size_above_the_limit_is_refused_before_allocating() {
     let codec = FrameCodec::new().with_max_payload(1024);
     let mut bytes = FrameCodec::new()
