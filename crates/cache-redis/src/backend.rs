@@ -157,7 +157,10 @@ impl CacheInterface for GenericRedisCache {
             let Some(frame) = frame else {
                 continue;
             };
-            if let Ok(ttl) = Ttl::from_millis(frame.meta.remaining_ms(now)) {
+            // Without L1 nothing is promoted: no second handle of the payload.
+            if near.l1().is_some()
+                && let Ok(ttl) = Ttl::from_millis(frame.meta.remaining_ms(now))
+            {
                 let ttl = ttl.min(self.inner.l1_max_ttl);
                 if near.promote(&keys[index], ticket, frame.payload.clone(), ttl) == Fill::TooLarge
                 {

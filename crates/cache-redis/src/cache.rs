@@ -392,14 +392,16 @@ impl GenericRedisCache {
                 frame.map(|frame| match frame {
                     None => Lookup::Miss,
                     Some(frame) => {
-                        let fill = match Ttl::from_millis(frame.meta.remaining_ms(unix_millis())) {
-                            Ok(ttl) => near.promote(
+                        // Without L1 nothing is promoted: no second handle of the payload.
+                        let remaining = || Ttl::from_millis(frame.meta.remaining_ms(unix_millis()));
+                        let fill = match near.l1().map(|_| remaining()) {
+                            Some(Ok(ttl)) => near.promote(
                                 key,
                                 ticket,
                                 frame.payload.clone(),
                                 ttl.min(self.inner.l1_max_ttl),
                             ),
-                            Err(_) => Fill::Skipped,
+                            _ => Fill::Skipped,
                         };
                         Lookup::L2(frame.payload, fill)
                     }
