@@ -393,9 +393,11 @@ impl GenericRedisCache {
                     None => Lookup::Miss,
                     Some(frame) => {
                         // Without L1 nothing is promoted: no second handle of the payload.
-                        let remaining = || Ttl::from_millis(frame.meta.remaining_ms(unix_millis()));
-                        let fill = match near.l1().map(|_| remaining()) {
-                            Some(Ok(ttl)) => near.promote(
+                        let ttl = near.l1().and_then(|_| {
+                            Ttl::from_millis(frame.meta.remaining_ms(unix_millis())).ok()
+                        });
+                        let fill = match ttl {
+                            Some(ttl) => near.promote(
                                 key,
                                 ticket,
                                 frame.payload.clone(),

@@ -2,8 +2,9 @@
 //! it when it dies), a cluster's `ClusterConnection` (which routes each single-key command to its
 //! slot's primary and follows `MOVED`/`ASK`, while our table is empty), or one primary's own
 //! connection, following redirects on connections of our own. All multiplex concurrent tasks on
-//! their sockets, and each call gets a handle of its own (a spare its thread kept, `spares.rs`,
-//! else a clone), so the store's commands are written once for every kind.
+//! their sockets, and each call gets a handle of its own (of the shared connection: a spare its
+//! thread kept, `spares.rs`, else a clone; of a primary's: built for the call), so the store's
+//! commands are written once for every kind.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

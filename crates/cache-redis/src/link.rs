@@ -92,9 +92,8 @@ struct Installed {
 pub(crate) struct L2Link {
     factory: HotFactory,
     installed: ArcSwap<Installed>,
-    /// The installed connection's generation, read without loading `installed`.
-    generation: AtomicU64,
-    /// Handles of the installed connection that calls gave back, per thread.
+    /// Handles of the installed connection that calls gave back, per thread, and its
+    /// generation (read without loading `installed`).
     spares: Spares,
     breaker: Breaker,
     probe_timeout: Duration,
@@ -182,7 +181,6 @@ impl L2Link {
                 connection,
                 generation: 0,
             }),
-            generation: AtomicU64::new(0),
             spares: Spares::default(),
             probe_timeout: settings.probe_timeout,
             recovered,
@@ -201,7 +199,7 @@ impl L2Link {
     /// is over ([`give_back`](Self::give_back)).
     pub(crate) fn connection(self: &Arc<Self>) -> Result<Option<(HotConnection, u64)>> {
         if self.breaker.is_available() {
-            let generation = self.generation.load(Ordering::Acquire);
+            let generation = self.spares.generation();
             if let Some(spare) = self.spares.take(generation) {
                 return Ok(Some((spare, generation)));
             }
@@ -231,7 +229,7 @@ impl L2Link {
     /// Records a failed command sent on the connection of `generation`: errors from an older
     /// connection are stragglers of an outage that is over.
     pub(crate) fn observe_failure(self: &Arc<Self>, error: &Error, generation: u64) {
-        if generation != self.generation.load(Ordering::Acquire) {
+        if generation != self.installed.load().generation {
             return;
         }
         self.breaker.observe_failure(error);
@@ -290,10 +288,9 @@ impl L2Link {
             }
         });
         if before.generation == generation {
-            // Spares of the replaced connection would keep it open: they go, and a spare given
-            // back later is refused by its older generation.
-            self.generation.store(generation + 1, Ordering::Release);
-            self.spares.clear();
+            // Spares of the replaced connection would keep it open: they go, and one given back
+            // later is refused by its older generation.
+            self.spares.install(generation + 1);
         }
     }
 
@@ -313,7 +310,7 @@ impl L2Link {
             return;
         }
         let link = Arc::clone(self);
-        let generation = self.generation.load(Ordering::Acquire);
+        let generation = self.spares.generation();
         runtime.spawn(async move {
             let outcome = link.replace(generation).await;
             if link.breaker.end_probe(outcome) {

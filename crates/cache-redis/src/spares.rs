@@ -2,68 +2,82 @@
 //!
 //! Every command needs a handle of its own (redis-rs's connections take `&mut self`), and cloning
 //! the shared one bumps three reference counts that every core shares; dropping it decrements
-//! them again. With 50 tasks reading, those cache lines bounce between cores on every command
-//! (about 3 % of an L2 read's CPU). A call takes a spare its thread kept instead, and gives it
-//! back when its command is over, so the counts move only when a thread has none to spare.
+//! them again. With 50 tasks reading one server, those cache lines bounce between cores on every
+//! command (about 8 % of the generic L2 read's client samples, `docs/performance.md`). A call
+//! takes a spare its thread kept instead, and gives it back when its command is over, so the
+//! counts move only when a thread has none to spare.
 //!
-//! Each spare is tagged with the generation of the connection it handles: a spare of a replaced
-//! connection is never handed out, and installing a new connection drops every thread's spares
-//! (so a replaced connection is closed once its last in-flight command ends).
+//! Spares belong to one generation of the connection, the one installed now: installing a new
+//! one drops every thread's spares, and a handle of an older generation is never kept nor handed
+//! out (both checked under the thread's lock, which the drop also takes), so a replaced
+//! connection closes once its last in-flight command ends.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use thread_local::ThreadLocal;
 
+use crate::breaker::lock;
 use crate::hot::HotConnection;
 
 /// Spares one thread keeps at most: about the commands in flight at once on one core.
 pub(crate) const SPARES_PER_THREAD: usize = 64;
 
-/// Per-thread spare handles of one link's connection.
+/// Per-thread spare handles of one link's connection, and that connection's generation.
 #[derive(Default)]
 pub(crate) struct Spares {
+    /// The installed connection's generation.
+    generation: AtomicU64,
     per_thread: ThreadLocal<ThreadSpares>,
 }
 
-/// One thread's spares, tagged with their generation. Locked only by its own thread but for
-/// [`Spares::clear`], so never contended on the read path; aligned to its own cache lines, since
-/// `ThreadLocal` lays the threads' values side by side and a lock sharing a line with another
-/// thread's would bounce between cores as the reference counts did.
+/// One thread's spares. Locked only by its own thread but for [`Spares::install`], so never
+/// contended on the read path; aligned to its own cache lines, since `ThreadLocal` lays the
+/// threads' values side by side and a lock sharing a line with another thread's would bounce
+/// between cores as the reference counts did.
 #[derive(Default)]
 #[repr(align(128))]
-struct ThreadSpares(Mutex<Vec<(u64, HotConnection)>>);
+struct ThreadSpares(Mutex<Vec<HotConnection>>);
+
+impl ThreadSpares {
+    fn lock(&self) -> MutexGuard<'_, Vec<HotConnection>> {
+        // A `Vec` of handles is consistent whatever panicked while it was locked.
+        lock(&self.0)
+    }
+}
 
 impl Spares {
-    /// A spare handle of the connection of `generation`, if this thread kept one. Spares of
-    /// other generations met on the way are dropped.
+    /// The installed connection's generation.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A spare handle of the connection of `generation`, if this thread kept one and that
+    /// connection is still the installed one.
     pub(crate) fn take(&self, generation: u64) -> Option<HotConnection> {
-        let mut spares = self.per_thread.get()?.0.lock().ok()?;
-        while let Some((tagged, connection)) = spares.pop() {
-            if tagged == generation {
-                return Some(connection);
-            }
+        let mut spares = self.per_thread.get()?.lock();
+        if self.generation() != generation {
+            return None;
         }
-        None
+        spares.pop()
     }
 
     /// Keeps `connection`, a handle of the connection of `generation`, for this thread's next
-    /// call (dropped when the thread keeps [`SPARES_PER_THREAD`] already).
+    /// call; dropped when that connection was replaced meanwhile, or when the thread keeps
+    /// [`SPARES_PER_THREAD`] already.
     pub(crate) fn give_back(&self, generation: u64, connection: HotConnection) {
-        let Ok(mut spares) = self.per_thread.get_or_default().0.lock() else {
-            return;
-        };
-        if spares.len() < SPARES_PER_THREAD {
-            spares.push((generation, connection));
+        let mut spares = self.per_thread.get_or_default().lock();
+        if self.generation() == generation && spares.len() < SPARES_PER_THREAD {
+            spares.push(connection);
         }
     }
 
-    /// Drops every thread's spares (a new connection was installed).
-    pub(crate) fn clear(&self) {
+    /// Makes `generation` the installed one and drops every thread's spares (of the replaced
+    /// connection). The generation never moves backwards.
+    pub(crate) fn install(&self, generation: u64) {
+        self.generation.fetch_max(generation, Ordering::AcqRel);
         for spares in self.per_thread.iter() {
-            let dropped = match spares.0.lock() {
-                Ok(mut spares) => std::mem::take(&mut *spares),
-                Err(_) => continue,
-            };
+            let dropped = std::mem::take(&mut *spares.lock());
             drop(dropped);
         }
     }
@@ -73,7 +87,7 @@ impl Spares {
     pub(crate) fn len(&self) -> usize {
         self.per_thread
             .iter()
-            .map(|spares| spares.0.lock().map_or(0, |s| s.len()))
+            .map(|spares| spares.lock().len())
             .sum()
     }
 }
@@ -105,26 +119,37 @@ mod tests {
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn a_spare_of_another_generation_is_dropped_not_handed_out() {
+    async fn a_handle_of_a_replaced_connection_is_neither_kept_nor_handed_out() {
         let server = RedisServer::start(ServerConfig::default());
         let connection = handle(&server).await;
         let spares = Spares::default();
         spares.give_back(0, connection.clone());
-        spares.give_back(1, connection.clone());
-        spares.give_back(0, connection);
-        assert!(
-            spares.take(1).is_some(),
-            "the generation-1 spare, under the newer 0"
-        );
         assert!(
             spares.take(1).is_none(),
-            "only generation-0 spares were left"
+            "generation 1 is not installed yet"
         );
-        assert_eq!(spares.len(), 0, "the stale spares met on the way are gone");
+        spares.install(1);
+        assert_eq!(
+            spares.len(),
+            0,
+            "installing dropped the spare of generation 0"
+        );
+        // A call that was in flight across the install gives its handle back late.
+        spares.give_back(0, connection.clone());
+        assert_eq!(spares.len(), 0, "a late handle of generation 0 is not kept");
+        assert!(spares.take(0).is_none(), "nor handed out for generation 0");
+        spares.give_back(1, connection);
+        assert!(spares.take(1).is_some());
+        spares.install(0);
+        assert_eq!(
+            spares.generation(),
+            1,
+            "the generation never moves backwards"
+        );
     }
 
     #[tokio::test(flavor = "current_thread")]
-    async fn clear_drops_the_spares_of_every_thread() {
+    async fn install_drops_the_spares_of_every_thread() {
         let server = RedisServer::start(ServerConfig::default());
         let connection = handle(&server).await;
         let spares = Spares::default();
@@ -133,8 +158,8 @@ mod tests {
             scope.spawn(|| spares.give_back(0, connection.clone()));
         });
         assert_eq!(spares.len(), 2, "one spare on each of two threads");
-        spares.clear();
+        spares.install(1);
         assert_eq!(spares.len(), 0);
-        assert!(spares.take(0).is_none());
+        assert!(spares.take(1).is_none());
     }
 }

@@ -60,7 +60,8 @@ pub(super) fn compress(
 
 /// Decompresses `body` into exactly `original_size` bytes, never allocating more than that and
 /// only once the body could hold it.
-/// The payload `body` holds compressed; `None` when it is not compressed (the payload is `body`).
+///
+/// `None` when `compression` is `None`: the payload is `body` itself.
 pub(super) fn decompress(
     compression: Compression,
     body: &[u8],

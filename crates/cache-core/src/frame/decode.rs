@@ -15,13 +15,22 @@ use crate::error::{Error, ErrorKind, Result};
 /// A stored value that did not decode, with the bytes it was read from: a reader that deletes
 /// an undecodable value deletes exactly those bytes, without keeping a copy of every value it
 /// reads for that rare case.
-#[derive(Debug)]
 #[non_exhaustive]
 pub struct Undecoded {
     /// Why it did not decode (as [`FrameCodec::decode`] reports it).
     pub error: Error,
     /// The stored bytes, as they were given.
     pub stored: Bytes,
+}
+
+impl std::fmt::Debug for Undecoded {
+    // The stored value may be megabytes: its length says enough.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Undecoded")
+            .field("error", &self.error)
+            .field("stored_len", &self.stored.len())
+            .finish()
+    }
 }
 
 /// Where a checked frame's payload is.
