@@ -4,8 +4,8 @@
 //! and every replica is in sync; killed when dropped.
 //!
 //! A shared cluster ([`RedisCluster::shared`]) serves the tests of one binary that only need
-//! keys of their own: a watchdog process kills its nodes once the test process is gone (a
-//! `static` is never dropped).
+//! keys of their own: a watchdog process kills its nodes and removes their directories once the
+//! test process is gone (a `static` is never dropped).
 
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use crate::server::{AclUser, LaunchError, RedisServer, ServerConfig, ServerTls, free_port};
 
 mod reshard;
+mod watchdog;
 
 /// `cluster-node-timeout` of the nodes: a primary is marked failed after this long, and its
 /// replica takes over soon after.
@@ -35,7 +36,7 @@ const ADMIN_PASSWORD: &str = "testkit-admin-password";
 /// A running Redis Cluster: `primaries` primaries with one replica each.
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
-    /// Each kills its nodes once this process is gone.
+    /// Each kills its nodes and removes their directories once this process is gone.
     watchdogs: Vec<Child>,
     /// The only login besides the test kit's own ([`RedisCluster::start_with_user`]).
     user: Option<AclUser>,
@@ -249,31 +250,13 @@ impl RedisCluster {
         Ok(cluster)
     }
 
-    /// Starts a process that kills the nodes from index `from` on once this process is gone.
+    /// Starts a process that kills the nodes from index `from` on, and removes their
+    /// directories, once this process is gone.
     fn watch(&mut self, from: usize) {
-        let pids: Vec<String> = self.nodes[from..]
-            .iter()
-            .filter_map(RedisServer::pid)
-            .map(|p| p.to_string())
-            .collect();
-        let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; kill -9 {pids} 2>/dev/null",
-            parent = std::process::id(),
-            pids = pids.join(" ")
-        );
-        // In a session of its own (`setsid`), so that killing the test's process group does not
-        // take the watchdog with it; plain `sh` where `setsid` is missing.
-        let spawn = |program: &str, args: &[&str]| {
-            Command::new(program)
-                .args(args)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-        };
-        if let Ok(watchdog) =
-            spawn("setsid", &["sh", "-c", &script]).or_else(|_| spawn("sh", &["-c", &script]))
-        {
+        let nodes = &self.nodes[from..];
+        let pids: Vec<u32> = nodes.iter().filter_map(RedisServer::pid).collect();
+        let dirs: Vec<&std::path::Path> = nodes.iter().map(RedisServer::dir).collect();
+        if let Ok(watchdog) = watchdog::spawn(std::process::id(), &pids, &dirs) {
             self.watchdogs.push(watchdog);
         }
     }
