@@ -24,6 +24,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -37,6 +38,10 @@ use crate::config::MemoryCacheConfig;
 
 const SHARDS: usize = 64;
 
+/// The seed of the fences' key hash (any fixed value: the shard of a key only has to be the same
+/// for every call in the process).
+const FENCE_SEED: u64 = 0x6169_6361_6368_6531;
+
 struct Shard {
     epoch: AtomicU64,
     lock: Mutex<()>,
@@ -47,10 +52,9 @@ struct Fences {
 }
 
 fn shard_of(key: &str) -> usize {
-    // FNV-1a: cheap and good enough to spread keys over 64 shards.
-    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    // foldhash with a fixed seed: a read-through hashes its key twice (before the read and at the
+    // promotion), and a byte-at-a-time hash cost about 100 ns per key of 80 bytes.
+    let hash = foldhash::fast::FixedState::with_seed(FENCE_SEED).hash_one(key);
     usize::try_from(hash % SHARDS as u64).unwrap_or(0)
 }
 

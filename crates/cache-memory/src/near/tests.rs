@@ -302,8 +302,9 @@ async fn without_l1_every_step_only_runs_the_shared_tier() {
     assert!(matches!(lookup, Lookup::L2(1, Fill::Skipped)));
 }
 
-/// Two keys of the same fence shard (FNV-1a of "k0" and "k57", modulo 64, is 14 for both).
-const SAME_SHARD: [&str; 2] = ["k0", "k57"];
+/// Two keys of the same fence shard (the fences' hash of "k0" and "k85", modulo 64, is 39 for
+/// both).
+const SAME_SHARD: [&str; 2] = ["k0", "k85"];
 
 #[test]
 fn keys_share_a_shard_as_the_tests_assume() {
@@ -345,7 +346,7 @@ async fn a_read_racing_write_many_of_a_shared_shard_leaves_no_old_value() {
                     started_tx.send(()).unwrap();
                     gate.await.unwrap();
                     shared.set("k0", "new");
-                    shared.set("k57", "new");
+                    shared.set("k85", "new");
                 },
                 |(), _| Some((Bytes::from_static(b"new"), ttl())),
             )
@@ -368,7 +369,7 @@ async fn a_read_racing_write_many_of_a_shared_shard_leaves_no_old_value() {
 
 #[tokio::test]
 async fn a_write_raced_by_a_fence_on_its_shard_keeps_no_copy() {
-    // write(k0) fences; a read promotes the old value; a delete of k57 (same shard) fences; the
+    // write(k0) fences; a read promotes the old value; a delete of k85 (same shard) fences; the
     // write finishes raced. Its L1 must not keep the old value the read promoted. (Fails when a
     // raced write leaves L1 alone.)
     let (near, shared) = (near(), Shared::default());
@@ -395,7 +396,7 @@ async fn a_write_raced_by_a_fence_on_its_shard_keeps_no_copy() {
     let ticket = near.begin_read("k0");
     let old = shared.get("k0").unwrap();
     assert_eq!(near.promote(&key("k0"), ticket, old, ttl()), Fill::Filled);
-    near.remove(&key("k57"), async {}).await;
+    near.remove(&key("k85"), async {}).await;
     gate_tx.send(()).unwrap();
     assert_eq!(writer.await.unwrap(), Fill::Raced);
     assert_eq!(near.get("k0"), None, "L1 kept the value the write replaced");
@@ -406,7 +407,7 @@ async fn a_memory_only_insert_survives_a_racing_fence() {
     // Without a shared tier the L1 copy is the only one: an insert never loses to a fence of its
     // shard, while a write racing one would keep no copy.
     let near = near();
-    near.remove(&key("k57"), async {}).await;
+    near.remove(&key("k85"), async {}).await;
     assert_eq!(
         near.insert(&key("k0"), Bytes::from_static(b"only"), ttl()),
         Fill::Filled
