@@ -213,6 +213,49 @@ fn random_bytes_under_cache_keys_are_misses_deleted_and_counted() {
     assert_eq!(cache.stats().corrupt_entries, cases.load(Ordering::Relaxed));
 }
 
+/// A frame too large to decode on the runtime is checked on the blocking pool; when it turns out
+/// corrupt there, the bytes come back with the error, and the read deletes them like a small one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_frames_decoded_off_the_runtime_are_misses_deleted_and_counted() {
+    let server = server();
+    let cache = redis_cache(test_config(&server.url()).with_l1(None)).await;
+    let mut conn = raw(&server).await;
+    let heavy = aicache::frame::DECODE_OFFLOAD_ABOVE + 4096;
+    let stored_frame = |name: &'static str, value: aicache::Bytes| {
+        let (cache, mut conn) = (cache.clone(), conn.clone());
+        async move {
+            cache.set(&key(name), value, ttl(60)).await.unwrap();
+            let stored: Vec<u8> = conn.get(format!("test:{name}")).await.unwrap();
+            stored
+        }
+    };
+    // Stored above the threshold: an incompressible value, cut short.
+    let long = stored_frame(
+        "long",
+        aicache::Bytes::from(cache_testkit::incompressible_bytes(heavy)),
+    )
+    .await;
+    assert!(long.len() > heavy, "stored {} bytes", long.len());
+    // Stored small, declared above the threshold: a compressed value, cut short by one byte.
+    let packed = stored_frame("packed", aicache::Bytes::from(vec![b'a'; heavy])).await;
+    assert!(packed.len() < heavy / 4, "stored {} bytes", packed.len());
+    let cases = [
+        ("long", long[..long.len() - 1024].to_vec()),
+        ("packed", packed[..packed.len() - 1].to_vec()),
+    ];
+    for (at, (name, bytes)) in cases.into_iter().enumerate() {
+        let redis_key = format!("test:{name}");
+        let _: () = conn.set(&redis_key, bytes).await.unwrap();
+        let got = cache.get(&key(name)).await;
+        assert!(matches!(got, Ok(None)), "{name}: {got:?}");
+        assert!(
+            !holds_value(&mut conn, &redis_key).await,
+            "{name}: the corrupt frame is deleted"
+        );
+        assert_eq!(cache.stats().corrupt_entries, at as u64 + 1, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn listeners_see_events_and_cannot_break_operations() {
     let server = server();
