@@ -483,8 +483,8 @@ fn main() {
         .build()
         .unwrap();
     let server = RedisServer::start(ServerConfig::default());
-    // `--only cache`, `l1`, `l2`, `monitoring`, `speed`, `json`, `migrate` or `cluster` runs one group
-    // of rows.
+    // `--only cache`, `l1`, `l2`, `monitoring`, `speed`, `read_through`, `json`, `migrate` or
+    // `cluster` runs one group of rows.
     let only = args
         .iter()
         .position(|a| a == "--only")
@@ -528,8 +528,13 @@ fn main() {
         }
         if wanted("speed") {
             rows.extend(speed::rows(&server, &plan).await);
+        }
+        // `read_through`: the AI and 100 KB read-through rows alone (part of `speed`).
+        if wanted("speed") || only.as_deref() == Some("read_through") {
             rows.push(read_through::ai_row(&server, &plan).await);
             rows.push(read_through::large_row(&server, &plan).await);
+        }
+        if wanted("speed") {
             rows.push(stampede::row(plan.rounds).await);
         }
         if wanted("migrate") {
