@@ -302,26 +302,33 @@ async fn without_l1_every_step_only_runs_the_shared_tier() {
     assert!(matches!(lookup, Lookup::L2(1, Fill::Skipped)));
 }
 
-/// Two keys of the same fence shard (the fences' hash of "k0" and "k85", modulo 64, is 39 for
-/// both).
-const SAME_SHARD: [&str; 2] = ["k0", "k85"];
+/// "k0" and another key of its fence shard, found by hashing (the hash's output may change with
+/// its version or the platform).
+fn same_shard() -> [String; 2] {
+    let first = "k0".to_string();
+    let partner = (1..)
+        .map(|i| format!("k{i}"))
+        .find(|k| super::shard_of(k) == super::shard_of(&first))
+        .unwrap();
+    [first, partner]
+}
 
 #[test]
 fn keys_share_a_shard_as_the_tests_assume() {
-    assert_eq!(
-        super::shard_of(SAME_SHARD[0]),
-        super::shard_of(SAME_SHARD[1])
-    );
+    let [first, partner] = same_shard();
+    assert_ne!(first, partner);
+    assert_eq!(super::shard_of(&first), super::shard_of(&partner));
 }
 
 #[tokio::test]
 async fn write_many_of_keys_sharing_a_shard_fills_them_all() {
     // Fails when each key's epoch is taken at its own fence (the batch's later fences move it).
     let near = near();
-    let keys: Vec<CacheKey> = SAME_SHARD.iter().map(|k| key(k)).collect();
+    let pair = same_shard();
+    let keys: Vec<CacheKey> = pair.iter().map(|k| key(k)).collect();
     let (_, fills) = near
         .write_many(&keys, async {}, |(), i| {
-            Some((Bytes::from(SAME_SHARD[i]), ttl()))
+            Some((Bytes::from(pair[i].clone()), ttl()))
         })
         .await;
     assert_eq!(fills, vec![Fill::Filled, Fill::Filled]);
@@ -336,7 +343,8 @@ async fn a_read_racing_write_many_of_a_shared_shard_leaves_no_old_value() {
     shared.set("k0", "old");
     let (started_tx, started) = oneshot::channel::<()>();
     let (gate_tx, gate) = oneshot::channel::<()>();
-    let keys: Vec<CacheKey> = SAME_SHARD.iter().map(|k| key(k)).collect();
+    let [_, partner] = same_shard();
+    let keys: Vec<CacheKey> = [key("k0"), key(&partner)].into();
     let writer = tokio::spawn({
         let (near, shared) = (Arc::clone(&near), shared.clone());
         async move {
@@ -346,7 +354,7 @@ async fn a_read_racing_write_many_of_a_shared_shard_leaves_no_old_value() {
                     started_tx.send(()).unwrap();
                     gate.await.unwrap();
                     shared.set("k0", "new");
-                    shared.set("k85", "new");
+                    shared.set(&partner, "new");
                 },
                 |(), _| Some((Bytes::from_static(b"new"), ttl())),
             )
@@ -369,7 +377,7 @@ async fn a_read_racing_write_many_of_a_shared_shard_leaves_no_old_value() {
 
 #[tokio::test]
 async fn a_write_raced_by_a_fence_on_its_shard_keeps_no_copy() {
-    // write(k0) fences; a read promotes the old value; a delete of k85 (same shard) fences; the
+    // write(k0) fences; a read promotes the old value; a delete of its partner (same shard) fences; the
     // write finishes raced. Its L1 must not keep the old value the read promoted. (Fails when a
     // raced write leaves L1 alone.)
     let (near, shared) = (near(), Shared::default());
@@ -396,7 +404,7 @@ async fn a_write_raced_by_a_fence_on_its_shard_keeps_no_copy() {
     let ticket = near.begin_read("k0");
     let old = shared.get("k0").unwrap();
     assert_eq!(near.promote(&key("k0"), ticket, old, ttl()), Fill::Filled);
-    near.remove(&key("k85"), async {}).await;
+    near.remove(&key(&same_shard()[1]), async {}).await;
     gate_tx.send(()).unwrap();
     assert_eq!(writer.await.unwrap(), Fill::Raced);
     assert_eq!(near.get("k0"), None, "L1 kept the value the write replaced");
@@ -407,7 +415,7 @@ async fn a_memory_only_insert_survives_a_racing_fence() {
     // Without a shared tier the L1 copy is the only one: an insert never loses to a fence of its
     // shard, while a write racing one would keep no copy.
     let near = near();
-    near.remove(&key("k85"), async {}).await;
+    near.remove(&key(&same_shard()[1]), async {}).await;
     assert_eq!(
         near.insert(&key("k0"), Bytes::from_static(b"only"), ttl()),
         Fill::Filled
