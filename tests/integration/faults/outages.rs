@@ -215,6 +215,7 @@ fn random_bytes_under_cache_keys_are_misses_deleted_and_counted() {
 
 /// A frame too large to decode on the runtime is checked on the blocking pool; when it turns out
 /// corrupt there, the bytes come back with the error, and the read deletes them like a small one.
+/// (The sizes asserted below are what send each frame down that path.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_frames_decoded_off_the_runtime_are_misses_deleted_and_counted() {
     let server = server();
