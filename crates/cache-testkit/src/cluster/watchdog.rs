@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 /// Arguments: the owner's pid, the nodes' pids, `--`, their directories. Polls the owner once a
-/// second; then kills the nodes, waits (at most 5 s) until they are gone, so that none writes
-/// into a directory being removed, and removes the directories.
+/// second; then kills the nodes, waits (at most 5 s in all) until each is gone, so that none
+/// writes into a directory being removed, and removes the directories.
 const SCRIPT: &str = r#"owner=$1; shift
 pids=
 while [ "$#" -gt 0 ] && [ "$1" != -- ]; do pids="$pids $1"; shift; done
@@ -17,8 +17,10 @@ while [ "$#" -gt 0 ] && [ "$1" != -- ]; do pids="$pids $1"; shift; done
 while kill -0 "$owner" 2>/dev/null; do sleep 1; done
 [ -n "$pids" ] && kill -9 $pids 2>/dev/null
 tries=0
-while [ -n "$pids" ] && [ "$tries" -lt 50 ] && kill -0 $pids 2>/dev/null; do
-  sleep 0.1; tries=$((tries + 1))
+for pid in $pids; do
+  while [ "$tries" -lt 50 ] && kill -0 "$pid" 2>/dev/null; do
+    sleep 0.1; tries=$((tries + 1))
+  done
 done
 rm -rf -- "$@""#;
 
