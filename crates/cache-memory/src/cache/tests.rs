@@ -199,3 +199,42 @@ fn a_capacity_of_n_entries_holds_n_distinct_entries() {
         );
     }
 }
+
+#[test]
+fn a_new_cache_has_room_for_what_it_may_hold_and_filling_it_never_regrows_its_table() {
+    let cache = small(1_000);
+    // quick_cache reports the table's allocation (its slab's, by the slots in use).
+    let reserved = cache.inner.cache.memory_used().map;
+    assert!(reserved > 0, "nothing reserved");
+    for i in 0..1_000 {
+        cache
+            .insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60))
+            .unwrap();
+    }
+    assert_eq!(
+        cache.inner.cache.memory_used().map,
+        reserved,
+        "1,000 entries fit the reservation"
+    );
+}
+
+#[test]
+fn the_reservation_is_bounded_whatever_the_configured_capacity() {
+    let config = MemoryCacheConfig::default()
+        .with_max_entries(crate::config::MAX_ENTRIES)
+        .with_max_bytes(1 << 40);
+    let cache: InMemoryCache<Bytes> = InMemoryCache::new(config).unwrap();
+    let reserved = cache.inner.cache.memory_used().map;
+    assert!(
+        reserved < 4 << 20,
+        "{reserved} bytes reserved for {MAX_RESERVED_ENTRIES} entries"
+    );
+    // A budget of 4 KiB holds at most 18 entries of the minimum charge: no room for more.
+    let tiny = InMemoryCache::<Bytes>::new(
+        MemoryCacheConfig::default()
+            .with_max_entries(1_000_000)
+            .with_max_bytes(4096),
+    )
+    .unwrap();
+    assert!(tiny.inner.cache.memory_used().map < reserved / 100);
+}
