@@ -32,6 +32,22 @@ const ENTRY_OVERHEAD: usize = 224;
 /// are written at once; the slots of the entries themselves are touched as they fill.
 const MAX_RESERVED_ENTRIES: usize = 1 << 16;
 
+/// What quick_cache's memory of an evicted key (a ghost, kept so that a key coming back soon is
+/// readmitted) occupies: a slab slot and a table slot, measured at 88 + about 10 bytes. The byte
+/// budget does not charge ghosts, so their number is bounded by it instead.
+const GHOST_BYTES: u64 = 98;
+
+/// The item count quick_cache is told to expect. It sizes nothing but the ghosts (half of it at
+/// most), so it is `max_entries` bounded to keep the ghosts within a sixteenth of the budget: an
+/// L1 configured for a million entries over 64 MiB would otherwise remember up to 500,000
+/// evicted keys, 49 MB that no budget counted.
+fn expected_items(config: &MemoryCacheConfig) -> usize {
+    let ghosts = config.max_bytes / 16 / GHOST_BYTES;
+    usize::try_from(ghosts.saturating_mul(2))
+        .unwrap_or(usize::MAX)
+        .clamp(1, config.max_entries.max(1))
+}
+
 /// How many entries a new cache reserves room for: as many as its budget can hold (each entry is
 /// charged at least [`ENTRY_OVERHEAD`]), at most `max_entries` and [`MAX_RESERVED_ENTRIES`].
 fn reserved_entries(config: &MemoryCacheConfig) -> usize {
@@ -217,7 +233,7 @@ impl<V: Clone + ByteSize + Send + Sync + 'static> InMemoryCache<V> {
         let max_entries = u64::try_from(config.max_entries).unwrap_or(u64::MAX);
         let min_weight = (config.max_bytes / max_entries).max(1);
         let options = OptionsBuilder::new()
-            .estimated_items_capacity(config.max_entries)
+            .estimated_items_capacity(expected_items(&config))
             .weight_capacity(config.max_bytes)
             // One shard: quick_cache divides the capacity between its shards, so with several a
             // hash imbalance evicts before `max_entries` distinct keys are held (89 of 100 with

@@ -238,3 +238,29 @@ fn the_reservation_is_bounded_whatever_the_configured_capacity() {
     .unwrap();
     assert!(tiny.inner.cache.memory_used().map < reserved / 100);
 }
+
+#[test]
+fn the_keys_it_remembers_after_evicting_them_fit_a_sixteenth_of_the_budget() {
+    // 200,000 distinct entries through a 1 MiB budget configured for a million entries: quick_cache
+    // remembers evicted keys (ghosts) up to half its estimated item count, in slots the byte
+    // budget does not charge.
+    let cache = InMemoryCache::<Bytes>::new(
+        MemoryCacheConfig::default()
+            .with_max_entries(1_000_000)
+            .with_max_bytes(1 << 20),
+    )
+    .unwrap();
+    for i in 0..200_000 {
+        cache
+            .insert(key(&format!("k{i}")), Bytes::from_static(b"v"), ttl(60))
+            .unwrap();
+    }
+    let used = cache.inner.cache.memory_used();
+    let resident = cache.inner.cache.len() as u64 * GHOST_BYTES;
+    let ghosts = used.total() as u64 - resident.min(used.total() as u64);
+    assert!(
+        ghosts <= (1 << 20) / 16 + (1 << 16),
+        "{used:?} for {} entries",
+        cache.inner.cache.len()
+    );
+}
