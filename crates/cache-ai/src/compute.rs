@@ -259,24 +259,22 @@ where
                     Some(_storing) => self.store(key, &value, controls).await,
                     None => Ok(None),
                 };
-                let stored = match store {
-                    Ok(stored) => stored,
+                let stored_at = match store {
+                    Ok(stored_at) => stored_at,
                     Err(e) => {
                         tracing::warn!(error = %e, operation = key.operation(), "answer not cached");
                         None
                     }
                 };
-                let was_stored = stored.is_some();
-                let metadata = stored.unwrap_or_else(|| {
-                    let counters = self.counters(key.operation());
-                    self.metadata(
-                        key,
-                        &Self::op_label(&counters, key.operation()),
-                        unix_millis(),
-                        false,
-                        None,
-                    )
-                });
+                let was_stored = stored_at.is_some();
+                let counters = self.counters(key.operation());
+                let metadata = self.metadata(
+                    key,
+                    &Self::op_label(&counters, key.operation()),
+                    stored_at.unwrap_or_else(unix_millis),
+                    false,
+                    None,
+                );
                 let response = CachedResponse::new(value, Arc::new(metadata));
                 leader.land(Ok(response.clone()));
                 tracing::debug!(

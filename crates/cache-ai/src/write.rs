@@ -21,7 +21,7 @@ use crate::flight::Removing;
 use crate::footprint::decoded_bytes;
 use crate::keys::{RequestKey, validate_operation};
 use crate::response::CachedResponse;
-use crate::response::{Rendered, ResponseMetadata};
+use crate::response::Rendered;
 
 /// MessagePack encodings of `nil`, `""`, `[]` and `{}`: answers the default admission refuses.
 fn is_empty_payload(payload: &[u8]) -> bool {
@@ -109,13 +109,14 @@ where
             .await
     }
 
-    /// Stores an answer; returns its metadata when stored.
+    /// Stores an answer; returns when it was stored (Unix milliseconds: its metadata's
+    /// `cached_at`), if it was.
     pub(crate) async fn store(
         &self,
         key: &RequestKey,
         value: &Arc<T>,
         controls: &RequestControls,
-    ) -> Result<Option<ResponseMetadata>> {
+    ) -> Result<Option<u64>> {
         let started = self.inner.recorder.as_ref().map(|_| Instant::now());
         let stored = self.store_unrecorded(key, value, controls).await;
         if let Ok(Some(_)) = &stored {
@@ -134,7 +135,7 @@ where
         key: &RequestKey,
         value: &Arc<T>,
         controls: &RequestControls,
-    ) -> Result<Option<ResponseMetadata>> {
+    ) -> Result<Option<u64>> {
         if !controls.stores() {
             return Ok(None);
         }
@@ -155,17 +156,11 @@ where
             None => self.jittered(self.inner.config.ttl_for(key.operation()))?,
         };
         let now = unix_millis();
+        let label = Self::op_label(&counters, key.operation());
         let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
-            .with_operation(Self::op_label(&counters, key.operation()))
+            .with_operation(Arc::clone(&label))
             .with_text_tier(key.tier())
             .with_ai_version(AI_VERSION);
-        let metadata = self.metadata(
-            key,
-            &Self::op_label(&counters, key.operation()),
-            now,
-            false,
-            None,
-        );
         let hits = Self::promotion_hits(&counters, key.operation());
         let encoded_len = payload.len();
         let l1_entry = |stored: bool| {
@@ -174,13 +169,11 @@ where
             }
             let l1_ttl = Ttl::from_millis(frame_meta.remaining_ms(unix_millis())).ok()?;
             let size = decoded_bytes(value.as_ref(), encoded_len).saturating_add(L1_ENTRY_METADATA);
+            // Built only for an entry L1 keeps: a write's caller learns no more than that it
+            // was stored (its full key would cost an allocation per write).
             let entry = L1Entry {
                 value: Arc::clone(value),
-                metadata: Arc::new(ResponseMetadata {
-                    cache_hit: true,
-                    layer: Some(Layer::L1),
-                    ..metadata.clone()
-                }),
+                metadata: Arc::new(self.metadata(key, &label, now, true, Some(Layer::L1))),
                 rendered: Rendered::default(),
                 size,
                 fresh_until_ms: frame_meta.expires_at_ms,
@@ -198,7 +191,7 @@ where
             };
             if stored {
                 counters.stores.fetch_add(1, Ordering::Relaxed);
-                return Ok(Some(metadata));
+                return Ok(Some(now));
             }
             return Ok(None);
         };
@@ -223,7 +216,7 @@ where
             return Ok(None);
         }
         counters.stores.fetch_add(1, Ordering::Relaxed);
-        Ok(Some(metadata))
+        Ok(Some(now))
     }
 
     fn jittered(&self, ttl: Duration) -> Result<Ttl> {
