@@ -152,10 +152,12 @@ impl AeadCipher {
                     .with_context("key_id", id)
                     .with_context("allowed", "32 bytes written as 64 hex digits")
             };
-            let bytes = hex::decode(secret.expose().trim()).map_err(|_| invalid())?;
-            if bytes.len() != 32 {
+            // Exactly 64 digits: the decoder alone would also take a `0x` prefix.
+            let digits = secret.expose().trim();
+            if digits.len() != 64 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(invalid());
             }
+            let bytes = hex::decode(digits).map_err(|_| invalid())?;
             let key = UnboundKey::new(aead, &bytes).map_err(|_| invalid())?;
             ring_keys.insert(id, LessSafeKey::new(key));
         }
@@ -250,6 +252,25 @@ mod tests {
 
     fn key(byte: u8) -> Secret {
         Secret::new(hex::encode([byte; 32]))
+    }
+
+    #[test]
+    fn a_key_is_exactly_64_hex_digits() {
+        let digits = hex::encode([7u8; 32]);
+        for bad in [
+            format!("0x{digits}"),
+            digits[..62].to_owned(),
+            format!("{digits}00"),
+            format!("{}zz", &digits[..62]),
+        ] {
+            let refused =
+                AeadCipher::new(AeadAlgorithm::Aes256Gcm, 1, [(1, Secret::new(bad.clone()))]);
+            let error = refused
+                .err()
+                .unwrap_or_else(|| panic!("{bad:?} was accepted"));
+            assert_eq!(error.kind(), ErrorKind::Config, "{bad:?}");
+        }
+        assert!(AeadCipher::new(AeadAlgorithm::Aes256Gcm, 1, [(1, Secret::new(digits))]).is_ok());
     }
 
     #[test]
