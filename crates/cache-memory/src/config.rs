@@ -19,7 +19,8 @@ pub struct MemoryCacheConfig {
     pub max_entries: usize,
     /// The most bytes held at once: keys, values and 224 bytes per entry for what holding it
     /// costs besides (slot, allocator headers, fragmentation), so that the budget bounds the
-    /// process's memory. Default: 64 MiB.
+    /// process's memory. The keys the cache remembers after evicting them take at most a
+    /// sixteenth more. Default: 64 MiB.
     pub max_bytes: u64,
     /// The TTL of entries written without one. Default: 3600 s.
     pub default_ttl: Duration,
