@@ -28,9 +28,9 @@ const ENTRY_OVERHEAD: usize = 224;
 /// doubles it as entries arrive, so a cold L1 filling up rehashed every key about twice (a
 /// twentieth of a promoting read's CPU). Reserving what the budget can hold avoids that; the cap
 /// keeps an L1 configured for millions of entries from taking its whole table before it holds
-/// any. At the cap (65,536 entries and as many ghost slots) the table takes 1.3 MB, of which its
-/// 256 KB of control bytes are written at once, and the slab about 11.5 MB of address space that
-/// is touched only as entries fill it.
+/// any. quick_cache adds slots for the ghosts it may keep, up to as many again: at most the table
+/// takes 1.3 MB, of which its 256 KB of control bytes are written at once, and the slab 11.5 MB of
+/// address space that is touched only as entries fill it.
 const MAX_RESERVED_ENTRIES: usize = 1 << 16;
 
 /// What quick_cache's memory of an evicted key (a ghost, kept so that a key coming back soon is
