@@ -20,7 +20,7 @@ use crate::flight::Flights;
 use crate::keys::{AiRequest, CacheKeyGenerator, RequestKey};
 use crate::layout::OldLayout;
 use crate::response::{CachedResponse, Rendered, ResponseMetadata};
-use crate::stats::{AiCacheStats, AiSnapshot, OpCounters, TierCounters};
+use crate::stats::{AiCacheStats, AiSnapshot, OpCounters, OperationStats, TierCounters};
 use crate::summary::{self, AiPerformanceSummary, OperationPerformance, TextTierStatistics};
 
 pub use cache_monitoring::{MAX_TRACKED_OPERATIONS, OTHER_OPERATIONS};
@@ -417,6 +417,8 @@ where
             .entries()
             .iter()
             .map(|(op, counters)| (op.to_string(), counters.snapshot()))
+            // A name stays in the table after `reset_stats`: unused since, it is not reported.
+            .filter(|(_, stats)| *stats != OperationStats::default())
             .collect();
         AiCacheStats {
             by_operation,
@@ -449,6 +451,7 @@ where
                     counters.latency.summary(),
                 )
             })
+            .filter(|(_, stats, _)| *stats != OperationStats::default())
             .collect();
         let tiers = std::array::from_fn(|i| {
             let t = &self.inner.tiers[i];
@@ -538,8 +541,8 @@ where
     /// The counters of `operation`: names come from requests, so past
     /// [`MAX_TRACKED_OPERATIONS`] they share one entry, and counters and latency windows stay
     /// bounded whatever callers send.
-    pub(crate) fn counters(&self, operation: &str) -> Arc<OpCounters> {
-        self.inner.ops.get_or_insert(operation, OpCounters::new)
+    pub(crate) fn counters(&self, operation: &str) -> &OpCounters {
+        self.inner.ops.get(operation, OpCounters::new)
     }
 
     /// The hit count that may promote an answer of `operation` into L1: its own, and none when

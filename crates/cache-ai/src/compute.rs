@@ -270,7 +270,7 @@ where
                 let counters = self.counters(key.operation());
                 let metadata = self.metadata(
                     key,
-                    &Self::op_label(&counters, key.operation()),
+                    &Self::op_label(counters, key.operation()),
                     stored_at.unwrap_or_else(unix_millis),
                     false,
                     None,
@@ -325,7 +325,7 @@ where
             let counters = self.counters(key.operation());
             let mut metadata = self.metadata(
                 key,
-                &Self::op_label(&counters, key.operation()),
+                &Self::op_label(counters, key.operation()),
                 frame.meta.cached_at_ms,
                 true,
                 Some(Layer::L2),

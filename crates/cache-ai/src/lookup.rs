@@ -222,7 +222,7 @@ where
             };
         let started = (timed || (count && self.inner.recorder.is_some())).then(Instant::now);
         let found = self
-            .lookup_uncounted(key, &counters, controls, count, report, stage)
+            .lookup_uncounted(key, counters, controls, count, report, stage)
             .await;
         if stage == Stage::L1Only && matches!(found, Ok(None)) {
             // Not the read's outcome yet: the caller goes on to the shared tier.

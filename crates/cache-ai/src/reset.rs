@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::cache::AIResponseCache;
+use crate::stats::OpCounters;
 
 impl<T> AIResponseCache<T> {
     /// Zeroes this cache's counters: per operation (hits, misses, stores, computations, usage,
@@ -24,7 +25,7 @@ impl<T> AIResponseCache<T> {
     /// # Ok::<(), cache_core::Error>(()) }).unwrap();
     /// ```
     pub fn reset_stats(&self) {
-        self.inner.ops.clear();
+        self.inner.ops.reset(OpCounters::reset);
         for tier in &self.inner.tiers {
             tier.hits.reset();
             tier.misses.reset();

@@ -178,6 +178,34 @@ impl OpCounters {
         }
     }
 
+    /// Back to how [`new`](Self::new) made it (the operation's table keeps its name).
+    pub(crate) fn reset(&self) {
+        self.latency.clear();
+        for striped in [
+            &self.l1_hits,
+            &self.l2_hits,
+            &self.misses,
+            &self.timing_sampler,
+        ] {
+            striped.reset();
+        }
+        for counter in [
+            &self.stores,
+            &self.refused,
+            &self.promotions,
+            &self.invalidated,
+            &self.computed,
+            &self.compute_micros,
+            &self.tokens_used,
+            &self.tokens_saved,
+            &self.cost_used_micros,
+            &self.cost_saved_micros,
+            &self.stale_served,
+        ] {
+            counter.store(0, Ordering::Relaxed);
+        }
+    }
+
     pub(crate) fn add_usage(tokens: &AtomicU64, cost_micros: &AtomicU64, usage: Usage) {
         tokens.fetch_add(usage.tokens, Ordering::Relaxed);
         cost_micros.fetch_add(usage.cost_micros(), Ordering::Relaxed);

@@ -156,12 +156,12 @@ where
             None => self.jittered(self.inner.config.ttl_for(key.operation()))?,
         };
         let now = unix_millis();
-        let label = Self::op_label(&counters, key.operation());
+        let label = Self::op_label(counters, key.operation());
         let frame_meta = FrameMeta::new(now, now.saturating_add(ttl.as_millis()))
             .with_operation(Arc::clone(&label))
             .with_text_tier(key.tier())
             .with_ai_version(AI_VERSION);
-        let hits = Self::promotion_hits(&counters, key.operation());
+        let hits = Self::promotion_hits(counters, key.operation());
         let encoded_len = payload.len();
         let l1_entry = |stored: bool| {
             if !stored || !self.belongs_in_l1(key.tier(), key.operation(), hits) {

@@ -81,7 +81,7 @@ impl Recorder for MetricsRecorder {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
-        RequestKeys::with(request.operation, |keys| record_request_to(keys, request));
+        record_request_to(RequestKeys::of(request.operation), request);
     }
 
     fn record_compute(&self, operation: &Arc<str>, elapsed: Duration, usage: Option<Usage>) {
@@ -89,7 +89,7 @@ impl Recorder for MetricsRecorder {
         keys::counter(&keys.computations).increment(1);
         keys::histogram(&keys.compute_seconds).record(elapsed.as_secs_f64());
         if let Some(usage) = usage {
-            record_usage(&keys, false, usage);
+            record_usage(keys, false, usage);
         }
     }
 

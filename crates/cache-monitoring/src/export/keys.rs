@@ -156,13 +156,8 @@ impl RequestKeys {
     }
 
     /// The keys of `operation`.
-    pub(super) fn of(operation: &Arc<str>) -> Arc<Self> {
-        REQUEST_KEYS.get_or_insert(operation, Self::new)
-    }
-
-    /// Runs `f` on the keys of `operation` (without cloning their `Arc`: every request does this).
-    pub(super) fn with<R>(operation: &Arc<str>, f: impl FnOnce(&Self) -> R) -> R {
-        REQUEST_KEYS.with(operation, Self::new, f)
+    pub(super) fn of(operation: &str) -> &'static Self {
+        REQUEST_KEYS.get(operation, Self::new)
     }
 
     fn tier_index(tier: &str) -> Option<usize> {

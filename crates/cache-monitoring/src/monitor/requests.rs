@@ -160,11 +160,9 @@ impl Requests {
     /// Counts `request` (exactly) and times one request in `sample_every` of each outcome of its
     /// tier, the first included.
     pub(super) fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) {
-        self.operations.with(
-            request.operation,
-            |_| RequestCounts::default(),
-            |counts| counts.record(request),
-        );
+        self.operations
+            .get(request.operation, |_| RequestCounts::default())
+            .record(request);
         if let Some(index) = TIERS.iter().position(|t| *t == request.text_tier) {
             let (counts, latency) = &self.tiers[index];
             if counts
@@ -230,7 +228,7 @@ impl Requests {
     }
 
     pub(super) fn reset(&self) {
-        self.operations.clear();
+        self.operations.reset(RequestCounts::reset);
         for (counts, latency) in &self.tiers {
             counts.reset();
             lock(latency).clear();
