@@ -56,7 +56,6 @@ fn micros(elapsed: Duration) -> u64 {
 struct Savings {
     computations: AtomicU64,
     compute_micros: AtomicU64,
-    hits: AtomicU64,
     tokens_used: AtomicU64,
     tokens_saved: AtomicU64,
     cost_used: AtomicU64,
@@ -73,7 +72,6 @@ impl Savings {
         for counter in [
             &self.computations,
             &self.compute_micros,
-            &self.hits,
             &self.tokens_used,
             &self.tokens_saved,
             &self.cost_used,
@@ -453,7 +451,7 @@ impl CachePerformanceMonitor {
         let s = &self.savings;
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let computations = load(&s.computations);
-        let hits = load(&s.hits);
+        let hits = self.requests.hits();
         let mean_micros = load(&s.compute_micros)
             .checked_div(computations)
             .unwrap_or(0);

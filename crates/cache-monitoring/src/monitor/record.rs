@@ -76,7 +76,6 @@ impl Recorder for CachePerformanceMonitor {
         if request.outcome != Outcome::Hit {
             return;
         }
-        self.savings.hits.fetch_add(1, Ordering::Relaxed);
         if let Some(saved) = request.saved {
             Savings::add_usage(&self.savings.tokens_saved, &self.savings.cost_saved, saved);
         }

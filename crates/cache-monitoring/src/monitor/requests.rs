@@ -28,22 +28,35 @@ pub(super) struct RequestCounts {
     l2_hits: AtomicU64,
     misses: AtomicU64,
     failures: AtomicU64,
-    elapsed_micros: AtomicU64,
+    /// The reads whose time is summed (one in `sample_every` of each outcome): the mean comes
+    /// from them, so an unsampled read costs one counter.
+    timed: AtomicU64,
+    timed_micros: AtomicU64,
 }
 
 impl RequestCounts {
-    /// Counts `request`; returns how many requests of its outcome came before it.
-    fn record(&self, request: &RequestEvent<'_>) -> u64 {
+    /// Counts `request` (exactly); sums its time when it is one in `sample_every` of its
+    /// outcome, the first included, and then says so.
+    fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) -> bool {
         let counter = match (request.outcome, request.layer) {
             (Outcome::Hit, Layer::L1) => &self.l1_hits,
             (Outcome::Hit, _) => &self.l2_hits,
             (Outcome::Miss, _) => &self.misses,
             _ => &self.failures,
         };
-        let before = counter.fetch_add(1, Ordering::Relaxed);
-        self.elapsed_micros
-            .fetch_add(micros(request.elapsed), Ordering::Relaxed);
-        before
+        let sampled = counter
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(u64::from(sample_every.get()));
+        if sampled {
+            self.timed.fetch_add(1, Ordering::Relaxed);
+            self.timed_micros
+                .fetch_add(micros(request.elapsed), Ordering::Relaxed);
+        }
+        sampled
+    }
+
+    fn hits(&self) -> u64 {
+        self.l1_hits.load(Ordering::Relaxed) + self.l2_hits.load(Ordering::Relaxed)
     }
 
     fn summary(&self, latency: Option<LatencySummary>) -> RequestSummary {
@@ -65,7 +78,9 @@ impl RequestCounts {
             misses,
             failures,
             hit_rate,
-            mean_us: load(&self.elapsed_micros).checked_div(reads).unwrap_or(0),
+            mean_us: load(&self.timed_micros)
+                .checked_div(load(&self.timed))
+                .unwrap_or(0),
             latency,
         }
     }
@@ -76,7 +91,8 @@ impl RequestCounts {
             &self.l2_hits,
             &self.misses,
             &self.failures,
-            &self.elapsed_micros,
+            &self.timed,
+            &self.timed_micros,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -99,7 +115,8 @@ pub struct RequestSummary {
     pub failures: u64,
     /// hits / (hits + misses); `None` when nothing was read (not 0 %).
     pub hit_rate: Option<f64>,
-    /// The mean read time, in microseconds.
+    /// The mean read time, in microseconds, over the timed reads (one in
+    /// `latency_sample_every` of each outcome, the first included).
     pub mean_us: u64,
     /// The read-time distribution over the window (per text tier only: per operation, the AI
     /// cache's own summary has it).
@@ -157,18 +174,15 @@ impl Requests {
         }
     }
 
-    /// Counts `request` (exactly) and times one request in `sample_every` of each outcome of its
-    /// tier, the first included.
+    /// Counts `request` (exactly), per operation and per tier, and times one request in
+    /// `sample_every` of each outcome of each.
     pub(super) fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) {
         self.operations
             .get(request.operation, |_| RequestCounts::default())
-            .record(request);
+            .record(request, sample_every);
         if let Some(index) = TIERS.iter().position(|t| *t == request.text_tier) {
             let (counts, latency) = &self.tiers[index];
-            if counts
-                .record(request)
-                .is_multiple_of(u64::from(sample_every.get()))
-            {
+            if counts.record(request, sample_every) {
                 lock(latency).record(now_ms(), micros(request.elapsed));
             }
         }
@@ -192,6 +206,15 @@ impl Requests {
             to: to.as_str(),
         };
         push_bounded(&mut lock(&self.transitions), transition, max);
+    }
+
+    /// Hits of every operation (the hits that spared a computation).
+    pub(super) fn hits(&self) -> u64 {
+        self.operations
+            .entries()
+            .iter()
+            .map(|(_, counts)| counts.hits())
+            .sum()
     }
 
     /// Per AI operation: only operations that were read.
