@@ -115,11 +115,23 @@ impl<V> OperationTable<V> {
         Err(SLOTS)
     }
 
+    /// `make` runs under the insertion lock: it must not use this table.
     #[cold]
     #[inline(never)]
     fn insert_slow(&self, operation: &str, make: &dyn Fn(&Arc<str>) -> V) -> &Entry<V> {
-        if self.tracked.load(Ordering::Acquire) >= MAX_TRACKED_OPERATIONS {
+        // The shared entry's own name (which callers pass on when they report an operation
+        // counted under it) is that entry, never a slot: two entries of one name would hide
+        // one another in reports.
+        if operation == OTHER_OPERATIONS {
             return self.other(make);
+        }
+        if self.tracked.load(Ordering::Acquire) >= MAX_TRACKED_OPERATIONS {
+            // The cap may have been reached by this very name since the probe above missed:
+            // the slot is set before `tracked` counts it, so this probe sees it.
+            return match self.find(operation) {
+                Ok(entry) => entry,
+                Err(_) => self.other(make),
+            };
         }
         let _one_inserter = self
             .inserting
@@ -134,9 +146,10 @@ impl<V> OperationTable<V> {
             Some(slot) if self.tracked.load(Ordering::Relaxed) < MAX_TRACKED_OPERATIONS => {
                 let name: Arc<str> = Arc::from(operation);
                 let value = Arc::new(make(&name));
-                self.tracked.fetch_add(1, Ordering::Release);
                 // Slots are set only under the lock, so the one found empty is still empty.
-                slot.get_or_init(|| Entry { name, value })
+                let entry = slot.get_or_init(|| Entry { name, value });
+                self.tracked.fetch_add(1, Ordering::Release);
+                entry
             }
             _ => self.other(make),
         }
@@ -211,6 +224,51 @@ mod tests {
         assert_eq!(total, 4 * 3 * MAX_TRACKED_OPERATIONS as u64);
         let names: std::collections::HashSet<_> = entries.iter().map(|(n, _)| n.clone()).collect();
         assert_eq!(names.len(), entries.len(), "a name is tracked once");
+    }
+
+    #[test]
+    fn the_shared_entrys_name_is_that_entry_before_and_after_the_cap() {
+        let table = OperationTable::<AtomicU64>::default();
+        table
+            .get(OTHER_OPERATIONS, counter)
+            .fetch_add(1, Ordering::Relaxed);
+        for i in 0..MAX_TRACKED_OPERATIONS + 1 {
+            table.get(&format!("op{i}"), counter);
+        }
+        table
+            .get(OTHER_OPERATIONS, counter)
+            .fetch_add(1, Ordering::Relaxed);
+        let others: Vec<u64> = table
+            .entries()
+            .iter()
+            .filter(|(name, _)| **name == *OTHER_OPERATIONS)
+            .map(|(_, n)| n.load(Ordering::Relaxed))
+            .collect();
+        assert_eq!(others, [2]);
+        assert_eq!(table.entries().len(), MAX_TRACKED_OPERATIONS + 1);
+    }
+
+    #[test]
+    fn a_name_tracked_while_the_cap_fills_counts_under_its_own_name_on_every_thread() {
+        for _ in 0..50 {
+            let table = OperationTable::<AtomicU64>::default();
+            for i in 0..MAX_TRACKED_OPERATIONS - 1 {
+                table.get(&format!("op{i}"), counter);
+            }
+            // Every thread races to be the one that tracks `last`, the name that fills the cap.
+            std::thread::scope(|scope| {
+                for _ in 0..4 {
+                    scope.spawn(|| table.get("last", counter).fetch_add(1, Ordering::Relaxed));
+                }
+            });
+            let counts: std::collections::HashMap<_, _> = table
+                .entries()
+                .into_iter()
+                .map(|(name, n)| (name.to_string(), n.load(Ordering::Relaxed)))
+                .collect();
+            assert_eq!(counts.get("last"), Some(&4), "{counts:?}");
+            assert_eq!(counts.get(OTHER_OPERATIONS), None);
+        }
     }
 
     #[test]
