@@ -146,7 +146,7 @@ impl CachePerformanceMonitor {
             .map(|_| Series::new(config.retention))
             .collect();
         Self {
-            requests: Requests::new(config.retention),
+            requests: Requests::new(config.retention, config.latency_sample_every),
             compression_time: Mutex::new(WindowedHistogram::new(config.retention)),
             compute_time: Mutex::new(WindowedHistogram::new(config.retention)),
             config,
@@ -467,7 +467,9 @@ impl CachePerformanceMonitor {
         }
     }
 
-    /// Forgets everything recorded.
+    /// Zeroes everything recorded. The AI operations' names stay tracked (at most
+    /// [`MAX_TRACKED_OPERATIONS`](crate::MAX_TRACKED_OPERATIONS)): one unused since is not
+    /// reported.
     pub fn reset_stats(&self) {
         for s in &self.series {
             s.hits.store(0, Ordering::Relaxed);

@@ -71,8 +71,7 @@ impl Recorder for CachePerformanceMonitor {
     }
 
     fn record_request(&self, request: &RequestEvent<'_>) {
-        self.requests
-            .record(request, self.config.latency_sample_every);
+        self.requests.record(request);
         if request.outcome != Outcome::Hit {
             return;
         }

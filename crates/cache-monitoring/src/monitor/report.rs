@@ -31,8 +31,8 @@ pub struct MonitorConfig {
     /// Invalidations per hour that are critical. Default: 100.
     pub invalidation_critical_per_hour: u64,
     /// Of the operations and requests of each kind and outcome, one in this many lands in the
-    /// latency windows (the first one included); counts and slow-operation checks see every
-    /// one. Default: 16 (1 records every event).
+    /// latency windows and the requests' mean times (the first one included); counts and
+    /// slow-operation checks see every one. Default: 16 (1 records every event).
     pub latency_sample_every: NonZeroU32,
 }
 

@@ -24,76 +24,72 @@ const TIERS: [&str; 4] = cache_core::TextTier::NAMES;
 /// Reads of one AI operation or text tier.
 #[derive(Default)]
 pub(super) struct RequestCounts {
-    l1_hits: AtomicU64,
-    l2_hits: AtomicU64,
-    misses: AtomicU64,
-    failures: AtomicU64,
-    /// The reads whose time is summed (one in `sample_every` of each outcome): the mean comes
-    /// from them, so an unsampled read costs one counter.
-    timed: AtomicU64,
-    timed_micros: AtomicU64,
+    /// Per outcome, in [`OUTCOMES`] order.
+    reads: [AtomicU64; OUTCOMES],
+    /// Per outcome, the time of the reads timed: one in `sample_every`, the first included. An
+    /// untimed read costs one counter; the mean weighs each outcome's timed mean by its reads,
+    /// so a rare slow outcome (its first read always timed) does not stand for the many.
+    timed_micros: [AtomicU64; OUTCOMES],
 }
+
+/// L1 hits, L2 hits, misses, failures.
+const OUTCOMES: usize = 4;
 
 impl RequestCounts {
     /// Counts `request` (exactly); sums its time when it is one in `sample_every` of its
     /// outcome, the first included, and then says so.
     fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) -> bool {
-        let counter = match (request.outcome, request.layer) {
-            (Outcome::Hit, Layer::L1) => &self.l1_hits,
-            (Outcome::Hit, _) => &self.l2_hits,
-            (Outcome::Miss, _) => &self.misses,
-            _ => &self.failures,
+        let outcome = match (request.outcome, request.layer) {
+            (Outcome::Hit, Layer::L1) => 0,
+            (Outcome::Hit, _) => 1,
+            (Outcome::Miss, _) => 2,
+            _ => 3,
         };
-        let sampled = counter
+        let sampled = self.reads[outcome]
             .fetch_add(1, Ordering::Relaxed)
             .is_multiple_of(u64::from(sample_every.get()));
         if sampled {
-            self.timed.fetch_add(1, Ordering::Relaxed);
-            self.timed_micros
-                .fetch_add(micros(request.elapsed), Ordering::Relaxed);
+            self.timed_micros[outcome].fetch_add(micros(request.elapsed), Ordering::Relaxed);
         }
         sampled
     }
 
     fn hits(&self) -> u64 {
-        self.l1_hits.load(Ordering::Relaxed) + self.l2_hits.load(Ordering::Relaxed)
+        self.reads[0].load(Ordering::Relaxed) + self.reads[1].load(Ordering::Relaxed)
     }
 
-    fn summary(&self, latency: Option<LatencySummary>) -> RequestSummary {
-        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let (l1_hits, l2_hits, misses, failures) = (
-            load(&self.l1_hits),
-            load(&self.l2_hits),
-            load(&self.misses),
-            load(&self.failures),
-        );
-        let reads = l1_hits + l2_hits + misses + failures;
+    fn summary(&self, sample_every: NonZeroU32, latency: Option<LatencySummary>) -> RequestSummary {
+        let reads = self.reads.each_ref().map(|c| c.load(Ordering::Relaxed));
+        let [l1_hits, l2_hits, misses, failures] = reads;
+        let total = reads.iter().sum::<u64>();
         #[expect(clippy::cast_precision_loss, reason = "counters are far below 2^52")]
         let hit_rate = (l1_hits + l2_hits + misses > 0)
             .then(|| (l1_hits + l2_hits) as f64 / (l1_hits + l2_hits + misses) as f64);
+        // Of `n` reads of an outcome, reads 1, 1 + every, … were timed: ceil(n / every).
+        let weighted: u128 = reads
+            .iter()
+            .zip(&self.timed_micros)
+            .filter_map(|(&n, micros)| {
+                let timed = n.div_ceil(u64::from(sample_every.get()));
+                let mean = micros.load(Ordering::Relaxed).checked_div(timed)?;
+                Some(u128::from(n) * u128::from(mean))
+            })
+            .sum();
         RequestSummary {
-            reads,
+            reads: total,
             l1_hits,
             l2_hits,
             misses,
             failures,
             hit_rate,
-            mean_us: load(&self.timed_micros)
-                .checked_div(load(&self.timed))
-                .unwrap_or(0),
+            mean_us: u64::try_from(weighted.checked_div(u128::from(total)).unwrap_or(0))
+                .unwrap_or(u64::MAX),
             latency,
         }
     }
 
     fn reset(&self) {
-        for counter in [
-            &self.l1_hits,
-            &self.l2_hits,
-            &self.misses,
-            &self.failures,
-            &self.timed,
-            &self.timed_micros,
-        ] {
+        for counter in self.reads.iter().chain(&self.timed_micros) {
             counter.store(0, Ordering::Relaxed);
         }
     }
@@ -103,7 +99,7 @@ impl RequestCounts {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct RequestSummary {
-    /// Every read (exact: timings are never sampled here).
+    /// Every read (exact: only timings are sampled).
     pub reads: u64,
     /// Reads answered by L1.
     pub l1_hits: u64,
@@ -115,8 +111,8 @@ pub struct RequestSummary {
     pub failures: u64,
     /// hits / (hits + misses); `None` when nothing was read (not 0 %).
     pub hit_rate: Option<f64>,
-    /// The mean read time, in microseconds, over the timed reads (one in
-    /// `latency_sample_every` of each outcome, the first included).
+    /// The mean read time, in microseconds: each outcome's mean over its timed reads (one in
+    /// `latency_sample_every`, the first included), weighted by its reads.
     pub mean_us: u64,
     /// The read-time distribution over the window (per text tier only: per operation, the AI
     /// cache's own summary has it).
@@ -156,11 +152,14 @@ pub(super) struct Requests {
     opened: AtomicU64,
     closed: AtomicU64,
     transitions: Mutex<VecDeque<BreakerTransition>>,
+    /// One read in this many of each outcome is timed (`MonitorConfig::latency_sample_every`).
+    sample_every: NonZeroU32,
 }
 
 impl Requests {
-    pub(super) fn new(retention: Duration) -> Self {
+    pub(super) fn new(retention: Duration, sample_every: NonZeroU32) -> Self {
         Self {
+            sample_every,
             operations: OperationTable::default(),
             tiers: std::array::from_fn(|_| {
                 (
@@ -176,7 +175,8 @@ impl Requests {
 
     /// Counts `request` (exactly), per operation and per tier, and times one request in
     /// `sample_every` of each outcome of each.
-    pub(super) fn record(&self, request: &RequestEvent<'_>, sample_every: NonZeroU32) {
+    pub(super) fn record(&self, request: &RequestEvent<'_>) {
+        let sample_every = self.sample_every;
         self.operations
             .get(request.operation, |_| RequestCounts::default())
             .record(request, sample_every);
@@ -222,7 +222,7 @@ impl Requests {
         self.operations
             .entries()
             .into_iter()
-            .map(|(name, counts)| (name.to_string(), counts.summary(None)))
+            .map(|(name, counts)| (name.to_string(), counts.summary(self.sample_every, None)))
             .filter(|(_, summary)| summary.reads > 0)
             .collect()
     }
@@ -234,7 +234,10 @@ impl Requests {
             .zip(&self.tiers)
             .map(|(tier, (counts, latency))| {
                 let latency = lock(latency).summary(now_ms);
-                ((*tier).to_string(), counts.summary(Some(latency)))
+                (
+                    (*tier).to_string(),
+                    counts.summary(self.sample_every, Some(latency)),
+                )
             })
             .filter(|(_, summary)| summary.reads > 0)
             .collect()
