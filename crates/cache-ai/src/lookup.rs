@@ -241,6 +241,9 @@ where
                 &tier.misses
             };
             counter.add(1);
+            if found.is_err() {
+                counters.failures.fetch_add(1, Ordering::Relaxed);
+            }
         }
         // `sampled` implies `monitoring`; a mispredicted L1-only sample has no clock and is lost.
         if let (true, Some(started)) = (sampled, started) {

@@ -22,6 +22,8 @@ pub struct OperationStats {
     pub l2_hits: u64,
     /// Reads that found nothing.
     pub misses: u64,
+    /// Reads that failed (a store error; counted as misses of their text tier).
+    pub failures: u64,
     /// Answers stored.
     pub stores: u64,
     /// Answers the admission rule refused.
@@ -141,6 +143,8 @@ pub(crate) struct OpCounters {
     /// Reads of this operation, for 1-in-N timing: each operation (of each cache) is sampled by
     /// its own reads, so one operation's traffic never decides which reads of another are timed.
     pub(crate) timing_sampler: StripedCounter,
+    /// Reads that failed: rare, so one shared counter.
+    pub(crate) failures: AtomicU64,
     pub(crate) stores: AtomicU64,
     pub(crate) refused: AtomicU64,
     pub(crate) promotions: AtomicU64,
@@ -164,6 +168,7 @@ impl OpCounters {
             l2_hits: StripedCounter::default(),
             misses: StripedCounter::default(),
             timing_sampler: StripedCounter::default(),
+            failures: zero(),
             stores: zero(),
             refused: zero(),
             promotions: zero(),
@@ -190,6 +195,7 @@ impl OpCounters {
             striped.reset();
         }
         for counter in [
+            &self.failures,
             &self.stores,
             &self.refused,
             &self.promotions,
@@ -217,6 +223,7 @@ impl OpCounters {
             l1_hits: self.l1_hits.get(),
             l2_hits: self.l2_hits.get(),
             misses: self.misses.get(),
+            failures: load(&self.failures),
             stores: load(&self.stores),
             refused: load(&self.refused),
             promotions: load(&self.promotions),

@@ -155,6 +155,26 @@ async fn plaintext_frames_stay_version_1_for_readers_of_0_1() {
     assert_eq!(stored[3], aicache::frame::FRAME_VERSION_1);
 }
 
+/// A read that fails (here a denied `GET`) is counted as a failure of its operation, so an
+/// operation whose every read failed is still reported.
+#[tokio::test]
+async fn an_ai_read_denied_by_an_acl_is_a_failure_of_its_operation() {
+    let user = AclUser::new("app", "apppw", &["~elsewhere:*", "+@all"]);
+    let server = RedisServer::start(ServerConfig::default().with_acl_user(user));
+    let redis = test_config(&server.url_for_user("app", "apppw")).with_l1(None);
+    let cache: aicache::AIResponseCache<String> =
+        aicache::connect_ai_cache(aicache::AiCacheConfig::default(), Some(&redis), None)
+            .await
+            .unwrap();
+    let key = cache
+        .key(&aicache::AiRequest::new("qa", "Who may read this?"))
+        .unwrap();
+    assert_eq!(cache.get(&key).await.unwrap_err().kind(), ErrorKind::Auth);
+    let stats = cache.stats();
+    let qa = stats.by_operation["qa"];
+    assert_eq!((qa.failures, qa.misses, stats.by_tier[0]), (1, 0, 1));
+}
+
 #[tokio::test]
 async fn acl_denial_reaches_the_caller() {
     let user = AclUser::new("app", "apppw", &["~elsewhere:*", "+@all"]);
