@@ -74,8 +74,8 @@ pub(crate) struct Inner<T> {
     pub(crate) admission: Option<Admission<T>>,
     pub(crate) usage_meter: Option<UsageMeter<T>>,
     pub(crate) recorder: Option<Arc<dyn Recorder>>,
-    /// Read on every request, written once per new operation: an `ArcSwap` keeps readers off any
-    /// shared lock word.
+    /// Read on every request, written once per new operation: a lookup of a known name is plain
+    /// loads (see [`OperationTable`]).
     pub(crate) ops: OperationTable<OpCounters>,
     pub(crate) tiers: [TierCounters; 4],
     pub(crate) decode_failures: AtomicU64,

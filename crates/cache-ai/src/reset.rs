@@ -10,7 +10,9 @@ impl<T> AIResponseCache<T> {
     /// read latencies), per tier, decode failures, L1 size refusals, background refreshes
     /// (started, completed, abandoned, refused; `running` is what runs) and key-generation
     /// statistics. The L1's and the store's own counters belong to them and are kept; entries
-    /// are untouched.
+    /// are untouched. Operation names stay tracked (at most
+    /// [`MAX_TRACKED_OPERATIONS`](cache_monitoring::MAX_TRACKED_OPERATIONS), the rest counted
+    /// under one entry): an operation unused since the reset is not reported.
     ///
     /// ```
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
