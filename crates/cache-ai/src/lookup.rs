@@ -13,7 +13,7 @@ use cache_core::{
     CacheOp, Layer, Outcome, ReadReport, ReadStatus, RequestEvent, Result, StripedCounter,
     TextTier, Ttl, unix_millis,
 };
-use cache_memory::Fill;
+use cache_memory::{Fill, ReadClock};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -374,14 +374,20 @@ where
         let ticket = near.begin_read(name);
         let asks_redis = l2.is_available();
         let l2_started = report.is_some().then(Instant::now);
-        let read = l2.read(key.cache_key(), 0).await;
+        // One reading of the wall clock for the expiry check and the promotion's TTL.
+        let mut clock = ReadClock::default();
+        let read = l2.read_with(key.cache_key(), 0, &mut clock).await;
         if let (Some(report), Some(started), true) = (report, l2_started, asks_redis) {
             report.l2_time = Some(started.elapsed());
         }
         let frame = match read? {
             Some(frame) => frame,
             None => match self.read_old_layout(key.cache_key()).await {
-                Some(frame) => frame,
+                Some(frame) => {
+                    // Another round trip since the reading: the promotion's TTL takes a new one.
+                    clock = ReadClock::default();
+                    frame
+                }
                 None => {
                     bump(&counters.misses);
                     return Ok(None);
@@ -399,7 +405,7 @@ where
             );
         // The clock is read only for an entry L1 may keep.
         let l1_ttl = keeps
-            .then(|| Ttl::from_millis(frame.meta.remaining_ms(unix_millis())).ok())
+            .then(|| Ttl::from_millis(frame.meta.remaining_ms(clock.now())).ok())
             .flatten();
         // An entry L1 is about to keep is decoded once anyway; the memo is for the others.
         let memo = l1_ttl.is_none().then_some(&self.inner.decoded);

@@ -38,4 +38,4 @@ pub use cache::{ByteSize, InMemoryCache, MemoryCacheStats};
 pub use config::MemoryCacheConfig;
 pub use near::{Fetched, Fill, Lookup, NearCache, ReadTicket};
 pub use store::MemoryFrameStore;
-pub use tier::{L2Stats, SharedTier, calibrate_clock, off_runtime};
+pub use tier::{L2Stats, ReadClock, SharedTier, calibrate_clock, off_runtime};

@@ -11,7 +11,7 @@ use cache_core::{
     MemoryReading, Namespace, Outcome, ReadReport, ReadStatus, Recorder, RedisMemory, Result,
     ShutdownReport, StoreWrite, Ttl, unix_millis,
 };
-use cache_memory::{Fill, InMemoryCache, Lookup, NearCache, SharedTier};
+use cache_memory::{Fill, InMemoryCache, Lookup, NearCache, ReadClock, SharedTier};
 
 use crate::config::RedisCacheConfig;
 use crate::events::{CacheEvent, CacheEventListener, Listeners};
@@ -382,19 +382,21 @@ impl GenericRedisCache {
             None => Ok(Lookup::<Bytes, Bytes>::Miss),
             Some(l2) => {
                 let ticket = near.begin_read(key.as_str());
+                // One reading of the wall clock for the expiry check and the promotion's TTL.
+                let mut clock = ReadClock::default();
                 let frame = match &self.inner.redis {
                     Some(redis) => {
                         let fetched = cache_core::FrameStore::get(redis, key).await;
-                        l2.accept(key, fetched, 0).await
+                        l2.accept_with(key, fetched, 0, &mut clock).await
                     }
-                    None => l2.read(key, 0).await,
+                    None => l2.read_with(key, 0, &mut clock).await,
                 };
                 frame.map(|frame| match frame {
                     None => Lookup::Miss,
                     Some(frame) => {
                         // Without L1 nothing is promoted: no second handle of the payload.
                         let ttl = near.l1().and_then(|_| {
-                            Ttl::from_millis(frame.meta.remaining_ms(unix_millis())).ok()
+                            Ttl::from_millis(frame.meta.remaining_ms(clock.now())).ok()
                         });
                         let fill = match ttl {
                             Some(ttl) => near.promote(
