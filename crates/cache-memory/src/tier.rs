@@ -234,6 +234,8 @@ impl SharedTier {
         grace_ms: u64,
         clock: &mut ReadClock,
     ) -> Result<Option<Frame>> {
+        // The bytes were fetched after any reading the caller took: the check takes its own.
+        clock.forget();
         let frame = match fetched {
             Ok(Some(raw)) => self.decode(key, raw, grace_ms, clock).await,
             Ok(None) => None,
@@ -416,6 +418,8 @@ impl SharedTier {
         {
             tracing::debug!(error = %e, "could not delete the undecodable value");
         }
+        // The delete was a round trip: the batch's next check takes a new reading.
+        clock.forget();
         None
     }
 }
